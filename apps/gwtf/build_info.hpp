@@ -1,0 +1,11 @@
+// What this build of gwtf runs on, read from the libraries themselves at run time where possible
+// (versions from their headers, BLAS from the shared objects actually loaded, threads from LibTorch).
+#pragma once
+
+#include <string>
+
+namespace gwtf::app {
+
+std::string describe_build();
+
+}  // namespace gwtf::app

@@ -1,0 +1,69 @@
+// Test helpers: frames built straight from the schema, to forge what a broken or hostile peer could send.
+#pragma once
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+
+#include <cstring>
+#include <vector>
+
+#include "kernels/base/rng.hpp"
+#include "kernels/wire/frame.hpp"
+#include "schema/gwtf.capnp.h"
+
+namespace gwtf::wire::testing {
+
+inline constexpr uint64_t kSwarm = 0x5EED;
+
+inline std::vector<char> to_frame(capnp::MessageBuilder& builder) {
+  auto words = capnp::messageToFlatArray(builder);
+  auto bytes = words.asChars();
+  return std::vector<char>(bytes.begin(), bytes.end());
+}
+
+// An Envelope with our version and swarm; the caller fills the body.
+inline schema::Envelope::Builder envelope(capnp::MallocMessageBuilder& builder) {
+  auto env = builder.initRoot<schema::Envelope>();
+  env.setVersion(kProtocolVersion);
+  env.setSwarmId(kSwarm);
+  env.setSender(7);
+  return env;
+}
+
+inline DecodeOptions options() {
+  DecodeOptions o;
+  o.swarm_id = kSwarm;
+  return o;
+}
+
+// Valid frames of every kind, with tensors of several dtypes and shapes (the seeds of the fuzz corpus).
+inline std::vector<std::vector<char>> valid_corpus() {
+  static const std::vector<float> floats = {1.5f, -2.0f, 3.25f, 0.0f, 1e-3f, 7.0f};
+  static const std::vector<uint8_t> bytes = {1, 2, 3, 4, 5};
+  std::vector<std::vector<char>> out;
+  const Header h{kProtocolVersion, kSwarm, 42};
+  TensorView f32{DType::kFloat32, {2, 3}, reinterpret_cast<const std::byte*>(floats.data()), 24};
+  TensorView u8{DType::kUInt8, {5}, reinterpret_cast<const std::byte*>(bytes.data()), 5};
+  TensorView scalar{DType::kFloat32, {}, reinterpret_cast<const std::byte*>(floats.data()), 4};
+  TensorView empty{DType::kInt64, {0, 4}, nullptr, 0};
+  out.push_back(encode_frame(h, f32));
+  out.push_back(encode_frame(h, u8));
+  out.push_back(encode_frame(h, scalar));
+  out.push_back(encode_frame(h, empty));
+  Activation a;
+  a.iteration = 3;
+  a.microbatch = 9;
+  a.stage = 1;
+  a.hop = 77;
+  a.tensor = f32;
+  out.push_back(encode_frame(h, a));
+  Gradient g;
+  static_cast<StageTensor&>(g) = a;
+  g.tensor = u8;
+  out.push_back(encode_frame(h, g));
+  out.push_back(encode_frame(h, Heartbeat{5, 1000, 4, 900, 12}));
+  out.push_back(encode_frame(h, CapacityUpdate{2, 4, 1, 250000, 1ull << 30}));
+  return out;
+}
+
+}  // namespace gwtf::wire::testing

@@ -1,0 +1,258 @@
+// Frames: round trips of every kind, and one test per way a frame can be wrong (docs/wire.md).
+#include "kernels/wire/frame.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <numeric>
+
+#include "tests/wire/frame_builders.hpp"
+#include "tests/wire/future.capnp.h"
+
+namespace gwtf::wire {
+namespace {
+
+using testing::envelope;
+using testing::kSwarm;
+using testing::options;
+using testing::to_frame;
+
+WireErrc decode_error(std::vector<char> frame, DecodeOptions o = options()) {
+  auto r = decode_frame(std::move(frame), o);
+  EXPECT_FALSE(r.ok()) << "frame was accepted";
+  return r.ok() ? WireErrc::kMalformed : r.error().code;
+}
+
+std::string decode_message(std::vector<char> frame, DecodeOptions o = options()) {
+  auto r = decode_frame(std::move(frame), o);
+  return r.ok() ? std::string("accepted") : r.error().message;
+}
+
+// --- round trips -------------------------------------------------------------------------------------------
+
+TEST(Frame, ActivationRoundTripKeepsEveryFieldAndEveryByte) {
+  std::vector<float> data(6 * 5);
+  std::iota(data.begin(), data.end(), -3.5f);
+  Activation a;
+  a.iteration = 1ull << 40;
+  a.microbatch = 123456;
+  a.stage = 7;
+  a.hop = 0xFEEDFACECAFEull;
+  a.tensor = {DType::kFloat32, {6, 5}, reinterpret_cast<const std::byte*>(data.data()), data.size() * 4};
+  auto decoded = decode_frame(encode_frame({0, kSwarm, 99}, a), options());
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+  EXPECT_EQ(decoded->header.version, kProtocolVersion);
+  EXPECT_EQ(decoded->header.sender, 99u);
+  const auto* got = std::get_if<Activation>(&decoded->body);
+  ASSERT_NE(got, nullptr);
+  EXPECT_EQ(got->iteration, a.iteration);
+  EXPECT_EQ(got->microbatch, a.microbatch);
+  EXPECT_EQ(got->stage, a.stage);
+  EXPECT_EQ(got->hop, a.hop);
+  EXPECT_EQ(got->tensor.shape, a.tensor.shape);
+  ASSERT_EQ(got->tensor.nbytes, a.tensor.nbytes);
+  EXPECT_EQ(std::memcmp(got->tensor.data, data.data(), a.tensor.nbytes), 0);
+}
+
+TEST(Frame, DecodedTensorPointsIntoTheFrameNoCopy) {
+  std::vector<double> data(1000, 2.5);
+  auto frame = encode_frame({0, kSwarm, 1}, TensorView{DType::kFloat64, {1000},
+                                                       reinterpret_cast<const std::byte*>(data.data()), 8000});
+  const char* begin = frame.data();
+  const char* end = frame.data() + frame.size();
+  auto decoded = decode_frame(std::move(frame), options());
+  ASSERT_TRUE(decoded.ok());
+  const auto& t = std::get<TensorView>(decoded->body);
+  const char* p = reinterpret_cast<const char*>(t.data);
+  EXPECT_TRUE(p >= begin && p + t.nbytes <= end) << "tensor bytes were copied out of the frame";
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 8, 0u) << "payload must stay word-aligned";
+}
+
+TEST(Frame, OddSizedPayloadIsCopiedNotOverread) {
+  const uint8_t three[3] = {9, 8, 7};
+  auto decoded = decode_frame(
+      encode_frame({0, kSwarm, 1}, TensorView{DType::kUInt8, {3}, reinterpret_cast<const std::byte*>(three), 3}),
+      options());
+  ASSERT_TRUE(decoded.ok());
+  const auto& t = std::get<TensorView>(decoded->body);
+  ASSERT_EQ(t.nbytes, 3u);
+  EXPECT_EQ(std::memcmp(t.data, three, 3), 0);
+}
+
+TEST(Frame, HeartbeatAndCapacityUpdateRoundTrip) {
+  Heartbeat hb{11, -5, 10, 123456789, 42};
+  auto d1 = decode_frame(encode_frame({0, kSwarm, 3}, hb), options());
+  ASSERT_TRUE(d1.ok());
+  const auto& h = std::get<Heartbeat>(d1->body);
+  EXPECT_EQ(h.seq, 11u);
+  EXPECT_EQ(h.sent_at_ns, -5);
+  EXPECT_EQ(h.echo_seq, 10u);
+  EXPECT_EQ(h.echo_sent_at_ns, 123456789);
+  EXPECT_EQ(h.echo_held_ns, 42);
+
+  CapacityUpdate cu{3, 8, 2, 999, 1ull << 33};
+  auto d2 = decode_frame(encode_frame({0, kSwarm, 3}, cu), options());
+  ASSERT_TRUE(d2.ok());
+  const auto& c = std::get<CapacityUpdate>(d2->body);
+  EXPECT_EQ(c.stage, 3);
+  EXPECT_EQ(c.capacity, 8u);
+  EXPECT_EQ(c.in_flight, 2u);
+  EXPECT_EQ(c.compute_ns_per_microbatch, 999u);
+  EXPECT_EQ(c.memory_bytes, 1ull << 33);
+}
+
+TEST(Frame, EveryCorpusFrameDecodes) {
+  for (auto& f : testing::valid_corpus()) {
+    auto r = decode_frame(std::move(f), options());
+    EXPECT_TRUE(r.ok()) << r.error().message;
+  }
+}
+
+// --- each malformed-frame case gets its specific error --------------------------------------------------------
+
+TEST(FrameRejects, EmptyAndTinyFramesAsTruncated) {
+  EXPECT_EQ(decode_error({}), WireErrc::kTruncated);
+  EXPECT_EQ(decode_error(std::vector<char>(5, 0)), WireErrc::kTruncated);
+}
+
+TEST(FrameRejects, EveryShortenedFrameAsTruncated) {
+  const auto full = testing::valid_corpus().front();
+  for (size_t n = 8; n < full.size(); n += 1) {
+    std::vector<char> cut(full.begin(), full.begin() + static_cast<long>(n));
+    auto r = decode_frame(std::move(cut), options());
+    ASSERT_FALSE(r.ok()) << "accepted a frame cut to " << n << " of " << full.size() << " bytes";
+    EXPECT_EQ(r.error().code, WireErrc::kTruncated) << r.error().message;
+  }
+}
+
+TEST(FrameRejects, ExtraBytesAsTrailing) {
+  auto f = testing::valid_corpus().front();
+  f.resize(f.size() + 8, 0);
+  EXPECT_EQ(decode_error(f), WireErrc::kTrailingBytes);
+}
+
+TEST(FrameRejects, SegmentCountBeyondLimitAsMalformed) {
+  std::vector<char> f(16, 0);
+  const uint32_t count_minus_one = 100000;
+  std::memcpy(f.data(), &count_minus_one, 4);
+  EXPECT_EQ(decode_error(f), WireErrc::kMalformed);
+}
+
+TEST(FrameRejects, PointerOutsideTheSegmentAsMalformed) {
+  // One segment of one word whose root pointer says "struct 1000 words further on".
+  std::vector<char> f(16, 0);
+  const uint32_t table[2] = {0, 1};
+  std::memcpy(f.data(), table, 8);
+  const uint64_t ptr = (uint64_t{1000} << 2) | (uint64_t{1} << 32);  // struct pointer, offset 1000, 1 data word
+  std::memcpy(f.data() + 8, &ptr, 8);
+  const auto msg = decode_message(f);
+  EXPECT_EQ(decode_error(f), WireErrc::kMalformed) << msg;
+}
+
+TEST(FrameRejects, DataLengthThatDisagreesWithShapeAsSizeMismatch) {
+  capnp::MallocMessageBuilder b;
+  auto t = envelope(b).initBody().initTensor();
+  t.setDtype(schema::DType::FLOAT32);
+  auto shape = t.initShape(2);
+  shape.set(0, 2);
+  shape.set(1, 3);
+  t.initData(20);  // 2*3 float32 needs 24
+  EXPECT_EQ(decode_error(to_frame(b)), WireErrc::kSizeMismatch);
+  EXPECT_NE(decode_message(to_frame(b)).find("24 bytes"), std::string::npos) << decode_message(to_frame(b));
+}
+
+TEST(FrameRejects, ShapeWhoseProductOverflowsAsShapeOverflow) {
+  capnp::MallocMessageBuilder b;
+  auto t = envelope(b).initBody().initActivation().initTensor();
+  t.setDtype(schema::DType::FLOAT32);
+  auto shape = t.initShape(3);
+  shape.set(0, int64_t{1} << 40);
+  shape.set(1, int64_t{1} << 40);
+  shape.set(2, 1);
+  EXPECT_EQ(decode_error(to_frame(b)), WireErrc::kShapeOverflow);
+}
+
+TEST(FrameRejects, ElementCountTimesSizeOverflowAsShapeOverflow) {
+  capnp::MallocMessageBuilder b;
+  auto t = envelope(b).initBody().initTensor();
+  t.setDtype(schema::DType::FLOAT64);
+  auto shape = t.initShape(1);
+  shape.set(0, int64_t{1} << 62);  // fits in int64, but times 8 bytes does not
+  EXPECT_EQ(decode_error(to_frame(b)), WireErrc::kShapeOverflow);
+}
+
+TEST(FrameRejects, NegativeDimension) {
+  capnp::MallocMessageBuilder b;
+  auto t = envelope(b).initBody().initGradient().initTensor();
+  t.setDtype(schema::DType::FLOAT32);
+  auto shape = t.initShape(2);
+  shape.set(0, -1);
+  shape.set(1, -4);
+  t.initData(16);
+  EXPECT_EQ(decode_error(to_frame(b)), WireErrc::kNegativeDimension);
+}
+
+TEST(FrameRejects, RankAboveTheLimit) {
+  capnp::MallocMessageBuilder b;
+  auto t = envelope(b).initBody().initTensor();
+  t.setDtype(schema::DType::UINT8);
+  auto shape = t.initShape(9);
+  for (unsigned i = 0; i < 9; ++i) shape.set(i, 1);
+  t.initData(1);
+  EXPECT_EQ(decode_error(to_frame(b)), WireErrc::kRankTooLarge);
+}
+
+TEST(FrameRejects, UnknownDType) {
+  capnp::MallocMessageBuilder b;
+  auto t = envelope(b).initBody().initTensor();
+  t.setDtype(static_cast<schema::DType>(77));
+  t.initShape(1).set(0, 1);
+  t.initData(4);
+  EXPECT_EQ(decode_error(to_frame(b)), WireErrc::kUnknownDType);
+  EXPECT_NE(decode_message(to_frame(b)).find("77"), std::string::npos);
+}
+
+TEST(FrameRejects, UnknownKindFromANewerPeer) {
+  capnp::MallocMessageBuilder b;
+  auto env = b.initRoot<future::Envelope>();
+  env.setVersion(kProtocolVersion);
+  env.setSwarmId(kSwarm);
+  env.getBody().setSomethingNew("hello from the future");
+  EXPECT_EQ(decode_error(to_frame(b)), WireErrc::kUnknownKind);
+}
+
+TEST(FrameRejects, WrongProtocolVersion) {
+  capnp::MallocMessageBuilder b;
+  auto env = envelope(b);
+  env.setVersion(kProtocolVersion + 1);
+  env.getBody().initHeartbeat();
+  EXPECT_EQ(decode_error(to_frame(b)), WireErrc::kWrongVersion);
+}
+
+TEST(FrameRejects, FrameOfAnotherSwarm) {
+  auto f = testing::valid_corpus().back();
+  auto o = options();
+  o.swarm_id = kSwarm + 1;
+  EXPECT_EQ(decode_error(f, o), WireErrc::kWrongSwarm);
+}
+
+TEST(FrameRejects, FrameOverTheConfiguredSizeLimit) {
+  std::vector<float> big(4096, 1.0f);
+  auto f = encode_frame({0, kSwarm, 1}, TensorView{DType::kFloat32, {4096},
+                                                   reinterpret_cast<const std::byte*>(big.data()), 4096 * 4});
+  auto o = options();
+  o.max_frame_bytes = 4096;
+  EXPECT_EQ(decode_error(f, o), WireErrc::kFrameTooLarge);
+  o.max_frame_bytes = f.size();
+  EXPECT_TRUE(decode_frame(std::move(f), o).ok());
+}
+
+TEST(FrameRejects, ErrorMessagesNameTheProblem) {
+  EXPECT_NE(decode_message({}).find("truncated frame"), std::string::npos);
+  auto o = options();
+  o.swarm_id = 1;
+  EXPECT_NE(decode_message(testing::valid_corpus().front(), o).find("swarm"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gwtf::wire
