@@ -4,7 +4,7 @@
 // Case k of a run is a pure function of (seed, k). A failure prints both; replay one case with
 //   GWTF_FUZZ_SEED=<seed> GWTF_FUZZ_CASE=<k> frame_fuzz_test
 // Environment: GWTF_FUZZ_ITERATIONS (default 200000), GWTF_FUZZ_SEED (default 1; "random" draws one and prints
-// it — the soak run does that).
+// it). The soak entry sets GWTF_FUZZ_SOAK: 2,000,000 x GWTF_SOAK_SCALE cases (scale 1 in CI, scripts/soak: 50).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -140,7 +140,9 @@ TEST(FrameFuzz, RandomAndMutatedFramesNeverCrashAndAcceptedOnesAreValid) {
     run_case(seed, std::strtoull(one, nullptr, 0), corpus);
     return;
   }
-  const uint64_t n = env_u64("GWTF_FUZZ_ITERATIONS", 200000);
+  const uint64_t n = std::getenv("GWTF_FUZZ_SOAK") ? 2000000 * env_u64("GWTF_SOAK_SCALE", 1)
+                                                   : env_u64("GWTF_FUZZ_ITERATIONS", 200000);
+  std::cout << "frame fuzz: " << n << " cases" << std::endl;
   for (uint64_t k = 0; k < n; ++k) {
     run_case(seed, k, corpus);
     if (::testing::Test::HasFailure()) {

@@ -1,0 +1,317 @@
+// bench/wire: what the wire costs, as ratios measured in one run (the machines are shared and noisy).
+//
+//  1. codec: encode (LibTorch tensor -> frame) and decode (frame -> validated, zero-copy tensor) throughput as a
+//     ratio to memcpy of the same bytes into an existing buffer;
+//  2. goodput of 4 MiB tensors between two processes on loopback, through CAF's middleman as a ratio to raw TCP.
+//     Both do the same work per message — encode a frame from the tensor, send it; the receiver decodes and
+//     validates it and acks with 8 bytes — with 4 messages in flight. The transports alternate, 3 rounds each,
+//     and the medians are compared.
+//
+// Usage: wire_bench [--messages N] [--rounds R] [--mib M]. The receiving side is this binary re-executed with
+// --serve tcp|caf.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "actors/frame_io.hpp"
+#include "actors/system_config.hpp"
+#include "kernels/wire/tensor_codec.hpp"
+
+extern char** environ;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr uint64_t kSwarm = 1;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+gwtf::wire::DecodeOptions decode_options() {
+  gwtf::wire::DecodeOptions o;
+  o.swarm_id = kSwarm;
+  return o;
+}
+
+std::vector<char> encode_tensor(const at::Tensor& t, uint32_t microbatch) {
+  auto held = gwtf::wire::hold_for_wire(t);
+  gwtf::wire::Activation a;
+  a.microbatch = microbatch;
+  a.tensor = held->view;
+  return gwtf::wire::encode_frame({0, kSwarm, 1}, a);
+}
+
+// Decodes and validates a received frame, as a stage would before computing on it.
+bool accept(std::vector<char>&& frame) {
+  auto m = gwtf::wire::decode_frame(std::move(frame), decode_options());
+  return m.ok() && std::holds_alternative<gwtf::wire::Activation>(m->body);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// 1. codec vs memcpy
+
+void bench_codec(size_t bytes, int reps) {
+  auto t = at::randn({static_cast<int64_t>(bytes / 4)});
+  std::vector<char> dst(bytes);
+  std::vector<double> memcpy_s, encode_s, decode_s;
+  for (int r = 0; r < reps; ++r) {
+    auto t0 = Clock::now();
+    std::memcpy(dst.data(), t.data_ptr(), bytes);
+    memcpy_s.push_back(seconds_since(t0));
+
+    t0 = Clock::now();
+    auto frame = encode_tensor(t, 0);
+    encode_s.push_back(seconds_since(t0));
+
+    t0 = Clock::now();
+    auto m = gwtf::wire::decode_frame(std::move(frame), decode_options());
+    auto back = gwtf::wire::from_wire(std::get<gwtf::wire::Activation>(m->body).tensor, m->storage);
+    decode_s.push_back(seconds_since(t0));
+    if (back.numel() != t.numel()) std::abort();
+  }
+  const double gib = static_cast<double>(bytes) / (1u << 30);
+  const double m = median(memcpy_s), e = median(encode_s), d = median(decode_s);
+  std::printf("codec %7.2f MiB: memcpy %6.2f GiB/s | encode %6.2f GiB/s = %.2fx memcpy | decode %8.2f GiB/s = %.1fx memcpy\n",
+              static_cast<double>(bytes) / (1u << 20), gib / m, gib / e, m / e, gib / d, m / d);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// 2. goodput: raw TCP
+
+bool read_all(int fd, void* p, size_t n) {
+  auto* c = static_cast<char*>(p);
+  while (n > 0) {
+    ssize_t r = ::read(fd, c, n);
+    if (r <= 0) return false;
+    c += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+bool write_all(int fd, const void* p, size_t n) {
+  const auto* c = static_cast<const char*>(p);
+  while (n > 0) {
+    ssize_t r = ::write(fd, c, n);
+    if (r <= 0) return false;
+    c += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+int listen_loopback(uint16_t* port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd, 1) != 0) return -1;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+void nodelay(int fd) {
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+int serve_tcp() {
+  uint16_t port = 0;
+  int lfd = listen_loopback(&port);
+  std::printf("%u\n", port);
+  std::fflush(stdout);
+  for (;;) {
+    int fd = ::accept(lfd, nullptr, nullptr);
+    if (fd < 0) return 1;
+    nodelay(fd);
+    uint64_t len = 0;
+    while (read_all(fd, &len, 8)) {
+      std::vector<char> frame(len);  // a fresh buffer per frame, as CAF allocates one per message
+      if (!read_all(fd, frame.data(), len)) break;
+      uint64_t ok = accept(std::move(frame)) ? 1 : 0;
+      if (!write_all(fd, &ok, 8)) break;
+    }
+    ::close(fd);
+  }
+}
+
+double goodput_tcp(uint16_t port, const at::Tensor& t, int messages, int window) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) std::abort();
+  nodelay(fd);
+  int in_flight = 0;
+  uint64_t acks = 0, ack = 0;
+  const auto t0 = Clock::now();
+  for (int i = 0; i < messages; ++i) {
+    if (in_flight == window) {
+      if (!read_all(fd, &ack, 8)) std::abort();
+      acks += ack;
+      --in_flight;
+    }
+    auto frame = encode_tensor(t, static_cast<uint32_t>(i));
+    uint64_t len = frame.size();
+    if (!write_all(fd, &len, 8) || !write_all(fd, frame.data(), frame.size())) std::abort();
+    ++in_flight;
+  }
+  for (; in_flight > 0; --in_flight) {
+    if (!read_all(fd, &ack, 8)) std::abort();
+    acks += ack;
+  }
+  const double s = seconds_since(t0);
+  ::close(fd);
+  if (acks != static_cast<uint64_t>(messages)) std::abort();
+  return static_cast<double>(t.nbytes()) * messages / s / (1u << 20);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// 2. goodput: CAF middleman
+
+caf::behavior acker(caf::stateful_actor<gwtf::FrameStats>* self) {
+  return {[self](gwtf::Frame& f) -> uint64_t {
+    return gwtf::open_frame(f, decode_options(), self->state, "bench client") ? 1 : 0;
+  }};
+}
+
+int serve_caf() {
+  gwtf::SystemConfig cfg;
+  caf::actor_system sys{cfg};
+  auto server = sys.spawn(acker);
+  auto port = sys.middleman().publish(server, 0, "127.0.0.1");
+  if (!port) return 1;
+  std::printf("%u\n", *port);
+  std::fflush(stdout);
+  pause();  // until the parent's SIGTERM
+  return 0;
+}
+
+double goodput_caf(caf::actor_system& sys, const caf::actor& remote, const at::Tensor& t, int messages,
+                   int window) {
+  caf::scoped_actor self{sys};
+  int in_flight = 0;
+  uint64_t acks = 0;
+  auto take_ack = [&] {
+    self->receive([&](uint64_t ok) { acks += ok; },
+                  caf::after(std::chrono::seconds(30)) >> [] { std::abort(); });
+    --in_flight;
+  };
+  const auto t0 = Clock::now();
+  for (int i = 0; i < messages; ++i) {
+    if (in_flight == window) take_ack();
+    self->send(remote, gwtf::Frame{encode_tensor(t, static_cast<uint32_t>(i))});
+    ++in_flight;
+  }
+  while (in_flight > 0) take_ack();
+  const double s = seconds_since(t0);
+  if (acks != static_cast<uint64_t>(messages)) std::abort();
+  return static_cast<double>(t.nbytes()) * messages / s / (1u << 20);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+
+struct Child {
+  pid_t pid = -1;
+  uint16_t port = 0;
+};
+
+Child spawn_server(const char* self_path, const char* kind) {
+  int out[2];
+  if (pipe(out) != 0) std::abort();
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, out[0]);
+  const char* argv[] = {self_path, "--serve", kind, nullptr};
+  Child c;
+  if (posix_spawn(&c.pid, "/proc/self/exe", &actions, nullptr, const_cast<char**>(argv), environ) != 0) std::abort();
+  posix_spawn_file_actions_destroy(&actions);
+  close(out[1]);
+  FILE* f = fdopen(out[0], "r");
+  unsigned port = 0;
+  if (std::fscanf(f, "%u", &port) != 1) {
+    std::fprintf(stderr, "wire_bench: the %s server did not start\n", kind);
+    std::exit(1);
+  }
+  std::fclose(f);
+  c.port = static_cast<uint16_t>(port);
+  return c;
+}
+
+void stop(const Child& c) {
+  kill(c.pid, SIGTERM);
+  waitpid(c.pid, nullptr, 0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int messages = 60, rounds = 3, mib = 4;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--serve") return std::string(argv[i + 1]) == "tcp" ? serve_tcp() : serve_caf();
+    if (flag == "--messages") messages = std::stoi(argv[i + 1]);
+    else if (flag == "--rounds") rounds = std::stoi(argv[i + 1]);
+    else if (flag == "--mib") mib = std::stoi(argv[i + 1]);
+    else {
+      std::fprintf(stderr, "usage: wire_bench [--messages N] [--rounds R] [--mib M]\n");
+      return 2;
+    }
+  }
+  at::set_num_threads(1);
+  std::printf("bench/wire — ratios measured in this run\n\n");
+  for (size_t kib : {64u, 1024u, 4096u, 16384u}) bench_codec(kib * 1024, 31);
+
+  const auto tensor = at::randn({static_cast<int64_t>(mib) << 18});  // mib MiB of float32
+  const Child tcp = spawn_server(argv[0], "tcp");
+  const Child caf_server = spawn_server(argv[0], "caf");
+  gwtf::SystemConfig cfg;
+  caf::actor_system sys{cfg};
+  auto remote = sys.middleman().remote_actor("127.0.0.1", caf_server.port);
+  if (!remote) {
+    std::fprintf(stderr, "wire_bench: cannot reach the CAF server: %s\n", sys.render(remote.error()).c_str());
+    return 1;
+  }
+  std::vector<double> tcp_mibs, caf_mibs;
+  goodput_tcp(tcp.port, tensor, 8, 4);  // warm-up both paths
+  goodput_caf(sys, *remote, tensor, 8, 4);
+  for (int r = 0; r < rounds; ++r) {
+    tcp_mibs.push_back(goodput_tcp(tcp.port, tensor, messages, 4));
+    caf_mibs.push_back(goodput_caf(sys, *remote, tensor, messages, 4));
+  }
+  std::printf("\ngoodput, %d MiB tensors, %d messages x %d rounds, 4 in flight, loopback, two processes:\n", mib,
+              messages, rounds);
+  std::printf("  raw TCP     %7.0f MiB/s (median; rounds:", median(tcp_mibs));
+  for (double v : tcp_mibs) std::printf(" %.0f", v);
+  std::printf(")\n  CAF 0.17    %7.0f MiB/s (median; rounds:", median(caf_mibs));
+  for (double v : caf_mibs) std::printf(" %.0f", v);
+  std::printf(")\n  CAF / raw TCP = %.2f\n", median(caf_mibs) / median(tcp_mibs));
+  remote = caf::actor{};
+  stop(tcp);
+  stop(caf_server);
+  return 0;
+}
