@@ -1,0 +1,919 @@
+#include "kernels/flow/flow_node.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+namespace gwtf::flow {
+
+namespace {
+constexpr double kEps = 1e-9;
+
+bool differs(double a, double b) { return std::fabs(a - b) > kEps * (1 + std::fabs(a) + std::fabs(b)); }
+
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+}  // namespace
+
+const char* body_name(const FlowBody& b) {
+  static const char* const names[] = {"Offer",     "FlowRequest", "FlowAccept",      "FlowReject",    "Cancel",
+                                      "PushBack",  "SuffixUpdate", "PrefixUpdate",   "CheckFlows",    "CheckReply",
+                                      "Snapshot",  "ProposeSwap", "SwapReply",       "ProposeTakeover",
+                                      "TakeoverReply", "Switch",  "Redirect"};
+  static_assert(sizeof(names) / sizeof(names[0]) == std::variant_size_v<FlowBody>);
+  return names[b.index()];
+}
+
+FlowNode::FlowNode(FlowConfig config, Rng rng) : cfg_(config), rng_(rng) {}
+
+// ------------------------------------------------------------------------------------------------------------
+// Entry point
+
+void FlowNode::step(const Input& input, double now, Output& out) {
+  now_ = now;
+  out_ = &out;
+  std::visit(Overloaded{
+                 [&](const Receive& r) { on_receive(r.from, r.body); },
+                 [&](const Tick&) { on_tick(); },
+                 [&](const PeerUp& p) { on_peer_up(p); },
+                 [&](const PeerDown& p) { on_peer_down(p.peer); },
+                 [&](const LinkCost& c) { on_link_cost(c); },
+             },
+             input);
+  out_ = nullptr;
+}
+
+void FlowNode::on_receive(NodeId from, const FlowBody& body) {
+  // Shared checks first: messages from peers we do not know, or know to be dead, are dropped.
+  auto p = peers_.find(from);
+  if (p == peers_.end() || !p->second.alive) {
+    event(EventKind::kDropped, from, std::string("from unknown or dead peer: ") + body_name(body));
+    return;
+  }
+  std::visit([&](const auto& m) { on(from, m); }, body);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Membership and measurements
+
+void FlowNode::on_peer_up(const PeerUp& p) {
+  dead_.erase(p.peer);
+  auto& peer = peers_[p.peer];
+  peer.stage = p.stage;
+  peer.alive = true;
+  if (is_prev(p.peer)) send(p.peer, current_offer());
+}
+
+void FlowNode::on_peer_down(NodeId peer) {
+  dead_.insert(peer);
+  auto it = peers_.find(peer);
+  if (it != peers_.end()) {
+    it->second.alive = false;
+    it->second.has_offer = false;
+    it->second.snapshot.reset();
+  }
+  std::vector<HopId> outs;
+  for (const auto& [id, o] : outs_)
+    if (o.next == peer) outs.push_back(id);
+  for (HopId id : outs) remove_out(id, false);
+  std::vector<HopKey> ins;
+  for (const auto& [key, in] : ins_)
+    if (key.prev == peer) ins.push_back(key);
+  for (const auto& key : ins) remove_in(key, true);
+  if (pending_move_ && pending_move_->partner == peer) {
+    if (auto o = outs_.find(pending_move_->mine); o != outs_.end()) o->second.locked = false;
+    pending_move_.reset();
+  }
+  build();
+  advertise(false);
+}
+
+void FlowNode::on_link_cost(const LinkCost& c) {
+  auto& peer = peers_[c.peer];
+  peer.link = c.cost;
+  for (auto& [id, o] : outs_) {
+    if (o.next != c.peer || !differs(o.link, c.cost)) continue;
+    o.link = c.cost;
+    if (o.in) send(o.in->prev, SuffixUpdate{o.in->id, suffix(o)});
+    if (o.in || is_holder()) {
+      const double prefix = o.in ? ins_.at(*o.in).prefix : 0.0;
+      send(o.next, PrefixUpdate{id, prefix + o.link});
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Periodic work
+
+void FlowNode::on_tick() {
+  ++round_;
+  if (temperature_ < 0) temperature_ = cfg_.params.temperature0 * mean_link();
+  else temperature_ *= cfg_.params.cooling_per_round;
+  if (pending_move_ && now_ > pending_move_->deadline) {
+    if (auto o = outs_.find(pending_move_->mine); o != outs_.end()) o->second.locked = false;
+    pending_move_.reset();
+  }
+  expire();
+  if (!is_holder()) {
+    bind_orphans();
+    repair_pairing();
+  }
+  build();
+  reroute();
+  advertise(round_ - last_advert_round_ >= cfg_.params.advert_every);
+
+  if (!is_holder() && round_ % cfg_.params.snapshot_every == 0) {
+    Snapshot snap;
+    for (const auto& [id, o] : outs_) {
+      if (!o.in || !o.established) continue;
+      snap.pairs.push_back(PairInfo{id, o.in->prev, ins_.at(*o.in).prefix, o.next, o.link, o.suffix_after});
+    }
+    for (const auto& [pid, p] : peers_)
+      if (p.alive && std::isfinite(p.link) && (is_prev(pid) || is_next(pid))) snap.links.push_back({pid, p.link});
+    snap.capacity = cfg_.capacity;
+    snap.used = used();
+    for (const auto& [pid, p] : peers_)
+      if (p.alive && p.stage == cfg_.stage && pid != cfg_.id) send(pid, snap);
+  }
+  if (round_ % cfg_.params.check_every == 0) {
+    // Anti-entropy: tell every next-stage peer exactly which established hops we have to it (an empty list too:
+    // it lets the peer drop hops we gave up on whose Cancel was lost).
+    std::map<NodeId, CheckFlows> checks;
+    for (const auto& [pid, p] : peers_)
+      if (p.alive && is_next(pid)) checks[pid];
+    for (const auto& [id, o] : outs_)
+      if (o.established) checks[o.next].hops.push_back(id);
+    for (auto& [pid, c] : checks) send(pid, std::move(c));
+  }
+  if (!is_holder() && !pending_move_ && rng_.chance(cfg_.params.move_probability)) try_move();
+}
+
+void FlowNode::expire() {
+  const double period = cfg_.params.period;
+  std::vector<HopId> give_up, idle;
+  for (auto& [id, o] : outs_) {
+    if (!o.established && now_ - o.since >= cfg_.params.request_timeout * period) {
+      if (o.attempts < cfg_.params.request_attempts) {
+        ++o.attempts;
+        o.since = now_;
+        const double prefix = o.for_in && ins_.count(*o.for_in) ? ins_.at(*o.for_in).prefix : 0.0;
+        send(o.next, FlowRequest{id, prefix + o.link, o.expected_suffix});
+      } else {
+        give_up.push_back(id);
+      }
+    } else if (!is_holder() && o.established && !o.in && !o.locked &&
+               now_ - o.since >= cfg_.params.idle_timeout * period) {
+      idle.push_back(id);
+    }
+  }
+  for (HopId id : give_up) {
+    send(outs_.at(id).next, Cancel{id});  // in case it was accepted and only the answer was lost
+    remove_out(id, false);
+  }
+  for (HopId id : idle) {
+    send(outs_.at(id).next, Cancel{id});
+    remove_out(id, false);
+  }
+  if (!idle.empty()) backoff_until_ = now_ + period * static_cast<double>(1 + rng_.below(3));
+  std::vector<HopKey> orphans;
+  for (const auto& [key, in] : ins_)
+    if (!is_holder() && !in.out && now_ - in.since >= cfg_.params.orphan_timeout * period) orphans.push_back(key);
+  for (const auto& key : orphans) {
+    send(key.prev, PushBack{key.id});
+    remove_in(key, false);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Building flows (sink first: a relay reserves a path to a sink, then offers it to the previous stage)
+
+std::optional<NodeId> FlowNode::best_next(NodeId exclude, double* cost) const {
+  std::optional<NodeId> best;
+  double best_cost = kInfCost;
+  for (const auto& [pid, p] : peers_) {
+    if (pid == exclude || !p.alive || !is_next(pid) || !p.has_offer || p.offer.free == 0 || !std::isfinite(p.link))
+      continue;
+    const double c = p.link + p.offer.best_suffix;
+    if (c < best_cost - kEps) {
+      best_cost = c;
+      best = pid;
+    }
+  }
+  if (cost) *cost = best_cost;
+  return best;
+}
+
+bool FlowNode::request_path(std::optional<HopKey> for_in, std::optional<HopId> replaces, NodeId exclude) {
+  double cost = 0;
+  auto w = best_next(exclude, &cost);
+  if (!w) return false;
+  auto& peer = peers_.at(*w);
+  const HopId id = new_hop_id();
+  OutHop o;
+  o.next = *w;
+  o.link = peer.link;
+  o.suffix_after = peer.offer.best_suffix;
+  o.expected_suffix = peer.offer.best_suffix;
+  o.since = now_;
+  o.attempts = 1;
+  o.for_in = for_in;
+  o.replaces = replaces;
+  const double prefix = for_in && ins_.count(*for_in) ? ins_.at(*for_in).prefix : 0.0;
+  outs_[id] = o;
+  --peer.offer.free;  // until it tells us otherwise: do not send it more requests than it has paths
+  send(*w, FlowRequest{id, prefix + o.link, o.expected_suffix});
+  return true;
+}
+
+void FlowNode::build() {
+  if (is_holder()) {
+    // As a source: one flow per unit of capacity.
+    while (outs_.size() < cfg_.capacity && request_path(std::nullopt, std::nullopt, 0)) {
+    }
+    return;
+  }
+  // Orphans first: each needs a new path, and already holds the capacity for it.
+  std::set<HopKey> served;
+  for (const auto& [id, o] : outs_)
+    if (!o.established && o.for_in) served.insert(*o.for_in);
+  for (const auto& [key, in] : ins_) {
+    if (in.out || served.count(key)) continue;
+    if (!request_path(key, std::nullopt, 0)) break;
+  }
+  // Then reserve paths ahead of demand, a few at a time.
+  if (now_ < backoff_until_) return;
+  uint32_t pending = 0;
+  for (const auto& [id, o] : outs_)
+    if (!o.established && !o.for_in) ++pending;
+  while (free_outs() + pending < cfg_.params.max_free_outs && used() < cfg_.capacity &&
+         request_path(std::nullopt, std::nullopt, 0))
+    ++pending;
+}
+
+void FlowNode::bind_orphans() {
+  for (auto& [key, in] : ins_) {
+    if (in.out) continue;
+    std::optional<HopId> best;
+    for (const auto& [id, o] : outs_)
+      if (o.established && !o.in && !o.locked && (!best || suffix(o) < suffix(outs_.at(*best)))) best = id;
+    if (!best) return;
+    match(key, *best);
+  }
+}
+
+// A matched flow whose onward path costs more than a free path offered downstream moves onto that path
+// (a local augmenting step; the old path is released and offered again).
+void FlowNode::reroute() {
+  if (used() >= cfg_.capacity && !is_holder()) return;
+  if (is_holder() && outs_.size() >= cfg_.capacity) return;
+  for (const auto& [id, o] : outs_) {
+    if (!o.established || o.locked) continue;
+    if (!is_holder() && !o.in) continue;
+    bool replacing = false;
+    for (const auto& [id2, o2] : outs_) replacing = replacing || (o2.replaces && *o2.replaces == id);
+    if (replacing) continue;
+    double cost = 0;
+    auto w = best_next(o.next, &cost);
+    if (!w || cost >= suffix(o) - 1e-6 * (1 + suffix(o))) continue;
+    request_path(o.in, id, o.next);
+    return;  // one per round: it needs spare capacity while in flight
+  }
+}
+
+// Min-max pairing: matching the largest prefix with the smallest suffix minimizes the largest path through this
+// node without changing any cost sum, so it is always taken (docs/flow.md).
+void FlowNode::repair_pairing() {
+  std::vector<HopKey> in_keys;
+  std::vector<HopId> out_ids;
+  for (const auto& [id, o] : outs_) {
+    if (!o.in || !o.established || o.locked) continue;
+    in_keys.push_back(*o.in);
+    out_ids.push_back(id);
+  }
+  if (in_keys.size() < 2) return;
+  double before = 0;
+  for (size_t k = 0; k < in_keys.size(); ++k)
+    before = std::max(before, ins_.at(in_keys[k]).prefix + suffix(outs_.at(out_ids[k])));
+  std::sort(in_keys.begin(), in_keys.end(),
+            [&](const HopKey& a, const HopKey& b) { return ins_.at(a).prefix < ins_.at(b).prefix; });
+  std::sort(out_ids.begin(), out_ids.end(),
+            [&](HopId a, HopId b) { return suffix(outs_.at(a)) > suffix(outs_.at(b)); });
+  double after = 0;
+  for (size_t k = 0; k < in_keys.size(); ++k)
+    after = std::max(after, ins_.at(in_keys[k]).prefix + suffix(outs_.at(out_ids[k])));
+  if (after >= before - 1e-6 * (1 + before)) return;
+  for (size_t k = 0; k < in_keys.size(); ++k) {
+    if (ins_.at(in_keys[k]).out == out_ids[k]) continue;
+    ins_.at(in_keys[k]).out = out_ids[k];
+    outs_.at(out_ids[k]).in = in_keys[k];
+  }
+  for (size_t k = 0; k < in_keys.size(); ++k) announce_costs(in_keys[k], out_ids[k]);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Message handlers: building
+
+void FlowNode::on(NodeId from, const Offer& m) {
+  auto& p = peers_.at(from);
+  p.offer = m;
+  p.has_offer = true;
+}
+
+void FlowNode::on(NodeId from, const FlowRequest& m) {
+  if (!is_prev(from)) {
+    send(from, FlowReject{m.hop, Reason::kWrongStage, current_offer()});
+    return;
+  }
+  const HopKey key{from, m.hop};
+  if (auto it = ins_.find(key); it != ins_.end()) {  // a retry whose answer was lost: answer again
+    const double s = it->second.out ? suffix(outs_.at(*it->second.out)) : 0.0;
+    send(from, FlowAccept{m.hop, s});
+    return;
+  }
+  if (is_holder()) {
+    if (ins_.size() >= cfg_.capacity) {
+      send(from, FlowReject{m.hop, Reason::kNoFreeOutflow, current_offer()});
+      return;
+    }
+    ins_[key] = InHop{m.prefix, std::nullopt, now_};
+    send(from, FlowAccept{m.hop, 0.0});
+    advertise(false);
+    return;
+  }
+  std::optional<HopId> best;
+  for (const auto& [id, o] : outs_)
+    if (o.established && !o.in && !o.locked && (!best || suffix(o) < suffix(outs_.at(*best)))) best = id;
+  if (!best) {
+    send(from, FlowReject{m.hop, Reason::kNoFreeOutflow, current_offer()});
+    return;
+  }
+  const double s = suffix(outs_.at(*best));
+  if (s > m.expected_suffix + cfg_.params.stale_tolerance * (1 + std::fabs(m.expected_suffix)) + kEps) {
+    send(from, FlowReject{m.hop, Reason::kStaleCost, current_offer()});
+    return;
+  }
+  ins_[key] = InHop{m.prefix, std::nullopt, now_};
+  send(from, FlowAccept{m.hop, s});
+  match(key, *best);
+  advertise(false);
+}
+
+void FlowNode::on(NodeId from, const FlowAccept& m) {
+  auto it = outs_.find(m.hop);
+  if (it == outs_.end() || it->second.next != from) {
+    send(from, Cancel{m.hop});  // we gave up on it: release it
+    event(EventKind::kDropped, from, "accept for a request we no longer have");
+    return;
+  }
+  OutHop& o = it->second;
+  o.suffix_after = m.suffix;
+  if (o.established) return;
+  o.established = true;
+  o.since = now_;
+  event(EventKind::kHopEstablished, from, "");
+  if (is_holder()) {
+    send(from, PrefixUpdate{m.hop, o.link});
+    if (o.replaces && outs_.count(*o.replaces)) {
+      send(outs_.at(*o.replaces).next, Cancel{*o.replaces});
+      outs_.erase(*o.replaces);
+    }
+    o.replaces.reset();
+    return;
+  }
+  // A reroute: move the flow from the old out-hop to this one, and release the old one.
+  if (o.replaces) {
+    auto old = outs_.find(*o.replaces);
+    o.replaces.reset();
+    if (old != outs_.end() && old->second.in && !old->second.locked) {
+      const HopKey in = *old->second.in;
+      const NodeId old_next = old->second.next;
+      send(old_next, Cancel{old->first});
+      outs_.erase(old);
+      ins_.at(in).out.reset();
+      match(in, m.hop);
+      return;
+    }
+  }
+  if (o.for_in && ins_.count(*o.for_in) && !ins_.at(*o.for_in).out) {
+    match(*o.for_in, m.hop);
+    return;
+  }
+  for (auto& [key, in] : ins_) {
+    if (!in.out) {
+      match(key, m.hop);
+      return;
+    }
+  }
+  advertise(false);
+}
+
+void FlowNode::on(NodeId from, const FlowReject& m) {
+  auto& p = peers_.at(from);
+  p.offer = m.offer;
+  p.has_offer = true;
+  auto it = outs_.find(m.hop);
+  if (it != outs_.end() && it->second.next == from && !it->second.established) {
+    outs_.erase(it);
+    build();
+  }
+}
+
+void FlowNode::on(NodeId from, const Cancel& m) {
+  const HopKey key{from, m.hop};
+  if (!ins_.count(key)) return;
+  remove_in(key, true);
+  advertise(false);
+}
+
+void FlowNode::on(NodeId from, const PushBack& m) {
+  auto it = outs_.find(m.hop);
+  if (it == outs_.end() || it->second.next != from) return;
+  remove_out(m.hop, false);
+  build();
+  advertise(false);
+}
+
+void FlowNode::on(NodeId from, const SuffixUpdate& m) {
+  auto it = outs_.find(m.hop);
+  if (it == outs_.end() || it->second.next != from) return;
+  OutHop& o = it->second;
+  if (!differs(o.suffix_after, m.suffix)) return;
+  o.suffix_after = m.suffix;
+  if (o.in) send(o.in->prev, SuffixUpdate{o.in->id, suffix(o)});
+  else advertise(false);
+}
+
+void FlowNode::on(NodeId from, const PrefixUpdate& m) {
+  auto it = ins_.find(HopKey{from, m.hop});
+  if (it == ins_.end()) return;
+  if (!differs(it->second.prefix, m.prefix)) return;
+  it->second.prefix = m.prefix;
+  if (it->second.out) {
+    const OutHop& o = outs_.at(*it->second.out);
+    send(o.next, PrefixUpdate{*it->second.out, m.prefix + o.link});
+  }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Anti-entropy
+
+void FlowNode::on(NodeId from, const CheckFlows& m) {
+  const std::set<HopId> listed(m.hops.begin(), m.hops.end());
+  std::vector<HopKey> stale;
+  for (const auto& [key, in] : ins_)
+    if (key.prev == from && !listed.count(key.id) && now_ - in.since >= cfg_.params.grace * cfg_.params.period)
+      stale.push_back(key);
+  for (const auto& key : stale) {
+    event(EventKind::kHopLost, from, "anti-entropy: upstream no longer has the hop");
+    remove_in(key, true);
+  }
+  CheckReply reply;
+  for (HopId id : listed)
+    if (!ins_.count(HopKey{from, id})) reply.unknown.push_back(id);
+  if (!reply.unknown.empty()) send(from, std::move(reply));
+  if (!stale.empty()) advertise(false);
+}
+
+void FlowNode::on(NodeId from, const CheckReply& m) {
+  bool changed = false;
+  for (HopId id : m.unknown) {
+    auto it = outs_.find(id);
+    if (it == outs_.end() || it->second.next != from || !it->second.established || it->second.locked) continue;
+    if (now_ - it->second.since < cfg_.params.grace * cfg_.params.period) continue;
+    event(EventKind::kHopLost, from, "anti-entropy: downstream does not know the hop");
+    remove_out(id, false);
+    changed = true;
+  }
+  if (changed) build();
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Annealing among same-stage peers
+
+void FlowNode::on(NodeId from, const Snapshot& m) {
+  if (peers_.at(from).stage == cfg_.stage) peers_.at(from).snapshot = m;
+}
+
+// Scores every swap and takeover with the same-stage peers' snapshots, picks the best, and proposes it under
+// the Metropolis rule. A move's score is the drop in the affected paths' total cost plus `max_weight` times the
+// drop in the larger affected path: it lowers total cost and, among equal totals, the slowest flow (docs/flow.md).
+void FlowNode::try_move() {
+  struct Candidate {
+    double score = -kInfCost;
+    NodeId partner = 0;
+    bool takeover = false;
+    HopId mine = 0;
+    PairInfo theirs;
+    double my_link_a = 0, my_link_b = 0;  // takeover: to X and Y; swap: link to B in my_link_b
+  } best;
+  const double w = cfg_.params.max_weight;
+  const bool room = used() < cfg_.capacity;
+  for (const auto& [pid, p] : peers_) {
+    if (!p.alive || p.stage != cfg_.stage || !p.snapshot || round_ < p.ignore_until) continue;
+    std::map<NodeId, double> their_link;
+    for (const auto& e : p.snapshot->links) their_link[e.peer] = e.cost;
+    for (const auto& q : p.snapshot->pairs) {
+      const double c2 = q.prefix + q.link_next + q.suffix_after_next;
+      // Swap next hops with each of my flows.
+      const double my_to_b = link_to(q.next);
+      for (const auto& [id, o] : outs_) {
+        if (!o.in || !o.established || o.locked || o.next == q.next || !std::isfinite(my_to_b)) continue;
+        auto ta = their_link.find(o.next);
+        if (ta == their_link.end()) continue;
+        const double p1 = ins_.at(*o.in).prefix;
+        const double c1 = p1 + suffix(o);
+        const double c1n = p1 + my_to_b + q.suffix_after_next;
+        const double c2n = q.prefix + ta->second + o.suffix_after;
+        const double score = (c1 + c2) - (c1n + c2n) + w * (std::max(c1, c2) - std::max(c1n, c2n));
+        if (score > best.score) best = Candidate{score, pid, false, id, q, 0, my_to_b};
+      }
+      // Take the flow over.
+      if (room) {
+        const double to_x = link_to(q.prev), to_y = link_to(q.next);
+        auto tx = their_link.find(q.prev);
+        if (!std::isfinite(to_x) || !std::isfinite(to_y) || tx == their_link.end()) continue;
+        const double cn = q.prefix - tx->second + to_x + to_y + q.suffix_after_next;
+        const double score = (c2 - cn) * (1 + w);
+        if (score > best.score) best = Candidate{score, pid, true, 0, q, to_x, to_y};
+      }
+    }
+  }
+  if (!std::isfinite(best.score)) return;
+  const double threshold = 1e-6 * (1 + mean_link());
+  const bool improving = best.score > threshold;
+  if (!improving && !(temperature_ > 0 && rng_.uniform() < std::exp(best.score / temperature_))) return;
+  if (!improving && best.score > -threshold) return;  // a neutral move changes nothing: not worth messages
+
+  PendingMove pm;
+  pm.partner = best.partner;
+  pm.new_id = new_hop_id();
+  pm.deadline = now_ + cfg_.params.proposal_timeout * cfg_.params.period;
+  if (best.takeover) {
+    pm.takeover = true;
+    send(best.partner, ProposeTakeover{best.theirs.out, pm.new_id, best.my_link_a, best.my_link_b});
+  } else {
+    OutHop& o = outs_.at(best.mine);
+    o.locked = true;
+    pm.mine = best.mine;
+    pm.their_next = best.theirs.next;
+    send(best.partner, ProposeSwap{best.mine, best.theirs.out, pm.new_id, o.next, ins_.at(*o.in).prefix,
+                                   best.my_link_b, o.suffix_after, best.theirs.suffix_after_next});
+  }
+  pending_move_ = pm;
+}
+
+void FlowNode::on(NodeId from, const ProposeSwap& m) {
+  SwapReply r;
+  r.mine = m.mine;
+  r.theirs = m.theirs;
+  auto refuse = [&](Reason why) {
+    r.reason = why;
+    send(from, r);
+  };
+  if (peers_.at(from).stage != cfg_.stage || is_holder()) return refuse(Reason::kWrongStage);
+  if (pending_move_) return refuse(Reason::kBusy);
+  auto it = outs_.find(m.theirs);
+  if (it == outs_.end() || !it->second.established || !it->second.in) return refuse(Reason::kUnknownHop);
+  OutHop o2 = it->second;
+  if (o2.locked) return refuse(Reason::kBusy);
+  const double link_a = link_to(m.my_next);
+  if (o2.next == m.my_next || !std::isfinite(link_a) || differs(o2.suffix_after, m.expected_their_suffix_after))
+    return refuse(Reason::kStaleCost);
+
+  const HopKey i2 = *o2.in;
+  const NodeId b = o2.next;
+  const HopId p = new_hop_id();
+  outs_.erase(it);
+  OutHop n;
+  n.next = m.my_next;
+  n.link = link_a;
+  n.suffix_after = m.my_suffix_after_next;
+  n.in = i2;
+  n.established = true;
+  n.since = now_;
+  outs_[p] = n;
+  ins_.at(i2).out = p;
+  send(b, Switch{m.theirs, from, m.new_id, m.my_prefix + m.my_link_to_their_next});
+  send(i2.prev, SuffixUpdate{i2.id, suffix(n)});
+  r.accept = true;
+  r.new_id = p;
+  r.their_prefix = ins_.at(i2).prefix;
+  r.their_suffix_after = o2.suffix_after;
+  r.their_link_to_my_next = link_a;
+  send(from, r);
+  temperature_ *= cfg_.params.cooling_per_move;
+  event(EventKind::kMoveAccepted, from, "swap (partner)");
+}
+
+void FlowNode::on(NodeId from, const SwapReply& m) {
+  const bool mine = pending_move_ && pending_move_->partner == from && !pending_move_->takeover &&
+                    pending_move_->mine == m.mine;
+  if (!mine) {
+    event(EventKind::kDropped, from, "late swap reply");
+    return;
+  }
+  const PendingMove pm = *pending_move_;
+  pending_move_.reset();
+  auto it = outs_.find(m.mine);
+  if (it != outs_.end()) it->second.locked = false;
+  if (!m.accept) {
+    peers_.at(from).ignore_until = round_ + cfg_.params.ignore_rounds;
+    event(EventKind::kMoveRejected, from, "swap");
+    return;
+  }
+  if (it == outs_.end() || !it->second.in) return;  // lost meanwhile: anti-entropy cleans up both sides
+  const HopKey i1 = *it->second.in;
+  const NodeId a = it->second.next;
+  outs_.erase(it);
+  OutHop n;
+  n.next = pm.their_next;
+  n.link = link_to(pm.their_next);
+  n.suffix_after = m.their_suffix_after;
+  n.in = i1;
+  n.established = true;
+  n.since = now_;
+  outs_[pm.new_id] = n;
+  ins_.at(i1).out = pm.new_id;
+  send(a, Switch{m.mine, from, m.new_id, m.their_prefix + m.their_link_to_my_next});
+  send(i1.prev, SuffixUpdate{i1.id, suffix(n)});
+  temperature_ *= cfg_.params.cooling_per_move;
+  event(EventKind::kMoveAccepted, from, "swap");
+}
+
+void FlowNode::on(NodeId from, const ProposeTakeover& m) {
+  TakeoverReply r;
+  r.theirs = m.theirs;
+  r.new_id = m.new_id;
+  auto refuse = [&](Reason why) {
+    r.reason = why;
+    send(from, r);
+  };
+  if (peers_.at(from).stage != cfg_.stage || is_holder()) return refuse(Reason::kWrongStage);
+  if (pending_move_) return refuse(Reason::kBusy);
+  auto it = outs_.find(m.theirs);
+  if (it == outs_.end() || !it->second.established || !it->second.in) return refuse(Reason::kUnknownHop);
+  if (it->second.locked) return refuse(Reason::kBusy);
+  const HopKey in = *it->second.in;
+  const double link_x = link_to(in.prev);
+  if (!std::isfinite(link_x)) return refuse(Reason::kStaleCost);
+  const OutHop o = it->second;
+  const double prefix_at_x = ins_.at(in).prefix - link_x;
+  outs_.erase(it);
+  ins_.erase(in);
+  send(o.next, Switch{m.theirs, from, m.new_id, prefix_at_x + m.my_link_prev + m.my_link_next});
+  send(in.prev, Redirect{in.id, from});
+  r.accept = true;
+  r.prev = in.prev;
+  r.prev_hop = in.id;
+  r.prefix_at_prev = prefix_at_x;
+  r.next = o.next;
+  r.suffix_after_next = o.suffix_after;
+  send(from, r);
+  temperature_ *= cfg_.params.cooling_per_move;
+  event(EventKind::kMoveAccepted, from, "takeover (partner)");
+  advertise(false);
+}
+
+void FlowNode::on(NodeId from, const TakeoverReply& m) {
+  const bool mine = pending_move_ && pending_move_->partner == from && pending_move_->takeover &&
+                    pending_move_->new_id == m.new_id;
+  if (mine) pending_move_.reset();
+  if (!m.accept) {
+    if (mine) {
+      peers_.at(from).ignore_until = round_ + cfg_.params.ignore_rounds;
+      event(EventKind::kMoveRejected, from, "takeover");
+    }
+    return;
+  }
+  // Late or not, the partner has handed the flow over: install it if we still can; if not, both neighbours
+  // learn through anti-entropy that we do not have it.
+  if (used() >= cfg_.capacity || !std::isfinite(link_to(m.prev)) || !std::isfinite(link_to(m.next)) ||
+      dead_.count(m.prev) || dead_.count(m.next)) {
+    event(EventKind::kDropped, from, "takeover accepted but cannot be installed");
+    return;
+  }
+  const HopKey in{m.prev, m.prev_hop};
+  ins_[in] = InHop{m.prefix_at_prev + link_to(m.prev), std::nullopt, now_};
+  OutHop n;
+  n.next = m.next;
+  n.link = link_to(m.next);
+  n.suffix_after = m.suffix_after_next;
+  n.established = true;
+  n.since = now_;
+  outs_[m.new_id] = n;
+  match(in, m.new_id);
+  temperature_ *= cfg_.params.cooling_per_move;
+  event(EventKind::kMoveAccepted, from, "takeover");
+}
+
+void FlowNode::on(NodeId from, const Switch& m) {
+  auto it = ins_.find(HopKey{from, m.old_id});
+  if (it == ins_.end()) {
+    event(EventKind::kDropped, from, "switch for an unknown hop");
+    return;
+  }
+  InHop in = it->second;
+  ins_.erase(it);
+  in.prefix = m.prefix;
+  in.since = now_;
+  const HopKey key{m.new_prev, m.new_id};
+  ins_[key] = in;
+  if (in.out) {
+    outs_.at(*in.out).in = key;
+    const OutHop& o = outs_.at(*in.out);
+    send(o.next, PrefixUpdate{*in.out, in.prefix + o.link});
+  }
+}
+
+void FlowNode::on(NodeId from, const Redirect& m) {
+  auto it = outs_.find(m.hop);
+  if (it == outs_.end() || it->second.next != from) return;
+  OutHop& o = it->second;
+  const double link = link_to(m.new_next);
+  if (!std::isfinite(link) || dead_.count(m.new_next)) {
+    send(m.new_next, Cancel{m.hop});
+    remove_out(m.hop, false);
+    build();
+    return;
+  }
+  o.next = m.new_next;
+  o.link = link;
+  o.since = now_;
+  if (o.in) send(o.in->prev, SuffixUpdate{o.in->id, suffix(o)});
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// State changes
+
+void FlowNode::remove_out(HopId id, bool /*push_in_back*/) {
+  auto it = outs_.find(id);
+  if (it == outs_.end()) return;
+  if (it->second.in) {
+    auto in = ins_.find(*it->second.in);
+    if (in != ins_.end()) {
+      in->second.out.reset();
+      in->second.since = now_;  // orphaned now
+    }
+  }
+  if (pending_move_ && pending_move_->mine == id) pending_move_.reset();
+  event(EventKind::kHopLost, it->second.next, "out-hop removed");
+  outs_.erase(it);
+}
+
+void FlowNode::remove_in(const HopKey& key, bool free_out) {
+  auto it = ins_.find(key);
+  if (it == ins_.end()) return;
+  if (it->second.out) {
+    auto o = outs_.find(*it->second.out);
+    if (o != outs_.end()) {
+      o->second.in.reset();
+      o->second.since = now_;  // a free reserved path from now on
+      if (!free_out) {
+        send(o->second.next, Cancel{o->first});
+        outs_.erase(o);
+      }
+    }
+  }
+  event(EventKind::kHopLost, key.prev, "in-hop removed");
+  ins_.erase(it);
+}
+
+void FlowNode::match(const HopKey& in, HopId out) {
+  ins_.at(in).out = out;
+  outs_.at(out).in = in;
+  announce_costs(in, out);
+}
+
+void FlowNode::announce_costs(const HopKey& in, HopId out) {
+  OutHop& o = outs_.at(out);
+  send(in.prev, SuffixUpdate{in.id, suffix(o)});
+  const double prefix = ins_.at(in).prefix + o.link;
+  if (differs(prefix, o.prefix_sent)) {
+    o.prefix_sent = prefix;
+    send(o.next, PrefixUpdate{out, prefix});
+  }
+}
+
+void FlowNode::send(NodeId to, FlowBody body) { out_->messages.push_back(Outgoing{to, std::move(body)}); }
+
+void FlowNode::advertise(bool force) {
+  const Offer o = current_offer();
+  const bool changed = o.free != last_offer_.free || differs(o.best_suffix, last_offer_.best_suffix);
+  if (!force && !changed) return;
+  last_offer_ = o;
+  last_advert_round_ = round_;
+  for (const auto& [pid, p] : peers_)
+    if (p.alive && is_prev(pid)) send(pid, o);
+}
+
+void FlowNode::event(EventKind kind, NodeId peer, std::string detail) {
+  if (out_) out_->events.push_back(FlowEvent{kind, peer, std::move(detail)});
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Derived values and views
+
+Offer FlowNode::current_offer() const {
+  Offer o;
+  o.capacity = cfg_.capacity;
+  o.used = used();
+  if (is_holder()) {
+    o.free = cfg_.capacity > ins_.size() ? static_cast<uint32_t>(cfg_.capacity - ins_.size()) : 0;
+    o.best_suffix = o.free > 0 ? 0.0 : kInfCost;
+    return o;
+  }
+  for (const auto& [id, out] : outs_) {
+    if (!out.established || out.in || out.locked) continue;
+    ++o.free;
+    o.best_suffix = std::min(o.best_suffix, suffix(out));
+  }
+  return o;
+}
+
+uint32_t FlowNode::used() const {
+  if (is_holder()) return static_cast<uint32_t>(outs_.size());
+  uint32_t n = static_cast<uint32_t>(outs_.size());
+  for (const auto& [key, in] : ins_) n += in.out ? 0 : 1;
+  if (pending_move_ && pending_move_->takeover) ++n;
+  return n;
+}
+
+uint32_t FlowNode::free_outs() const { return current_offer().free; }
+
+bool FlowNode::is_prev(NodeId peer) const {
+  auto it = peers_.find(peer);
+  return it != peers_.end() && it->second.stage == prev_stage(cfg_.stage, cfg_.relay_stages);
+}
+
+bool FlowNode::is_next(NodeId peer) const {
+  auto it = peers_.find(peer);
+  return it != peers_.end() && it->second.stage == next_stage(cfg_.stage, cfg_.relay_stages);
+}
+
+double FlowNode::link_to(NodeId peer) const {
+  auto it = peers_.find(peer);
+  return it == peers_.end() || !it->second.alive ? kInfCost : it->second.link;
+}
+
+double FlowNode::mean_link() const {
+  double sum = 0;
+  int n = 0;
+  for (const auto& [pid, p] : peers_)
+    if (std::isfinite(p.link)) {
+      sum += p.link;
+      ++n;
+    }
+  return n ? sum / n : 1.0;
+}
+
+std::vector<Route> FlowNode::routes() const {
+  std::vector<Route> r;
+  for (const auto& [key, in] : ins_)
+    if (in.out) r.push_back(Route{key, outs_.at(*in.out).next, *in.out});
+  return r;
+}
+
+std::vector<FlowNode::OutHopView> FlowNode::out_hops() const {
+  std::vector<OutHopView> v;
+  for (const auto& [id, o] : outs_) v.push_back(OutHopView{id, o.next, o.established, o.in});
+  return v;
+}
+
+std::vector<HopKey> FlowNode::in_hops() const {
+  std::vector<HopKey> v;
+  for (const auto& [key, in] : ins_) v.push_back(key);
+  return v;
+}
+
+std::optional<HopId> FlowNode::out_for(const HopKey& in) const {
+  auto it = ins_.find(in);
+  if (it == ins_.end()) return std::nullopt;
+  return it->second.out;
+}
+
+std::string FlowNode::check_invariants() const {
+  std::ostringstream err;
+  if (is_holder()) {
+    if (outs_.size() > cfg_.capacity) err << "source flows " << outs_.size() << " > capacity " << cfg_.capacity << "; ";
+    if (ins_.size() > cfg_.capacity) err << "sink flows " << ins_.size() << " > capacity " << cfg_.capacity << "; ";
+  } else if (used() > cfg_.capacity) {
+    err << "used " << used() << " > capacity " << cfg_.capacity << "; ";
+  }
+  for (const auto& [key, in] : ins_) {
+    if (dead_.count(key.prev)) err << "in-hop from dead peer " << key.prev << "; ";
+    if (in.out && (!outs_.count(*in.out) || !outs_.at(*in.out).in || !(*outs_.at(*in.out).in == key)))
+      err << "in-hop (" << key.prev << "," << key.id << ") matched to an out-hop that does not match back; ";
+  }
+  for (const auto& [id, o] : outs_) {
+    if (dead_.count(o.next)) err << "out-hop " << id << " to dead peer " << o.next << "; ";
+    if (o.in && (!ins_.count(*o.in) || ins_.at(*o.in).out != id))
+      err << "out-hop " << id << " matched to an in-hop that does not match back; ";
+  }
+  return err.str();
+}
+
+}  // namespace gwtf::flow

@@ -1,0 +1,241 @@
+// FlowNode: one node's side of the decentralized flow protocol, as a pure state machine (docs/flow.md).
+//
+// Inputs (step): a message from a peer, a tick with the current time, a peer up or down, a link-cost
+// measurement. Outputs (appended to an Output the caller drains): messages to send and events. No clock,
+// thread, socket or global randomness: time arrives with each input, randomness from the Rng it is given.
+//
+// A flow is a chain of hops: data holder (source) -> one relay per stage -> data holder (sink). A relay matches
+// each in-hop to one out-hop; an out-hop without an in-hop is a reserved path to a sink that it offers to the
+// previous stage; an in-hop without an out-hop (its onward path died) is an orphan that must be re-routed or
+// pushed back. Capacity bounds the out-hops (every flow through a relay, matched or reserved).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "kernels/base/rng.hpp"
+#include "kernels/flow/messages.hpp"
+
+namespace gwtf::flow {
+
+struct FlowParams {
+  double period = 1.0;              // tick period: one protocol round
+  uint32_t max_free_outs = 1;       // reserved paths a relay builds ahead of upstream demand
+  int request_attempts = 5;         // a request is re-sent this many times before giving up
+  double request_timeout = 1.0;     // (periods) before a request is re-sent
+  double idle_timeout = 12.0;       // (periods) a reserved path nobody takes is released after this
+  double orphan_timeout = 6.0;      // (periods) an orphaned in-hop is pushed back after this
+  double grace = 3.0;               // (periods) anti-entropy leaves younger hops alone (messages in flight)
+  int advert_every = 3;             // rounds between unconditional Offer broadcasts
+  int snapshot_every = 2;           // rounds between Snapshots to same-stage peers
+  int check_every = 6;              // rounds between CheckFlows
+  double stale_tolerance = 1e-9;    // relative: a request expecting a cheaper suffix than mine is refused
+  // Annealing (docs/flow.md "moves and their score").
+  double move_probability = 0.5;    // per round, chance that a relay looks for a move
+  double temperature0 = 0.3;        // initial temperature, in units of the node's mean link cost
+  double cooling_per_round = 0.96;
+  double cooling_per_move = 0.95;
+  double max_weight = 1.0;          // weight of the larger affected path in a move's score (0: total cost only)
+  double proposal_timeout = 2.0;    // (periods)
+  int ignore_rounds = 5;            // a peer that refused a proposal is left alone this long
+};
+
+struct FlowConfig {
+  NodeId id = 0;
+  Stage stage = 0;                  // 0: data holder
+  Stage relay_stages = 1;           // S
+  uint32_t capacity = 0;            // holders: flows as source and as sink
+  FlowParams params;
+};
+
+// Inputs.
+struct Receive {
+  NodeId from = 0;
+  FlowBody body;
+};
+struct Tick {};
+struct PeerUp {
+  NodeId peer = 0;
+  Stage stage = 0;
+};
+struct PeerDown {
+  NodeId peer = 0;
+};
+struct LinkCost {
+  NodeId peer = 0;
+  double cost = 0;
+};
+using Input = std::variant<Receive, Tick, PeerUp, PeerDown, LinkCost>;
+
+// Outputs.
+struct Outgoing {
+  NodeId to = 0;
+  FlowBody body;
+};
+enum class EventKind : uint8_t {
+  kHopEstablished,    // an out-hop was accepted downstream
+  kHopLost,           // an out-hop or in-hop went away (peer down, push back, cancel, anti-entropy)
+  kMoveAccepted,      // an annealing move was applied (as proposer or partner)
+  kMoveRejected,
+  kDropped,           // a message was ignored (unknown peer, unknown hop, stale)
+};
+struct FlowEvent {
+  EventKind kind;
+  NodeId peer = 0;
+  std::string detail;
+};
+struct Output {
+  std::vector<Outgoing> messages;
+  std::vector<FlowEvent> events;
+};
+
+// One relay's routing entry for the training layer: microbatches arriving on `in` leave on `out`.
+struct Route {
+  HopKey in;
+  NodeId next = 0;
+  HopId out = 0;
+};
+
+class FlowNode {
+ public:
+  FlowNode(FlowConfig config, Rng rng);
+
+  void step(const Input& input, double now, Output& out);
+
+  // --- read-only views for the runtime, the simulator and tests ---
+  NodeId id() const { return cfg_.id; }
+  Stage stage() const { return cfg_.stage; }
+  bool is_holder() const { return cfg_.stage == 0; }
+  uint32_t capacity() const { return cfg_.capacity; }
+  std::vector<Route> routes() const;   // matched pairs (relays)
+
+  struct OutHopView {
+    HopId id;
+    NodeId next;
+    bool established;
+    std::optional<HopKey> in;
+  };
+  std::vector<OutHopView> out_hops() const;
+  std::vector<HopKey> in_hops() const;     // relays: all; holders: sink hops
+  std::optional<HopId> out_for(const HopKey& in) const;
+  bool knows_dead(NodeId peer) const { return dead_.count(peer) > 0; }
+  double temperature() const { return temperature_; }
+
+  // Local invariants (capacity, matching is a bijection, no hop to a peer known dead); empty when all hold.
+  std::string check_invariants() const;
+
+ private:
+  struct InHop {
+    double prefix = 0;
+    std::optional<HopId> out;  // relays only
+    double since = 0;          // created, or orphaned
+  };
+  struct OutHop {
+    NodeId next = 0;
+    double link = 0;
+    double suffix_after = 0;         // next -> sink, as the next hop last told
+    std::optional<HopKey> in;        // relays only
+    bool established = false;        // false: request sent, no answer yet
+    double since = 0;                // request sent / established / freed
+    int attempts = 0;
+    double prefix_sent = -1;         // last prefix told downstream
+    double expected_suffix = 0;      // for the request
+    bool locked = false;             // part of a pending proposal
+    std::optional<HopKey> for_in;    // requested to carry this in-hop (an orphan, or a reroute)
+    std::optional<HopId> replaces;   // a reroute: the out-hop to release once this one is accepted
+  };
+  struct Peer {
+    Stage stage = 0;
+    bool alive = true;
+    double link = kInfCost;  // unknown until measured
+    Offer offer;
+    bool has_offer = false;
+    std::optional<Snapshot> snapshot;
+    int ignore_until = 0;
+  };
+  struct PendingMove {
+    NodeId partner = 0;
+    HopId mine = 0;   // my locked out-hop (swap); 0 for takeover
+    HopId new_id = 0;
+    NodeId their_next = 0;  // swap: B, my next hop after the swap
+    double deadline = 0;
+    bool takeover = false;
+  };
+
+  // Input handlers (one per message kind; see docs/flow.md for each rule).
+  void on_receive(NodeId from, const FlowBody& body);
+  void on_tick();
+  void on_peer_up(const PeerUp& p);
+  void on_peer_down(NodeId peer);
+  void on_link_cost(const LinkCost& c);
+  void on(NodeId from, const Offer& m);
+  void on(NodeId from, const FlowRequest& m);
+  void on(NodeId from, const FlowAccept& m);
+  void on(NodeId from, const FlowReject& m);
+  void on(NodeId from, const Cancel& m);
+  void on(NodeId from, const PushBack& m);
+  void on(NodeId from, const SuffixUpdate& m);
+  void on(NodeId from, const PrefixUpdate& m);
+  void on(NodeId from, const CheckFlows& m);
+  void on(NodeId from, const CheckReply& m);
+  void on(NodeId from, const Snapshot& m);
+  void on(NodeId from, const ProposeSwap& m);
+  void on(NodeId from, const SwapReply& m);
+  void on(NodeId from, const ProposeTakeover& m);
+  void on(NodeId from, const TakeoverReply& m);
+  void on(NodeId from, const Switch& m);
+  void on(NodeId from, const Redirect& m);
+
+  // Building flows.
+  void build();
+  bool request_path(std::optional<HopKey> for_in, std::optional<HopId> replaces, NodeId exclude);
+  std::optional<NodeId> best_next(NodeId exclude, double* cost) const;
+  void reroute();
+  void bind_orphans();
+  void repair_pairing();
+  void expire();
+  // Annealing.
+  void try_move();
+  // State changes with their notifications.
+  HopId new_hop_id() { return ++hop_counter_; }
+  void remove_out(HopId id, bool push_in_back);
+  void remove_in(const HopKey& key, bool free_out);
+  void match(const HopKey& in, HopId out);
+  void announce_costs(const HopKey& in, HopId out);
+  void send(NodeId to, FlowBody body);
+  void advertise(bool force);
+  void event(EventKind kind, NodeId peer, std::string detail);
+
+  // Derived values.
+  Offer current_offer() const;
+  double suffix(const OutHop& o) const { return o.link + o.suffix_after; }
+  uint32_t used() const;
+  uint32_t free_outs() const;
+  bool is_prev(NodeId peer) const;
+  bool is_next(NodeId peer) const;
+  double link_to(NodeId peer) const;
+  double mean_link() const;
+
+  FlowConfig cfg_;
+  Rng rng_;
+  double now_ = 0;
+  int round_ = 0;
+  HopId hop_counter_ = 0;
+  std::map<NodeId, Peer> peers_;
+  std::set<NodeId> dead_;
+  std::map<HopKey, InHop> ins_;
+  std::map<HopId, OutHop> outs_;
+  std::optional<PendingMove> pending_move_;
+  double temperature_ = -1;  // set on the first tick, from the link costs known then
+  double backoff_until_ = 0;
+  Offer last_offer_;
+  int last_advert_round_ = -1000;
+  Output* out_ = nullptr;  // the Output of the step in progress
+};
+
+}  // namespace gwtf::flow

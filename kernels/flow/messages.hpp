@@ -1,0 +1,147 @@
+// The flow protocol's messages (docs/flow.md has the protocol; schema/gwtf.capnp has the same messages on the
+// wire, and kernels/wire encodes exactly these structs). Costs are in seconds (or abstract units in the random
+// test instances): a prefix is the cost of a flow from its source up to and including the link into a node; a
+// suffix is the cost from a node to the flow's sink, including the link out of it.
+#pragma once
+
+#include <cstdint>
+#include <variant>
+#include <vector>
+
+#include "kernels/flow/types.hpp"
+
+namespace gwtf::flow {
+
+// Why a request or proposal was refused; every refusal names one.
+enum class Reason : uint8_t {
+  kNoFreeOutflow = 0,  // no reserved path to a sink to hand out (or a sink with no slot left)
+  kStaleCost = 1,      // the sender's view of my costs is out of date; my current offer is attached
+  kWrongStage = 2,     // the sender is not in the stage before mine (requests) / not in mine (proposals)
+  kBusy = 3,           // I am in the middle of another negotiation about this hop
+  kUnknownHop = 4,     // the proposal names a hop I do not have (any more)
+  kNoCapacity = 5,     // taking the flow over would exceed my capacity
+};
+inline constexpr uint8_t kReasonCount = 6;
+
+// Distance-vector and capacity advertisement, to the previous stage (and the same stage, for joiners).
+struct Offer {
+  uint32_t free = 0;               // reserved paths to a sink I can hand out now (sinks: free slots)
+  double best_suffix = kInfCost;   // the cheapest of them, from me to the sink
+  uint32_t capacity = 0;
+  uint32_t used = 0;               // flows through me (matched or reserved)
+};
+
+struct FlowRequest {  // upstream -> downstream: bind a new hop to one of your free reserved paths
+  HopId hop = 0;
+  double prefix = 0;           // cost from the source to the receiver through this hop
+  double expected_suffix = 0;  // the receiver's best_suffix as the sender last heard it
+};
+struct FlowAccept {  // downstream -> upstream
+  HopId hop = 0;
+  double suffix = 0;  // from the receiver of the request to the sink
+};
+struct FlowReject {
+  HopId hop = 0;
+  Reason reason = Reason::kNoFreeOutflow;
+  Offer offer;
+};
+struct Cancel {  // upstream -> downstream: I release this hop
+  HopId hop = 0;
+};
+struct PushBack {  // downstream -> upstream: this hop leads nowhere any more
+  HopId hop = 0;
+};
+struct SuffixUpdate {  // downstream -> upstream, along a flow
+  HopId hop = 0;
+  double suffix = 0;
+};
+struct PrefixUpdate {  // upstream -> downstream, along a flow
+  HopId hop = 0;
+  double prefix = 0;
+};
+struct CheckFlows {  // anti-entropy, upstream -> downstream: every established hop I have to you
+  std::vector<HopId> hops;
+};
+struct CheckReply {  // the hops of a CheckFlows that the receiver does not know
+  std::vector<HopId> unknown;
+};
+
+// Same-stage state for the annealing moves: what each of my matched flows looks like, and my link costs.
+struct PairInfo {
+  HopId out = 0;
+  NodeId prev = 0;
+  double prefix = 0;             // incl. the link prev -> me
+  NodeId next = 0;
+  double link_next = 0;          // me -> next
+  double suffix_after_next = 0;  // next -> sink
+};
+struct LinkCostEntry {
+  NodeId peer = 0;
+  double cost = 0;
+};
+struct Snapshot {
+  std::vector<PairInfo> pairs;
+  std::vector<LinkCostEntry> links;  // to my prev- and next-stage peers
+  uint32_t capacity = 0;
+  uint32_t used = 0;
+};
+
+// Exchange next hops: my flow on out-hop `mine` (to A) and yours on `theirs` (to B) swap A and B.
+struct ProposeSwap {
+  HopId mine = 0;
+  HopId theirs = 0;
+  HopId new_id = 0;        // the id my new out-hop to B will have
+  NodeId my_next = 0;      // A
+  double my_prefix = 0;
+  double my_link_to_their_next = 0;  // me -> B
+  double my_suffix_after_next = 0;   // A -> sink
+  double expected_their_suffix_after = 0;  // B -> sink, as I know it
+};
+struct SwapReply {
+  bool accept = false;
+  Reason reason = Reason::kBusy;
+  HopId mine = 0;    // echo
+  HopId theirs = 0;  // echo
+  HopId new_id = 0;  // the id the replier's new out-hop to A has
+  double their_prefix = 0;
+  double their_suffix_after = 0;  // B -> sink
+  double their_link_to_my_next = 0;  // replier -> A
+};
+// Take over your flow on out-hop `theirs` (prev X -> you -> next Y becomes X -> me -> Y).
+struct ProposeTakeover {
+  HopId theirs = 0;
+  HopId new_id = 0;      // the id my out-hop to Y will have
+  double my_link_prev = 0;  // X -> me
+  double my_link_next = 0;  // me -> Y
+};
+struct TakeoverReply {
+  bool accept = false;
+  Reason reason = Reason::kBusy;
+  HopId theirs = 0;
+  HopId new_id = 0;
+  NodeId prev = 0;       // X
+  HopId prev_hop = 0;    // X's id of its out-hop, which now comes to me
+  double prefix_at_prev = 0;  // cost from the source to X (excl. the link X -> me)
+  NodeId next = 0;       // Y
+  double suffix_after_next = 0;
+};
+// Old upstream -> downstream: the in-hop you know as (me, old_id) now comes from (new_prev, new_id).
+struct Switch {
+  HopId old_id = 0;
+  NodeId new_prev = 0;
+  HopId new_id = 0;
+  double prefix = 0;
+};
+// Old downstream -> upstream: your out-hop `hop` now goes to `new_next` (who knows it as (you, hop)).
+struct Redirect {
+  HopId hop = 0;
+  NodeId new_next = 0;
+};
+
+using FlowBody = std::variant<Offer, FlowRequest, FlowAccept, FlowReject, Cancel, PushBack, SuffixUpdate,
+                              PrefixUpdate, CheckFlows, CheckReply, Snapshot, ProposeSwap, SwapReply,
+                              ProposeTakeover, TakeoverReply, Switch, Redirect>;
+
+const char* body_name(const FlowBody& b);
+
+}  // namespace gwtf::flow
