@@ -836,8 +836,13 @@ Offer FlowNode::current_offer() const {
 
 uint32_t FlowNode::used() const {
   if (is_holder()) return static_cast<uint32_t>(outs_.size());
+  // Every out-hop holds a slot, and so does an orphan, unless a request for its new out-hop (which holds it
+  // already) is on its way.
   uint32_t n = static_cast<uint32_t>(outs_.size());
-  for (const auto& [key, in] : ins_) n += in.out ? 0 : 1;
+  std::set<HopKey> covered;
+  for (const auto& [id, o] : outs_)
+    if (!o.established && o.for_in) covered.insert(*o.for_in);
+  for (const auto& [key, in] : ins_) n += (in.out || covered.count(key)) ? 0 : 1;
   if (pending_move_ && pending_move_->takeover) ++n;
   return n;
 }
@@ -881,6 +886,12 @@ std::vector<FlowNode::OutHopView> FlowNode::out_hops() const {
   std::vector<OutHopView> v;
   for (const auto& [id, o] : outs_) v.push_back(OutHopView{id, o.next, o.established, o.in});
   return v;
+}
+
+std::optional<FlowNode::OutHopView> FlowNode::out_hop(HopId id) const {
+  auto it = outs_.find(id);
+  if (it == outs_.end()) return std::nullopt;
+  return OutHopView{id, it->second.next, it->second.established, it->second.in};
 }
 
 std::vector<HopKey> FlowNode::in_hops() const {

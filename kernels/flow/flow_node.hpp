@@ -121,6 +121,7 @@ class FlowNode {
     std::optional<HopKey> in;
   };
   std::vector<OutHopView> out_hops() const;
+  std::optional<OutHopView> out_hop(HopId id) const;
   std::vector<HopKey> in_hops() const;     // relays: all; holders: sink hops
   std::optional<HopId> out_for(const HopKey& in) const;
   bool knows_dead(NodeId peer) const { return dead_.count(peer) > 0; }

@@ -1,0 +1,102 @@
+// FlowSim: N FlowNode state machines in one process, driven by the discrete-event engine with modeled link
+// delays (latency + bytes/bandwidth), message loss, crashes and joins — all from one seed (DESIGN §2).
+//
+// Ground truth lives here, not in the nodes: measure() follows the hop chains the nodes hold and prices them with
+// the instance's true edge costs; check_invariants() checks every node plus the global properties (every
+// counted flow visits each stage once and ends at a data holder; no hop is known to one end only, once quiet).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/base/rng.hpp"
+#include "kernels/flow/flow_node.hpp"
+#include "kernels/flow/instance.hpp"
+#include "kernels/sim/event_queue.hpp"
+
+namespace gwtf::sim {
+
+struct FlowSimConfig {
+  flow::FlowParams params;
+  double loss = 0;                 // probability that a message is lost
+  double detection_delay = 2.0;    // (periods) from a crash until its neighbours get PeerDown
+  bool check_every_event = false;  // run check_invariants after every event (property tests)
+  // One-way delay of a message of `bytes` from a to b; default: latency 1-5% of a period, ample bandwidth.
+  std::function<double(flow::NodeId, flow::NodeId, size_t)> delay;
+};
+
+struct FlowStats {
+  uint32_t flow_value = 0;
+  double total_cost = 0;
+  double max_path_cost = 0;
+  std::vector<std::vector<flow::NodeId>> paths;
+};
+
+class FlowSim {
+ public:
+  FlowSim(flow::Instance instance, FlowSimConfig config, uint64_t seed);
+
+  // Advances the simulated time by `rounds` tick periods. Returns false (and stops) when an invariant broke
+  // and check_every_event is on; violation() says which.
+  bool run_rounds(int rounds);
+  // Stops injecting loss and lets the protocol settle, then drains every message in flight without further
+  // ticks: afterwards no message is in flight and the system is quiet.
+  bool quiesce(int settle_rounds);
+
+  void crash(flow::NodeId id);             // now; neighbours learn it after detection_delay
+  // Now: the node starts, linked to `links` (adjacent-stage peers with their edge cost; same-stage peers with
+  // kInfCost), and every linked peer learns of it.
+  void join(const flow::NodeSpec& spec, const std::vector<std::pair<flow::NodeId, double>>& links);
+
+  FlowStats measure() const;
+  std::string check_invariants(bool quiet) const;
+  const std::string& violation() const { return violation_; }
+
+  const flow::Instance& instance() const { return instance_; }
+  double now() const { return now_; }
+  int round() const { return static_cast<int>(now_ / config_.params.period + 1e-9); }
+  uint64_t messages_sent() const { return messages_; }
+  uint64_t messages_lost() const { return lost_; }
+  uint64_t events_processed() const { return processed_; }
+  uint64_t trace_hash() const { return trace_; }  // FNV-1a over every event processed: equal runs, equal hash
+  const flow::FlowNode* node(flow::NodeId id) const;
+  std::map<std::string, uint64_t> messages_by_kind() const { return by_kind_; }
+
+ private:
+  struct Deliver {
+    flow::NodeId from, to;
+    flow::FlowBody body;
+  };
+  struct TickAt {
+    flow::NodeId node;
+  };
+  struct Detect {
+    flow::NodeId observer, dead;
+  };
+  using Event = std::variant<Deliver, TickAt, Detect>;
+
+  void start_node(const flow::NodeSpec& spec, double first_tick);
+  void introduce(flow::NodeId a, flow::NodeId b);
+  void deliver_outputs(flow::NodeId from, flow::Output& out);
+  bool process(double time, Event& e);
+  void hash(uint64_t v);
+
+  flow::Instance instance_;
+  FlowSimConfig config_;
+  Rng rng_;
+  EventQueue<Event> queue_;
+  std::map<flow::NodeId, std::unique_ptr<flow::FlowNode>> nodes_;
+  double now_ = 0;
+  bool ticking_ = true;
+  double loss_ = 0;
+  uint64_t messages_ = 0, lost_ = 0, processed_ = 0;
+  uint64_t trace_ = 1469598103934665603ull;
+  std::map<std::string, uint64_t> by_kind_;
+  std::string violation_;
+};
+
+}  // namespace gwtf::sim

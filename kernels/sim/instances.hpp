@@ -1,0 +1,67 @@
+// Instance generators for the flow layer's tests, the simulator and the benchmarks.
+//
+//  layered: like the GWTF author's prototype tests — relays spread over S stages, relay capacities 2-5, integer
+//           edge costs 1-10, 1-3 data holders (capacity 10-20);
+//  geo:     nodes placed uniformly at random in the regions of data/regions.csv, compute speeds 1x-4x, edge
+//           costs from d_ij = (c_i+c_j)/2 + (λ_ij+λ_ji)/2 + 2·size/(β_ij+β_ji) with a model preset's boundary size.
+// `degree` > 0 bounds each node's neighbours per adjacent stage (partial knowledge, for large swarms).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "kernels/base/rng.hpp"
+#include "kernels/flow/instance.hpp"
+
+namespace gwtf::sim {
+
+// One-way latency and bandwidth between named regions (a CSV as in data/regions.csv).
+struct RegionTable {
+  std::vector<std::string> names;
+  std::vector<std::vector<double>> latency_s;      // symmetric
+  std::vector<std::vector<double>> bandwidth_Bps;  // symmetric
+  static RegionTable parse(std::string_view csv, double same_latency_s = 0.001, double same_bw_Bps = 2.0 * (1u << 30));
+  static const RegionTable& builtin();  // data/regions.csv, embedded at build time
+};
+
+struct InstanceOptions {
+  int nodes = 40;   // holders included
+  int stages = 6;   // relay stages
+  int holders = 2;
+  int degree = 0;   // 0: everyone knows every node of the adjacent and same stages
+  bool geo = false;
+  // layered
+  int min_capacity = 2, max_capacity = 5;
+  int min_cost = 1, max_cost = 10;
+  int min_holder_capacity = 10, max_holder_capacity = 20;
+  // geo
+  std::string preset = "500m";
+  int microbatch_size = 4;
+  double device_flops = 100e12;   // effective FLOP/s of the fastest device
+  double max_slowdown = 4.0;      // compute speeds spread over 1x .. this
+  uint64_t memory_bytes = 24ull << 30;
+};
+
+class InstanceGenerator {
+ public:
+  InstanceGenerator(InstanceOptions options, uint64_t seed);
+  flow::Instance make();
+  // A new node for `stage` of `instance`, with its links (as FlowSim::join takes them).
+  std::pair<flow::NodeSpec, std::vector<std::pair<flow::NodeId, double>>> joiner(const flow::Instance& instance,
+                                                                                 flow::Stage stage);
+
+ private:
+  flow::NodeSpec new_node(flow::Stage stage);
+  double edge(const flow::NodeSpec& a, const flow::NodeSpec& b);
+  std::vector<std::pair<flow::NodeId, double>> links_for(const flow::Instance& inst, const flow::NodeSpec& n);
+
+  InstanceOptions o_;
+  Rng rng_;
+  flow::NodeId next_id_ = 1;
+  double boundary_bytes_ = 0;
+  std::vector<double> stage_compute_s_;  // per relay stage (index 0: holders' embedding + head)
+};
+
+}  // namespace gwtf::sim
