@@ -72,6 +72,13 @@ int main(int argc, char** argv) {
   flow->add_option("--churn-rounds", x.churn_rounds, "Rounds after churn before measuring again")->capture_default_str();
   flow->add_option("--loss", x.loss, "Message loss probability")->check(CLI::Range(0.0, 0.5));
   flow->add_flag("--check", x.check_invariants, "Check every invariant after every event (slow)");
+  flow->add_option("--max-weight", x.params.max_weight, "Weight of the larger path in a move's score")
+      ->capture_default_str();
+  flow->add_option("--temperature", x.params.temperature0, "Initial annealing temperature (x mean link cost)")
+      ->capture_default_str();
+  flow->add_option("--move-probability", x.params.move_probability, "Chance per round to look for a move")
+      ->capture_default_str();
+  flow->add_option("--max-free", x.params.max_free_outs, "Paths a relay reserves ahead of demand")->capture_default_str();
   flow->add_flag("--json", json, "Print one JSON object instead of tables");
 
   CLI11_PARSE(app, argc, argv);

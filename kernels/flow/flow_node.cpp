@@ -126,11 +126,13 @@ void FlowNode::on_tick() {
   reroute();
   advertise(round_ - last_advert_round_ >= cfg_.params.advert_every);
 
-  if (!is_holder() && round_ % cfg_.params.snapshot_every == 0) {
+  if (round_ % cfg_.params.snapshot_every == 0) {
+    // Holders too: their source flows are pairs without an in-hop (prev 0, prefix 0).
     Snapshot snap;
     for (const auto& [id, o] : outs_) {
-      if (!o.in || !o.established) continue;
-      snap.pairs.push_back(PairInfo{id, o.in->prev, ins_.at(*o.in).prefix, o.next, o.link, o.suffix_after});
+      if (!o.established || (!o.in && !is_holder())) continue;
+      snap.pairs.push_back(PairInfo{id, o.in ? o.in->prev : 0, o.in ? ins_.at(*o.in).prefix : 0.0, o.next, o.link,
+                                    o.suffix_after});
     }
     for (const auto& [pid, p] : peers_)
       if (p.alive && std::isfinite(p.link) && (is_prev(pid) || is_next(pid))) snap.links.push_back({pid, p.link});
@@ -149,7 +151,7 @@ void FlowNode::on_tick() {
       if (o.established) checks[o.next].hops.push_back(id);
     for (auto& [pid, c] : checks) send(pid, std::move(c));
   }
-  if (!is_holder() && !pending_move_ && rng_.chance(cfg_.params.move_probability)) try_move();
+  if (!pending_move_ && rng_.chance(cfg_.params.move_probability)) try_move();
 }
 
 void FlowNode::expire() {
@@ -268,7 +270,7 @@ void FlowNode::bind_orphans() {
 // A matched flow whose onward path costs more than a free path offered downstream moves onto that path
 // (a local augmenting step; the old path is released and offered again).
 void FlowNode::reroute() {
-  if (used() >= cfg_.capacity && !is_holder()) return;
+  if (!is_holder() && !has_room_or_reservation()) return;
   if (is_holder() && outs_.size() >= cfg_.capacity) return;
   for (const auto& [id, o] : outs_) {
     if (!o.established || o.locked) continue;
@@ -279,6 +281,7 @@ void FlowNode::reroute() {
     double cost = 0;
     auto w = best_next(o.next, &cost);
     if (!w || cost >= suffix(o) - 1e-6 * (1 + suffix(o))) continue;
+    if (!is_holder() && !make_room()) return;
     request_path(o.in, id, o.next);
     return;  // one per round: it needs spare capacity while in flight
   }
@@ -494,6 +497,19 @@ void FlowNode::on(NodeId from, const CheckReply& m) {
 // ------------------------------------------------------------------------------------------------------------
 // Annealing among same-stage peers
 
+double FlowNode::move_score(double c1, double c2, double c1n, double c2n) const {
+  return (c1 + c2) - (c1n + c2n) + cfg_.params.max_weight * (std::max(c1, c2) - std::max(c1n, c2n));
+}
+
+// Improving moves always pass; a worsening one with probability exp(score / T) (Metropolis); a neutral one never
+// (it would cost messages and change nothing).
+bool FlowNode::metropolis(double score) {
+  const double threshold = 1e-6 * (1 + mean_link());
+  if (score > threshold) return true;
+  if (score > -threshold || temperature_ <= 0) return false;
+  return rng_.uniform() < std::exp(score / temperature_);
+}
+
 void FlowNode::on(NodeId from, const Snapshot& m) {
   if (peers_.at(from).stage == cfg_.stage) peers_.at(from).snapshot = m;
 }
@@ -510,8 +526,7 @@ void FlowNode::try_move() {
     PairInfo theirs;
     double my_link_a = 0, my_link_b = 0;  // takeover: to X and Y; swap: link to B in my_link_b
   } best;
-  const double w = cfg_.params.max_weight;
-  const bool room = used() < cfg_.capacity;
+  const bool room = is_holder() ? outs_.size() < cfg_.capacity : has_room_or_reservation();
   for (const auto& [pid, p] : peers_) {
     if (!p.alive || p.stage != cfg_.stage || !p.snapshot || round_ < p.ignore_until) continue;
     std::map<NodeId, double> their_link;
@@ -521,49 +536,168 @@ void FlowNode::try_move() {
       // Swap next hops with each of my flows.
       const double my_to_b = link_to(q.next);
       for (const auto& [id, o] : outs_) {
-        if (!o.in || !o.established || o.locked || o.next == q.next || !std::isfinite(my_to_b)) continue;
+        if ((!o.in && !is_holder()) || !o.established || o.locked || o.next == q.next || !std::isfinite(my_to_b))
+          continue;
         auto ta = their_link.find(o.next);
         if (ta == their_link.end()) continue;
-        const double p1 = ins_.at(*o.in).prefix;
+        const double p1 = o.in ? ins_.at(*o.in).prefix : 0.0;
         const double c1 = p1 + suffix(o);
         const double c1n = p1 + my_to_b + q.suffix_after_next;
         const double c2n = q.prefix + ta->second + o.suffix_after;
-        const double score = (c1 + c2) - (c1n + c2n) + w * (std::max(c1, c2) - std::max(c1n, c2n));
+        const double score = move_score(c1, c2, c1n, c2n);
         if (score > best.score) best = Candidate{score, pid, false, id, q, 0, my_to_b};
       }
-      // Take the flow over.
+      // Take the flow over. A holder's source flow has no upstream (prev 0): only its first edge changes.
       if (room) {
-        const double to_x = link_to(q.prev), to_y = link_to(q.next);
-        auto tx = their_link.find(q.prev);
-        if (!std::isfinite(to_x) || !std::isfinite(to_y) || tx == their_link.end()) continue;
-        const double cn = q.prefix - tx->second + to_x + to_y + q.suffix_after_next;
-        const double score = (c2 - cn) * (1 + w);
+        const double to_y = link_to(q.next);
+        if (!std::isfinite(to_y)) continue;
+        double cn = to_y + q.suffix_after_next, to_x = 0;
+        if (!is_holder()) {
+          to_x = link_to(q.prev);
+          auto tx = their_link.find(q.prev);
+          if (!std::isfinite(to_x) || tx == their_link.end()) continue;
+          cn += q.prefix - tx->second + to_x;
+        }
+        const double score = move_score(c2, 0, cn, 0);
         if (score > best.score) best = Candidate{score, pid, true, 0, q, to_x, to_y};
       }
     }
   }
-  if (!std::isfinite(best.score)) return;
-  const double threshold = 1e-6 * (1 + mean_link());
-  const bool improving = best.score > threshold;
-  if (!improving && !(temperature_ > 0 && rng_.uniform() < std::exp(best.score / temperature_))) return;
-  if (!improving && best.score > -threshold) return;  // a neutral move changes nothing: not worth messages
+  if (try_cycle(best.score)) return;
+  if (!std::isfinite(best.score) || !metropolis(best.score)) return;
 
+  if (!best.takeover) {
+    propose_swap(best.mine, best.partner, best.theirs.out, best.theirs.next, best.theirs.suffix_after_next, false, {});
+    return;
+  }
+  if (!is_holder() && !make_room()) return;
   PendingMove pm;
   pm.partner = best.partner;
   pm.new_id = new_hop_id();
   pm.deadline = now_ + cfg_.params.proposal_timeout * cfg_.params.period;
-  if (best.takeover) {
-    pm.takeover = true;
-    send(best.partner, ProposeTakeover{best.theirs.out, pm.new_id, best.my_link_a, best.my_link_b});
-  } else {
-    OutHop& o = outs_.at(best.mine);
-    o.locked = true;
-    pm.mine = best.mine;
-    pm.their_next = best.theirs.next;
-    send(best.partner, ProposeSwap{best.mine, best.theirs.out, pm.new_id, o.next, ins_.at(*o.in).prefix,
-                                   best.my_link_b, o.suffix_after, best.theirs.suffix_after_next});
-  }
+  pm.takeover = true;
+  send(best.partner, ProposeTakeover{best.theirs.out, pm.new_id, best.my_link_a, best.my_link_b});
   pending_move_ = pm;
+}
+
+void FlowNode::propose_swap(HopId mine, NodeId partner, HopId theirs, NodeId their_next, double their_suffix_after,
+                            bool cycle, std::vector<PendingMove::Step> rest) {
+  OutHop& o = outs_.at(mine);
+  o.locked = true;
+  PendingMove pm;
+  pm.partner = partner;
+  pm.new_id = new_hop_id();
+  pm.deadline = now_ + cfg_.params.proposal_timeout * cfg_.params.period;
+  pm.mine = mine;
+  pm.their_next = their_next;
+  pm.rest = std::move(rest);
+  send(partner, ProposeSwap{mine, theirs, pm.new_id, o.next, o.in ? ins_.at(*o.in).prefix : 0.0, o.link,
+                            link_to(their_next), o.suffix_after, their_suffix_after, cycle});
+  pending_move_ = std::move(pm);
+}
+
+// Negative-cycle canceling within my gap (docs/flow.md). With every node's load fixed, the cost of the edges
+// between my stage and the next is a transportation problem, optimal exactly when no alternating cycle
+// "u adds an edge to w, the current holder of a flow on w gives it up, adds another edge, ..." has negative cost.
+// Swaps are the cycles of two; this finds the most negative cycle through me with Bellman-Ford over my
+// same-stage peers' snapshots, and runs it as a chain of swaps that all involve me: each partner gets its final
+// next hop in one step, so it accepts without a gain of its own.
+bool FlowNode::try_cycle(double best_other_score) {
+  struct Flow {
+    HopId out;
+    NodeId next;
+    double suffix_after;
+  };
+  struct Member {
+    NodeId id;
+    std::vector<Flow> flows;
+    std::map<NodeId, double> link;
+  };
+  std::vector<Member> members;
+  {
+    Member me{cfg_.id, {}, {}};
+    for (const auto& [id, o] : outs_)
+      if (o.established && !o.locked && (o.in || is_holder())) me.flows.push_back({id, o.next, o.suffix_after});
+    for (const auto& [pid, p] : peers_)
+      if (p.alive && is_next(pid) && std::isfinite(p.link)) me.link[pid] = p.link;
+    if (me.flows.empty()) return false;
+    members.push_back(std::move(me));
+  }
+  for (const auto& [pid, p] : peers_) {
+    if (!p.alive || p.stage != cfg_.stage || !p.snapshot || round_ < p.ignore_until) continue;
+    Member m{pid, {}, {}};
+    for (const auto& q : p.snapshot->pairs) m.flows.push_back({q.out, q.next, q.suffix_after_next});
+    for (const auto& e : p.snapshot->links) m.link[e.peer] = e.cost;
+    if (!m.flows.empty()) members.push_back(std::move(m));
+  }
+  const size_t n = members.size();
+  if (n < 3) return false;  // cycles of two are swaps
+  auto cost = [&](size_t x, NodeId w) {
+    auto it = members[x].link.find(w);
+    return it == members[x].link.end() ? kInfCost : it->second;
+  };
+  struct Best {
+    double gain = 0;
+    size_t my_flow = 0;
+    std::vector<std::pair<size_t, size_t>> path;  // (member, flow) given up, in cycle order
+  } best;
+  for (size_t f1 = 0; f1 < members[0].flows.size(); ++f1) {
+    const NodeId w1 = members[0].flows[f1].next;
+    // dist[y]: cheapest cost of a path from me that ends with member y giving up one of its flows.
+    std::vector<double> dist(n, kInfCost);
+    std::vector<std::pair<size_t, size_t>> pred(n, {SIZE_MAX, SIZE_MAX});  // (previous member, flow of y)
+    for (size_t round = 0; round + 1 < n; ++round) {
+      bool changed = false;
+      for (size_t x = 0; x < n; ++x) {
+        const double dx = x == 0 ? 0.0 : dist[x];
+        if (!std::isfinite(dx) || (x == 0 && round > 0)) continue;
+        for (size_t y = 1; y < n; ++y) {
+          if (y == x) continue;
+          for (size_t f = 0; f < members[y].flows.size(); ++f) {
+            const NodeId w = members[y].flows[f].next;
+            const double d = dx + cost(x, w) - cost(y, w);
+            if (d < dist[y] - 1e-9) {
+              dist[y] = d;
+              pred[y] = {x, f};
+              changed = true;
+            }
+          }
+        }
+      }
+      if (!changed) break;
+    }
+    for (size_t z = 1; z < n; ++z) {
+      const double total = dist[z] + cost(z, w1) - cost(0, w1);
+      if (!std::isfinite(total) || -total <= best.gain) continue;
+      // Walk back to me; give up on paths that revisit a member (Bellman-Ford's paths need not be simple).
+      std::vector<std::pair<size_t, size_t>> path;
+      std::vector<bool> seen(n, false);
+      size_t y = z;
+      bool simple = true;
+      while (y != 0 && simple) {
+        if (seen[y] || path.size() > n) simple = false;
+        seen[y] = true;
+        path.push_back({y, pred[y].second});
+        y = pred[y].first;
+      }
+      if (!simple || path.size() < 2) continue;
+      std::reverse(path.begin(), path.end());
+      best = Best{-total, f1, path};
+    }
+  }
+  if (best.path.empty() || best.gain <= 1e-6 * (1 + mean_link()) || best.gain <= best_other_score) return false;
+  // Cycle me -> w(u_a) ... -> w1: run it as swaps with the members in reverse order (see the comment above).
+  std::vector<PendingMove::Step> steps;
+  for (auto it = best.path.rbegin(); it != best.path.rend(); ++it) {
+    const auto& m = members[it->first];
+    const auto& f = m.flows[it->second];
+    steps.push_back({m.id, f.out, f.next, f.suffix_after});
+  }
+  const auto first = steps.front();
+  steps.erase(steps.begin());
+  propose_swap(members[0].flows[best.my_flow].out, first.partner, first.theirs, first.their_next,
+               first.their_suffix_after, true, std::move(steps));
+  return true;
 }
 
 void FlowNode::on(NodeId from, const ProposeSwap& m) {
@@ -574,17 +708,23 @@ void FlowNode::on(NodeId from, const ProposeSwap& m) {
     r.reason = why;
     send(from, r);
   };
-  if (peers_.at(from).stage != cfg_.stage || is_holder()) return refuse(Reason::kWrongStage);
+  if (peers_.at(from).stage != cfg_.stage) return refuse(Reason::kWrongStage);
   if (pending_move_) return refuse(Reason::kBusy);
   auto it = outs_.find(m.theirs);
-  if (it == outs_.end() || !it->second.established || !it->second.in) return refuse(Reason::kUnknownHop);
+  if (it == outs_.end() || !it->second.established || (!it->second.in && !is_holder()))
+    return refuse(Reason::kUnknownHop);
   OutHop o2 = it->second;
   if (o2.locked) return refuse(Reason::kBusy);
   const double link_a = link_to(m.my_next);
-  if (o2.next == m.my_next || !std::isfinite(link_a) || differs(o2.suffix_after, m.expected_their_suffix_after))
-    return refuse(Reason::kStaleCost);
+  if (o2.next == m.my_next || !std::isfinite(link_a)) return refuse(Reason::kStaleCost);
+  // Re-score with my current numbers: the proposer saw a snapshot that may be a round old.
+  const double p2 = o2.in ? ins_.at(*o2.in).prefix : 0.0;
+  const double score = move_score(m.my_prefix + m.my_link_to_my_next + m.my_suffix_after_next, p2 + suffix(o2),
+                                   m.my_prefix + m.my_link_to_their_next + o2.suffix_after,
+                                   p2 + link_a + m.my_suffix_after_next);
+  if (!m.cycle && !metropolis(score)) return refuse(Reason::kStaleCost);
 
-  const HopKey i2 = *o2.in;
+  const std::optional<HopKey> i2 = o2.in;
   const NodeId b = o2.next;
   const HopId p = new_hop_id();
   outs_.erase(it);
@@ -596,12 +736,14 @@ void FlowNode::on(NodeId from, const ProposeSwap& m) {
   n.established = true;
   n.since = now_;
   outs_[p] = n;
-  ins_.at(i2).out = p;
+  if (i2) {
+    ins_.at(*i2).out = p;
+    send(i2->prev, SuffixUpdate{i2->id, suffix(n)});
+  }
   send(b, Switch{m.theirs, from, m.new_id, m.my_prefix + m.my_link_to_their_next});
-  send(i2.prev, SuffixUpdate{i2.id, suffix(n)});
   r.accept = true;
   r.new_id = p;
-  r.their_prefix = ins_.at(i2).prefix;
+  r.their_prefix = p2;
   r.their_suffix_after = o2.suffix_after;
   r.their_link_to_my_next = link_a;
   send(from, r);
@@ -625,8 +767,8 @@ void FlowNode::on(NodeId from, const SwapReply& m) {
     event(EventKind::kMoveRejected, from, "swap");
     return;
   }
-  if (it == outs_.end() || !it->second.in) return;  // lost meanwhile: anti-entropy cleans up both sides
-  const HopKey i1 = *it->second.in;
+  if (it == outs_.end() || (!it->second.in && !is_holder())) return;  // lost meanwhile: anti-entropy cleans up
+  const std::optional<HopKey> i1 = it->second.in;
   const NodeId a = it->second.next;
   outs_.erase(it);
   OutHop n;
@@ -637,11 +779,24 @@ void FlowNode::on(NodeId from, const SwapReply& m) {
   n.established = true;
   n.since = now_;
   outs_[pm.new_id] = n;
-  ins_.at(i1).out = pm.new_id;
+  if (i1) {
+    ins_.at(*i1).out = pm.new_id;
+    send(i1->prev, SuffixUpdate{i1->id, suffix(n)});
+  }
   send(a, Switch{m.mine, from, m.new_id, m.their_prefix + m.their_link_to_my_next});
-  send(i1.prev, SuffixUpdate{i1.id, suffix(n)});
   temperature_ *= cfg_.params.cooling_per_move;
   event(EventKind::kMoveAccepted, from, "swap");
+  if (!pm.rest.empty()) {  // the next swap of a cycle, with my flow's new out-hop
+    auto rest = pm.rest;
+    const auto next = rest.front();
+    rest.erase(rest.begin());
+    if (std::isfinite(link_to(next.their_next)) && next.their_next != outs_.at(pm.new_id).next) {
+      propose_swap(pm.new_id, next.partner, next.theirs, next.their_next, next.their_suffix_after, true,
+                   std::move(rest));
+      return;
+    }
+  }
+  try_move();  // improvements often come in runs: look for the next one now rather than next round
 }
 
 void FlowNode::on(NodeId from, const ProposeTakeover& m) {
@@ -652,23 +807,30 @@ void FlowNode::on(NodeId from, const ProposeTakeover& m) {
     r.reason = why;
     send(from, r);
   };
-  if (peers_.at(from).stage != cfg_.stage || is_holder()) return refuse(Reason::kWrongStage);
+  if (peers_.at(from).stage != cfg_.stage) return refuse(Reason::kWrongStage);
   if (pending_move_) return refuse(Reason::kBusy);
   auto it = outs_.find(m.theirs);
-  if (it == outs_.end() || !it->second.established || !it->second.in) return refuse(Reason::kUnknownHop);
+  if (it == outs_.end() || !it->second.established || (!it->second.in && !is_holder()))
+    return refuse(Reason::kUnknownHop);
   if (it->second.locked) return refuse(Reason::kBusy);
-  const HopKey in = *it->second.in;
-  const double link_x = link_to(in.prev);
-  if (!std::isfinite(link_x)) return refuse(Reason::kStaleCost);
   const OutHop o = it->second;
-  const double prefix_at_x = ins_.at(in).prefix - link_x;
+  const std::optional<HopKey> in = o.in;  // none: a holder's source flow
+  const double link_x = in ? link_to(in->prev) : 0.0;
+  if (!std::isfinite(link_x)) return refuse(Reason::kStaleCost);
+  const double prefix_here = in ? ins_.at(*in).prefix : 0.0;
+  const double prefix_at_x = prefix_here - link_x;
+  const double score = move_score(prefix_here + suffix(o), 0,
+                                  prefix_at_x + m.my_link_prev + m.my_link_next + o.suffix_after, 0);
+  if (!metropolis(score)) return refuse(Reason::kStaleCost);
   outs_.erase(it);
-  ins_.erase(in);
+  if (in) {
+    ins_.erase(*in);
+    send(in->prev, Redirect{in->id, from});
+  }
   send(o.next, Switch{m.theirs, from, m.new_id, prefix_at_x + m.my_link_prev + m.my_link_next});
-  send(in.prev, Redirect{in.id, from});
   r.accept = true;
-  r.prev = in.prev;
-  r.prev_hop = in.id;
+  r.prev = in ? in->prev : 0;
+  r.prev_hop = in ? in->id : 0;
   r.prefix_at_prev = prefix_at_x;
   r.next = o.next;
   r.suffix_after_next = o.suffix_after;
@@ -691,13 +853,13 @@ void FlowNode::on(NodeId from, const TakeoverReply& m) {
   }
   // Late or not, the partner has handed the flow over: install it if we still can; if not, both neighbours
   // learn through anti-entropy that we do not have it.
-  if (used() >= cfg_.capacity || !std::isfinite(link_to(m.prev)) || !std::isfinite(link_to(m.next)) ||
-      dead_.count(m.prev) || dead_.count(m.next)) {
+  const bool source = is_holder();  // a holder takes over a source flow: no in-hop
+  const bool room = source ? outs_.size() < cfg_.capacity : make_room();
+  if (!room || (!source && (!std::isfinite(link_to(m.prev)) || dead_.count(m.prev))) ||
+      !std::isfinite(link_to(m.next)) || dead_.count(m.next)) {
     event(EventKind::kDropped, from, "takeover accepted but cannot be installed");
     return;
   }
-  const HopKey in{m.prev, m.prev_hop};
-  ins_[in] = InHop{m.prefix_at_prev + link_to(m.prev), std::nullopt, now_};
   OutHop n;
   n.next = m.next;
   n.link = link_to(m.next);
@@ -705,9 +867,16 @@ void FlowNode::on(NodeId from, const TakeoverReply& m) {
   n.established = true;
   n.since = now_;
   outs_[m.new_id] = n;
-  match(in, m.new_id);
+  if (source) {
+    send(m.next, PrefixUpdate{m.new_id, n.link});
+  } else {
+    const HopKey in{m.prev, m.prev_hop};
+    ins_[in] = InHop{m.prefix_at_prev + link_to(m.prev), std::nullopt, now_};
+    match(in, m.new_id);
+  }
   temperature_ *= cfg_.params.cooling_per_move;
   event(EventKind::kMoveAccepted, from, "takeover");
+  if (!pending_move_) try_move();
 }
 
 void FlowNode::on(NodeId from, const Switch& m) {
@@ -848,6 +1017,20 @@ uint32_t FlowNode::used() const {
 }
 
 uint32_t FlowNode::free_outs() const { return current_offer().free; }
+
+bool FlowNode::has_room_or_reservation() const { return used() < cfg_.capacity || free_outs() > 0; }
+
+bool FlowNode::make_room() {
+  if (used() < cfg_.capacity) return true;
+  std::optional<HopId> worst;
+  for (const auto& [id, o] : outs_)
+    if (o.established && !o.in && !o.locked && (!worst || suffix(o) > suffix(outs_.at(*worst)))) worst = id;
+  if (!worst) return false;
+  send(outs_.at(*worst).next, Cancel{*worst});
+  remove_out(*worst, false);
+  advertise(false);
+  return true;
+}
 
 bool FlowNode::is_prev(NodeId peer) const {
   auto it = peers_.find(peer);

@@ -166,6 +166,13 @@ class FlowNode {
     NodeId their_next = 0;  // swap: B, my next hop after the swap
     double deadline = 0;
     bool takeover = false;
+    struct Step {
+      NodeId partner;
+      HopId theirs;
+      NodeId their_next;
+      double their_suffix_after;
+    };
+    std::vector<Step> rest;  // a cycle: swaps still to do after this one, in order
   };
 
   // Input handlers (one per message kind; see docs/flow.md for each rule).
@@ -202,6 +209,11 @@ class FlowNode {
   void expire();
   // Annealing.
   void try_move();
+  bool metropolis(double score);
+  bool try_cycle(double best_other_score);
+  void propose_swap(HopId mine, NodeId partner, HopId theirs, NodeId their_next, double their_suffix_after,
+                    bool cycle, std::vector<PendingMove::Step> rest);
+  double move_score(double c1, double c2, double c1n, double c2n) const;
   // State changes with their notifications.
   HopId new_hop_id() { return ++hop_counter_; }
   void remove_out(HopId id, bool push_in_back);
@@ -216,6 +228,9 @@ class FlowNode {
   Offer current_offer() const;
   double suffix(const OutHop& o) const { return o.link + o.suffix_after; }
   uint32_t used() const;
+  // Room for one more flow, releasing an idle reserved path (the worst) if that is what it takes.
+  bool make_room();
+  bool has_room_or_reservation() const;
   uint32_t free_outs() const;
   bool is_prev(NodeId peer) const;
   bool is_next(NodeId peer) const;

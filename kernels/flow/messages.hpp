@@ -93,9 +93,11 @@ struct ProposeSwap {
   HopId new_id = 0;        // the id my new out-hop to B will have
   NodeId my_next = 0;      // A
   double my_prefix = 0;
+  double my_link_to_my_next = 0;     // me -> A
   double my_link_to_their_next = 0;  // me -> B
   double my_suffix_after_next = 0;   // A -> sink
   double expected_their_suffix_after = 0;  // B -> sink, as I know it
+  bool cycle = false;  // one step of a negative cycle I computed: accept if the hop is still yours
 };
 struct SwapReply {
   bool accept = false;

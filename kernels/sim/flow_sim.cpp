@@ -70,6 +70,9 @@ void FlowSim::deliver_outputs(NodeId from, Output& out) {
     queue_.push(now_ + d, Deliver{from, m.to, std::move(m.body)});
   }
   out.messages.clear();
+  static const char* const kinds[] = {"hop established", "hop lost", "move accepted", "move rejected", "dropped"};
+  for (const auto& e : out.events) ++events_[std::string(kinds[static_cast<int>(e.kind)]) + ": " + e.detail];
+  out.events.clear();
 }
 
 void FlowSim::hash(uint64_t v) {

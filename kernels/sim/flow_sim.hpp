@@ -65,6 +65,7 @@ class FlowSim {
   uint64_t trace_hash() const { return trace_; }  // FNV-1a over every event processed: equal runs, equal hash
   const flow::FlowNode* node(flow::NodeId id) const;
   std::map<std::string, uint64_t> messages_by_kind() const { return by_kind_; }
+  std::map<std::string, uint64_t> events_by_kind() const { return events_; }
 
  private:
   struct Deliver {
@@ -96,6 +97,7 @@ class FlowSim {
   uint64_t messages_ = 0, lost_ = 0, processed_ = 0;
   uint64_t trace_ = 1469598103934665603ull;
   std::map<std::string, uint64_t> by_kind_;
+  std::map<std::string, uint64_t> events_;
   std::string violation_;
 };
 
