@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <sstream>
 
 namespace gwtf::flow {
@@ -51,7 +52,7 @@ void FlowNode::on_receive(NodeId from, const FlowBody& body) {
   // Shared checks first: messages from peers we do not know, or know to be dead, are dropped.
   auto p = peers_.find(from);
   if (p == peers_.end() || !p->second.alive) {
-    event(EventKind::kDropped, from, std::string("from unknown or dead peer: ") + body_name(body));
+    event(EventKind::kDropped, from, std::string("from unknown or dead peer: ") + body_name(body) + (std::getenv("GWTF_DEBUG_DROPS") ? " from " + std::to_string(from) + " to " + std::to_string(cfg_.id) : ""));
     return;
   }
   std::visit([&](const auto& m) { on(from, m); }, body);
@@ -576,7 +577,8 @@ void FlowNode::try_move() {
   pm.new_id = new_hop_id();
   pm.deadline = now_ + cfg_.params.proposal_timeout * cfg_.params.period;
   pm.takeover = true;
-  send(best.partner, ProposeTakeover{best.theirs.out, pm.new_id, best.my_link_a, best.my_link_b});
+  send(best.partner, ProposeTakeover{best.theirs.out, pm.new_id, best.my_link_a, best.my_link_b, best.theirs.prev,
+                                     best.theirs.next});
   pending_move_ = pm;
 }
 
@@ -592,7 +594,7 @@ void FlowNode::propose_swap(HopId mine, NodeId partner, HopId theirs, NodeId the
   pm.their_next = their_next;
   pm.rest = std::move(rest);
   send(partner, ProposeSwap{mine, theirs, pm.new_id, o.next, o.in ? ins_.at(*o.in).prefix : 0.0, o.link,
-                            link_to(their_next), o.suffix_after, their_suffix_after, cycle});
+                            link_to(their_next), o.suffix_after, their_suffix_after, cycle, their_next});
   pending_move_ = std::move(pm);
 }
 
@@ -681,6 +683,10 @@ bool FlowNode::try_cycle(double best_other_score) {
         y = pred[y].first;
       }
       if (!simple || path.size() < 2) continue;
+      // Run as swaps through me, my flow passes every w of the cycle: I need a link to each.
+      bool linked = true;
+      for (const auto& [member, flow] : path) linked = linked && std::isfinite(cost(0, members[member].flows[flow].next));
+      if (!linked) continue;
       std::reverse(path.begin(), path.end());
       best = Best{-total, f1, path};
     }
@@ -716,7 +722,8 @@ void FlowNode::on(NodeId from, const ProposeSwap& m) {
   OutHop o2 = it->second;
   if (o2.locked) return refuse(Reason::kBusy);
   const double link_a = link_to(m.my_next);
-  if (o2.next == m.my_next || !std::isfinite(link_a)) return refuse(Reason::kStaleCost);
+  if (o2.next != m.expected_their_next || o2.next == m.my_next || !std::isfinite(link_a))
+    return refuse(Reason::kStaleCost);
   // Re-score with my current numbers: the proposer saw a snapshot that may be a round old.
   const double p2 = o2.in ? ins_.at(*o2.in).prefix : 0.0;
   const double score = move_score(m.my_prefix + m.my_link_to_my_next + m.my_suffix_after_next, p2 + suffix(o2),
@@ -815,6 +822,7 @@ void FlowNode::on(NodeId from, const ProposeTakeover& m) {
   if (it->second.locked) return refuse(Reason::kBusy);
   const OutHop o = it->second;
   const std::optional<HopKey> in = o.in;  // none: a holder's source flow
+  if (o.next != m.expected_next || (in ? in->prev : 0) != m.expected_prev) return refuse(Reason::kStaleCost);
   const double link_x = in ? link_to(in->prev) : 0.0;
   if (!std::isfinite(link_x)) return refuse(Reason::kStaleCost);
   const double prefix_here = in ? ins_.at(*in).prefix : 0.0;

@@ -98,6 +98,7 @@ struct ProposeSwap {
   double my_suffix_after_next = 0;   // A -> sink
   double expected_their_suffix_after = 0;  // B -> sink, as I know it
   bool cycle = false;  // one step of a negative cycle I computed: accept if the hop is still yours
+  NodeId expected_their_next = 0;  // B as I know it: the move is void if `theirs` goes elsewhere now
 };
 struct SwapReply {
   bool accept = false;
@@ -115,6 +116,8 @@ struct ProposeTakeover {
   HopId new_id = 0;      // the id my out-hop to Y will have
   double my_link_prev = 0;  // X -> me
   double my_link_next = 0;  // me -> Y
+  NodeId expected_prev = 0;  // X and Y as I know them: the move is void if the flow on `theirs` changed
+  NodeId expected_next = 0;
 };
 struct TakeoverReply {
   bool accept = false;
