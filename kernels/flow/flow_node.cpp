@@ -29,6 +29,18 @@ const char* body_name(const FlowBody& b) {
   return names[b.index()];
 }
 
+const char* reason_name(Reason r) {
+  switch (r) {
+    case Reason::kNoFreeOutflow: return "no free outflow";
+    case Reason::kStaleCost: return "stale cost";
+    case Reason::kWrongStage: return "wrong stage";
+    case Reason::kBusy: return "busy";
+    case Reason::kUnknownHop: return "unknown hop";
+    case Reason::kNoCapacity: return "no capacity";
+  }
+  return "?";
+}
+
 FlowNode::FlowNode(FlowConfig config, Rng rng) : cfg_(config), rng_(rng) {}
 
 // ------------------------------------------------------------------------------------------------------------
@@ -771,7 +783,7 @@ void FlowNode::on(NodeId from, const SwapReply& m) {
   if (it != outs_.end()) it->second.locked = false;
   if (!m.accept) {
     peers_.at(from).ignore_until = round_ + cfg_.params.ignore_rounds;
-    event(EventKind::kMoveRejected, from, "swap");
+    event(EventKind::kMoveRejected, from, std::string("swap: ") + reason_name(m.reason));
     return;
   }
   if (it == outs_.end() || (!it->second.in && !is_holder())) return;  // lost meanwhile: anti-entropy cleans up
@@ -855,7 +867,7 @@ void FlowNode::on(NodeId from, const TakeoverReply& m) {
   if (!m.accept) {
     if (mine) {
       peers_.at(from).ignore_until = round_ + cfg_.params.ignore_rounds;
-      event(EventKind::kMoveRejected, from, "takeover");
+      event(EventKind::kMoveRejected, from, std::string("takeover: ") + reason_name(m.reason));
     }
     return;
   }

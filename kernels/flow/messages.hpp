@@ -148,5 +148,6 @@ using FlowBody = std::variant<Offer, FlowRequest, FlowAccept, FlowReject, Cancel
                               ProposeTakeover, TakeoverReply, Switch, Redirect>;
 
 const char* body_name(const FlowBody& b);
+const char* reason_name(Reason r);
 
 }  // namespace gwtf::flow
