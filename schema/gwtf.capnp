@@ -61,6 +61,113 @@ struct CapacityUpdate {
   memoryBytes @4 :UInt64;          # memory offered to the stage
 }
 
+# ---------------------------------------------------------------------------------------------------------------
+# The decentralized flow protocol (docs/flow.md; kernels/flow/messages.hpp holds the same messages as C++ structs).
+# Costs are seconds (Float64): finite and >= 0, except bestSuffix, which is +inf when nothing is offered.
+
+enum FlowReason {
+  noFreeOutflow @0;
+  staleCost @1;
+  wrongStage @2;
+  busy @3;
+  unknownHop @4;
+  noCapacity @5;
+}
+
+struct FlowOffer {
+  free @0 :UInt32;
+  bestSuffix @1 :Float64;
+  capacity @2 :UInt32;
+  used @3 :UInt32;
+}
+struct FlowRequest { hop @0 :UInt64; prefix @1 :Float64; expectedSuffix @2 :Float64; }
+struct FlowAccept { hop @0 :UInt64; suffix @1 :Float64; }
+struct FlowReject { hop @0 :UInt64; reason @1 :FlowReason; offer @2 :FlowOffer; }
+struct FlowHop { hop @0 :UInt64; }                        # Cancel, PushBack
+struct FlowCost { hop @0 :UInt64; cost @1 :Float64; }     # SuffixUpdate, PrefixUpdate
+struct FlowHops { hops @0 :List(UInt64); }                # CheckFlows, CheckReply
+struct FlowPair {
+  out @0 :UInt64;
+  prev @1 :UInt64;
+  prefix @2 :Float64;
+  next @3 :UInt64;
+  linkNext @4 :Float64;
+  suffixAfterNext @5 :Float64;
+}
+struct FlowLink { peer @0 :UInt64; cost @1 :Float64; }
+struct FlowSnapshot {
+  pairs @0 :List(FlowPair);
+  links @1 :List(FlowLink);
+  capacity @2 :UInt32;
+  used @3 :UInt32;
+}
+struct ProposeSwap {
+  mine @0 :UInt64;
+  theirs @1 :UInt64;
+  newId @2 :UInt64;
+  myNext @3 :UInt64;
+  myPrefix @4 :Float64;
+  myLinkToMyNext @5 :Float64;
+  myLinkToTheirNext @6 :Float64;
+  mySuffixAfterNext @7 :Float64;
+  expectedTheirSuffixAfter @8 :Float64;
+  cycle @9 :Bool;
+  expectedTheirNext @10 :UInt64;
+}
+struct SwapReply {
+  accept @0 :Bool;
+  reason @1 :FlowReason;
+  mine @2 :UInt64;
+  theirs @3 :UInt64;
+  newId @4 :UInt64;
+  theirPrefix @5 :Float64;
+  theirSuffixAfter @6 :Float64;
+  theirLinkToMyNext @7 :Float64;
+}
+struct ProposeTakeover {
+  theirs @0 :UInt64;
+  newId @1 :UInt64;
+  myLinkPrev @2 :Float64;
+  myLinkNext @3 :Float64;
+  expectedPrev @4 :UInt64;
+  expectedNext @5 :UInt64;
+}
+struct TakeoverReply {
+  accept @0 :Bool;
+  reason @1 :FlowReason;
+  theirs @2 :UInt64;
+  newId @3 :UInt64;
+  prev @4 :UInt64;
+  prevHop @5 :UInt64;
+  prefixAtPrev @6 :Float64;
+  next @7 :UInt64;
+  suffixAfterNext @8 :Float64;
+}
+struct FlowSwitch { oldId @0 :UInt64; newPrev @1 :UInt64; newId @2 :UInt64; prefix @3 :Float64; }
+struct FlowRedirect { hop @0 :UInt64; newNext @1 :UInt64; }
+
+struct FlowMessage {
+  union {
+    offer @0 :FlowOffer;
+    request @1 :FlowRequest;
+    accept @2 :FlowAccept;
+    reject @3 :FlowReject;
+    cancel @4 :FlowHop;
+    pushBack @5 :FlowHop;
+    suffixUpdate @6 :FlowCost;
+    prefixUpdate @7 :FlowCost;
+    checkFlows @8 :FlowHops;
+    checkReply @9 :FlowHops;
+    snapshot @10 :FlowSnapshot;
+    proposeSwap @11 :ProposeSwap;
+    swapReply @12 :SwapReply;
+    proposeTakeover @13 :ProposeTakeover;
+    takeoverReply @14 :TakeoverReply;
+    switch @15 :FlowSwitch;
+    redirect @16 :FlowRedirect;
+  }
+}
+
 struct Envelope {
   version @0 :UInt16;
   swarmId @1 :UInt64;
@@ -71,5 +178,6 @@ struct Envelope {
     gradient @5 :StageTensor;
     heartbeat @6 :Heartbeat;
     capacityUpdate @7 :CapacityUpdate;
+    flow @8 :FlowMessage;
   }
 }

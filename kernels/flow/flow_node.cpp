@@ -20,27 +20,6 @@ template <class... F>
 Overloaded(F...) -> Overloaded<F...>;
 }  // namespace
 
-const char* body_name(const FlowBody& b) {
-  static const char* const names[] = {"Offer",     "FlowRequest", "FlowAccept",      "FlowReject",    "Cancel",
-                                      "PushBack",  "SuffixUpdate", "PrefixUpdate",   "CheckFlows",    "CheckReply",
-                                      "Snapshot",  "ProposeSwap", "SwapReply",       "ProposeTakeover",
-                                      "TakeoverReply", "Switch",  "Redirect"};
-  static_assert(sizeof(names) / sizeof(names[0]) == std::variant_size_v<FlowBody>);
-  return names[b.index()];
-}
-
-const char* reason_name(Reason r) {
-  switch (r) {
-    case Reason::kNoFreeOutflow: return "no free outflow";
-    case Reason::kStaleCost: return "stale cost";
-    case Reason::kWrongStage: return "wrong stage";
-    case Reason::kBusy: return "busy";
-    case Reason::kUnknownHop: return "unknown hop";
-    case Reason::kNoCapacity: return "no capacity";
-  }
-  return "?";
-}
-
 FlowNode::FlowNode(FlowConfig config, Rng rng) : cfg_(config), rng_(rng) {}
 
 // ------------------------------------------------------------------------------------------------------------

@@ -147,7 +147,25 @@ using FlowBody = std::variant<Offer, FlowRequest, FlowAccept, FlowReject, Cancel
                               PrefixUpdate, CheckFlows, CheckReply, Snapshot, ProposeSwap, SwapReply,
                               ProposeTakeover, TakeoverReply, Switch, Redirect>;
 
-const char* body_name(const FlowBody& b);
-const char* reason_name(Reason r);
+inline const char* body_name(const FlowBody& b) {
+  static const char* const names[] = {"Offer",     "FlowRequest", "FlowAccept", "FlowReject",      "Cancel",
+                                      "PushBack",  "SuffixUpdate", "PrefixUpdate", "CheckFlows",    "CheckReply",
+                                      "Snapshot",  "ProposeSwap", "SwapReply",  "ProposeTakeover", "TakeoverReply",
+                                      "Switch",    "Redirect"};
+  static_assert(sizeof(names) / sizeof(names[0]) == std::variant_size_v<FlowBody>);
+  return names[b.index()];
+}
+
+inline const char* reason_name(Reason r) {
+  switch (r) {
+    case Reason::kNoFreeOutflow: return "no free outflow";
+    case Reason::kStaleCost: return "stale cost";
+    case Reason::kWrongStage: return "wrong stage";
+    case Reason::kBusy: return "busy";
+    case Reason::kUnknownHop: return "unknown hop";
+    case Reason::kNoCapacity: return "no capacity";
+  }
+  return "?";
+}
 
 }  // namespace gwtf::flow

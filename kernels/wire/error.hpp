@@ -20,6 +20,7 @@ enum class WireErrc : uint8_t {
   kNegativeDimension, // a dimension < 0
   kShapeOverflow,     // product of dimensions times element size overflows 64 bits
   kSizeMismatch,      // data length != numel * element size
+  kInvalidValue,      // a field outside its domain: NaN or negative cost, unknown enum value, oversized list
 };
 
 std::string_view errc_name(WireErrc c);

@@ -9,6 +9,7 @@
 #include <string>
 #include <type_traits>
 
+#include "kernels/wire/flow_codec.hpp"
 #include "schema/gwtf.capnp.h"
 
 namespace gwtf::wire {
@@ -30,6 +31,7 @@ std::string_view errc_name(WireErrc c) {
     case WireErrc::kNegativeDimension: return "negative dimension";
     case WireErrc::kShapeOverflow: return "shape overflow";
     case WireErrc::kSizeMismatch: return "size mismatch";
+    case WireErrc::kInvalidValue: return "invalid value";
   }
   return "?";
 }
@@ -177,6 +179,11 @@ Result<Body, WireError> read_body(schema::Envelope::Body::Reader body, const Dec
       return Body{CapacityUpdate{c.getStage(), c.getCapacity(), c.getInFlight(), c.getComputeNsPerMicrobatch(),
                                  c.getMemoryBytes()}};
     }
+    case schema::Envelope::Body::FLOW: {
+      auto f = read_flow(body.getFlow());
+      if (!f) return Err{std::move(f).error()};
+      return Body{FlowMessage{std::move(f.value())}};
+    }
   }
   return fail(WireErrc::kUnknownKind, "message kind " + std::to_string(static_cast<unsigned>(body.which())));
 }
@@ -207,6 +214,8 @@ std::vector<char> encode_frame(const Header& header, const Body& body) {
           h.setEchoSeq(m.echo_seq);
           h.setEchoSentAtNs(m.echo_sent_at_ns);
           h.setEchoHeldNs(m.echo_held_ns);
+        } else if constexpr (std::is_same_v<T, FlowMessage>) {
+          fill_flow(out.initFlow(), m.body);
         } else {
           static_assert(std::is_same_v<T, CapacityUpdate>);
           auto c = out.initCapacityUpdate();

@@ -9,6 +9,7 @@
 #include <variant>
 #include <vector>
 
+#include "kernels/flow/messages.hpp"
 #include "kernels/wire/dtype.hpp"
 
 namespace gwtf::wire {
@@ -53,7 +54,12 @@ struct CapacityUpdate {
   uint64_t memory_bytes = 0;
 };
 
-using Body = std::variant<TensorView, Activation, Gradient, Heartbeat, CapacityUpdate>;
+// A message of the decentralized flow protocol (kernels/flow).
+struct FlowMessage {
+  flow::FlowBody body;
+};
+
+using Body = std::variant<TensorView, Activation, Gradient, Heartbeat, CapacityUpdate, FlowMessage>;
 
 struct Header {
   uint16_t version = 0;

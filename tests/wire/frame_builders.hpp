@@ -36,6 +36,34 @@ inline DecodeOptions options() {
   return o;
 }
 
+// One flow-protocol message of every kind, with distinct values in every field.
+inline std::vector<flow::FlowBody> flow_examples() {
+  using namespace gwtf::flow;
+  Snapshot snap;
+  snap.pairs = {PairInfo{1, 2, 3.5, 4, 0.25, 7.0}, PairInfo{11, 12, 0.0, 14, 1.0, 2.0}};
+  snap.links = {LinkCostEntry{2, 0.5}, LinkCostEntry{4, 0.25}};
+  snap.capacity = 5;
+  snap.used = 3;
+  return {Offer{2, 1.25, 5, 3},
+          Offer{0, kInfCost, 4, 4},
+          FlowRequest{9, 2.5, 3.75},
+          FlowAccept{9, 3.5},
+          FlowReject{9, Reason::kStaleCost, Offer{1, 0.5, 3, 2}},
+          Cancel{17},
+          PushBack{18},
+          SuffixUpdate{19, 4.5},
+          PrefixUpdate{20, 5.5},
+          CheckFlows{{1, 2, 3, 1ull << 60}},
+          CheckReply{{7}},
+          snap,
+          ProposeSwap{1, 2, 3, 4, 5.5, 6.5, 7.5, 8.5, 9.5, true, 10},
+          SwapReply{true, Reason::kBusy, 1, 2, 3, 4.5, 5.5, 6.5},
+          ProposeTakeover{1, 2, 3.5, 4.5, 5, 6},
+          TakeoverReply{true, Reason::kUnknownHop, 1, 2, 3, 4, 5.5, 6, 7.5},
+          Switch{1, 2, 3, 4.5},
+          Redirect{1, 2}};
+}
+
 // Valid frames of every kind, with tensors of several dtypes and shapes (the seeds of the fuzz corpus).
 inline std::vector<std::vector<char>> valid_corpus() {
   static const std::vector<float> floats = {1.5f, -2.0f, 3.25f, 0.0f, 1e-3f, 7.0f};
@@ -63,6 +91,7 @@ inline std::vector<std::vector<char>> valid_corpus() {
   out.push_back(encode_frame(h, g));
   out.push_back(encode_frame(h, Heartbeat{5, 1000, 4, 900, 12}));
   out.push_back(encode_frame(h, CapacityUpdate{2, 4, 1, 250000, 1ull << 30}));
+  for (const auto& f : flow_examples()) out.push_back(encode_frame(h, FlowMessage{f}));
   return out;
 }
 

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <cmath>
 #include <numeric>
+#include <set>
 
 #include "tests/wire/frame_builders.hpp"
 #include "tests/wire/future.capnp.h"
@@ -106,6 +108,21 @@ TEST(Frame, EveryCorpusFrameDecodes) {
     auto r = decode_frame(std::move(f), options());
     EXPECT_TRUE(r.ok()) << r.error().message;
   }
+}
+
+TEST(Frame, EveryFlowMessageKindRoundTripsByteForByte) {
+  // Decoding and encoding again gives the same bytes: no field is lost or altered on the way.
+  std::set<size_t> kinds;
+  for (const auto& f : testing::flow_examples()) {
+    const auto frame = encode_frame({0, kSwarm, 5}, FlowMessage{f});
+    auto decoded = decode_frame(std::vector<char>(frame), options());
+    ASSERT_TRUE(decoded.ok()) << flow::body_name(f) << ": " << decoded.error().message;
+    const auto& back = std::get<FlowMessage>(decoded->body).body;
+    EXPECT_EQ(back.index(), f.index());
+    EXPECT_EQ(encode_frame(decoded->header, decoded->body), frame) << flow::body_name(f);
+    kinds.insert(f.index());
+  }
+  EXPECT_EQ(kinds.size(), std::variant_size_v<flow::FlowBody>) << "an example is missing for some flow kind";
 }
 
 // --- each malformed-frame case gets its specific error --------------------------------------------------------
@@ -245,6 +262,26 @@ TEST(FrameRejects, FrameOverTheConfiguredSizeLimit) {
   EXPECT_EQ(decode_error(f, o), WireErrc::kFrameTooLarge);
   o.max_frame_bytes = f.size();
   EXPECT_TRUE(decode_frame(std::move(f), o).ok());
+}
+
+TEST(FrameRejects, FlowCostsThatAreNaNOrNegative) {
+  const double bad_values[] = {std::nan(""), -1.0, flow::kInfCost};
+  for (double bad : bad_values) {
+    auto f = encode_frame({0, kSwarm, 1}, FlowMessage{flow::FlowAccept{3, bad}});
+    auto r = decode_frame(std::move(f), options());
+    ASSERT_FALSE(r.ok()) << "accepted suffix " << bad;
+    EXPECT_EQ(r.error().code, WireErrc::kInvalidValue);
+    EXPECT_NE(r.error().message.find("suffix"), std::string::npos) << r.error().message;
+  }
+  // An offer of nothing legitimately costs +inf.
+  EXPECT_TRUE(decode_frame(encode_frame({0, kSwarm, 1}, FlowMessage{flow::Offer{0, flow::kInfCost, 1, 1}}), options()).ok());
+}
+
+TEST(FrameRejects, UnknownFlowReason) {
+  capnp::MallocMessageBuilder b;
+  auto reject = envelope(b).initBody().initFlow().initReject();
+  reject.setReason(static_cast<schema::FlowReason>(40));
+  EXPECT_EQ(decode_error(to_frame(b)), WireErrc::kInvalidValue);
 }
 
 TEST(FrameRejects, ErrorMessagesNameTheProblem) {

@@ -17,6 +17,7 @@ struct Envelope {
     gradient @5 :G.StageTensor;
     heartbeat @6 :G.Heartbeat;
     capacityUpdate @7 :G.CapacityUpdate;
-    somethingNew @8 :Text;
+    flow @8 :G.FlowMessage;
+    somethingNew @9 :Text;
   }
 }
