@@ -24,7 +24,8 @@ struct FlowSimConfig {
   flow::FlowParams params;
   double loss = 0;                 // probability that a message is lost
   double detection_delay = 2.0;    // (periods) from a crash until its neighbours get PeerDown
-  bool check_every_event = false;  // run check_invariants after every event (property tests)
+  bool check_every_event = false;  // local invariants of the stepping node after every event, global ones
+                                   // after every round (property tests)
   // One-way delay of a message of `bytes` from a to b; default: latency 1-5% of a period, ample bandwidth.
   std::function<double(flow::NodeId, flow::NodeId, size_t)> delay;
 };
