@@ -255,6 +255,14 @@ void FlowNode::bind_orphans() {
     for (const auto& [id, o] : outs_)
       if (o.established && !o.in && !o.locked && (!best || suffix(o) < suffix(outs_.at(*best)))) best = id;
     if (!best) return;
+    // A request made for this orphan is no longer needed: withdraw it, or its path would exceed capacity.
+    std::vector<HopId> withdrawn;
+    for (const auto& [id, o] : outs_)
+      if (!o.established && o.for_in && *o.for_in == key) withdrawn.push_back(id);
+    for (HopId id : withdrawn) {
+      send(outs_.at(id).next, Cancel{id});
+      outs_.erase(id);
+    }
     match(key, *best);
   }
 }
@@ -890,6 +898,8 @@ void FlowNode::on(NodeId from, const Switch& m) {
   in.since = now_;
   const HopKey key{m.new_prev, m.new_id};
   ins_[key] = in;
+  for (auto& [id, o] : outs_)  // requests made for this in-hop follow it to its new name
+    if (o.for_in && *o.for_in == HopKey{from, m.old_id}) o.for_in = key;
   if (in.out) {
     outs_.at(*in.out).in = key;
     const OutHop& o = outs_.at(*in.out);

@@ -98,12 +98,15 @@ bool FlowSim::process(double time, Event& e) {
     auto it = nodes_.find(d->to);
     if (it == nodes_.end()) return true;  // sent to a crashed node
     who = d->to;
-    it->second->step(Receive{d->from, std::move(d->body)}, now_, out);
+    Input input = Receive{d->from, std::move(d->body)};
+    if (config_.on_input) config_.on_input(now_, who, input);
+    it->second->step(input, now_, out);
   } else if (auto* t = std::get_if<TickAt>(&e)) {
     hash(t->node);
     auto it = nodes_.find(t->node);
     if (it == nodes_.end() || !ticking_) return true;
     who = t->node;
+    if (config_.on_input) config_.on_input(now_, who, Tick{});
     it->second->step(Tick{}, now_, out);
     queue_.push(now_ + config_.params.period, TickAt{t->node});
   } else if (auto* x = std::get_if<Detect>(&e)) {
@@ -112,6 +115,7 @@ bool FlowSim::process(double time, Event& e) {
     auto it = nodes_.find(x->observer);
     if (it == nodes_.end()) return true;
     who = x->observer;
+    if (config_.on_input) config_.on_input(now_, who, PeerDown{x->dead});
     it->second->step(PeerDown{x->dead}, now_, out);
   }
   deliver_outputs(who, out);

@@ -26,6 +26,8 @@ struct FlowSimConfig {
   double detection_delay = 2.0;    // (periods) from a crash until its neighbours get PeerDown
   bool check_every_event = false;  // local invariants of the stepping node after every event, global ones
                                    // after every round (property tests)
+  // Called with every input just before a node steps on it (tracing, tests).
+  std::function<void(double now, flow::NodeId node, const flow::Input& input)> on_input;
   // One-way delay of a message of `bytes` from a to b; default: latency 1-5% of a period, ample bandwidth.
   std::function<double(flow::NodeId, flow::NodeId, size_t)> delay;
 };
