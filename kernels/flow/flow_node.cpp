@@ -773,7 +773,8 @@ void FlowNode::on(NodeId from, const SwapReply& m) {
     event(EventKind::kMoveRejected, from, std::string("swap: ") + reason_name(m.reason));
     return;
   }
-  if (it == outs_.end() || (!it->second.in && !is_holder())) return;  // lost meanwhile: anti-entropy cleans up
+  // Lost meanwhile, or the new next hop died: anti-entropy cleans up both sides.
+  if (it == outs_.end() || (!it->second.in && !is_holder()) || !std::isfinite(link_to(pm.their_next))) return;
   const std::optional<HopKey> i1 = it->second.in;
   const NodeId a = it->second.next;
   outs_.erase(it);

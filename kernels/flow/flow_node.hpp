@@ -29,11 +29,11 @@ struct FlowParams {
   int request_attempts = 5;         // a request is re-sent this many times before giving up
   double request_timeout = 1.0;     // (periods) before a request is re-sent
   double idle_timeout = 12.0;       // (periods) a reserved path nobody takes is released after this
-  double orphan_timeout = 6.0;      // (periods) an orphaned in-hop is pushed back after this
+  double orphan_timeout = 2.0;      // (periods) an orphaned in-hop is pushed back after this
   double grace = 3.0;               // (periods) anti-entropy leaves younger hops alone (messages in flight)
   int advert_every = 3;             // rounds between unconditional Offer broadcasts
   int snapshot_every = 2;           // rounds between Snapshots to same-stage peers
-  int check_every = 6;              // rounds between CheckFlows
+  int check_every = 3;              // rounds between CheckFlows
   double stale_tolerance = 1e-9;    // relative: a request expecting a cheaper suffix than mine is refused
   // Annealing (docs/flow.md "moves and their score").
   double move_probability = 0.5;    // per round, chance that a relay looks for a move
