@@ -24,6 +24,8 @@ nlohmann::json to_json(const FlowOutcome& o) {
           {"oracle_max_path_cost", o.oracle_max_path_cost},
           {"oracle_max_path_lower_bound", o.oracle_max_path_lower_bound},
           {"rounds", o.rounds},
+          {"rounds_to_flow", o.rounds_to_flow},
+          {"rounds_to_1pct", o.rounds_to_1pct},
           {"messages", o.messages},
           {"messages_per_node_round", o.messages_per_node_round}};
 }
@@ -38,8 +40,10 @@ void print_table(const char* title, const FlowOutcome& o) {
               ratio(o.total_cost, o.oracle_total_cost));
   std::printf("  %-16s %14.4g %14.4g %8.3f   (lower bound %.4g)\n", "max path cost", o.max_path_cost,
               o.oracle_max_path_cost, ratio(o.max_path_cost, o.oracle_max_path_cost), o.oracle_max_path_lower_bound);
-  std::printf("  rounds to final state: %d; messages: %llu (%.1f per node per round)\n", o.rounds,
-              static_cast<unsigned long long>(o.messages), o.messages_per_node_round);
+  std::printf("  rounds: to the final flow value %d, to within 1%% of the final cost %d, to the last change %d\n",
+              o.rounds_to_flow, o.rounds_to_1pct, o.rounds);
+  std::printf("  messages: %llu (%.1f per node per round)\n", static_cast<unsigned long long>(o.messages),
+              o.messages_per_node_round);
 }
 
 }  // namespace
@@ -76,6 +80,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   flow->add_option("--temperature", x.params.temperature0, "Initial annealing temperature (x mean link cost)")
       ->capture_default_str();
+  flow->add_option("--cooling", x.params.cooling_per_round, "Temperature factor per round")->capture_default_str();
   flow->add_option("--move-probability", x.params.move_probability, "Chance per round to look for a move")
       ->capture_default_str();
   flow->add_option("--max-free", x.params.max_free_outs, "Paths a relay reserves ahead of demand")->capture_default_str();

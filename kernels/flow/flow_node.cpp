@@ -115,7 +115,7 @@ void FlowNode::on_tick() {
     repair_pairing();
   }
   build();
-  reroute();
+  if (!frozen_) reroute();
   advertise(round_ - last_advert_round_ >= cfg_.params.advert_every);
 
   if (round_ % cfg_.params.snapshot_every == 0) {
@@ -143,7 +143,7 @@ void FlowNode::on_tick() {
       if (o.established) checks[o.next].hops.push_back(id);
     for (auto& [pid, c] : checks) send(pid, std::move(c));
   }
-  if (!pending_move_ && rng_.chance(cfg_.params.move_probability)) try_move();
+  if (!frozen_ && !pending_move_ && rng_.chance(cfg_.params.move_probability)) try_move();
 }
 
 void FlowNode::expire() {
@@ -518,6 +518,7 @@ void FlowNode::on(NodeId from, const Snapshot& m) {
 // the Metropolis rule. A move's score is the drop in the affected paths' total cost plus `max_weight` times the
 // drop in the larger affected path: it lowers total cost and, among equal totals, the slowest flow (docs/flow.md).
 void FlowNode::try_move() {
+  if (frozen_) return;
   struct Candidate {
     double score = -kInfCost;
     NodeId partner = 0;

@@ -37,8 +37,8 @@ struct FlowParams {
   double stale_tolerance = 1e-9;    // relative: a request expecting a cheaper suffix than mine is refused
   // Annealing (docs/flow.md "moves and their score").
   double move_probability = 0.5;    // per round, chance that a relay looks for a move
-  double temperature0 = 0.3;        // initial temperature, in units of the node's mean link cost
-  double cooling_per_round = 0.96;
+  double temperature0 = 1.5;        // initial temperature, in units of the node's mean link cost
+  double cooling_per_round = 0.98;
   double cooling_per_move = 0.95;
   double max_weight = 1.0;          // weight of the larger affected path in a move's score (0: total cost only)
   double proposal_timeout = 2.0;    // (periods)
@@ -106,6 +106,10 @@ class FlowNode {
   FlowNode(FlowConfig config, Rng rng);
 
   void step(const Input& input, double now, Output& out);
+
+  // Start no more annealing moves or reroutes (moves in flight complete); building, repair and anti-entropy go
+  // on. For a graceful leave, and for tests that let the system quiesce.
+  void set_frozen(bool frozen) { frozen_ = frozen; }
 
   // --- read-only views for the runtime, the simulator and tests ---
   NodeId id() const { return cfg_.id; }
@@ -252,6 +256,7 @@ class FlowNode {
   Offer last_offer_;
   int last_advert_round_ = -1000;
   Output* out_ = nullptr;  // the Output of the step in progress
+  bool frozen_ = false;
 };
 
 }  // namespace gwtf::flow

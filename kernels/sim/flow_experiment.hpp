@@ -15,10 +15,11 @@ namespace gwtf::sim {
 struct FlowExperimentOptions {
   InstanceOptions instance;
   uint64_t seed = 1;
-  int rounds = 150;             // protocol rounds before measuring
+  int rounds = 250;             // protocol rounds before measuring
   double kill_fraction = 0;     // of relays, after `rounds`; never a whole stage
   int joins = 0;                // relays added after the kills, each to the stage that limits the flow
-  int churn_rounds = 120;       // rounds after churn before measuring again
+  int churn_rounds = 200;       // rounds after churn before measuring again
+  int settle_rounds = 15;       // then: no new moves, moves in flight and anti-entropy settle, and we measure
   double loss = 0;              // message loss probability
   bool check_invariants = false;  // after every event (slow; property tests)
   bool quiesce = false;         // settle, drain and check that no reservation dangles at the end
@@ -29,7 +30,9 @@ struct FlowOutcome {
   uint32_t flow_value = 0, oracle_flow_value = 0;
   double total_cost = 0, oracle_total_cost = 0;
   double max_path_cost = 0, oracle_max_path_cost = 0, oracle_max_path_lower_bound = 0;
-  int rounds = 0;               // protocol rounds until (flow value, total cost) last changed
+  int rounds = 0;               // the last round at which (flow value, total cost) changed
+  int rounds_to_flow = 0;       // the first round that reached the final flow value (the prototype's measure)
+  int rounds_to_1pct = 0;       // the first round with the final flow value and a cost within 1% of the final
   uint64_t messages = 0;        // sent in the phase
   double messages_per_node_round = 0;
 };

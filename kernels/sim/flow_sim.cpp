@@ -42,6 +42,7 @@ void FlowSim::start_node(const NodeSpec& spec, double first_tick) {
   cfg.capacity = spec.capacity;
   cfg.params = config_.params;
   nodes_[spec.id] = std::make_unique<FlowNode>(cfg, rng_.fork());
+  nodes_[spec.id]->set_frozen(frozen_);
   queue_.push(now_ + first_tick, TickAt{spec.id});
 }
 
@@ -154,6 +155,7 @@ bool FlowSim::run_rounds(int rounds) {
 
 bool FlowSim::quiesce(int settle_rounds) {
   loss_ = 0;
+  set_frozen(true);
   if (!run_rounds(settle_rounds)) return false;
   ticking_ = false;
   while (!queue_.empty()) {
@@ -161,6 +163,11 @@ bool FlowSim::quiesce(int settle_rounds) {
     if (!process(time, e)) return false;
   }
   return true;
+}
+
+void FlowSim::set_frozen(bool frozen) {
+  frozen_ = frozen;
+  for (auto& [id, n] : nodes_) n->set_frozen(frozen);
 }
 
 void FlowSim::crash(NodeId id) {

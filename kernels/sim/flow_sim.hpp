@@ -46,10 +46,12 @@ class FlowSim {
   // Advances the simulated time by `rounds` tick periods. Returns false (and stops) when an invariant broke
   // and check_every_event is on; violation() says which.
   bool run_rounds(int rounds);
-  // Stops injecting loss and lets the protocol settle, then drains every message in flight without further
-  // ticks: afterwards no message is in flight and the system is quiet.
+  // Stops injecting loss and new annealing moves, lets anti-entropy settle what moves in flight left, then drains
+  // every message in flight without further ticks: afterwards no message is in flight and the system is quiet.
   bool quiesce(int settle_rounds);
 
+  // Nodes start no annealing moves or reroutes while frozen (see FlowNode::set_frozen).
+  void set_frozen(bool frozen);
   void crash(flow::NodeId id);             // now; neighbours learn it after detection_delay
   // Now: the node starts, linked to `links` (adjacent-stage peers with their edge cost; same-stage peers with
   // kInfCost), and every linked peer learns of it.
@@ -96,6 +98,7 @@ class FlowSim {
   std::map<flow::NodeId, std::unique_ptr<flow::FlowNode>> nodes_;
   double now_ = 0;
   bool ticking_ = true;
+  bool frozen_ = false;
   double loss_ = 0;
   uint64_t messages_ = 0, lost_ = 0, processed_ = 0;
   uint64_t trace_ = 1469598103934665603ull;
