@@ -19,7 +19,7 @@ struct FlowExperimentOptions {
   double kill_fraction = 0;     // of relays, after `rounds`; never a whole stage
   int joins = 0;                // relays added after the kills, each to the stage that limits the flow
   int churn_rounds = 200;       // rounds after churn before measuring again
-  int settle_rounds = 15;       // then: no new moves, moves in flight and anti-entropy settle, and we measure
+  int settle_rounds = 30;       // then: no new moves, moves in flight and anti-entropy settle, and we measure
   double loss = 0;              // message loss probability
   bool check_invariants = false;  // after every event (slow; property tests)
   bool quiesce = false;         // settle, drain and check that no reservation dangles at the end
