@@ -71,7 +71,6 @@ enum FlowReason {
   wrongStage @2;
   busy @3;
   unknownHop @4;
-  noCapacity @5;
 }
 
 struct FlowOffer {
@@ -110,9 +109,8 @@ struct ProposeSwap {
   myLinkToMyNext @5 :Float64;
   myLinkToTheirNext @6 :Float64;
   mySuffixAfterNext @7 :Float64;
-  expectedTheirSuffixAfter @8 :Float64;
-  cycle @9 :Bool;
-  expectedTheirNext @10 :UInt64;
+  cycle @8 :Bool;
+  expectedTheirNext @9 :UInt64;
 }
 struct SwapReply {
   accept @0 :Bool;

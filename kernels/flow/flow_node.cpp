@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <sstream>
 
 namespace gwtf::flow {
@@ -43,7 +42,7 @@ void FlowNode::on_receive(NodeId from, const FlowBody& body) {
   // Shared checks first: messages from peers we do not know, or know to be dead, are dropped.
   auto p = peers_.find(from);
   if (p == peers_.end() || !p->second.alive) {
-    event(EventKind::kDropped, from, std::string("from unknown or dead peer: ") + body_name(body) + (std::getenv("GWTF_DEBUG_DROPS") ? " from " + std::to_string(from) + " to " + std::to_string(cfg_.id) : ""));
+    event(EventKind::kDropped, from, std::string("from unknown or dead peer: ") + body_name(body));
     return;
   }
   std::visit([&](const auto& m) { on(from, m); }, body);
@@ -71,7 +70,7 @@ void FlowNode::on_peer_down(NodeId peer) {
   std::vector<HopId> outs;
   for (const auto& [id, o] : outs_)
     if (o.next == peer) outs.push_back(id);
-  for (HopId id : outs) remove_out(id, false);
+  for (HopId id : outs) remove_out(id);
   std::vector<HopKey> ins;
   for (const auto& [key, in] : ins_)
     if (key.prev == peer) ins.push_back(key);
@@ -166,11 +165,11 @@ void FlowNode::expire() {
   }
   for (HopId id : give_up) {
     send(outs_.at(id).next, Cancel{id});  // in case it was accepted and only the answer was lost
-    remove_out(id, false);
+    remove_out(id);
   }
   for (HopId id : idle) {
     send(outs_.at(id).next, Cancel{id});
-    remove_out(id, false);
+    remove_out(id);
   }
   if (!idle.empty()) backoff_until_ = now_ + period * static_cast<double>(1 + rng_.below(3));
   std::vector<HopKey> orphans;
@@ -435,7 +434,7 @@ void FlowNode::on(NodeId from, const Cancel& m) {
 void FlowNode::on(NodeId from, const PushBack& m) {
   auto it = outs_.find(m.hop);
   if (it == outs_.end() || it->second.next != from) return;
-  remove_out(m.hop, false);
+  remove_out(m.hop);
   build();
   advertise(false);
 }
@@ -488,7 +487,7 @@ void FlowNode::on(NodeId from, const CheckReply& m) {
     if (it == outs_.end() || it->second.next != from || !it->second.established || it->second.locked) continue;
     if (now_ - it->second.since < cfg_.params.grace * cfg_.params.period) continue;
     event(EventKind::kHopLost, from, "anti-entropy: downstream does not know the hop");
-    remove_out(id, false);
+    remove_out(id);
     changed = true;
   }
   if (changed) build();
@@ -568,7 +567,7 @@ void FlowNode::try_move() {
   if (!std::isfinite(best.score) || !metropolis(best.score)) return;
 
   if (!best.takeover) {
-    propose_swap(best.mine, best.partner, best.theirs.out, best.theirs.next, best.theirs.suffix_after_next, false, {});
+    propose_swap(best.mine, best.partner, best.theirs.out, best.theirs.next, false, {});
     return;
   }
   if (!is_holder() && !make_room()) return;
@@ -582,8 +581,8 @@ void FlowNode::try_move() {
   pending_move_ = pm;
 }
 
-void FlowNode::propose_swap(HopId mine, NodeId partner, HopId theirs, NodeId their_next, double their_suffix_after,
-                            bool cycle, std::vector<PendingMove::Step> rest) {
+void FlowNode::propose_swap(HopId mine, NodeId partner, HopId theirs, NodeId their_next, bool cycle,
+                            std::vector<PendingMove::Step> rest) {
   OutHop& o = outs_.at(mine);
   o.locked = true;
   PendingMove pm;
@@ -594,7 +593,7 @@ void FlowNode::propose_swap(HopId mine, NodeId partner, HopId theirs, NodeId the
   pm.their_next = their_next;
   pm.rest = std::move(rest);
   send(partner, ProposeSwap{mine, theirs, pm.new_id, o.next, o.in ? ins_.at(*o.in).prefix : 0.0, o.link,
-                            link_to(their_next), o.suffix_after, their_suffix_after, cycle, their_next});
+                            link_to(their_next), o.suffix_after, cycle, their_next});
   pending_move_ = std::move(pm);
 }
 
@@ -608,7 +607,6 @@ bool FlowNode::try_cycle(double best_other_score) {
   struct Flow {
     HopId out;
     NodeId next;
-    double suffix_after;
   };
   struct Member {
     NodeId id;
@@ -619,7 +617,7 @@ bool FlowNode::try_cycle(double best_other_score) {
   {
     Member me{cfg_.id, {}, {}};
     for (const auto& [id, o] : outs_)
-      if (o.established && !o.locked && (o.in || is_holder())) me.flows.push_back({id, o.next, o.suffix_after});
+      if (o.established && !o.locked && (o.in || is_holder())) me.flows.push_back({id, o.next});
     for (const auto& [pid, p] : peers_)
       if (p.alive && is_next(pid) && std::isfinite(p.link)) me.link[pid] = p.link;
     if (me.flows.empty()) return false;
@@ -628,7 +626,7 @@ bool FlowNode::try_cycle(double best_other_score) {
   for (const auto& [pid, p] : peers_) {
     if (!p.alive || p.stage != cfg_.stage || !p.snapshot || round_ < p.ignore_until) continue;
     Member m{pid, {}, {}};
-    for (const auto& q : p.snapshot->pairs) m.flows.push_back({q.out, q.next, q.suffix_after_next});
+    for (const auto& q : p.snapshot->pairs) m.flows.push_back({q.out, q.next});
     for (const auto& e : p.snapshot->links) m.link[e.peer] = e.cost;
     if (!m.flows.empty()) members.push_back(std::move(m));
   }
@@ -697,12 +695,12 @@ bool FlowNode::try_cycle(double best_other_score) {
   for (auto it = best.path.rbegin(); it != best.path.rend(); ++it) {
     const auto& m = members[it->first];
     const auto& f = m.flows[it->second];
-    steps.push_back({m.id, f.out, f.next, f.suffix_after});
+    steps.push_back({m.id, f.out, f.next});
   }
   const auto first = steps.front();
   steps.erase(steps.begin());
-  propose_swap(members[0].flows[best.my_flow].out, first.partner, first.theirs, first.their_next,
-               first.their_suffix_after, true, std::move(steps));
+  propose_swap(members[0].flows[best.my_flow].out, first.partner, first.theirs, first.their_next, true,
+               std::move(steps));
   return true;
 }
 
@@ -799,8 +797,7 @@ void FlowNode::on(NodeId from, const SwapReply& m) {
     const auto next = rest.front();
     rest.erase(rest.begin());
     if (std::isfinite(link_to(next.their_next)) && next.their_next != outs_.at(pm.new_id).next) {
-      propose_swap(pm.new_id, next.partner, next.theirs, next.their_next, next.their_suffix_after, true,
-                   std::move(rest));
+      propose_swap(pm.new_id, next.partner, next.theirs, next.their_next, true, std::move(rest));
       return;
     }
   }
@@ -916,7 +913,7 @@ void FlowNode::on(NodeId from, const Redirect& m) {
   const double link = link_to(m.new_next);
   if (!std::isfinite(link) || dead_.count(m.new_next)) {
     send(m.new_next, Cancel{m.hop});
-    remove_out(m.hop, false);
+    remove_out(m.hop);
     build();
     return;
   }
@@ -929,7 +926,7 @@ void FlowNode::on(NodeId from, const Redirect& m) {
 // ------------------------------------------------------------------------------------------------------------
 // State changes
 
-void FlowNode::remove_out(HopId id, bool /*push_in_back*/) {
+void FlowNode::remove_out(HopId id) {
   auto it = outs_.find(id);
   if (it == outs_.end()) return;
   if (it->second.in) {
@@ -1038,7 +1035,7 @@ bool FlowNode::make_room() {
     if (o.established && !o.in && !o.locked && (!worst || suffix(o) > suffix(outs_.at(*worst)))) worst = id;
   if (!worst) return false;
   send(outs_.at(*worst).next, Cancel{*worst});
-  remove_out(*worst, false);
+  remove_out(*worst);
   advertise(false);
   return true;
 }

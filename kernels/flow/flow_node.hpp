@@ -174,7 +174,6 @@ class FlowNode {
       NodeId partner;
       HopId theirs;
       NodeId their_next;
-      double their_suffix_after;
     };
     std::vector<Step> rest;  // a cycle: swaps still to do after this one, in order
   };
@@ -215,12 +214,12 @@ class FlowNode {
   void try_move();
   bool metropolis(double score);
   bool try_cycle(double best_other_score);
-  void propose_swap(HopId mine, NodeId partner, HopId theirs, NodeId their_next, double their_suffix_after,
-                    bool cycle, std::vector<PendingMove::Step> rest);
+  void propose_swap(HopId mine, NodeId partner, HopId theirs, NodeId their_next, bool cycle,
+                    std::vector<PendingMove::Step> rest);
   double move_score(double c1, double c2, double c1n, double c2n) const;
   // State changes with their notifications.
   HopId new_hop_id() { return ++hop_counter_; }
-  void remove_out(HopId id, bool push_in_back);
+  void remove_out(HopId id);  // its in-hop, if any, becomes an orphan
   void remove_in(const HopKey& key, bool free_out);
   void match(const HopKey& in, HopId out);
   void announce_costs(const HopKey& in, HopId out);

@@ -19,9 +19,8 @@ enum class Reason : uint8_t {
   kWrongStage = 2,     // the sender is not in the stage before mine (requests) / not in mine (proposals)
   kBusy = 3,           // I am in the middle of another negotiation about this hop
   kUnknownHop = 4,     // the proposal names a hop I do not have (any more)
-  kNoCapacity = 5,     // taking the flow over would exceed my capacity
 };
-inline constexpr uint8_t kReasonCount = 6;
+inline constexpr uint8_t kReasonCount = 5;
 
 // Distance-vector and capacity advertisement, to the previous stage (and the same stage, for joiners).
 struct Offer {
@@ -96,7 +95,6 @@ struct ProposeSwap {
   double my_link_to_my_next = 0;     // me -> A
   double my_link_to_their_next = 0;  // me -> B
   double my_suffix_after_next = 0;   // A -> sink
-  double expected_their_suffix_after = 0;  // B -> sink, as I know it
   bool cycle = false;  // one step of a negative cycle I computed: accept if the hop is still yours
   NodeId expected_their_next = 0;  // B as I know it: the move is void if `theirs` goes elsewhere now
 };
@@ -163,7 +161,6 @@ inline const char* reason_name(Reason r) {
     case Reason::kWrongStage: return "wrong stage";
     case Reason::kBusy: return "busy";
     case Reason::kUnknownHop: return "unknown hop";
-    case Reason::kNoCapacity: return "no capacity";
   }
   return "?";
 }

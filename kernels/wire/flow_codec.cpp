@@ -123,7 +123,6 @@ void fill_flow(schema::FlowMessage::Builder out, const FlowBody& body) {
           b.setMyLinkToMyNext(m.my_link_to_my_next);
           b.setMyLinkToTheirNext(m.my_link_to_their_next);
           b.setMySuffixAfterNext(m.my_suffix_after_next);
-          b.setExpectedTheirSuffixAfter(m.expected_their_suffix_after);
           b.setCycle(m.cycle);
           b.setExpectedTheirNext(m.expected_their_next);
         } else if constexpr (std::is_same_v<T, SwapReply>) {
@@ -240,7 +239,6 @@ Result<FlowBody, WireError> read_flow(schema::FlowMessage::Reader in) {
                          c.cost(r.getMyLinkToMyNext(), "myLinkToMyNext"),
                          c.cost(r.getMyLinkToTheirNext(), "myLinkToTheirNext"),
                          c.cost(r.getMySuffixAfterNext(), "mySuffixAfterNext"),
-                         c.cost(r.getExpectedTheirSuffixAfter(), "expectedTheirSuffixAfter"),
                          r.getCycle(),
                          r.getExpectedTheirNext()};
       break;

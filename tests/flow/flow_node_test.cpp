@@ -290,7 +290,7 @@ TEST_F(Relay, SwapProposalIsAppliedWhenTheFlowIsAsTheProposerSawIt) {
   const HopId h = reserve(31, 6.0);
   recv(11, FlowRequest{5, 0.0, 8.0});
   // Peer 22 routes to 32 and proposes that we exchange next hops.
-  recv(22, ProposeSwap{40, h, 41, 32, 0.5, 4.0, 1.0, 3.0, 6.0, false, 31});
+  recv(22, ProposeSwap{40, h, 41, 32, 0.5, 4.0, 1.0, 3.0, false, 31});
   auto reply = sent<SwapReply>();
   ASSERT_EQ(reply.size(), 1u);
   EXPECT_TRUE(reply[0].second.accept) << reason_name(reply[0].second.reason);
@@ -307,15 +307,15 @@ TEST_F(Relay, SwapProposalIsAppliedWhenTheFlowIsAsTheProposerSawIt) {
 TEST_F(Relay, SwapProposalIsRefusedWithTheReasonWhenItNoLongerApplies) {
   const HopId h = reserve(31, 6.0);
   recv(11, FlowRequest{5, 0.0, 8.0});
-  recv(22, ProposeSwap{40, h, 41, 32, 0.5, 4.0, 1.0, 3.0, 6.0, false, 32});  // thinks h goes to 32
+  recv(22, ProposeSwap{40, h, 41, 32, 0.5, 4.0, 1.0, 3.0, false, 32});  // thinks h goes to 32
   EXPECT_EQ(sent<SwapReply>().at(0).second.reason, Reason::kStaleCost);
-  recv(22, ProposeSwap{40, 12345, 41, 32, 0.5, 4.0, 1.0, 3.0, 6.0, false, 31});
+  recv(22, ProposeSwap{40, 12345, 41, 32, 0.5, 4.0, 1.0, 3.0, false, 31});
   EXPECT_EQ(sent<SwapReply>().at(0).second.reason, Reason::kUnknownHop);
-  recv(12, ProposeSwap{40, h, 41, 32, 0.5, 4.0, 1.0, 3.0, 6.0, false, 31});
+  recv(12, ProposeSwap{40, h, 41, 32, 0.5, 4.0, 1.0, 3.0, false, 31});
   EXPECT_EQ(sent<SwapReply>().at(0).second.reason, Reason::kWrongStage);
   // A proposal that would make things much worse is refused too: the partner scores it with its own numbers and
   // the Metropolis rule (exp(-52 / 0.6) here).
-  recv(22, ProposeSwap{40, h, 41, 32, 0.5, 0.1, 50.0, 3.0, 6.0, false, 31});
+  recv(22, ProposeSwap{40, h, 41, 32, 0.5, 0.1, 50.0, 3.0, false, 31});
   EXPECT_EQ(sent<SwapReply>().at(0).second.reason, Reason::kStaleCost);
 }
 

@@ -56,7 +56,7 @@ inline std::vector<flow::FlowBody> flow_examples() {
           CheckFlows{{1, 2, 3, 1ull << 60}},
           CheckReply{{7}},
           snap,
-          ProposeSwap{1, 2, 3, 4, 5.5, 6.5, 7.5, 8.5, 9.5, true, 10},
+          ProposeSwap{1, 2, 3, 4, 5.5, 6.5, 7.5, 8.5, true, 10},
           SwapReply{true, Reason::kBusy, 1, 2, 3, 4.5, 5.5, 6.5},
           ProposeTakeover{1, 2, 3.5, 4.5, 5, 6},
           TakeoverReply{true, Reason::kUnknownHop, 1, 2, 3, 4, 5.5, 6, 7.5},
