@@ -704,6 +704,16 @@ bool FlowNode::try_cycle(double best_other_score) {
   return true;
 }
 
+// Why a same-stage proposal about my out-hop `theirs` cannot be taken, if it cannot.
+std::optional<Reason> FlowNode::proposal_refusal(NodeId from, HopId theirs) const {
+  if (peers_.at(from).stage != cfg_.stage) return Reason::kWrongStage;
+  if (pending_move_) return Reason::kBusy;
+  auto it = outs_.find(theirs);
+  if (it == outs_.end() || !it->second.established || (!it->second.in && !is_holder())) return Reason::kUnknownHop;
+  if (it->second.locked) return Reason::kBusy;
+  return std::nullopt;
+}
+
 void FlowNode::on(NodeId from, const ProposeSwap& m) {
   SwapReply r;
   r.mine = m.mine;
@@ -712,13 +722,9 @@ void FlowNode::on(NodeId from, const ProposeSwap& m) {
     r.reason = why;
     send(from, r);
   };
-  if (peers_.at(from).stage != cfg_.stage) return refuse(Reason::kWrongStage);
-  if (pending_move_) return refuse(Reason::kBusy);
+  if (auto why = proposal_refusal(from, m.theirs)) return refuse(*why);
   auto it = outs_.find(m.theirs);
-  if (it == outs_.end() || !it->second.established || (!it->second.in && !is_holder()))
-    return refuse(Reason::kUnknownHop);
   OutHop o2 = it->second;
-  if (o2.locked) return refuse(Reason::kBusy);
   const double link_a = link_to(m.my_next);
   if (o2.next != m.expected_their_next || o2.next == m.my_next || !std::isfinite(link_a))
     return refuse(Reason::kStaleCost);
@@ -812,12 +818,8 @@ void FlowNode::on(NodeId from, const ProposeTakeover& m) {
     r.reason = why;
     send(from, r);
   };
-  if (peers_.at(from).stage != cfg_.stage) return refuse(Reason::kWrongStage);
-  if (pending_move_) return refuse(Reason::kBusy);
+  if (auto why = proposal_refusal(from, m.theirs)) return refuse(*why);
   auto it = outs_.find(m.theirs);
-  if (it == outs_.end() || !it->second.established || (!it->second.in && !is_holder()))
-    return refuse(Reason::kUnknownHop);
-  if (it->second.locked) return refuse(Reason::kBusy);
   const OutHop o = it->second;
   const std::optional<HopKey> in = o.in;  // none: a holder's source flow
   if (o.next != m.expected_next || (in ? in->prev : 0) != m.expected_prev) return refuse(Reason::kStaleCost);

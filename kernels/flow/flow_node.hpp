@@ -213,6 +213,7 @@ class FlowNode {
   // Annealing.
   void try_move();
   bool metropolis(double score);
+  std::optional<Reason> proposal_refusal(NodeId from, HopId theirs) const;
   bool try_cycle(double best_other_score);
   void propose_swap(HopId mine, NodeId partner, HopId theirs, NodeId their_next, bool cycle,
                     std::vector<PendingMove::Step> rest);

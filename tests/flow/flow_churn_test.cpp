@@ -7,11 +7,7 @@
 namespace gwtf::sim {
 namespace {
 
-using testing::instance;
-using testing::kPrototypeMedianRounds;
-using testing::Quality;
-using testing::quantile;
-using testing::replay;
+using namespace gwtf::sim::testing;
 
 TEST(FlowSwarm, GeoInstances_InvariantsHoldAfterEveryEvent) {
   Quality q;
