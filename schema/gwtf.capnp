@@ -129,6 +129,7 @@ struct ProposeTakeover {
   myLinkNext @3 :Float64;
   expectedPrev @4 :UInt64;
   expectedNext @5 :UInt64;
+  shift @6 :Bool;
 }
 struct TakeoverReply {
   accept @0 :Bool;
