@@ -129,7 +129,6 @@ struct ProposeTakeover {
   myLinkNext @3 :Float64;
   expectedPrev @4 :UInt64;
   expectedNext @5 :UInt64;
-  shift @6 :Bool;
 }
 struct TakeoverReply {
   accept @0 :Bool;

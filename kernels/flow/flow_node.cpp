@@ -563,7 +563,7 @@ void FlowNode::try_move() {
       }
     }
   }
-  if (try_load_shift(best.score) || try_cycle(best.score)) return;
+  if (try_cycle(best.score)) return;
   if (!std::isfinite(best.score) || !metropolis(best.score)) return;
 
   if (!best.takeover) {
@@ -704,133 +704,6 @@ bool FlowNode::try_cycle(double best_other_score) {
   return true;
 }
 
-// Load shift (docs/flow.md): I take one flow from a same-stage peer P. Its value is not the direct replacement
-// (X -> P -> Y becomes X -> me -> Y) but what both adjacent gaps gain once re-assigned optimally around the new
-// loads: downstream, the cheapest alternating path "I add an edge to w, the holder of a flow on w gives it up and
-// adds another, ..., P gives one up"; upstream, "P loses an in-edge from x, x sends that flow elsewhere, whose
-// receiver gives up another, ..., I gain one". Both are shortest paths over my same-stage peers' snapshots. The
-// takeover moves the load; the cycle canceling of this stage and of the previous one then realizes the
-// re-assignment, so the partner accepts on my score.
-bool FlowNode::try_load_shift(double best_other_score) {
-  const bool room = is_holder() ? used() < cfg_.capacity : has_room_or_reservation();
-  if (!room || round_ < next_shift_round_) return false;
-  struct Member {
-    NodeId id;
-    std::vector<NodeId> next, prev;  // one entry per flow: its next hop and its previous hop
-    std::map<NodeId, double> link;
-    const Snapshot* snap = nullptr;
-  };
-  std::vector<Member> members;
-  {
-    Member me{cfg_.id, {}, {}, {}, nullptr};
-    for (const auto& [id, o] : outs_)
-      if (o.established && (o.in || is_holder())) {
-        me.next.push_back(o.next);
-        if (o.in) me.prev.push_back(o.in->prev);
-      }
-    for (const auto& [pid, p] : peers_)
-      if (p.alive && std::isfinite(p.link) && (is_next(pid) || is_prev(pid))) me.link[pid] = p.link;
-    members.push_back(std::move(me));
-  }
-  for (const auto& [pid, p] : peers_) {
-    if (!p.alive || p.stage != cfg_.stage || !p.snapshot || round_ < p.ignore_until) continue;
-    Member m{pid, {}, {}, {}, &*p.snapshot};
-    for (const auto& q : p.snapshot->pairs) {
-      m.next.push_back(q.next);
-      if (q.prev != 0) m.prev.push_back(q.prev);
-    }
-    for (const auto& e : p.snapshot->links) m.link[e.peer] = e.cost;
-    if (!m.next.empty()) members.push_back(std::move(m));
-  }
-  const size_t n = members.size();
-  if (n < 2) return false;
-  auto cost = [&](size_t x, NodeId w) {
-    auto it = members[x].link.find(w);
-    return it == members[x].link.end() ? kInfCost : it->second;
-  };
-  // Downstream: down[y] = cheapest path from me (adding an out-edge) to y giving one up.
-  std::vector<double> down(n, kInfCost);
-  for (size_t round = 0; round + 1 < n; ++round) {
-    bool changed = false;
-    for (size_t x = 0; x < n; ++x) {
-      const double dx = x == 0 ? 0.0 : down[x];
-      if (!std::isfinite(dx) || (x == 0 && round > 0)) continue;
-      for (size_t y = 1; y < n; ++y) {
-        if (y == x) continue;
-        for (NodeId w : members[y].next) {
-          const double d = dx + cost(x, w) - cost(y, w);
-          if (d < down[y] - 1e-9) {
-            down[y] = d;
-            changed = true;
-          }
-        }
-      }
-    }
-    if (!changed) break;
-  }
-  // Upstream: up[y] = cheapest path from y losing an in-edge to me gaining one (holders have no upstream gap).
-  std::vector<double> up(n, is_holder() ? 0.0 : kInfCost);
-  if (!is_holder()) {
-    up[0] = 0;  // me: gaining the edge ends the path
-    for (size_t round = 0; round + 1 < n; ++round) {
-      bool changed = false;
-      for (size_t y = 1; y < n; ++y)
-        for (NodeId x : members[y].prev)
-          for (size_t z = 0; z < n; ++z) {
-            if (z == y || !std::isfinite(up[z])) continue;
-            // x sends the flow it loses at y to z instead: cost(x, z) is z's link to x.
-            const double d = -cost(y, x) + cost(z, x) + up[z];
-            if (d < up[y] - 1e-9) {
-              up[y] = d;
-              changed = true;
-            }
-          }
-      if (!changed) break;
-    }
-  }
-  double best_gain = 0;
-  size_t best_member = 0;
-  for (size_t y = 1; y < n; ++y) {
-    const double gain = -(down[y] + up[y]);
-    if (std::isfinite(gain) && gain > best_gain) {
-      best_gain = gain;
-      best_member = y;
-    }
-  }
-  if (best_member == 0 || best_gain <= best_other_score || !metropolis(best_gain)) return false;
-  // The flow of P to take: the one whose direct replacement costs the least; I need links to both its ends.
-  const Member& p = members[best_member];
-  std::map<NodeId, double> their_link(p.link);
-  const PairInfo* pick = nullptr;
-  double pick_score = -kInfCost;
-  for (const auto& q : p.snap->pairs) {
-    const double to_y = link_to(q.next), to_x = is_holder() ? 0.0 : link_to(q.prev);
-    if (!std::isfinite(to_y) || !std::isfinite(to_x)) continue;
-    double c_old = q.link_next, c_new = to_y;
-    if (!is_holder()) {
-      auto tx = their_link.find(q.prev);
-      if (tx == their_link.end()) continue;
-      c_old += tx->second;
-      c_new += to_x;
-    }
-    if (c_old - c_new > pick_score) {
-      pick_score = c_old - c_new;
-      pick = &q;
-    }
-  }
-  if (!pick || (!is_holder() && !make_room())) return false;
-  PendingMove pm;
-  pm.partner = p.id;
-  pm.new_id = new_hop_id();
-  pm.deadline = now_ + cfg_.params.proposal_timeout * cfg_.params.period;
-  pm.takeover = true;
-  send(p.id, ProposeTakeover{pick->out, pm.new_id, is_holder() ? 0.0 : link_to(pick->prev), link_to(pick->next),
-                             pick->prev, pick->next, true});
-  pending_move_ = pm;
-  next_shift_round_ = round_ + 16;
-  return true;
-}
-
 // Why a same-stage proposal about my out-hop `theirs` cannot be taken, if it cannot.
 std::optional<Reason> FlowNode::proposal_refusal(NodeId from, HopId theirs) const {
   if (peers_.at(from).stage != cfg_.stage) return Reason::kWrongStage;
@@ -956,7 +829,7 @@ void FlowNode::on(NodeId from, const ProposeTakeover& m) {
   const double prefix_at_x = prefix_here - link_x;
   const double score = move_score(prefix_here + suffix(o), 0,
                                   prefix_at_x + m.my_link_prev + m.my_link_next + o.suffix_after, 0);
-  if (!m.shift && !metropolis(score)) return refuse(Reason::kStaleCost);
+  if (!metropolis(score)) return refuse(Reason::kStaleCost);
   outs_.erase(it);
   if (in) {
     ins_.erase(*in);

@@ -215,7 +215,6 @@ class FlowNode {
   bool metropolis(double score);
   std::optional<Reason> proposal_refusal(NodeId from, HopId theirs) const;
   bool try_cycle(double best_other_score);
-  bool try_load_shift(double best_other_score);
   void propose_swap(HopId mine, NodeId partner, HopId theirs, NodeId their_next, bool cycle,
                     std::vector<PendingMove::Step> rest);
   double move_score(double c1, double c2, double c1n, double c2n) const;
@@ -258,7 +257,6 @@ class FlowNode {
   int last_advert_round_ = -1000;
   Output* out_ = nullptr;  // the Output of the step in progress
   bool frozen_ = false;
-  int next_shift_round_ = 0;  // a load shift waits until the cycles have realized the previous one
 };
 
 }  // namespace gwtf::flow

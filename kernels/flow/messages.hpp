@@ -116,7 +116,6 @@ struct ProposeTakeover {
   double my_link_next = 0;  // me -> Y
   NodeId expected_prev = 0;  // X and Y as I know them: the move is void if the flow on `theirs` changed
   NodeId expected_next = 0;
-  bool shift = false;  // a load shift I scored with both adjacent gaps re-assigned: accept if the flow is as I saw it
 };
 struct TakeoverReply {
   bool accept = false;

@@ -143,7 +143,6 @@ void fill_flow(schema::FlowMessage::Builder out, const FlowBody& body) {
           b.setMyLinkNext(m.my_link_next);
           b.setExpectedPrev(m.expected_prev);
           b.setExpectedNext(m.expected_next);
-          b.setShift(m.shift);
         } else if constexpr (std::is_same_v<T, TakeoverReply>) {
           auto b = out.initTakeoverReply();
           b.setAccept(m.accept);
@@ -259,8 +258,7 @@ Result<FlowBody, WireError> read_flow(schema::FlowMessage::Reader in) {
     case W::PROPOSE_TAKEOVER: {
       auto r = in.getProposeTakeover();
       body = ProposeTakeover{r.getTheirs(), r.getNewId(), c.cost(r.getMyLinkPrev(), "myLinkPrev"),
-                             c.cost(r.getMyLinkNext(), "myLinkNext"), r.getExpectedPrev(), r.getExpectedNext(),
-                             r.getShift()};
+                             c.cost(r.getMyLinkNext(), "myLinkNext"), r.getExpectedPrev(), r.getExpectedNext()};
       break;
     }
     case W::TAKEOVER_REPLY: {

@@ -58,7 +58,7 @@ inline std::vector<flow::FlowBody> flow_examples() {
           snap,
           ProposeSwap{1, 2, 3, 4, 5.5, 6.5, 7.5, 8.5, true, 10},
           SwapReply{true, Reason::kBusy, 1, 2, 3, 4.5, 5.5, 6.5},
-          ProposeTakeover{1, 2, 3.5, 4.5, 5, 6, true},
+          ProposeTakeover{1, 2, 3.5, 4.5, 5, 6},
           TakeoverReply{true, Reason::kUnknownHop, 1, 2, 3, 4, 5.5, 6, 7.5},
           Switch{1, 2, 3, 4.5},
           Redirect{1, 2}};
