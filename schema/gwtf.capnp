@@ -166,6 +166,39 @@ struct FlowMessage {
   }
 }
 
+# ---------------------------------------------------------------------------------------------------------------
+# Checkpoints (kernels/model/checkpoint.cpp): one stage's weights and optimizer state. On disk a checkpoint file
+# is "GWTFCKPT", a format version, the length and an FNV-1a checksum of the message, then this message.
+
+struct NamedTensor {
+  name @0 :Text;
+  tensor @1 :Tensor;
+}
+
+struct ModelConfigRecord {
+  arch @0 :UInt8;          # 0 GPT-like, 1 LLaMa-like
+  preset @1 :Text;
+  dModel @2 :Int64;
+  layers @3 :Int64;
+  heads @4 :Int64;
+  seqLen @5 :Int64;
+  vocab @6 :Int64;
+  ffnHidden @7 :Int64;
+  tiedHead @8 :Bool;
+  normEps @9 :Float64;
+}
+
+struct StageCheckpoint {
+  configHash @0 :UInt64;   # of the record below: a checkpoint of another model is refused before any tensor
+  config @1 :ModelConfigRecord;
+  stageKind @2 :UInt8;     # 0 start, 1 blocks, 2 end
+  firstBlock @3 :Int32;
+  endBlock @4 :Int32;
+  iteration @5 :UInt64;
+  parameters @6 :List(NamedTensor);
+  optimizer @7 :List(NamedTensor);
+}
+
 struct Envelope {
   version @0 :UInt16;
   swarmId @1 :UInt64;

@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "kernels/wire/flow_codec.hpp"
+#include "kernels/wire/tensor_fields.hpp"
 #include "schema/gwtf.capnp.h"
 
 namespace gwtf::wire {
@@ -36,10 +37,8 @@ std::string_view errc_name(WireErrc c) {
   return "?";
 }
 
-namespace {
-
 // ---------------------------------------------------------------------------------------------------------
-// Encode
+// Tensor fields (also used by checkpoints: kernels/wire/tensor_fields.hpp)
 
 void fill_tensor(schema::Tensor::Builder out, const TensorView& t, capnp::Orphanage orphanage) {
   out.setDtype(static_cast<schema::DType>(t.dtype));
@@ -56,6 +55,8 @@ void fill_tensor(schema::Tensor::Builder out, const TensorView& t, capnp::Orphan
     std::memcpy(data.begin(), t.data, t.nbytes);
   }
 }
+
+namespace {
 
 void fill_stage_tensor(schema::StageTensor::Builder out, const StageTensor& s, capnp::Orphanage orphanage) {
   out.setIteration(s.iteration);
@@ -109,6 +110,8 @@ Result<size_t, WireError> check_segment_table(const std::vector<char>& frame) {
   return static_cast<size_t>(words);
 }
 
+}  // namespace
+
 Result<TensorView, WireError> read_tensor(schema::Tensor::Reader in, const DecodeOptions& options) {
   const auto raw_dtype = static_cast<uint16_t>(in.getDtype());
   const auto dtype = dtype_from_raw(raw_dtype);
@@ -145,6 +148,8 @@ Result<TensorView, WireError> read_tensor(schema::Tensor::Reader in, const Decod
   t.nbytes = data.size();
   return t;
 }
+
+namespace {
 
 template <class Kind>
 Result<Body, WireError> read_stage_tensor(schema::StageTensor::Reader in, const DecodeOptions& options) {

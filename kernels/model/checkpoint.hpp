@@ -1,0 +1,32 @@
+// Per-stage checkpoints: weights, optimizer state, iteration, the model config and a hash of it, under a checksum.
+// Saving writes a temporary file and renames it, so a crash never leaves half a checkpoint under the real name.
+// Loading refuses, with an error naming the problem, a missing, truncated or corrupted file, another format
+// version, a checkpoint of another model config or stage, and tensors of the wrong shape — before touching the
+// module or the optimizer.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "kernels/base/result.hpp"
+#include "kernels/model/optimizer.hpp"
+#include "kernels/model/stage_module.hpp"
+
+namespace gwtf::model {
+
+uint64_t config_hash(const ModelConfig& cfg);
+
+struct StageId {
+  StageModule::Kind kind = StageModule::Kind::kBlocks;
+  int first_block = 0, end_block = 0;
+};
+
+// Returns "" on success, else what went wrong.
+std::string save_checkpoint(const std::string& path, const ModelConfig& cfg, const StageId& stage,
+                            const StageModule& module, const AdamW& optimizer, uint64_t iteration);
+
+// Loads into `module` and `optimizer` (which must be built for `cfg` and `stage`); returns the iteration.
+Result<uint64_t, std::string> load_checkpoint(const std::string& path, const ModelConfig& cfg, const StageId& stage,
+                                              StageModule& module, AdamW& optimizer);
+
+}  // namespace gwtf::model
