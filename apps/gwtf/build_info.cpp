@@ -49,6 +49,12 @@ std::string env_or(const char* name, const char* fallback) {
 
 }  // namespace
 
+bool blas_is_openblas() {
+  for (const auto& path : loaded_blas())
+    if (path.find("openblas") != std::string::npos) return true;
+  return false;
+}
+
 std::string describe_build() {
   std::ostringstream out;
   out << "gwtf " << GWTF_VERSION << " (" << GWTF_BUILD_TYPE << ", g++ " << __VERSION__ << ")\n";

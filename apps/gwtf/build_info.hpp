@@ -8,4 +8,7 @@ namespace gwtf::app {
 
 std::string describe_build();
 
+// Whether the BLAS mapped into this process is OpenBLAS (LibTorch picks libblas.so.3 at run time).
+bool blas_is_openblas();
+
 }  // namespace gwtf::app

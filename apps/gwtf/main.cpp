@@ -8,6 +8,7 @@
 
 #include "apps/common/logging.hpp"
 #include "apps/gwtf/build_info.hpp"
+#include "kernels/model/reference_trainer.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"gwtf — churn-tolerant decentralized training of LLMs (GWTF, arXiv 2509.21221)"};
@@ -21,6 +22,30 @@ int main(int argc, char** argv) {
   auto* demo = app.add_subcommand("demo", "Run the local swarm demo (today: print the build configuration)");
   auto* info = app.add_subcommand("info", "Print the build configuration: library versions, BLAS, threads");
 
+  gwtf::model::TrainOptions train;
+  std::string arch = "gpt", preset = "tiny";
+  std::vector<std::string> data;
+  int report_every = 10;
+  auto* local = app.add_subcommand("train-local", "Train on this machine with the reference (monolithic) loop");
+  local->add_option("--arch", arch, "gpt | llama")->capture_default_str()->check(CLI::IsMember({"gpt", "llama"}));
+  local->add_option("--preset", preset, "tiny | small | 124m | 500m | 1.5b")->capture_default_str();
+  local->add_option("--iterations", train.iterations, "Optimizer steps")->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{100000000}));
+  local->add_option("--microbatches", train.microbatches, "Microbatches per iteration")->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  local->add_option("--microbatch-size", train.microbatch_size, "Sequences per microbatch")->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  local->add_option("--seq", train.seq_len, "Sequence length (default: the preset's context)");
+  local->add_option("--stages", train.relay_stages, "Relay stages the blocks are cut into (clipping is per stage)")
+      ->capture_default_str()->check(CLI::Range(1, 1000));
+  local->add_option("--seed", train.model.seed, "Run seed: initial weights")->capture_default_str();
+  local->add_option("--data-seed", train.data_seed, "Data seed: which microbatches")->capture_default_str();
+  local->add_option("--lr", train.optimizer.lr, "Peak learning rate (AdamW)")->capture_default_str();
+  local->add_option("--data", data, "Text files or directories (default: Debian's fortunes corpus)");
+  local->add_option("--save", train.save_dir, "Directory for per-stage checkpoints");
+  local->add_option("--save-every", train.save_every, "Also checkpoint every K iterations");
+  local->add_option("--report-every", report_every, "Print a progress line every K iterations")->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
   try {
     gwtf::app::setup_logging(log, "gwtf");
@@ -28,6 +53,49 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   at::set_num_threads(threads);
+
+  if (local->parsed()) {
+    const auto shape = gwtf::model::preset(preset);
+    if (!shape) {
+      spdlog::error("unknown preset '{}': expected tiny, small, 124m, 500m or 1.5b", preset);
+      return 2;
+    }
+    train.model.arch = arch == "gpt" ? gwtf::model::Arch::kGpt : gwtf::model::Arch::kLlama;
+    train.model.shape = *shape;
+    train.model.tied_head = arch == "gpt";
+    train.optimizer.total_steps = train.iterations;
+    train.optimizer.warmup_steps = std::min<int64_t>(100, std::max<int64_t>(1, train.iterations / 10));
+    if (!gwtf::app::blas_is_openblas()) spdlog::warn("BLAS is not OpenBLAS: training runs ~17x slower (scripts/setup)");
+    if (data.empty()) data = gwtf::model::default_corpus_files();
+    if (data.empty()) {
+      spdlog::error("no training data: pass --data FILE|DIR, or run scripts/setup to install the default corpus "
+                    "(Debian package 'fortunes')");
+      return 2;
+    }
+    auto corpus = gwtf::model::Corpus::from_files(data, 0.05);
+    if (!corpus) {
+      spdlog::error("{}", corpus.error());
+      return 2;
+    }
+    spdlog::info("train-local: {} {} ({} blocks, d={}), {} train / {} validation tokens, {} iterations x {} "
+                 "microbatches x {} sequences",
+                 arch, preset, shape->layers, shape->d_model, corpus->train.size(), corpus->validation.size(),
+                 train.iterations, train.microbatches, train.microbatch_size);
+    auto result = gwtf::model::train_local(train, *corpus, [&](const gwtf::model::IterationReport& r) {
+      if ((r.iteration + 1) % report_every == 0 || r.iteration == 0 || r.iteration + 1 == train.iterations)
+        std::printf("iter %6lld  loss %.4f  tokens/s %8.0f  grad-norm %.3f\n", static_cast<long long>(r.iteration + 1),
+                    r.loss, r.tokens_per_s, r.grad_norm);
+      std::fflush(stdout);
+    });
+    if (!result) {
+      spdlog::error("{}", result.error());
+      return 1;
+    }
+    std::printf("done in %.1f s: final loss %.4f, validation loss %.4f%s%s\n", result->seconds,
+                result->losses.back(), result->validation_loss, train.save_dir.empty() ? "" : ", checkpoints in ",
+                train.save_dir.c_str());
+    return 0;
+  }
 
   std::cout << gwtf::app::describe_build();
   if (demo->parsed()) {
