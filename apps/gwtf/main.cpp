@@ -8,6 +8,7 @@
 
 #include "apps/common/logging.hpp"
 #include "apps/gwtf/build_info.hpp"
+#include "kernels/model/evaluate.hpp"
 #include "kernels/model/reference_trainer.hpp"
 
 int main(int argc, char** argv) {
@@ -46,6 +47,15 @@ int main(int argc, char** argv) {
   local->add_option("--save-every", train.save_every, "Also checkpoint every K iterations");
   local->add_option("--report-every", report_every, "Print a progress line every K iterations")->capture_default_str();
 
+  std::string eval_dir;
+  std::vector<std::string> eval_data;
+  int64_t max_windows = 0;
+  auto* eval = app.add_subcommand("eval", "Mean next-token loss of a checkpointed model over a text");
+  eval->add_option("--checkpoint", eval_dir, "Directory of stage-*.ckpt files (train-local --save)")->required();
+  eval->add_option("--data", eval_data, "Text files or directories")->required();
+  eval->add_option("--max-windows", max_windows, "At most this many windows of the context length (0: all)")
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
   try {
     gwtf::app::setup_logging(log, "gwtf");
@@ -53,6 +63,28 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   at::set_num_threads(threads);
+
+  if (eval->parsed()) {
+    auto model = gwtf::model::load_model(eval_dir);
+    if (!model) {
+      spdlog::error("{}", model.error());
+      return 2;
+    }
+    auto corpus = gwtf::model::Corpus::from_files(eval_data, 0.0);
+    if (!corpus) {
+      spdlog::error("{}", corpus.error());
+      return 2;
+    }
+    auto r = gwtf::model::evaluate(*model, corpus->train, max_windows);
+    if (!r) {
+      spdlog::error("{}", r.error());
+      return 2;
+    }
+    std::printf("mean next-token loss %.4f over %lld windows of %lld tokens (iteration %llu)\n", r->mean_loss,
+                static_cast<long long>(r->windows), static_cast<long long>(model->config.shape.seq_len),
+                static_cast<unsigned long long>(model->iteration));
+    return 0;
+  }
 
   if (local->parsed()) {
     const auto shape = gwtf::model::preset(preset);

@@ -58,7 +58,64 @@ void fill_list(capnp::List<schema::NamedTensor>::Builder list,
   }
 }
 
+// Reads a checkpoint file and checks its header, length and checksum; the message's words on success.
+Result<std::vector<capnp::word>, std::string> read_verified(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Err{"checkpoint '" + path + "' cannot be opened"};
+  std::vector<char> file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string where = "checkpoint '" + path + "': ";
+  if (file.size() < kHeaderBytes) return Err{where + "truncated (" + std::to_string(file.size()) + " bytes)"};
+  if (std::memcmp(file.data(), kMagic, 8) != 0) return Err{where + "not a gwtf checkpoint (bad magic)"};
+  uint32_t version;
+  uint64_t length, checksum;
+  std::memcpy(&version, file.data() + 8, 4);
+  std::memcpy(&length, file.data() + 16, 8);
+  std::memcpy(&checksum, file.data() + 24, 8);
+  if (version != kFormatVersion)
+    return Err{where + "format version " + std::to_string(version) + ", this build reads " +
+               std::to_string(kFormatVersion)};
+  if (file.size() - kHeaderBytes < length)
+    return Err{where + "truncated: " + std::to_string(file.size() - kHeaderBytes) + " of " + std::to_string(length) +
+               " bytes"};
+  if (file.size() - kHeaderBytes > length || length % 8 != 0) return Err{where + "has trailing or misaligned bytes"};
+  if (fnv1a(file.data() + kHeaderBytes, length) != checksum) return Err{where + "corrupted (checksum mismatch)"};
+
+  // Aligned copy of the message for Cap'n Proto, which reads words in place.
+  std::vector<capnp::word> words(length / 8);
+  std::memcpy(words.data(), file.data() + kHeaderBytes, length);
+  return words;
+}
+
 }  // namespace
+
+Result<CheckpointInfo, std::string> read_checkpoint_info(const std::string& path) {
+  auto verified = read_verified(path);
+  if (!verified) return Err{std::move(verified).error()};
+  const auto& words = verified.value();
+  try {
+    capnp::ReaderOptions options;
+    options.traversalLimitInWords = 2 * words.size() + 64;
+    capnp::FlatArrayMessageReader reader(kj::arrayPtr(words.data(), words.size()), options);
+    auto ck = reader.getRoot<schema::StageCheckpoint>();
+    auto r = ck.getConfig();
+    auto shape = preset(r.getPreset().cStr());
+    if (!shape) return Err{"checkpoint '" + path + "': unknown preset '" + r.getPreset().cStr() + "'"};
+    CheckpointInfo info;
+    info.config.arch = r.getArch() == 0 ? Arch::kGpt : Arch::kLlama;
+    info.config.shape = *shape;
+    info.config.tied_head = r.getTiedHead();
+    info.config.norm_eps = r.getNormEps();
+    info.config.seed = 0;
+    if (config_hash(info.config) != ck.getConfigHash())
+      return Err{"checkpoint '" + path + "': its config does not match the preset '" + r.getPreset().cStr() +
+                 "' of this build"};
+    info.stage = StageId{static_cast<StageModule::Kind>(ck.getStageKind()), ck.getFirstBlock(), ck.getEndBlock()};
+    info.iteration = ck.getIteration();
+    return info;
+  } catch (const kj::Exception& e) {
+    return Err{"checkpoint '" + path + "': malformed: " + e.getDescription().cStr()};
+  }
+}
 
 uint64_t config_hash(const ModelConfig& cfg) {
   const std::string d = describe(cfg);
@@ -113,29 +170,10 @@ std::string save_checkpoint(const std::string& path, const ModelConfig& cfg, con
 
 Result<uint64_t, std::string> load_checkpoint(const std::string& path, const ModelConfig& cfg, const StageId& stage,
                                               StageModule& module, AdamW& optimizer) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Err{"checkpoint '" + path + "' cannot be opened"};
-  std::vector<char> file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto verified = read_verified(path);
+  if (!verified) return Err{std::move(verified).error()};
   const std::string where = "checkpoint '" + path + "': ";
-  if (file.size() < kHeaderBytes) return Err{where + "truncated (" + std::to_string(file.size()) + " bytes)"};
-  if (std::memcmp(file.data(), kMagic, 8) != 0) return Err{where + "not a gwtf checkpoint (bad magic)"};
-  uint32_t version;
-  uint64_t length, checksum;
-  std::memcpy(&version, file.data() + 8, 4);
-  std::memcpy(&length, file.data() + 16, 8);
-  std::memcpy(&checksum, file.data() + 24, 8);
-  if (version != kFormatVersion)
-    return Err{where + "format version " + std::to_string(version) + ", this build reads " +
-               std::to_string(kFormatVersion)};
-  if (file.size() - kHeaderBytes < length)
-    return Err{where + "truncated: " + std::to_string(file.size() - kHeaderBytes) + " of " + std::to_string(length) +
-               " bytes"};
-  if (file.size() - kHeaderBytes > length || length % 8 != 0) return Err{where + "has trailing or misaligned bytes"};
-  if (fnv1a(file.data() + kHeaderBytes, length) != checksum) return Err{where + "corrupted (checksum mismatch)"};
-
-  // Aligned copy of the message for Cap'n Proto, which reads words in place.
-  std::vector<capnp::word> words(length / 8);
-  std::memcpy(words.data(), file.data() + kHeaderBytes, length);
+  std::vector<capnp::word> words = std::move(verified).value();
   std::map<std::string, at::Tensor> params, state;
   uint64_t iteration = 0;
   try {

@@ -25,6 +25,14 @@ struct StageId {
 std::string save_checkpoint(const std::string& path, const ModelConfig& cfg, const StageId& stage,
                             const StageModule& module, const AdamW& optimizer, uint64_t iteration);
 
+// What a checkpoint holds, read without loading its tensors (after the same integrity checks as a load).
+struct CheckpointInfo {
+  ModelConfig config;  // seed is not stored: 0
+  StageId stage;
+  uint64_t iteration = 0;
+};
+Result<CheckpointInfo, std::string> read_checkpoint_info(const std::string& path);
+
 // Loads into `module` and `optimizer` (which must be built for `cfg` and `stage`); returns the iteration.
 Result<uint64_t, std::string> load_checkpoint(const std::string& path, const ModelConfig& cfg, const StageId& stage,
                                               StageModule& module, AdamW& optimizer);

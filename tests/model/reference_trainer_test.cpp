@@ -2,6 +2,8 @@
 // stays, and a checkpoint lands for every stage.
 #include "kernels/model/reference_trainer.hpp"
 
+#include "kernels/model/evaluate.hpp"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -42,6 +44,31 @@ TEST(ReferenceTrainer, TinyModelLearnsTheFixture) {
   EXPECT_LT(mean_of_last(learned->losses, 5), 0.6 * start) << "the loss did not fall";
   for (const char* f : {"stage-start.ckpt", "stage-1.ckpt", "stage-2.ckpt", "stage-end.ckpt"})
     EXPECT_TRUE(std::filesystem::exists(trained.save_dir + "/" + f)) << f;
+
+  // gwtf eval: the saved model, reloaded, scores the fixture far below a uniform guess.
+  auto model = load_model(trained.save_dir);
+  ASSERT_TRUE(model.ok()) << model.error();
+  EXPECT_EQ(model->iteration, 40u);
+  EXPECT_EQ(model->relays.size(), 2u);
+  auto scored = evaluate(*model, corpus.train, 2);
+  ASSERT_TRUE(scored.ok()) << scored.error();
+  EXPECT_EQ(scored->windows, 2);
+  EXPECT_LT(scored->mean_loss, 0.6 * std::log(256.0));
+}
+
+TEST(Evaluate, MissingOrIncompleteCheckpointsAreErrors) {
+  EXPECT_NE(load_model("/nonexistent").error().find("does not exist"), std::string::npos);
+  const auto dir = ::testing::TempDir() + "/partial";
+  std::filesystem::create_directories(dir);
+  auto o = options(1e-3);
+  o.iterations = 1;
+  o.save_dir = dir;
+  const auto corpus = Corpus::from_text(std::string(2000, 'a'), 0.1).value();
+  ASSERT_TRUE(train_local(o, corpus).ok());
+  std::filesystem::remove(dir + "/stage-2.ckpt");
+  const auto err = load_model(dir);
+  ASSERT_FALSE(err.ok());
+  EXPECT_NE(err.error().find("cover"), std::string::npos) << err.error();
 }
 
 TEST(ReferenceTrainer, ContextLongerThanTheModelsIsAnError) {
