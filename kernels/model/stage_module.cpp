@@ -223,6 +223,19 @@ at::Tensor StageModule::backward(const at::Tensor& input, const at::Tensor& grad
   return wants_input_grad ? x.grad() : at::Tensor();
 }
 
+StageModule::Saved StageModule::forward_saved(const at::Tensor& input, const at::Tensor& targets) {
+  Saved s;
+  s.input = kind_ != Kind::kStart ? input.detach().requires_grad_(true) : input;
+  s.output = forward(s.input, targets);
+  return s;
+}
+
+at::Tensor StageModule::backward(Saved&& saved, const at::Tensor& grad_output) {
+  if (kind_ == Kind::kEnd) saved.output.backward();
+  else saved.output.backward(grad_output);
+  return kind_ != Kind::kStart ? saved.input.grad() : at::Tensor();
+}
+
 std::vector<std::pair<std::string, at::Tensor>> StageModule::named_parameters() const {
   std::vector<std::pair<std::string, at::Tensor>> out;
   for (const auto& p : module_->named_parameters(true)) out.push_back({p.key(), p.value()});

@@ -45,6 +45,15 @@ class StageModule {
   // For kEnd, `grad_output` is ignored (the loss is the output): pass the targets.
   at::Tensor backward(const at::Tensor& input, const at::Tensor& grad_output, const at::Tensor& targets = {});
 
+  // The replica that ran the forward keeps its autograd state and skips the recomputation: same result as
+  // backward(input, grad_output), at the memory cost of the stage's activations until the backward.
+  struct Saved {
+    at::Tensor input;   // detached, requires grad (for stages that return an input gradient)
+    at::Tensor output;  // carries the graph
+  };
+  Saved forward_saved(const at::Tensor& input, const at::Tensor& targets = {});
+  at::Tensor backward(Saved&& saved, const at::Tensor& grad_output);
+
   std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
   at::Tensor token_embedding() const;  // start stage only
   void zero_grad();

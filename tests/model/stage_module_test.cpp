@@ -130,6 +130,13 @@ TEST_P(EveryArch, BackwardByRecomputationEqualsBackwardFromSavedState) {
   for (const auto& [n, p] : stage->named_parameters()) recomputed[n] = p.grad().clone();
   EXPECT_TRUE(at::equal(gx, saved_gx));
   EXPECT_EQ(max_rel_diff(recomputed, saved), 0.0);
+  // And through the API that keeps the state.
+  stage->zero_grad();
+  const auto kept_gx = stage->backward(stage->forward_saved(x), gy);
+  Grads kept;
+  for (const auto& [n, p] : stage->named_parameters()) kept[n] = p.grad().clone();
+  EXPECT_TRUE(at::equal(kept_gx, saved_gx));
+  EXPECT_EQ(max_rel_diff(kept, saved), 0.0);
 }
 
 TEST_P(EveryArch, ReplicasFromTheSameSeedAreBitIdentical) {
