@@ -1018,10 +1018,12 @@ uint32_t FlowNode::used() const {
   // Every out-hop holds a slot, and so does an orphan, unless a request for its new out-hop (which holds it
   // already) is on its way.
   uint32_t n = static_cast<uint32_t>(outs_.size());
-  std::set<HopKey> covered;
-  for (const auto& [id, o] : outs_)
-    if (!o.established && o.for_in) covered.insert(*o.for_in);
-  for (const auto& [key, in] : ins_) n += (in.out || covered.count(key)) ? 0 : 1;
+  for (const auto& [key, in] : ins_) {
+    if (in.out) continue;
+    bool covered = false;
+    for (const auto& [id, o] : outs_) covered = covered || (!o.established && o.for_in && *o.for_in == key);
+    n += covered ? 0 : 1;
+  }
   if (pending_move_ && pending_move_->takeover) ++n;
   return n;
 }

@@ -128,8 +128,6 @@ class FlowNode {
   std::optional<OutHopView> out_hop(HopId id) const;
   std::vector<HopKey> in_hops() const;     // relays: all; holders: sink hops
   std::optional<HopId> out_for(const HopKey& in) const;
-  bool knows_dead(NodeId peer) const { return dead_.count(peer) > 0; }
-  double temperature() const { return temperature_; }
 
   // Local invariants (capacity, matching is a bijection, no hop to a peer known dead); empty when all hold.
   std::string check_invariants() const;

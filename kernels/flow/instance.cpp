@@ -52,11 +52,4 @@ const std::vector<NodeId>& Instance::neighbours(NodeId id) const {
   return it == adj_.end() ? kNone : it->second;
 }
 
-uint32_t Instance::stage_capacity(Stage s) const {
-  uint32_t c = 0;
-  for (const auto& n : nodes)
-    if (n.stage == s) c += n.capacity;
-  return c;
-}
-
 }  // namespace gwtf::flow

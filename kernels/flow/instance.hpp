@@ -34,7 +34,6 @@ class Instance {
   double cost(NodeId a, NodeId b) const;  // kInfCost when not linked
   const std::vector<NodeId>& neighbours(NodeId id) const;
 
-  uint32_t stage_capacity(Stage s) const;
 
  private:
   std::map<std::pair<NodeId, NodeId>, double> cost_;

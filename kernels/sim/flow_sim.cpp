@@ -61,19 +61,12 @@ void FlowSim::introduce(NodeId a, NodeId b) {
 void FlowSim::deliver_outputs(NodeId from, Output& out) {
   for (auto& m : out.messages) {
     ++messages_;
-    ++by_kind_[body_name(m.body)];
-    if (loss_ > 0 && rng_.chance(loss_)) {
-      ++lost_;
-      continue;
-    }
+    if (loss_ > 0 && rng_.chance(loss_)) continue;
     const double d = config_.delay ? config_.delay(from, m.to, approx_bytes(m.body))
                                    : config_.params.period * (0.01 + 0.04 * rng_.uniform());
     queue_.push(now_ + d, Deliver{from, m.to, std::move(m.body)});
   }
   out.messages.clear();
-  static const char* const kinds[] = {"hop established", "hop lost", "move accepted", "move rejected", "dropped"};
-  for (const auto& e : out.events) ++events_[std::string(kinds[static_cast<int>(e.kind)]) + ": " + e.detail];
-  out.events.clear();
 }
 
 void FlowSim::hash(uint64_t v) {

@@ -65,12 +65,8 @@ class FlowSim {
   double now() const { return now_; }
   int round() const { return static_cast<int>(now_ / config_.params.period + 1e-9); }
   uint64_t messages_sent() const { return messages_; }
-  uint64_t messages_lost() const { return lost_; }
-  uint64_t events_processed() const { return processed_; }
   uint64_t trace_hash() const { return trace_; }  // FNV-1a over every event processed: equal runs, equal hash
   const flow::FlowNode* node(flow::NodeId id) const;
-  std::map<std::string, uint64_t> messages_by_kind() const { return by_kind_; }
-  std::map<std::string, uint64_t> events_by_kind() const { return events_; }
 
  private:
   struct Deliver {
@@ -100,10 +96,8 @@ class FlowSim {
   bool ticking_ = true;
   bool frozen_ = false;
   double loss_ = 0;
-  uint64_t messages_ = 0, lost_ = 0, processed_ = 0;
+  uint64_t messages_ = 0, processed_ = 0;
   uint64_t trace_ = 1469598103934665603ull;
-  std::map<std::string, uint64_t> by_kind_;
-  std::map<std::string, uint64_t> events_;
   std::string violation_;
 };
 
