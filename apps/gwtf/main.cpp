@@ -4,11 +4,13 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <cmath>
 #include <iostream>
 
 #include "apps/common/logging.hpp"
 #include "apps/gwtf/build_info.hpp"
 #include "kernels/model/evaluate.hpp"
+#include "kernels/model/hf_export.hpp"
 #include "kernels/model/reference_trainer.hpp"
 
 int main(int argc, char** argv) {
@@ -43,6 +45,12 @@ int main(int argc, char** argv) {
   local->add_option("--data-seed", train.data_seed, "Data seed: which microbatches")->capture_default_str();
   local->add_option("--lr", train.optimizer.lr, "Peak learning rate (AdamW)")->capture_default_str();
   local->add_option("--data", data, "Text files or directories (default: Debian's fortunes corpus)");
+  std::string tokenizer_file;
+  local->add_option("--tokenizer", tokenizer_file,
+                    "SentencePiece model file (spm_train's X.model); the model's vocabulary becomes its size "
+                    "(default: bytes, 256)");
+  local->add_option("--resume", train.resume_dir,
+                    "Continue from the checkpoints in DIR (same preset, stages and --iterations schedule)");
   local->add_option("--save", train.save_dir, "Directory for per-stage checkpoints");
   local->add_option("--save-every", train.save_every, "Also checkpoint every K iterations");
   local->add_option("--report-every", report_every, "Print a progress line every K iterations")->capture_default_str();
@@ -55,6 +63,14 @@ int main(int argc, char** argv) {
   eval->add_option("--data", eval_data, "Text files or directories")->required();
   eval->add_option("--max-windows", max_windows, "At most this many windows of the context length (0: all)")
       ->capture_default_str();
+  std::string eval_tokenizer;
+  eval->add_option("--tokenizer", eval_tokenizer, "The SentencePiece model the checkpoint was trained with");
+
+  std::string export_from, export_to;
+  auto* exp = app.add_subcommand("export", "Write a checkpointed model as Hugging Face model.safetensors + config.json "
+                                           "(GPT2LMHeadModel / LlamaForCausalLM)");
+  exp->add_option("--checkpoint", export_from, "Directory of stage-*.ckpt files")->required();
+  exp->add_option("--out", export_to, "Output directory (created)")->required();
 
   CLI11_PARSE(app, argc, argv);
   try {
@@ -64,13 +80,40 @@ int main(int argc, char** argv) {
   }
   at::set_num_threads(threads);
 
+  if (exp->parsed()) {
+    auto model = gwtf::model::load_model(export_from);
+    if (!model) {
+      spdlog::error("{}", model.error());
+      return 2;
+    }
+    auto done = gwtf::model::export_hugging_face(*model, export_to);
+    if (!done) {
+      spdlog::error("{}", done.error());
+      return 1;
+    }
+    std::printf("exported %s: %zu tensors, %lld parameters (iteration %llu) to %s/model.safetensors + config.json\n",
+                done->architecture.c_str(), done->tensors, static_cast<long long>(done->parameters),
+                static_cast<unsigned long long>(model->iteration), export_to.c_str());
+    return 0;
+  }
+
   if (eval->parsed()) {
     auto model = gwtf::model::load_model(eval_dir);
     if (!model) {
       spdlog::error("{}", model.error());
       return 2;
     }
-    auto corpus = gwtf::model::Corpus::from_files(eval_data, 0.0);
+    auto tokenizer = gwtf::model::Tokenizer::load(eval_tokenizer);
+    if (!tokenizer) {
+      spdlog::error("{}", tokenizer.error());
+      return 2;
+    }
+    if (tokenizer->vocab() != model->config.shape.vocab) {
+      spdlog::error("the model has a vocabulary of {} but the tokenizer {} (pass the --tokenizer it was trained with)",
+                    model->config.shape.vocab, tokenizer->describe());
+      return 2;
+    }
+    auto corpus = gwtf::model::Corpus::from_files(eval_data, 0.0, *tokenizer);
     if (!corpus) {
       spdlog::error("{}", corpus.error());
       return 2;
@@ -94,6 +137,12 @@ int main(int argc, char** argv) {
     }
     train.model.arch = arch == "gpt" ? gwtf::model::Arch::kGpt : gwtf::model::Arch::kLlama;
     train.model.shape = *shape;
+    auto tokenizer = gwtf::model::Tokenizer::load(tokenizer_file);
+    if (!tokenizer) {
+      spdlog::error("{}", tokenizer.error());
+      return 2;
+    }
+    train.model.shape.vocab = tokenizer->vocab();
     train.model.tied_head = arch == "gpt";
     train.optimizer.total_steps = train.iterations;
     train.optimizer.warmup_steps = std::min<int64_t>(100, std::max<int64_t>(1, train.iterations / 10));
@@ -104,14 +153,15 @@ int main(int argc, char** argv) {
                     "(Debian package 'fortunes')");
       return 2;
     }
-    auto corpus = gwtf::model::Corpus::from_files(data, 0.05);
+    auto corpus = gwtf::model::Corpus::from_files(data, 0.05, *tokenizer);
     if (!corpus) {
       spdlog::error("{}", corpus.error());
       return 2;
     }
-    spdlog::info("train-local: {} {} ({} blocks, d={}), {} train / {} validation tokens, {} iterations x {} "
-                 "microbatches x {} sequences",
-                 arch, preset, shape->layers, shape->d_model, corpus->train.size(), corpus->validation.size(),
+    spdlog::info("train-local: {} {} ({} blocks, d={}), tokenizer {}, {} train / {} validation tokens, {} "
+                 "iterations x {} microbatches x {} sequences",
+                 arch, preset, shape->layers, shape->d_model, tokenizer->describe(), corpus->train.size(),
+                 corpus->validation.size(),
                  train.iterations, train.microbatches, train.microbatch_size);
     auto result = gwtf::model::train_local(train, *corpus, [&](const gwtf::model::IterationReport& r) {
       if ((r.iteration + 1) % report_every == 0 || r.iteration == 0 || r.iteration + 1 == train.iterations)
@@ -123,8 +173,10 @@ int main(int argc, char** argv) {
       spdlog::error("{}", result.error());
       return 1;
     }
+    if (result->first_iteration > 0)
+      spdlog::info("resumed at iteration {} from {}", result->first_iteration, train.resume_dir);
     std::printf("done in %.1f s: final loss %.4f, validation loss %.4f%s%s\n", result->seconds,
-                result->losses.back(), result->validation_loss, train.save_dir.empty() ? "" : ", checkpoints in ",
+                result->losses.empty() ? std::nan("") : result->losses.back(), result->validation_loss, train.save_dir.empty() ? "" : ", checkpoints in ",
                 train.save_dir.c_str());
     return 0;
   }

@@ -21,11 +21,15 @@ std::string ByteTokenizer::decode(const std::vector<int32_t>& tokens) {
   return out;
 }
 
-Result<Corpus, std::string> Corpus::from_text(std::string_view text, double validation_fraction) {
+Result<Corpus, std::string> Corpus::from_text(std::string_view text, double validation_fraction,
+                                              const Tokenizer& tokenizer) {
   if (!(validation_fraction >= 0 && validation_fraction < 1))
     return Err{"validation fraction must be in [0, 1), got " + std::to_string(validation_fraction)};
   if (text.empty()) return Err{std::string("the corpus is empty")};
-  auto tokens = ByteTokenizer::encode(text);
+  auto encoded = tokenizer.encode(text);
+  if (!encoded) return Err{encoded.error()};
+  auto tokens = std::move(encoded).value();
+  if (tokens.empty()) return Err{"the corpus encodes to no tokens with " + tokenizer.describe()};
   const auto split = tokens.size() - static_cast<size_t>(validation_fraction * static_cast<double>(tokens.size()));
   Corpus c;
   c.validation.assign(tokens.begin() + static_cast<long>(split), tokens.end());
@@ -34,7 +38,8 @@ Result<Corpus, std::string> Corpus::from_text(std::string_view text, double vali
   return c;
 }
 
-Result<Corpus, std::string> Corpus::from_files(const std::vector<std::string>& paths, double validation_fraction) {
+Result<Corpus, std::string> Corpus::from_files(const std::vector<std::string>& paths, double validation_fraction,
+                                               const Tokenizer& tokenizer) {
   namespace fs = std::filesystem;
   std::vector<fs::path> files;
   for (const auto& p : paths) {
@@ -58,7 +63,7 @@ Result<Corpus, std::string> Corpus::from_files(const std::vector<std::string>& p
     if (!in) return Err{"cannot read data file '" + f.string() + "'"};
     text << in.rdbuf() << '\n';
   }
-  return from_text(text.str(), validation_fraction);
+  return from_text(text.str(), validation_fraction, tokenizer);
 }
 
 Result<Microbatch, std::string> sample_microbatch(const std::vector<int32_t>& stream, uint64_t seed,

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/base/result.hpp"
+#include "kernels/model/tokenizer.hpp"
 
 namespace gwtf::model {
 
@@ -25,9 +26,11 @@ struct Corpus {
   std::vector<int32_t> train;
   std::vector<int32_t> validation;
 
-  static Result<Corpus, std::string> from_text(std::string_view text, double validation_fraction);
+  static Result<Corpus, std::string> from_text(std::string_view text, double validation_fraction,
+                                               const Tokenizer& tokenizer = Tokenizer::bytes());
   // Every regular file in `paths` (files, or directories read recursively in sorted order); errors name the path.
-  static Result<Corpus, std::string> from_files(const std::vector<std::string>& paths, double validation_fraction);
+  static Result<Corpus, std::string> from_files(const std::vector<std::string>& paths, double validation_fraction,
+                                                const Tokenizer& tokenizer = Tokenizer::bytes());
 };
 
 struct Microbatch {

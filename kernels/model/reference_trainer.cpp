@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 
 #include "kernels/model/checkpoint.hpp"
 #include "kernels/model/stage_plan.hpp"
@@ -76,8 +77,24 @@ Result<TrainResult, std::string> train_local(const TrainOptions& o, const Corpus
   };
 
   TrainResult result;
+  if (!o.resume_dir.empty()) {
+    // Every stage must come from the same iteration: a directory mixing two saves is refused.
+    std::optional<uint64_t> at;
+    for (auto& s : stages) {
+      auto it = load_checkpoint(o.resume_dir + "/" + s.file, cfg, s.id, *s.module, *s.opt);
+      if (!it) return Err{"cannot resume: " + it.error()};
+      if (at && *at != *it)
+        return Err{"cannot resume: '" + o.resume_dir + "' mixes iterations " + std::to_string(*at) + " and " +
+                   std::to_string(*it)};
+      at = *it;
+    }
+    result.first_iteration = static_cast<int64_t>(*at);
+    if (result.first_iteration > o.iterations)
+      return Err{"cannot resume: the checkpoint is at iteration " + std::to_string(*at) + ", past --iterations " +
+                 std::to_string(o.iterations)};
+  }
   const auto t0 = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < o.iterations; ++i) {
+  for (int64_t i = result.first_iteration; i < o.iterations; ++i) {
     const auto it0 = std::chrono::steady_clock::now();
     for (auto& s : stages) s.module->zero_grad();
     double loss_sum = 0;

@@ -25,6 +25,7 @@ struct TrainOptions {
   int64_t seq_len = 0;          // 0: the preset's context length
   uint64_t data_seed = 1;
   AdamWConfig optimizer;
+  std::string resume_dir;       // non-empty: continue from the checkpoints there (same model, same cut)
   std::string save_dir;         // empty: no checkpoint
   int64_t save_every = 0;       // 0: only at the end
   int validation_microbatches = 4;
@@ -38,7 +39,8 @@ struct IterationReport {
 };
 
 struct TrainResult {
-  std::vector<double> losses;
+  int64_t first_iteration = 0;  // > 0 after a resume
+  std::vector<double> losses;   // of iterations first_iteration .. iterations-1
   double validation_loss = 0;
   double seconds = 0;
 };

@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "kernels/base/result.hpp"
 #include "kernels/base/rng.hpp"
 
 namespace gwtf::model {
@@ -173,11 +174,14 @@ struct EndStage : torch::nn::Module {
     // A tied head is the start stage's parameter: not registered here, so it is stepped once.
     head = tied ? *tied : register_parameter("lm_head_weight", normal({cfg.shape.vocab, C}, 0.02, cfg.seed, "head"));
   }
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& targets) {  // (B,T,C), (B,T) -> scalar
+  at::Tensor logits(const at::Tensor& x) {  // (B,T,C) -> (B,T,V)
     auto h = c.arch == Arch::kGpt ? at::layer_norm(x, {c.shape.d_model}, norm_w, norm_b, c.norm_eps)
                                   : rms_norm(x, norm_w, c.norm_eps);
-    auto logits = at::linear(h, head);  // (B,T,V)
-    return at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.reshape({-1}));
+    return at::linear(h, head);
+  }
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& targets) {  // (B,T,C), (B,T) -> scalar
+    auto l = logits(x);
+    return at::cross_entropy_loss(l.view({-1, l.size(-1)}), targets.reshape({-1}));
   }
   ModelConfig c;
   at::Tensor norm_w, norm_b, head;
@@ -240,6 +244,11 @@ std::vector<std::pair<std::string, at::Tensor>> StageModule::named_parameters() 
   std::vector<std::pair<std::string, at::Tensor>> out;
   for (const auto& p : module_->named_parameters(true)) out.push_back({p.key(), p.value()});
   return out;
+}
+
+at::Tensor StageModule::logits(const at::Tensor& input) {
+  GWTF_ASSERT(kind_ == Kind::kEnd, "logits() is the end stage's");
+  return static_cast<EndStage&>(*module_).logits(input);
 }
 
 at::Tensor StageModule::token_embedding() const { return static_cast<const StartStage&>(*module_).wte; }

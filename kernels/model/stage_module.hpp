@@ -54,6 +54,9 @@ class StageModule {
   Saved forward_saved(const at::Tensor& input, const at::Tensor& targets = {});
   at::Tensor backward(Saved&& saved, const at::Tensor& grad_output);
 
+  // End stage only: the next-token logits (B, T, V) instead of the loss (evaluation, export checks, sampling).
+  at::Tensor logits(const at::Tensor& input);
+
   std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
   at::Tensor token_embedding() const;  // start stage only
   void zero_grad();

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -85,6 +88,44 @@ TEST(Microbatch, StreamShorterThanAWindowIsAnError) {
   auto r = sample_microbatch(ByteTokenizer::encode("abc"), 1, 0, 0, 1, 8);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().find("3 tokens"), std::string::npos) << r.error();
+}
+
+// A SentencePiece model trained here from the fixture (no binary file in the repository).
+std::string train_sentencepiece(const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  const std::string command = "spm_train --input=" + kFixture + " --model_prefix=" + dir +
+                              "/sp --vocab_size=60 --hard_vocab_limit=false --model_type=bpe --num_threads=1 "
+                              "--minloglevel=2 >/dev/null 2>&1";
+  EXPECT_EQ(std::system(command.c_str()), 0) << command;
+  return dir + "/sp.model";
+}
+
+TEST(Tokenizer, SentencePieceModelRoundTripsAndSetsTheVocabulary) {
+  const auto dir = testing::TempDir() + "/gwtf-sp";
+  auto tok = Tokenizer::sentencepiece(train_sentencepiece(dir));
+  ASSERT_TRUE(tok.ok()) << tok.error();
+  EXPECT_GT(tok->vocab(), 30);
+  EXPECT_LE(tok->vocab(), 60);
+  const std::string text = "the swarm kept on training";
+  const auto ids = tok->encode(text).value();
+  EXPECT_LT(ids.size(), text.size());  // merges: fewer pieces than bytes
+  for (auto id : ids) EXPECT_TRUE(id >= 0 && id < tok->vocab());
+  EXPECT_EQ(tok->decode(ids).value(), text);
+  auto c = Corpus::from_files({kFixture}, 0.1, *tok);
+  ASSERT_TRUE(c.ok()) << c.error();
+  for (auto id : c->train) ASSERT_TRUE(id >= 0 && id < tok->vocab());
+}
+
+TEST(Tokenizer, MissingOrBadModelFilesAreNamed) {
+  auto missing = Tokenizer::load("/nonexistent/sp.model");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().find("/nonexistent/sp.model"), std::string::npos);
+  auto not_a_model = Tokenizer::load(kFixture);
+  ASSERT_FALSE(not_a_model.ok());
+  EXPECT_NE(not_a_model.error().find("not a SentencePiece model"), std::string::npos) << not_a_model.error();
+  auto bytes = Tokenizer::load("");
+  ASSERT_TRUE(bytes.ok());
+  EXPECT_EQ(bytes->vocab(), 256);
 }
 
 }  // namespace

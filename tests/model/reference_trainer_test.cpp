@@ -56,6 +56,30 @@ TEST(ReferenceTrainer, TinyModelLearnsTheFixture) {
   EXPECT_LT(scored->mean_loss, 0.6 * std::log(256.0));
 }
 
+TEST(ReferenceTrainer, ResumingFromACheckpointEqualsNotStopping) {
+  const auto corpus = Corpus::from_files({std::string(GWTF_TEST_FIXTURES) + "/tiny.txt"}, 0.1).value();
+  auto whole = options(3e-3);
+  whole.iterations = 8;
+  whole.optimizer.total_steps = 8;
+  auto first = whole, second = whole;
+  first.iterations = 4;  // the same schedule, stopped half-way
+  first.save_dir = second.resume_dir = ::testing::TempDir() + "/train-local-resume";
+  auto uninterrupted = train_local(whole, corpus);
+  ASSERT_TRUE(uninterrupted.ok()) << uninterrupted.error();
+  ASSERT_TRUE(train_local(first, corpus).ok());
+  auto resumed = train_local(second, corpus);
+  ASSERT_TRUE(resumed.ok()) << resumed.error();
+  EXPECT_EQ(resumed->first_iteration, 4);
+  ASSERT_EQ(resumed->losses.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(resumed->losses[i], uninterrupted->losses[4 + i]) << "iteration " << 4 + i;
+
+  auto other_cut = second;
+  other_cut.relay_stages = 1;
+  auto refused = train_local(other_cut, corpus);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().find("cannot resume"), std::string::npos) << refused.error();
+}
+
 TEST(Evaluate, MissingOrIncompleteCheckpointsAreErrors) {
   EXPECT_NE(load_model("/nonexistent").error().find("does not exist"), std::string::npos);
   const auto dir = ::testing::TempDir() + "/partial";
