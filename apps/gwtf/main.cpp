@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <iostream>
 
 #include "apps/common/logging.hpp"
@@ -79,6 +80,11 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   at::set_num_threads(threads);
+  // OpenMP reads its wait policy when the library loads, before main: with more than one thread and the default
+  // (active) policy, idle workers spin and steal the other core. One thread has no idle workers.
+  if (threads > 1 && !std::getenv("OMP_WAIT_POLICY"))
+    spdlog::warn("--threads {} without OMP_WAIT_POLICY=PASSIVE in the environment: idle OpenMP threads will spin "
+                 "(export it, as scripts/run-demo does)", threads);
 
   if (exp->parsed()) {
     auto model = gwtf::model::load_model(export_from);
