@@ -1,0 +1,269 @@
+#include "kernels/sim/train_sim.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace gwtf::sim {
+
+using namespace gwtf::train;
+
+namespace {
+
+bool is_work(ComputeKind k) {
+  return k == ComputeKind::kStartForward || k == ComputeKind::kForward || k == ComputeKind::kEndBackward ||
+         k == ComputeKind::kBackward || k == ComputeKind::kStartBackward;
+}
+
+// A modeled loss that falls with the iteration and differs per microbatch, so a lost or doubled microbatch shows.
+double modeled_loss(Iter i, Mb mb) { return 5.0 / (1.0 + 0.05 * static_cast<double>(i)) + 0.001 * (mb % 7); }
+
+}  // namespace
+
+TrainSim::TrainSim(TrainSimConfig cfg) : cfg_(std::move(cfg)), rng_(cfg_.seed) {
+  cfg_.params.relay_stages = static_cast<Stage>(cfg_.replicas.size());
+  NodeId next = 1;
+  std::vector<std::pair<NodeId, Stage>> all;
+  for (int h = 0; h < cfg_.holders; ++h) all.push_back({next++, 0});
+  for (size_t s = 0; s < cfg_.replicas.size(); ++s)
+    for (int r = 0; r < cfg_.replicas[s]; ++r) all.push_back({next++, static_cast<Stage>(s + 1)});
+  for (const auto& [id, stage] : all) nodes_[id].sm = std::make_unique<TrainNode>(id, stage, cfg_.params);
+  for (const auto& [id, stage] : all)
+    for (const auto& [peer, peer_stage] : all)
+      if (peer != id) queue_.push(0, Ev{Ev::kInput, id, PeerUp{peer, peer_stage}, 0});
+  queue_.push(0, Ev{Ev::kTick, 0, Tick{}, 0});
+}
+
+std::vector<NodeId> TrainSim::stage_nodes(Stage s) const {
+  std::vector<NodeId> out;
+  for (const auto& [id, n] : nodes_)
+    if (n.sm->stage() == s) out.push_back(id);
+  return out;
+}
+
+void TrainSim::crash_at(NodeId n, double t) { queue_.push(t, Ev{Ev::kCrash, n, Tick{}, 0}); }
+void TrainSim::crash_when(CrashPoint p) { crash_points_.push_back(p); }
+void TrainSim::slow_down(NodeId n, double factor) { nodes_.at(n).speed = 1.0 / factor; }
+void TrainSim::poison(NodeId n, ComputeKind kind, Iter iter) {
+  nodes_.at(n).poison.insert({static_cast<int>(kind), iter});
+}
+
+void TrainSim::presume_dead_at(NodeId n, double t) {
+  queue_.push(t, Ev{Ev::kDown, 0, Tick{}, n});  // node 0: tell everyone, keep n running
+}
+
+Blob TrainSim::store(Payload p) {
+  blobs_[next_blob_] = std::move(p);
+  return next_blob_++;
+}
+
+double TrainSim::task_time(const Node& node, const ComputeTask& t) const {
+  double base = cfg_.aggregate_time;
+  switch (t.kind) {
+    case ComputeKind::kForward: base = cfg_.forward_time; break;
+    case ComputeKind::kBackward: base = 2 * cfg_.forward_time; break;
+    case ComputeKind::kStartForward:
+    case ComputeKind::kEndBackward:
+    case ComputeKind::kStartBackward: base = cfg_.holder_time; break;
+    default: break;
+  }
+  return base / node.speed;
+}
+
+void TrainSim::crash(NodeId n) {
+  Node& node = nodes_.at(n);
+  if (node.crashed) return;
+  node.crashed = true;
+  node.accumulator.clear();  // its memory is gone
+  crashed_at_[n] = now_;
+  for (auto& [id, other] : nodes_)
+    if (id != n && !other.crashed)
+      queue_.push(now_ + cfg_.detect_after * (1 + 0.5 * rng_.uniform()), Ev{Ev::kInput, id, PeerDown{n}, 0});
+}
+
+void TrainSim::deliver(NodeId n, const Input& in) {
+  Node& node = nodes_.at(n);
+  if (node.crashed) return;
+  Output out;
+  node.sm->step(in, now_, out);
+  carry_out(n, out);
+}
+
+void TrainSim::carry_out(NodeId n, Output& out) {
+  for (auto& m : out.send) {
+    ++report_.messages;
+    if (cfg_.loss_rate > 0 && rng_.chance(cfg_.loss_rate)) {
+      ++report_.lost_messages;
+      continue;
+    }
+    const double delay = cfg_.latency * (0.5 + rng_.uniform());
+    queue_.push(now_ + delay, Ev{Ev::kInput, m.to, Receive{m}, 0});
+  }
+  for (const auto& e : out.events) {
+    ++report_.events[event_name(e.kind)];
+    if (e.kind == EventKind::kRedo) {
+      auto c = crashed_at_.find(e.peer);
+      if (c != crashed_at_.end()) {
+        recovery_latencies_.push_back(now_ - c->second);
+        crashed_at_.erase(c);  // the first redo of its work counts
+      }
+    }
+    if (e.kind == EventKind::kStepped && nodes_.at(n).sm->is_holder()) {
+      auto [it, fresh] = report_.loss.emplace(e.iter, e.value);
+      if (!fresh && it->second != e.value)
+        report_.violations.push_back("holders report different losses for iteration " + std::to_string(e.iter));
+    }
+  }
+  for (const auto& t : out.compute) start_compute(n, t);
+}
+
+void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
+  Node& node = nodes_.at(n);
+  for (const auto& p : crash_points_)
+    if (p.node == n && p.kind == t.kind && p.iter == t.iter && (p.mb == t.mb || !is_work(t.kind))) {
+      crash(n);  // in the middle of this very piece of work
+      return;
+    }
+  const Stage s = node.sm->stage();
+  const Stage S = cfg_.params.relay_stages;
+  auto violation = [&](const std::string& what) {
+    report_.violations.push_back("node " + std::to_string(n) + " " + compute_name(t.kind) + " iter " +
+                                 std::to_string(t.iter) + " mb " + std::to_string(t.mb) + ": " + what);
+  };
+  auto input = [&](size_t k, Payload::Kind kind, Stage from_stage) -> const Payload* {
+    if (k >= t.inputs.size() || !blobs_.count(t.inputs[k])) {
+      violation("missing input");
+      return nullptr;
+    }
+    const Payload& p = blobs_.at(t.inputs[k]);
+    if (p.kind != kind || (is_work(t.kind) && (p.iter != t.iter || p.mb != t.mb || p.stage != from_stage)))
+      violation("wrong input (iter " + std::to_string(p.iter) + " mb " + std::to_string(p.mb) + " stage " +
+                std::to_string(p.stage) + ")");
+    return &p;
+  };
+  ComputeDone done{t.id, 0, 0, true};
+  const double time = task_time(node, t);
+  const bool poisoned = node.poison.erase({static_cast<int>(t.kind), t.iter}) > 0;
+  Payload& acc = node.accumulator[t.iter];
+  switch (t.kind) {
+    case ComputeKind::kStartForward:
+      done.output = store({Payload::kActivation, t.iter, t.mb, 0, {}, {}, 0, 0});
+      break;
+    case ComputeKind::kForward:
+      input(0, Payload::kActivation, static_cast<Stage>(s - 1));
+      done.output = store({Payload::kActivation, t.iter, t.mb, s, {}, {}, 0, 0});
+      break;
+    case ComputeKind::kEndBackward:
+      input(0, Payload::kActivation, S);
+      done.loss = modeled_loss(t.iter, t.mb);
+      done.output = store({Payload::kGradient, t.iter, t.mb, static_cast<Stage>(S + 1), {}, {}, 0, 0});
+      if (!poisoned) ++acc.end[t.mb];
+      break;
+    case ComputeKind::kBackward:
+      input(0, Payload::kActivation, static_cast<Stage>(s - 1));
+      input(1, Payload::kGradient, static_cast<Stage>(s + 1));
+      done.output = store({Payload::kGradient, t.iter, t.mb, s, {}, {}, 0, 0});
+      if (!poisoned) ++acc.start[t.mb];
+      break;
+    case ComputeKind::kStartBackward:
+      input(0, Payload::kGradient, 1);
+      if (!poisoned) ++acc.start[t.mb];
+      break;
+    case ComputeKind::kSnapshot: {
+      Payload p = acc;
+      p.kind = Payload::kSum;
+      p.iter = t.iter;
+      p.stage = s;
+      done.output = store(std::move(p));
+      break;
+    }
+    case ComputeKind::kReduce: {
+      Payload sum{Payload::kSum, t.iter, 0, s, {}, {}, 0, next_identity_++};
+      for (size_t k = 0; k < t.inputs.size(); ++k)
+        if (const Payload* p = input(k, Payload::kSum, s)) {
+          for (const auto& [mb, c] : p->start) sum.start[mb] += c;
+          for (const auto& [mb, c] : p->end) sum.end[mb] += c;
+        }
+      done.output = store(std::move(sum));
+      break;
+    }
+    case ComputeKind::kApply: {
+      if (const Payload* p = input(0, Payload::kSum, s)) {
+        // The ledger, checked on the modeled gradient itself: each microbatch exactly once at this stage.
+        for (Mb mb = 0; mb < cfg_.params.microbatches; ++mb) {
+          auto count = [&](const std::map<Mb, int>& m) { auto f = m.find(mb); return f == m.end() ? 0 : f->second; };
+          if (count(p->start) != 1) violation("microbatch " + std::to_string(mb) + " counted " +
+                                              std::to_string(count(p->start)) + " times");
+          if (s == 0 && count(p->end) != 1) violation("microbatch " + std::to_string(mb) + " loss counted " +
+                                                      std::to_string(count(p->end)) + " times");
+        }
+        auto [it, fresh] = applied_.emplace(std::make_pair(s, t.iter), p->identity);
+        if (!fresh && it->second != p->identity) violation("members of the stage applied different gradients");
+      }
+      node.accumulator.erase(t.iter);
+      break;
+    }
+  }
+  if (poisoned) done.finite = false;
+  if (is_work(t.kind)) {
+    ++report_.work_tasks[s];
+    ++report_.total_tasks;
+    node.busy += time;
+  }
+  queue_.push(now_ + time, Ev{Ev::kInput, n, Finished{done}, 0});
+}
+
+TrainSimReport TrainSim::run(double time_limit) {
+  auto all_done = [&] {
+    for (const auto& [id, n] : nodes_)
+      if (!n.crashed && !n.expelled && !n.sm->finished()) return false;
+    return true;
+  };
+  while (!queue_.empty() && queue_.next_time() <= time_limit) {
+    auto [t, ev] = queue_.pop();
+    now_ = t;
+    switch (ev.kind) {
+      case Ev::kInput: deliver(ev.node, ev.input); break;
+      case Ev::kCrash: crash(ev.node); break;
+      case Ev::kDown:
+        nodes_.at(ev.about).expelled = true;
+        for (auto& [id, other] : nodes_)
+          if (id != ev.about && !other.crashed)
+            queue_.push(now_ + cfg_.detect_after * 0.5 * rng_.uniform(), Ev{Ev::kInput, id, PeerDown{ev.about}, 0});
+        break;
+      case Ev::kTick:
+        if (all_done()) {
+          report_.finished = true;
+          break;
+        }
+        for (auto& [id, n] : nodes_) deliver(id, Tick{});
+        queue_.push(now_ + cfg_.tick, Ev{Ev::kTick, 0, Tick{}, 0});
+        break;
+    }
+    if (report_.finished) break;
+  }
+  report_.time = now_;
+  const double M = cfg_.params.microbatches, I = static_cast<double>(cfg_.params.iterations);
+  const double S = cfg_.params.relay_stages;
+  report_.useful_tasks = static_cast<uint64_t>(I * M * (3 + 2 * S));
+  // Compute in nominal seconds: useful work vs all work started (including work lost in a crash).
+  double total = 0;
+  for (const auto& [stage, count] : report_.work_tasks)
+    total += static_cast<double>(count) * (stage == 0 ? cfg_.holder_time : 1.5 * cfg_.forward_time);
+  const double useful = I * M * (3 * cfg_.holder_time + S * 3 * cfg_.forward_time);
+  report_.wasted_fraction = total > 0 ? std::max(0.0, 1 - useful / total) : 0;
+  double busy = 0, alive = 0;
+  for (const auto& [id, n] : nodes_)
+    if (n.sm->stage() != 0) {
+      busy += n.busy;
+      alive += n.crashed ? 0 : report_.time;
+    }
+  report_.idle_fraction = alive > 0 ? std::max(0.0, 1 - busy / alive) : 0;
+  if (!recovery_latencies_.empty()) {
+    double sum = 0;
+    for (double l : recovery_latencies_) sum += l;
+    report_.mean_recovery_latency = sum / static_cast<double>(recovery_latencies_.size());
+  }
+  return report_;
+}
+
+}  // namespace gwtf::sim

@@ -1,0 +1,122 @@
+// The training protocol in a simulated world: TrainNode state machines with modeled compute, links that delay
+// and lose messages, crashes placed exactly (at a time, or when a node starts a given piece of work), and a
+// failure detector that tells each survivor after a delay. Payloads are modeled, not tensors: each blob records
+// what it is (iteration, microbatch, stage), and a gradient accumulator records which contributions it holds, so
+// the simulator checks the ledger itself — every microbatch contributed exactly once at every stage, every
+// member of a stage applied the same reduced gradient — independently of the protocol's own bookkeeping.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "kernels/base/rng.hpp"
+#include "kernels/sim/event_queue.hpp"
+#include "kernels/train/train_node.hpp"
+
+namespace gwtf::sim {
+
+struct TrainSimConfig {
+  train::TrainParams params;
+  int holders = 2;
+  std::vector<int> replicas;  // per relay stage
+  uint64_t seed = 1;
+  double latency = 0.01;         // one way, seconds (uniform +-50% jitter)
+  double forward_time = 0.1;     // per relay stage and microbatch; backward takes twice as long
+  double holder_time = 0.02;     // start forward, end (loss) and start backward
+  double aggregate_time = 0.01;  // snapshot, reduce, apply
+  double loss_rate = 0;          // every message, acknowledgements included
+  double detect_after = 0.3;     // crash -> each survivor's PeerDown (plus up to 50% jitter per survivor)
+  double tick = 0.25;
+};
+
+// Where a crash is placed: when `node` starts work of this kind for (iter, mb) (mb ignored for aggregation work).
+struct CrashPoint {
+  train::NodeId node = 0;
+  train::ComputeKind kind = train::ComputeKind::kForward;
+  train::Iter iter = 0;
+  train::Mb mb = 0;
+};
+
+struct TrainSimReport {
+  bool finished = false;                 // every live node stepped every iteration
+  double time = 0;
+  std::vector<std::string> violations;   // ledger or consistency errors found by the simulator
+  std::map<train::Stage, uint64_t> work_tasks;  // forward/backward-type tasks run per stage (incl. lost ones)
+  uint64_t useful_tasks = 0, total_tasks = 0;
+  double wasted_fraction = 0;            // compute time thrown away or redone / all compute time
+  double idle_fraction = 0;              // live relay time not computing
+  double mean_recovery_latency = 0;      // crash -> first redo of its work starting elsewhere
+  std::map<train::Iter, double> loss;    // the holders' reported loss per iteration
+  std::map<std::string, uint64_t> events;
+  uint64_t messages = 0, lost_messages = 0;
+};
+
+class TrainSim {
+ public:
+  explicit TrainSim(TrainSimConfig cfg);
+
+  // Node ids: holders 1..H, then the relays stage by stage.
+  std::vector<train::NodeId> stage_nodes(train::Stage s) const;
+  void crash_at(train::NodeId n, double t);
+  void crash_when(CrashPoint p);
+  // The node keeps running, but every other node is told it is dead at `t` (a slow node presumed dead).
+  void presume_dead_at(train::NodeId n, double t);
+  void slow_down(train::NodeId n, double factor);
+  // The next result of this kind computed by `n` for `iter` holds NaN (rejected and recomputed).
+  void poison(train::NodeId n, train::ComputeKind kind, train::Iter iter);
+
+  TrainSimReport run(double time_limit);
+  const train::TrainNode& node(train::NodeId n) const { return *nodes_.at(n).sm; }
+
+ private:
+  struct Payload {
+    enum Kind { kActivation, kGradient, kSum } kind = kActivation;
+    train::Iter iter = 0;
+    train::Mb mb = 0;
+    train::Stage stage = 0;
+    std::map<train::Mb, int> start, end;  // kSum: contributions (relays use start)
+    double loss = 0;
+    uint64_t identity = 0;  // kSum: which reduce produced it (members must apply the same)
+  };
+  struct Node {
+    std::unique_ptr<train::TrainNode> sm;
+    bool crashed = false, expelled = false;
+    double speed = 1;
+    std::map<train::Iter, Payload> accumulator;
+    double busy = 0;
+    std::set<std::pair<int, train::Iter>> poison;
+  };
+  struct Ev {
+    enum Kind { kInput, kCrash, kTick, kDown } kind = kInput;
+    train::NodeId node = 0;
+    train::Input input;
+    train::NodeId about = 0;
+  };
+
+  void deliver(train::NodeId n, const train::Input& in);
+  void carry_out(train::NodeId n, train::Output& out);
+  void start_compute(train::NodeId n, const train::ComputeTask& t);
+  void crash(train::NodeId n);
+  train::Blob store(Payload p);
+  double task_time(const Node& node, const train::ComputeTask& t) const;
+
+  TrainSimConfig cfg_;
+  Rng rng_;
+  double now_ = 0;
+  EventQueue<Ev> queue_;
+  std::map<train::NodeId, Node> nodes_;
+  std::map<train::Blob, Payload> blobs_;
+  train::Blob next_blob_ = 1;
+  std::vector<CrashPoint> crash_points_;
+  std::map<std::pair<train::Stage, train::Iter>, uint64_t> applied_;  // the reduce every member applied
+  std::map<train::NodeId, double> crashed_at_;
+  std::vector<double> recovery_latencies_;
+  TrainSimReport report_;
+  uint64_t next_identity_ = 1;
+};
+
+}  // namespace gwtf::sim

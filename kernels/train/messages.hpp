@@ -1,0 +1,170 @@
+// The training protocol's inputs, messages and outputs (DESIGN §2, §5). A node's logic is a state machine: the
+// runtime and the simulator feed it Inputs and carry out its Outputs. Tensors never enter the kernel: a Blob is a
+// handle into the driver's store (LibTorch tensors in the runtime, modeled payloads in the simulator), so the
+// protocol is LibTorch-free and runs at simulator speed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "kernels/flow/types.hpp"
+
+namespace gwtf::train {
+
+using NodeId = flow::NodeId;
+using Stage = flow::Stage;  // 0: data holders (embedding at the start, head + loss at the end); 1..S: relays
+using Iter = uint64_t;
+using Mb = uint32_t;
+using Blob = uint64_t;      // 0: none
+using TaskId = uint64_t;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Messages between nodes. Every one is idempotent: a retransmission or a replay is recognised, never counted twice.
+
+struct Activation {  // a stage's output for microbatch mb, to a node of the next stage (the holders after stage S)
+  Iter iter = 0;
+  Mb mb = 0;
+  Blob data = 0;
+};
+struct Gradient {  // the gradient of that activation, back to the node it came from
+  Iter iter = 0;
+  Mb mb = 0;
+  Blob data = 0;
+};
+struct WhoHolds {  // the new owner of a dead holder's microbatches to every stage-1 relay (also a death notice)
+  Iter iter = 0;
+  NodeId dead_owner = 0;
+};
+struct Adopt {  // the answer: which microbatches of that iteration came to it from the dead holder or the asker
+  Iter iter = 0;
+  NodeId dead_owner = 0;
+  std::vector<Mb> held;
+};
+struct Progress {  // a stage member to its stage leader: its whole contribution set (holders: start and end parts)
+  Iter iter = 0;
+  std::vector<Mb> done;
+  std::vector<Mb> end_done;  // holders only
+};
+struct Collect {  // leader to members: the stage's work is complete, send your gradient sums
+  Iter iter = 0;
+};
+struct GradSum {  // member to leader: its summed gradient and exactly which contributions it holds
+  Iter iter = 0;
+  std::vector<Mb> done;
+  std::vector<Mb> end_done;
+  Blob data = 0;
+  double loss_sum = 0;  // holders: the losses of its end contributions
+};
+struct Reduced {  // leader to members: the reduced gradient every member applies (they stay bit-identical)
+  Iter iter = 0;
+  Blob data = 0;
+  double loss = 0;  // holders' stage: the iteration's mean loss
+};
+struct Committed {  // leader to everyone: this stage stepped for iteration `iter`
+  Iter iter = 0;
+  Stage stage = 0;
+};
+struct Ack {
+  uint64_t seq = 0;
+};
+
+using Body = std::variant<Activation, Gradient, WhoHolds, Adopt, Progress, Collect, GradSum, Reduced, Committed, Ack>;
+
+struct Message {
+  NodeId from = 0, to = 0;
+  uint64_t seq = 0;  // reliable delivery: the receiver acknowledges it; 0 for an Ack
+  Body body;
+};
+
+const char* body_name(const Body& b);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Compute, an output; its completion, an input. The driver owns the stage's weights and its gradient accumulator.
+
+enum class ComputeKind : uint8_t {
+  kStartForward,   // holder: tokens of (iter, mb) -> activation                             (no input blob)
+  kForward,        // relay: activation in -> activation out
+  kEndBackward,    // holder: activation -> loss, gradient of the activation; accumulates the head's gradients
+  kBackward,       // relay: (input, output gradient) -> input gradient; accumulates the stage's gradients
+  kStartBackward,  // holder: output gradient -> accumulates the embedding's gradients
+  kSnapshot,       // the accumulated gradient sum of `iter` -> a blob (sent in a GradSum)
+  kReduce,         // leader: `inputs` are member sums in member order -> reduced, clipped gradient
+  kApply,          // optimizer step with the reduced gradient `inputs[0]`; clears the accumulator of `iter`
+};
+const char* compute_name(ComputeKind k);
+
+struct ComputeTask {
+  TaskId id = 0;
+  ComputeKind kind = ComputeKind::kForward;
+  Iter iter = 0;
+  Mb mb = 0;
+  std::vector<Blob> inputs;
+  uint32_t microbatches = 0;  // kReduce: the divisor
+};
+
+struct ComputeDone {
+  TaskId id = 0;
+  Blob output = 0;  // kForward/kStartForward: activation; kBackward/kEndBackward: gradient; kSnapshot/kReduce: sum
+  double loss = 0;  // kEndBackward
+  bool finite = true;  // false: the result holds NaN/Inf (rejected; the work is redone)
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Inputs and outputs of TrainNode::step.
+
+struct Receive {
+  Message msg;
+};
+struct Tick {};
+struct PeerUp {
+  NodeId peer = 0;
+  Stage stage = 0;
+};
+struct PeerDown {
+  NodeId peer = 0;
+};
+struct Finished {
+  ComputeDone done;
+};
+struct SetNextHops {  // the flow layer's current choice of next-stage replicas for this node (empty: any live one)
+  std::vector<NodeId> hops;
+};
+using Input = std::variant<Receive, Tick, PeerUp, PeerDown, Finished, SetNextHops>;
+
+enum class EventKind : uint8_t {
+  kDroppedFromDead,     // a message from a peer presumed dead (a late answer): dropped
+  kDroppedUnknown,      // from a peer not in the membership: dropped
+  kDroppedStale,        // work for an iteration this stage already committed: dropped
+  kDuplicate,           // a replay or retransmission recognised: nothing recomputed
+  kRejectedNonFinite,   // a NaN/Inf result: thrown away, recomputed
+  kRedo,                // work re-sent to another replica of a dead node's stage
+  kAdopted,             // a dead holder's microbatches taken over
+  kStepped,             // this node applied the reduced gradient of an iteration
+  kIterationCommitted,  // every stage stepped: the iteration's buffers are freed
+};
+const char* event_name(EventKind k);
+
+struct Event {
+  EventKind kind;
+  Iter iter = 0;
+  Mb mb = 0;
+  NodeId peer = 0;
+  double value = 0;  // kStepped on holders: the iteration's loss
+};
+
+struct Output {
+  std::vector<Message> send;
+  std::vector<ComputeTask> compute;
+  std::vector<Blob> release;  // buffers the driver may free
+  std::vector<Event> events;
+  void clear() {
+    send.clear();
+    compute.clear();
+    release.clear();
+    events.clear();
+  }
+};
+
+}  // namespace gwtf::train

@@ -1,0 +1,589 @@
+#include "kernels/train/train_node.hpp"
+
+#include <algorithm>
+
+#include "kernels/base/result.hpp"
+
+namespace gwtf::train {
+
+namespace {
+
+template <class... F>
+struct Overload : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overload(F...) -> Overload<F...>;
+
+std::vector<Mb> as_vector(const std::set<Mb>& s) { return {s.begin(), s.end()}; }
+
+bool is_backward(ComputeKind k) {
+  return k == ComputeKind::kBackward || k == ComputeKind::kEndBackward || k == ComputeKind::kStartBackward;
+}
+
+}  // namespace
+
+TrainNode::TrainNode(NodeId id, Stage stage, TrainParams params) : id_(id), stage_(stage), params_(params) {
+  members_[id_] = {stage_, true};
+  if (is_holder()) holders_ever_.push_back(id_);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Membership
+
+bool TrainNode::alive(NodeId n) const {
+  auto it = members_.find(n);
+  return it != members_.end() && it->second.alive;
+}
+
+std::vector<NodeId> TrainNode::live(Stage s) const {
+  std::vector<NodeId> out;
+  for (const auto& [n, m] : members_)
+    if (m.alive && m.stage == s) out.push_back(n);
+  return out;
+}
+
+std::optional<NodeId> TrainNode::leader(Stage s) const {
+  for (const auto& [n, m] : members_)
+    if (m.alive && m.stage == s) return n;  // members_ is ordered: the lowest live id
+  return std::nullopt;
+}
+
+// Microbatch mb belongs to holders_ever_[mb mod n], or, when that one is dead, to the next live one after it.
+std::optional<NodeId> TrainNode::owner(Iter, Mb mb) const {
+  const size_t n = holders_ever_.size();
+  for (size_t k = 0; k < n; ++k) {
+    const NodeId h = holders_ever_[(mb + k) % n];
+    if (alive(h)) return h;
+  }
+  return std::nullopt;
+}
+
+std::optional<NodeId> TrainNode::pick_next(Iter i, Mb mb, NodeId avoid) const {
+  const Stage ns = next_stage();
+  if (ns == 0) return owner(i, mb);
+  std::vector<NodeId> candidates;
+  for (NodeId h : next_hops_)
+    if (h != avoid && alive(h) && members_.at(h).stage == ns) candidates.push_back(h);
+  if (candidates.empty())
+    for (NodeId h : live(ns))
+      if (h != avoid) candidates.push_back(h);
+  if (candidates.empty()) return std::nullopt;
+  return candidates[(i * params_.microbatches + mb) % candidates.size()];
+}
+
+Iter TrainNode::committed() const {
+  Iter c = stepped_;
+  for (Stage s = 0; s <= params_.relay_stages; ++s) {
+    auto it = stage_stepped_.find(s);
+    c = std::min(c, it == stage_stepped_.end() ? Iter{0} : it->second);
+  }
+  return c;
+}
+
+std::pair<std::set<Mb>, std::set<Mb>> TrainNode::contributions(Iter i) const {
+  auto it = iters_.find(i);
+  if (it == iters_.end()) return {};
+  return {it->second.done, it->second.end_done};
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The switch
+
+void TrainNode::step(const Input& in, double now, Output& out) {
+  now_ = now;
+  std::visit(Overload{
+                 [&](const Receive& r) { on_message(r.msg, out); },
+                 [&](const Tick&) {
+                   for (auto& [seq, p] : outbox_)
+                     if (now_ - p.sent_at >= params_.retransmit_after) {
+                       p.sent_at = now_;
+                       out.send.push_back(p.msg);
+                     }
+                 },
+                 [&](const PeerUp& u) {
+                   auto& m = members_[u.peer];
+                   m.stage = u.stage;
+                   if (u.stage == 0 && !std::binary_search(holders_ever_.begin(), holders_ever_.end(), u.peer))
+                     holders_ever_.insert(std::upper_bound(holders_ever_.begin(), holders_ever_.end(), u.peer),
+                                          u.peer);
+                 },
+                 [&](const PeerDown& d) { on_peer_down(d.peer, out); },
+                 [&](const Finished& f) { on_finished(f.done, out); },
+                 [&](const SetNextHops& h) { next_hops_ = h.hops; },
+             },
+             in);
+  if (is_holder() && holder_started_ == stepped_ && stepped_ < params_.iterations) begin_iteration(out);
+  pump(out);
+}
+
+void TrainNode::send(NodeId to, Body body, Output& out) {
+  Message m{id_, to, next_seq_++, std::move(body)};
+  outbox_[m.seq] = {m, now_};
+  out.send.push_back(std::move(m));
+}
+
+void TrainNode::on_message(const Message& m, Output& out) {
+  if (auto* ack = std::get_if<Ack>(&m.body)) {
+    outbox_.erase(ack->seq);
+    return;
+  }
+  auto it = members_.find(m.from);
+  if (it == members_.end()) {
+    out.events.push_back({EventKind::kDroppedUnknown, 0, 0, m.from});
+    return;
+  }
+  if (!it->second.alive) {  // a late answer from a peer presumed dead: its work is being redone elsewhere
+    out.events.push_back({EventKind::kDroppedFromDead, 0, 0, m.from});
+    return;
+  }
+  out.send.push_back(Message{id_, m.from, 0, Ack{m.seq}});
+  std::visit(Overload{
+                 [&](const Activation& a) { on_activation(m.from, a, out); },
+                 [&](const Gradient& g) { on_gradient(m.from, g, out); },
+                 [&](const WhoHolds& w) { on_who_holds(m.from, w, out); },
+                 [&](const Adopt& a) { on_adopt(m.from, a, out); },
+                 [&](const Progress& p) { on_progress(m.from, p, out); },
+                 [&](const Collect& c) { on_collect(c, out); },
+                 [&](const GradSum& g) { on_gradsum(m.from, g, out); },
+                 [&](const Reduced& r) { on_reduced(r, out); },
+                 [&](const Committed& c) { on_committed(c, out); },
+                 [&](const Ack&) {},
+             },
+             m.body);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Forward and backward
+
+void TrainNode::on_activation(NodeId from, const Activation& a, Output& out) {
+  if (a.iter < stepped_) {  // this stage already stepped that iteration: nothing can use the work
+    out.events.push_back({EventKind::kDroppedStale, a.iter, a.mb, from});
+    out.release.push_back(a.data);
+    return;
+  }
+  MbState& st = iters_[a.iter].mbs[a.mb];
+  if (is_holder()) {  // stage S's output: the end part (loss and its gradient)
+    if (st.end_from == 0) {
+      st.end_from = from;
+      st.end_input = a.data;
+      st.end_queued = true;
+      queue({0, ComputeKind::kEndBackward, a.iter, a.mb, {a.data}, 0});
+      return;
+    }
+    out.events.push_back({EventKind::kDuplicate, a.iter, a.mb, from});
+    out.release.push_back(a.data);
+    if (st.end_from != from) {  // a replay by a replacement of stage S: answer from the cache
+      st.end_from = from;
+      if (st.end_done) send(from, Gradient{a.iter, a.mb, st.end_grad}, out);
+    }
+    return;
+  }
+  if (st.from == 0) {
+    st.from = from;
+    st.input = a.data;
+    st.fwd_queued = true;
+    queue({0, ComputeKind::kForward, a.iter, a.mb, {a.data}, 0});
+    return;
+  }
+  out.events.push_back({EventKind::kDuplicate, a.iter, a.mb, from});
+  out.release.push_back(a.data);
+  if (st.from != from) {  // a replay: our upstream was replaced; our work stands
+    st.from = from;
+    if (st.bwd_done) send(from, Gradient{a.iter, a.mb, st.grad_out}, out);
+  }
+}
+
+void TrainNode::on_gradient(NodeId from, const Gradient& g, Output& out) {
+  if (is_holder() && g.iter >= stepped_ && owner(g.iter, g.mb) == id_) {
+    MbState& st = iters_[g.iter].mbs[g.mb];  // an adopted microbatch's gradient may overtake the Adopt
+    st.injected = true;
+  }
+  auto it = iters_.find(g.iter);
+  if (g.iter < stepped_ || it == iters_.end() || !it->second.mbs.count(g.mb)) {
+    out.events.push_back({EventKind::kDroppedStale, g.iter, g.mb, from});
+    out.release.push_back(g.data);
+    return;
+  }
+  MbState& st = it->second.mbs[g.mb];
+  st.to = from;
+  const bool started = is_holder() ? st.injected && (st.bwd_queued || st.bwd_done) : st.bwd_queued || st.bwd_done;
+  if (started) {  // the upstream answer to a replay we already handled
+    out.events.push_back({EventKind::kDuplicate, g.iter, g.mb, from});
+    out.release.push_back(g.data);
+    return;
+  }
+  st.grad_in = g.data;
+  st.bwd_queued = true;
+  if (is_holder()) queue({0, ComputeKind::kStartBackward, g.iter, g.mb, {g.data}, 0});
+  else queue({0, ComputeKind::kBackward, g.iter, g.mb, {st.input, g.data}, 0});
+}
+
+void TrainNode::on_finished(const ComputeDone& d, Output& out) {
+  if (!running_ || running_->id != d.id) return;  // not ours (a stale completion after a restart)
+  const ComputeTask t = *running_;
+  running_.reset();
+  if (!d.finite) {  // never accumulated: run it again
+    out.events.push_back({EventKind::kRejectedNonFinite, t.iter, t.mb, id_});
+    if (d.output) out.release.push_back(d.output);
+    queue(t);
+    return;
+  }
+  auto it = iters_.find(t.iter);
+  if (it == iters_.end() && t.kind != ComputeKind::kApply) {  // the iteration was freed meanwhile
+    if (d.output) out.release.push_back(d.output);
+    return;
+  }
+  switch (t.kind) {
+    case ComputeKind::kStartForward:
+    case ComputeKind::kForward: {
+      MbState& st = it->second.mbs[t.mb];
+      st.output = d.output;
+      st.fwd_done = true;
+      auto next = pick_next(t.iter, t.mb, 0);
+      if (!next) return;  // no live replica of the next stage: a PeerUp or the redo rule resends it
+      st.to = *next;
+      send(*next, Activation{t.iter, t.mb, d.output}, out);
+      return;
+    }
+    case ComputeKind::kBackward:
+    case ComputeKind::kStartBackward: {
+      MbState& st = it->second.mbs[t.mb];
+      st.bwd_done = true;
+      it->second.done.insert(t.mb);
+      if (t.kind == ComputeKind::kBackward) {
+        st.grad_out = d.output;
+        send(st.from, Gradient{t.iter, t.mb, d.output}, out);
+      }
+      report_progress(t.iter, out);
+      if (is_holder()) inject(out);
+      return;
+    }
+    case ComputeKind::kEndBackward: {
+      MbState& st = it->second.mbs[t.mb];
+      st.end_done = true;
+      st.end_grad = d.output;
+      it->second.end_done.insert(t.mb);
+      it->second.loss_sum += d.loss;
+      send(st.end_from, Gradient{t.iter, t.mb, d.output}, out);
+      report_progress(t.iter, out);
+      return;
+    }
+    case ComputeKind::kSnapshot: {
+      it->second.snapshot_queued = false;
+      GradSum g{t.iter, as_vector(it->second.done), as_vector(it->second.end_done), d.output, it->second.loss_sum};
+      auto lead = leader(stage_);
+      if (!lead) return;
+      if (*lead == id_) on_gradsum(id_, g, out);
+      else send(*lead, g, out);
+      return;
+    }
+    case ComputeKind::kReduce: {
+      auto& lead = it->second.lead;
+      double loss_sum = 0;
+      for (const auto& [n, g] : lead.sums) loss_sum += g.loss_sum;
+      Reduced r{t.iter, d.output, loss_sum / params_.microbatches};
+      for (NodeId n : live(stage_))
+        if (n != id_) send(n, r, out);
+      on_reduced(r, out);
+      return;
+    }
+    case ComputeKind::kApply: {
+      ++stepped_;
+      out.events.push_back({EventKind::kStepped, t.iter, 0, id_,
+                            iters_.count(t.iter) && iters_[t.iter].reduced ? iters_[t.iter].reduced->loss : 0});
+      if (leader(stage_) == id_) {
+        const Committed c{t.iter, stage_};
+        for (const auto& [n, m] : members_)
+          if (m.alive && n != id_) send(n, c, out);
+        on_committed(c, out);
+      }
+      if (auto e = early_reduced_.find(stepped_); e != early_reduced_.end()) {
+        Reduced r = e->second;
+        early_reduced_.erase(e);
+        on_reduced(r, out);
+      }
+      return;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Holders: iterations and injection
+
+void TrainNode::begin_iteration(Output& out) {
+  const Iter i = holder_started_++;
+  IterState& it = iters_[i];
+  it.injection_open = true;
+  if (any_holder_died_ && i <= ask_until_) ask_who_holds(i, out);
+  inject(out);
+}
+
+// We own microbatches a dead holder may have injected: stage 1 says which, we regenerate only the others.
+void TrainNode::ask_who_holds(Iter i, Output& out) {
+  IterState& it = iters_[i];
+  for (Mb mb = 0; mb < params_.microbatches; ++mb) {
+    const NodeId primary = holders_ever_[mb % holders_ever_.size()];
+    if (primary == id_ || alive(primary) || owner(i, mb) != id_ || it.mbs[mb].injected) continue;
+    for (NodeId r : live(1))
+      if (it.adopt_wait.insert(r).second) send(r, WhoHolds{i, primary}, out);
+  }
+}
+
+void TrainNode::on_who_holds(NodeId from, const WhoHolds& w, Output& out) {
+  if (alive(w.dead_owner)) on_peer_down(w.dead_owner, out);  // the asker knows it dead: drop its late messages
+  Adopt a{w.iter, w.dead_owner, {}};
+  if (auto it = iters_.find(w.iter); it != iters_.end())
+    for (auto& [mb, st] : it->second.mbs)
+      if (st.from == w.dead_owner || st.from == from) a.held.push_back(mb);
+  send(from, a, out);
+}
+
+void TrainNode::inject(Output&) {
+  for (auto& [i, it] : iters_) {
+    if (!it.injection_open || !it.adopt_wait.empty()) continue;
+    uint32_t in_flight = 0;
+    for (const auto& [mb, st] : it.mbs)
+      if (st.injected && !st.bwd_done && owner(i, mb) == id_) ++in_flight;
+    for (Mb mb = 0; mb < params_.microbatches && in_flight < params_.max_in_flight; ++mb) {
+      if (owner(i, mb) != id_) continue;
+      MbState& st = it.mbs[mb];
+      if (st.injected) continue;
+      st.injected = true;
+      st.fwd_queued = true;
+      queue({0, ComputeKind::kStartForward, i, mb, {}, 0});
+      ++in_flight;
+    }
+  }
+}
+
+void TrainNode::on_adopt(NodeId from, const Adopt& a, Output& out) {
+  auto found = iters_.find(a.iter);
+  if (found == iters_.end()) return;
+  IterState& it = found->second;
+  for (Mb mb : a.held) {
+    MbState& st = it.mbs[mb];
+    if (!st.injected) {
+      st.injected = true;  // already in the pipeline: its gradient will come to us, the new owner
+      st.to = from;
+    }
+  }
+  it.adopt_wait.erase(from);
+  out.events.push_back({EventKind::kAdopted, a.iter, static_cast<Mb>(a.held.size()), a.dead_owner});
+  inject(out);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Churn
+
+void TrainNode::on_peer_down(NodeId peer, Output& out) {
+  auto pm = members_.find(peer);
+  if (pm == members_.end() || !pm->second.alive) return;
+  const bool was_leader = leader(pm->second.stage) == peer;
+  const Stage dead_stage = pm->second.stage;
+  pm->second.alive = false;
+  if (dead_stage == 0) {
+    any_holder_died_ = true;
+    ask_until_ = std::max(ask_until_, stepped_ + 1);  // the dead holder may have begun the next iteration
+  }
+  for (auto it = outbox_.begin(); it != outbox_.end();)
+    it = it->second.msg.to == peer ? outbox_.erase(it) : std::next(it);
+
+  for (auto& [i, it] : iters_) {
+    // Redo: every activation we sent the dead node goes to another replica of its stage (for holders' end part:
+    // the microbatch's new owner), unless that stage already stepped the iteration.
+    const Stage ns = next_stage();
+    auto stepped = stage_stepped_.find(ns);
+    const bool next_stepped = stepped != stage_stepped_.end() && stepped->second > i;
+    for (auto& [mb, st] : it.mbs) {
+      if (st.to == peer && st.fwd_done && !next_stepped) {
+        auto next = pick_next(i, mb, peer);
+        if (next) {
+          st.to = *next;
+          send(*next, Activation{i, mb, st.output}, out);
+          out.events.push_back({EventKind::kRedo, i, mb, peer});
+        }
+      } else if (st.to == peer && is_holder() && st.injected && !st.fwd_queued && !next_stepped) {
+        // adopted from a dead owner, held by a stage-1 relay that died too: regenerate it here
+        st.fwd_queued = true;
+        queue({0, ComputeKind::kStartForward, i, mb, {}, 0});
+      }
+      // A dead holder was our upstream (we are stage 1): the microbatch's new owner takes its start part.
+      if (st.from == peer && dead_stage == 0 && stage_ == 1) {
+        if (auto o = owner(i, mb)) {
+          st.from = *o;
+          if (st.bwd_done) send(*o, Gradient{i, mb, st.grad_out}, out);
+        }
+      }
+    }
+    if (is_holder() && dead_stage == 0 && it.injection_open) ask_who_holds(i, out);
+    if (is_holder()) it.adopt_wait.erase(peer);
+
+    // Aggregation: a dead member's sums are never used; a new leader hears everyone's progress again.
+    it.lead.progress.erase(peer);
+    it.lead.sums.erase(peer);
+    if (dead_stage == stage_ && i >= stepped_) {
+      if (was_leader) {
+        if (it.reduced) {  // we stepped with the old leader's result: hand it to the new one
+          if (auto l = leader(stage_); l && *l != id_) send(*l, *it.reduced, out);
+        }
+        report_progress(i, out);
+        it.lead.reducing = false;
+      }
+      if (leader(stage_) == id_) leader_check(i, out);
+    }
+  }
+  inject(out);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Aggregation
+
+void TrainNode::report_progress(Iter i, Output& out) {
+  auto l = leader(stage_);
+  if (!l) return;
+  auto& it = iters_[i];
+  Progress p{i, as_vector(it.done), as_vector(it.end_done)};
+  if (*l == id_) on_progress(id_, p, out);
+  else send(*l, p, out);
+}
+
+void TrainNode::on_progress(NodeId from, const Progress& p, Output& out) {
+  if (p.iter < stepped_ || leader(stage_) != id_) return;
+  iters_[p.iter].lead.progress[from] = p;
+  leader_check(p.iter, out);
+}
+
+// Covered: every microbatch exactly once (and, for holders, the end part too) over the given sets.
+template <class Sets>
+static bool covers_exactly(const Sets& sets, uint32_t m, bool holders) {
+  std::vector<int> start(m, 0), end(m, 0);
+  for (const auto& [n, s] : sets) {
+    for (Mb mb : s.done)
+      if (mb < m) ++start[mb];
+    for (Mb mb : s.end_done)
+      if (mb < m) ++end[mb];
+  }
+  for (uint32_t k = 0; k < m; ++k)
+    if (start[k] != 1 || (holders && end[k] != 1)) return false;
+  return true;
+}
+
+void TrainNode::leader_check(Iter i, Output& out) {
+  auto& it = iters_[i];
+  auto& lead = it.lead;
+  if (lead.reducing || i != stepped_ || it.reduced) return;
+  if (covers_exactly(lead.sums, params_.microbatches, is_holder())) {
+    lead.reducing = true;
+    ComputeTask t{0, ComputeKind::kReduce, i, 0, {}, params_.microbatches};
+    for (const auto& [n, g] : lead.sums) t.inputs.push_back(g.data);  // member order: every leader sums alike
+    queue(t);
+    return;
+  }
+  if (!covers_exactly(lead.progress, params_.microbatches, is_holder())) return;
+  // The work is complete: ask for the sums that are missing or older than the member's progress.
+  for (const auto& [n, p] : lead.progress) {
+    if (p.done.empty() && p.end_done.empty()) continue;
+    auto s = lead.sums.find(n);
+    if (s != lead.sums.end() && s->second.done == p.done && s->second.end_done == p.end_done) continue;
+    if (n == id_) on_collect(Collect{i}, out);
+    else send(n, Collect{i}, out);
+  }
+}
+
+void TrainNode::on_collect(const Collect& c, Output&) {
+  auto& it = iters_[c.iter];
+  if (c.iter < stepped_ || it.snapshot_queued) return;
+  it.snapshot_queued = true;
+  queue({0, ComputeKind::kSnapshot, c.iter, 0, {}, 0});
+}
+
+void TrainNode::on_gradsum(NodeId from, const GradSum& g, Output& out) {
+  if (g.iter < stepped_ || leader(stage_) != id_) return;
+  auto& lead = iters_[g.iter].lead;
+  lead.sums[from] = g;
+  leader_check(g.iter, out);
+}
+
+void TrainNode::on_reduced(const Reduced& r, Output& out) {
+  if (r.iter < stepped_) return;
+  if (r.iter > stepped_) {  // we have not applied the one before yet
+    early_reduced_[r.iter] = r;
+    return;
+  }
+  auto& it = iters_[r.iter];
+  if (it.reduced) return;
+  it.reduced = r;
+  queue({0, ComputeKind::kApply, r.iter, 0, {r.data}, 0});
+  // A new leader that received the old leader's result passes it on, so no member computes another.
+  if (leader(stage_) == id_)
+    for (NodeId n : live(stage_))
+      if (n != id_) send(n, r, out);
+}
+
+void TrainNode::on_committed(const Committed& c, Output& out) {
+  Iter& s = stage_stepped_[c.stage];
+  s = std::max(s, c.iter + 1);
+  free_committed(out);
+}
+
+void TrainNode::free_committed(Output& out) {
+  const Iter c = committed();
+  while (!iters_.empty() && iters_.begin()->first < c && iters_.begin()->first < stepped_) {
+    const Iter i = iters_.begin()->first;
+    for (const auto& [mb, st] : iters_.begin()->second.mbs)
+      for (Blob b : {st.input, st.output, st.grad_in, st.grad_out, st.end_input, st.end_grad})
+        if (b) out.release.push_back(b);
+    iters_.erase(iters_.begin());
+    out.events.push_back({EventKind::kIterationCommitted, i, 0, id_});
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Compute: one task at a time; optimizer work first, then backward (1F1B), then forward; an iteration's
+// forward/backward waits until the stage stepped the one before.
+
+void TrainNode::queue(ComputeTask t) {
+  t.id = next_task_++;
+  tasks_.push_back(std::move(t));
+}
+
+bool TrainNode::runnable(const ComputeTask& t) const { return t.iter == stepped_; }
+
+void TrainNode::pump(Output& out) {
+  if (running_) return;
+  auto rank = [](const ComputeTask& t) {
+    if (t.kind == ComputeKind::kApply || t.kind == ComputeKind::kReduce || t.kind == ComputeKind::kSnapshot) return 0;
+    return is_backward(t.kind) ? 1 : 2;
+  };
+  auto best = tasks_.end();
+  for (auto it = tasks_.begin(); it != tasks_.end(); ++it)
+    if (runnable(*it) && (best == tasks_.end() || rank(*it) < rank(*best))) best = it;
+  if (best == tasks_.end()) return;
+  running_ = *best;
+  tasks_.erase(best);
+  out.compute.push_back(*running_);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const char* body_name(const Body& b) {
+  static constexpr const char* kNames[] = {"activation", "gradient", "who-holds", "adopt", "progress", "collect",
+                                           "gradsum",    "reduced",  "committed", "ack"};
+  return kNames[b.index()];
+}
+
+const char* compute_name(ComputeKind k) {
+  static constexpr const char* kNames[] = {"start-forward", "forward", "end-backward", "backward",
+                                           "start-backward", "snapshot", "reduce", "apply"};
+  return kNames[static_cast<int>(k)];
+}
+
+const char* event_name(EventKind k) {
+  static constexpr const char* kNames[] = {"dropped-from-dead", "dropped-unknown", "dropped-stale",
+                                           "duplicate",         "rejected-non-finite", "redo",
+                                           "adopted",           "stepped",          "iteration-committed"};
+  return kNames[static_cast<int>(k)];
+}
+
+}  // namespace gwtf::train

@@ -1,0 +1,142 @@
+// One node of the training protocol — a data holder (stage 0: embedding, head and loss; source and sink of its
+// microbatches) or a relay of stage 1..S — as a deterministic state machine (DESIGN §2, §5; docs/training.md).
+//
+// The rules that make churn change who computes, never what is learned:
+//  * Every node keeps the boundary tensors of an iteration (input received, output sent, gradient sent) until
+//    every stage has stepped that iteration.
+//  * When a peer dies, each node that sent it an activation re-sends that activation to another replica of the
+//    dead node's stage (the holders: to the microbatch's new owner). The replacement recomputes only its own
+//    stage: its downstream neighbour answers the replay from its cache, its upstream neighbour drops the repeated
+//    gradient. A dead holder's microbatches pass to the next live holder, which learns from the stage-1 relays
+//    which of them are already in the pipeline and regenerates the rest ((seed, iteration, microbatch) is pure).
+//  * A stage's leader (its lowest live member) steps the stage only when its live members' contribution sets
+//    cover every microbatch exactly once; the sums of dead members are never used. Every member applies the
+//    leader's reduced gradient, so replicas stay bit-identical.
+//  * Messages from a peer presumed dead are dropped; every message is acknowledged and retransmitted until it is.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include "kernels/train/messages.hpp"
+
+namespace gwtf::train {
+
+struct TrainParams {
+  Stage relay_stages = 1;
+  uint32_t microbatches = 8;      // per iteration
+  Iter iterations = 1;
+  uint32_t max_in_flight = 4;     // per holder: microbatches it has injected and not yet finished
+  double retransmit_after = 1.0;  // seconds without an acknowledgement
+};
+
+class TrainNode {
+ public:
+  TrainNode(NodeId id, Stage stage, TrainParams params);
+
+  void step(const Input& in, double now, Output& out);
+
+  NodeId id() const { return id_; }
+  Stage stage() const { return stage_; }
+  bool is_holder() const { return stage_ == 0; }
+  Iter stepped() const { return stepped_; }  // iterations this node has applied
+  bool finished() const { return stepped_ >= params_.iterations; }
+  // Iteration i is committed when every stage stepped it (as far as this node has heard).
+  Iter committed() const;
+  size_t buffered_iterations() const { return iters_.size(); }
+  size_t unacknowledged() const { return outbox_.size(); }
+  // This node's contribution set of iteration `i` (holders: start part, then end part).
+  std::pair<std::set<Mb>, std::set<Mb>> contributions(Iter i) const;
+
+ private:
+  struct MbState {
+    NodeId from = 0, to = 0;  // who sent us the activation; where our output went
+    Blob input = 0, output = 0, grad_in = 0, grad_out = 0;
+    bool fwd_queued = false, fwd_done = false, bwd_queued = false, bwd_done = false;
+    // holders: the end part (loss), done by whoever is the microbatch's owner when stage S's output arrives
+    NodeId end_from = 0;
+    Blob end_input = 0, end_grad = 0;
+    bool end_queued = false, end_done = false;
+    bool injected = false;  // holders: the start part entered the pipeline (here or, adopted, by a dead owner)
+  };
+  struct LeaderState {
+    std::map<NodeId, Progress> progress;
+    std::map<NodeId, GradSum> sums;
+    bool reducing = false;
+  };
+  struct IterState {
+    std::map<Mb, MbState> mbs;
+    std::set<Mb> done, end_done;  // contributions in this node's accumulator
+    double loss_sum = 0;
+    std::set<NodeId> adopt_wait;  // holders: stage-1 relays yet to say what they hold of a dead owner's work
+    bool injection_open = false;  // holders: may inject owned microbatches
+    LeaderState lead;
+    std::optional<Reduced> reduced;  // the reduced gradient applied (kept for a new leader)
+    bool snapshot_queued = false;
+  };
+  struct Member {
+    Stage stage = 0;
+    bool alive = true;
+  };
+  struct Pending {
+    Message msg;
+    double sent_at = 0;
+  };
+
+  // inputs
+  void on_message(const Message& m, Output& out);
+  void on_activation(NodeId from, const Activation& a, Output& out);
+  void on_gradient(NodeId from, const Gradient& g, Output& out);
+  void on_who_holds(NodeId from, const WhoHolds& w, Output& out);
+  void on_adopt(NodeId from, const Adopt& a, Output& out);
+  void ask_who_holds(Iter i, Output& out);
+  void on_progress(NodeId from, const Progress& p, Output& out);
+  void on_collect(const Collect& c, Output& out);
+  void on_gradsum(NodeId from, const GradSum& g, Output& out);
+  void on_reduced(const Reduced& r, Output& out);
+  void on_committed(const Committed& c, Output& out);
+  void on_peer_down(NodeId peer, Output& out);
+  void on_finished(const ComputeDone& d, Output& out);
+
+  // helpers
+  void send(NodeId to, Body body, Output& out);
+  void queue(ComputeTask t);
+  void pump(Output& out);
+  bool runnable(const ComputeTask& t) const;
+  void begin_iteration(Output& out);
+  void inject(Output& out);
+  void report_progress(Iter i, Output& out);
+  void leader_check(Iter i, Output& out);
+  void free_committed(Output& out);
+  std::optional<NodeId> pick_next(Iter i, Mb mb, NodeId avoid) const;
+  std::optional<NodeId> owner(Iter i, Mb mb) const;
+  std::optional<NodeId> leader(Stage s) const;
+  std::vector<NodeId> live(Stage s) const;
+  bool alive(NodeId n) const;
+  Stage next_stage() const { return flow::next_stage(stage_, params_.relay_stages); }
+
+  NodeId id_;
+  Stage stage_;
+  TrainParams params_;
+  double now_ = 0;
+  std::map<NodeId, Member> members_;
+  std::vector<NodeId> holders_ever_;  // sorted: microbatch ownership is a pure function of it and liveness
+  std::vector<NodeId> next_hops_;
+  std::map<Iter, IterState> iters_;
+  std::map<Stage, Iter> stage_stepped_;  // per stage: how many iterations its leader announced
+  Iter stepped_ = 0;
+  Iter holder_started_ = 0;  // holders: iterations begun
+  Iter ask_until_ = 0;        // holders: iterations a dead holder may have begun (ask stage 1 before injecting)
+  bool any_holder_died_ = false;
+  uint64_t next_seq_ = 1;
+  std::map<uint64_t, Pending> outbox_;
+  TaskId next_task_ = 1;
+  std::deque<ComputeTask> tasks_;
+  std::optional<ComputeTask> running_;
+  std::map<Iter, Reduced> early_reduced_;
+};
+
+}  // namespace gwtf::train
