@@ -157,9 +157,23 @@ void TrainNode::on_message(const Message& m, Output& out) {
 // Forward and backward
 
 void TrainNode::on_activation(NodeId from, const Activation& a, Output& out) {
-  if (a.iter < stepped_) {  // this stage already stepped that iteration: nothing can use the work
-    out.events.push_back({EventKind::kDroppedStale, a.iter, a.mb, from});
+  if (a.iter < stepped_) {
+    // This stage already stepped that iteration. A replay from a replacement upstream still gets its gradient
+    // from our buffers (kept until every stage stepped); anything else is of no use.
+    auto it = iters_.find(a.iter);
+    auto mb = it == iters_.end() ? nullptr : &it->second.mbs[a.mb];
     out.release.push_back(a.data);
+    if (mb && is_holder() && mb->end_done) {
+      mb->end_from = from;
+      out.events.push_back({EventKind::kDuplicate, a.iter, a.mb, from});
+      send(from, Gradient{a.iter, a.mb, mb->end_grad}, out);
+    } else if (mb && !is_holder() && mb->bwd_done) {
+      mb->from = from;
+      out.events.push_back({EventKind::kDuplicate, a.iter, a.mb, from});
+      send(from, Gradient{a.iter, a.mb, mb->grad_out}, out);
+    } else {
+      out.events.push_back({EventKind::kDroppedStale, a.iter, a.mb, from});
+    }
     return;
   }
   MbState& st = iters_[a.iter].mbs[a.mb];
@@ -450,7 +464,10 @@ void TrainNode::report_progress(Iter i, Output& out) {
 
 void TrainNode::on_progress(NodeId from, const Progress& p, Output& out) {
   if (p.iter < stepped_ || leader(stage_) != id_) return;
-  iters_[p.iter].lead.progress[from] = p;
+  // A member's set only grows within an iteration: a retransmitted older report arriving late changes nothing.
+  auto& known = iters_[p.iter].lead.progress[from];
+  if (p.done.size() + p.end_done.size() < known.done.size() + known.end_done.size()) return;
+  known = p;
   leader_check(p.iter, out);
 }
 
@@ -500,8 +517,9 @@ void TrainNode::on_collect(const Collect& c, Output&) {
 
 void TrainNode::on_gradsum(NodeId from, const GradSum& g, Output& out) {
   if (g.iter < stepped_ || leader(stage_) != id_) return;
-  auto& lead = iters_[g.iter].lead;
-  lead.sums[from] = g;
+  auto& known = iters_[g.iter].lead.sums[from];
+  if (known.data && g.done.size() + g.end_done.size() < known.done.size() + known.end_done.size()) return;
+  known = g;
   leader_check(g.iter, out);
 }
 
