@@ -463,12 +463,13 @@ void TrainNode::report_progress(Iter i, Output& out) {
 }
 
 void TrainNode::on_progress(NodeId from, const Progress& p, Output& out) {
-  if (p.iter < stepped_ || leader(stage_) != id_) return;
+  // Kept even when we do not (yet) see ourselves as the leader: the sender may know of the old one's death first.
+  if (p.iter < stepped_) return;
   // A member's set only grows within an iteration: a retransmitted older report arriving late changes nothing.
   auto& known = iters_[p.iter].lead.progress[from];
   if (p.done.size() + p.end_done.size() < known.done.size() + known.end_done.size()) return;
   known = p;
-  leader_check(p.iter, out);
+  if (leader(stage_) == id_) leader_check(p.iter, out);
 }
 
 // Covered: every microbatch exactly once (and, for holders, the end part too) over the given sets.
@@ -516,11 +517,11 @@ void TrainNode::on_collect(const Collect& c, Output&) {
 }
 
 void TrainNode::on_gradsum(NodeId from, const GradSum& g, Output& out) {
-  if (g.iter < stepped_ || leader(stage_) != id_) return;
+  if (g.iter < stepped_) return;
   auto& known = iters_[g.iter].lead.sums[from];
   if (known.data && g.done.size() + g.end_done.size() < known.done.size() + known.end_done.size()) return;
   known = g;
-  leader_check(g.iter, out);
+  if (leader(stage_) == id_) leader_check(g.iter, out);
 }
 
 void TrainNode::on_reduced(const Reduced& r, Output& out) {
