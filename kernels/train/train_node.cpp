@@ -95,6 +95,7 @@ void TrainNode::step(const Input& in, double now, Output& out) {
   std::visit(Overload{
                  [&](const Receive& r) { on_message(r.msg, out); },
                  [&](const Tick&) {
+                   ticking_ = true;
                    for (auto& [seq, p] : outbox_)
                      if (now_ - p.sent_at >= params_.retransmit_after) {
                        p.sent_at = now_;
@@ -113,7 +114,9 @@ void TrainNode::step(const Input& in, double now, Output& out) {
                  [&](const SetNextHops& h) { next_hops_ = h.hops; },
              },
              in);
-  if (is_holder() && holder_started_ == stepped_ && stepped_ < params_.iterations) begin_iteration(out);
+  // Holders begin only once ticking: the driver delivers the membership it knows before the first tick, and
+  // microbatch ownership depends on it.
+  if (ticking_ && is_holder() && holder_started_ == stepped_ && stepped_ < params_.iterations) begin_iteration(out);
   pump(out);
 }
 

@@ -122,6 +122,7 @@ class TrainNode {
   Stage stage_;
   TrainParams params_;
   double now_ = 0;
+  bool ticking_ = false;
   std::map<NodeId, Member> members_;
   std::vector<NodeId> holders_ever_;  // sorted: microbatch ownership is a pure function of it and liveness
   std::vector<NodeId> next_hops_;
