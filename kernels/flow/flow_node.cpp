@@ -4,19 +4,14 @@
 #include <cmath>
 #include <sstream>
 
+#include "kernels/base/overloaded.hpp"
+
 namespace gwtf::flow {
 
 namespace {
 constexpr double kEps = 1e-9;
 
 bool differs(double a, double b) { return std::fabs(a - b) > kEps * (1 + std::fabs(a) + std::fabs(b)); }
-
-template <class... F>
-struct Overloaded : F... {
-  using F::operator()...;
-};
-template <class... F>
-Overloaded(F...) -> Overloaded<F...>;
 }  // namespace
 
 FlowNode::FlowNode(FlowConfig config, Rng rng) : cfg_(config), rng_(rng) {}

@@ -9,7 +9,7 @@
 #include <variant>
 #include <vector>
 
-#include "kernels/flow/types.hpp"
+#include "kernels/flow/flow_node.hpp"
 
 namespace gwtf::train {
 
@@ -117,14 +117,9 @@ struct ComputeDone {
 struct Receive {
   Message msg;
 };
-struct Tick {};
-struct PeerUp {
-  NodeId peer = 0;
-  Stage stage = 0;
-};
-struct PeerDown {
-  NodeId peer = 0;
-};
+using flow::PeerDown;  // membership inputs are the flow layer's: the runtime feeds both machines the same events
+using flow::PeerUp;
+using flow::Tick;
 struct Finished {
   ComputeDone done;
 };

@@ -2,18 +2,12 @@
 
 #include <algorithm>
 
+#include "kernels/base/overloaded.hpp"
 #include "kernels/base/result.hpp"
 
 namespace gwtf::train {
 
 namespace {
-
-template <class... F>
-struct Overload : F... {
-  using F::operator()...;
-};
-template <class... F>
-Overload(F...) -> Overload<F...>;
 
 std::vector<Mb> as_vector(const std::set<Mb>& s) { return {s.begin(), s.end()}; }
 
@@ -92,7 +86,7 @@ std::pair<std::set<Mb>, std::set<Mb>> TrainNode::contributions(Iter i) const {
 
 void TrainNode::step(const Input& in, double now, Output& out) {
   now_ = now;
-  std::visit(Overload{
+  std::visit(Overloaded{
                  [&](const Receive& r) { on_message(r.msg, out); },
                  [&](const Tick&) {
                    ticking_ = true;
@@ -141,7 +135,7 @@ void TrainNode::on_message(const Message& m, Output& out) {
     return;
   }
   out.send.push_back(Message{id_, m.from, 0, Ack{m.seq}});
-  std::visit(Overload{
+  std::visit(Overloaded{
                  [&](const Activation& a) { on_activation(m.from, a, out); },
                  [&](const Gradient& g) { on_gradient(m.from, g, out); },
                  [&](const WhoHolds& w) { on_who_holds(m.from, w, out); },
@@ -160,54 +154,33 @@ void TrainNode::on_message(const Message& m, Output& out) {
 // Forward and backward
 
 void TrainNode::on_activation(NodeId from, const Activation& a, Output& out) {
-  if (a.iter < stepped_) {
-    // This stage already stepped that iteration. A replay from a replacement upstream still gets its gradient
-    // from our buffers (kept until every stage stepped); anything else is of no use.
-    auto it = iters_.find(a.iter);
-    auto mb = it == iters_.end() ? nullptr : &it->second.mbs[a.mb];
-    out.release.push_back(a.data);
-    if (mb && is_holder() && mb->end_done) {
-      mb->end_from = from;
-      out.events.push_back({EventKind::kDuplicate, a.iter, a.mb, from});
-      send(from, Gradient{a.iter, a.mb, mb->end_grad}, out);
-    } else if (mb && !is_holder() && mb->bwd_done) {
-      mb->from = from;
-      out.events.push_back({EventKind::kDuplicate, a.iter, a.mb, from});
-      send(from, Gradient{a.iter, a.mb, mb->grad_out}, out);
-    } else {
-      out.events.push_back({EventKind::kDroppedStale, a.iter, a.mb, from});
-    }
+  // Relays receive their stage's input; holders receive stage S's output, the end part (loss and its gradient).
+  const bool end = is_holder();
+  const bool stale = a.iter < stepped_;  // this stage already stepped that iteration: only replays get answers
+  MbState* st = nullptr;
+  if (!stale) {
+    st = &iters_[a.iter].mbs[a.mb];
+  } else if (auto it = iters_.find(a.iter); it != iters_.end()) {
+    if (auto m = it->second.mbs.find(a.mb); m != it->second.mbs.end()) st = &m->second;
+  }
+  NodeId* up = st ? (end ? &st->end_from : &st->from) : nullptr;
+  if (up && *up == 0 && !stale) {
+    *up = from;
+    (end ? st->end_input : st->input) = a.data;
+    st->fwd_queued = !end;
+    queue({0, end ? ComputeKind::kEndBackward : ComputeKind::kForward, a.iter, a.mb, {a.data}, 0});
     return;
   }
-  MbState& st = iters_[a.iter].mbs[a.mb];
-  if (is_holder()) {  // stage S's output: the end part (loss and its gradient)
-    if (st.end_from == 0) {
-      st.end_from = from;
-      st.end_input = a.data;
-      st.end_queued = true;
-      queue({0, ComputeKind::kEndBackward, a.iter, a.mb, {a.data}, 0});
-      return;
-    }
-    out.events.push_back({EventKind::kDuplicate, a.iter, a.mb, from});
-    out.release.push_back(a.data);
-    if (st.end_from != from) {  // a replay by a replacement of stage S: answer from the cache
-      st.end_from = from;
-      if (st.end_done) send(from, Gradient{a.iter, a.mb, st.end_grad}, out);
-    }
-    return;
-  }
-  if (st.from == 0) {
-    st.from = from;
-    st.input = a.data;
-    st.fwd_queued = true;
-    queue({0, ComputeKind::kForward, a.iter, a.mb, {a.data}, 0});
+  out.release.push_back(a.data);
+  const bool done = st && (end ? st->end_done : st->bwd_done);
+  if (!st || (stale && !done)) {
+    out.events.push_back({EventKind::kDroppedStale, a.iter, a.mb, from});
     return;
   }
   out.events.push_back({EventKind::kDuplicate, a.iter, a.mb, from});
-  out.release.push_back(a.data);
-  if (st.from != from) {  // a replay: our upstream was replaced; our work stands
-    st.from = from;
-    if (st.bwd_done) send(from, Gradient{a.iter, a.mb, st.grad_out}, out);
+  if (*up != from || stale) {  // a replay by a replacement upstream: our work stands, answer from the buffers
+    *up = from;
+    if (done) send(from, Gradient{a.iter, a.mb, end ? st->end_grad : st->grad_out}, out);
   }
 }
 

@@ -59,7 +59,7 @@ class TrainNode {
     // holders: the end part (loss), done by whoever is the microbatch's owner when stage S's output arrives
     NodeId end_from = 0;
     Blob end_input = 0, end_grad = 0;
-    bool end_queued = false, end_done = false;
+    bool end_done = false;
     bool injected = false;  // holders: the start part entered the pipeline (here or, adopted, by a dead owner)
   };
   struct LeaderState {
