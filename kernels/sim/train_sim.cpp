@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ostream>
+#include <sstream>
+
+#include "kernels/base/overloaded.hpp"
 
 namespace gwtf::sim {
 
@@ -16,6 +20,28 @@ bool is_work(ComputeKind k) {
 
 // A modeled loss that falls with the iteration and differs per microbatch, so a lost or doubled microbatch shows.
 double modeled_loss(Iter i, Mb mb) { return 5.0 / (1.0 + 0.05 * static_cast<double>(i)) + 0.001 * (mb % 7); }
+
+std::string describe(const Body& b) {
+  std::ostringstream o;
+  o << body_name(b);
+  std::visit(Overloaded{
+                 [&](const Activation& a) { o << " i" << a.iter << " mb" << a.mb; },
+                 [&](const Gradient& g) { o << " i" << g.iter << " mb" << g.mb; },
+                 [&](const WhoHolds& w) { o << " i" << w.iter << " dead " << w.dead_owner; },
+                 [&](const Adopt& a) {
+                   o << " i" << a.iter << " dead " << a.dead_owner << " held";
+                   for (Mb mb : a.held) o << ' ' << mb;
+                 },
+                 [&](const Progress& p) { o << " i" << p.iter << " n" << p.done.size() << "+" << p.end_done.size(); },
+                 [&](const Collect& c) { o << " i" << c.iter; },
+                 [&](const GradSum& g) { o << " i" << g.iter << " n" << g.done.size() << "+" << g.end_done.size(); },
+                 [&](const Reduced& r) { o << " i" << r.iter; },
+                 [&](const Committed& c) { o << " i" << c.iter << " stage " << c.stage; },
+                 [&](const Ack& a) { o << " seq " << a.seq; },
+             },
+             b);
+  return o.str();
+}
 
 }  // namespace
 
@@ -73,6 +99,7 @@ void TrainSim::crash(NodeId n) {
   Node& node = nodes_.at(n);
   if (node.crashed) return;
   node.crashed = true;
+  if (cfg_.trace) *cfg_.trace << now_ << " " << n << " CRASH\n";
   node.accumulator.clear();  // its memory is gone
   crashed_at_[n] = now_;
   for (auto& [id, other] : nodes_)
@@ -83,6 +110,11 @@ void TrainSim::crash(NodeId n) {
 void TrainSim::deliver(NodeId n, const Input& in) {
   Node& node = nodes_.at(n);
   if (node.crashed) return;
+  if (cfg_.trace) {
+    if (auto* r = std::get_if<Receive>(&in); r && !std::holds_alternative<Ack>(r->msg.body))
+      *cfg_.trace << now_ << " " << n << " <- " << r->msg.from << " " << describe(r->msg.body) << "\n";
+    if (auto* d = std::get_if<PeerDown>(&in)) *cfg_.trace << now_ << " " << n << " down " << d->peer << "\n";
+  }
   Output out;
   node.sm->step(in, now_, out);
   carry_out(n, out);
@@ -100,6 +132,9 @@ void TrainSim::carry_out(NodeId n, Output& out) {
   }
   for (const auto& e : out.events) {
     ++report_.events[event_name(e.kind)];
+    if (cfg_.trace)
+      *cfg_.trace << now_ << " " << n << " event " << event_name(e.kind) << " i" << e.iter << " mb" << e.mb << " peer "
+                  << e.peer << "\n";
     if (e.kind == EventKind::kRedo) {
       auto c = crashed_at_.find(e.peer);
       if (c != crashed_at_.end()) {
@@ -118,6 +153,7 @@ void TrainSim::carry_out(NodeId n, Output& out) {
 
 void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
   Node& node = nodes_.at(n);
+  if (cfg_.trace) *cfg_.trace << now_ << " " << n << " run " << compute_name(t.kind) << " i" << t.iter << " mb" << t.mb << "\n";
   for (const auto& p : crash_points_)
     if (p.node == n && p.kind == t.kind && p.iter == t.iter && (p.mb == t.mb || !is_work(t.kind))) {
       crash(n);  // in the middle of this very piece of work

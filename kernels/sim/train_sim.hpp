@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <iosfwd>
 #include <map>
 #include <memory>
 #include <set>
@@ -31,6 +32,9 @@ struct TrainSimConfig {
   double loss_rate = 0;          // every message, acknowledgements included
   double detect_after = 0.3;     // crash -> each survivor's PeerDown (plus up to 50% jitter per survivor)
   double tick = 0.25;
+  // When set, every delivered message, started task, crash and event is written here as one line (replaying a
+  // failing seed with a trace is how a stall is read).
+  std::ostream* trace = nullptr;
 };
 
 // Where a crash is placed: when `node` starts work of this kind for (iter, mb) (mb ignored for aggregation work).

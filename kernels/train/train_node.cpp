@@ -185,10 +185,10 @@ void TrainNode::on_activation(NodeId from, const Activation& a, Output& out) {
 }
 
 void TrainNode::on_gradient(NodeId from, const Gradient& g, Output& out) {
-  if (is_holder() && g.iter >= stepped_ && owner(g.iter, g.mb) == id_) {
-    MbState& st = iters_[g.iter].mbs[g.mb];  // an adopted microbatch's gradient may overtake the Adopt
-    st.injected = true;
-  }
+  // A holder takes a start-part gradient of an unstepped iteration even for a microbatch it never injected: the
+  // relay sends it to the microbatch's new owner when the old one died, and may learn of that death first (the
+  // gradient may also overtake the Adopt).
+  if (is_holder() && g.iter >= stepped_) iters_[g.iter].mbs[g.mb].injected = true;
   auto it = iters_.find(g.iter);
   if (g.iter < stepped_ || it == iters_.end() || !it->second.mbs.count(g.mb)) {
     out.events.push_back({EventKind::kDroppedStale, g.iter, g.mb, from});
