@@ -25,7 +25,8 @@ std::string describe(const Body& b) {
   std::ostringstream o;
   o << body_name(b);
   std::visit(Overloaded{
-                 [&](const Activation& a) { o << " i" << a.iter << " mb" << a.mb; },
+                 [&](const Activation& a) { o << " i" << a.iter << " mb" << a.mb << (a.next ? " next " + std::to_string(a.next) : ""); },
+                 [&](const Forwarded& f) { o << " i" << f.iter << " mb" << f.mb << " to " << f.to; },
                  [&](const Gradient& g) { o << " i" << g.iter << " mb" << g.mb; },
                  [&](const WhoHolds& w) { o << " i" << w.iter << " dead " << w.dead_owner; },
                  [&](const Adopt& a) {

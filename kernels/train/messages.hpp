@@ -27,6 +27,12 @@ struct Activation {  // a stage's output for microbatch mb, to a node of the nex
   Iter iter = 0;
   Mb mb = 0;
   Blob data = 0;
+  NodeId next = 0;  // a redo: the replica of the stage after the receiver's that already has this microbatch
+};
+struct Forwarded {  // a relay to its upstream: where it sent microbatch mb (the next hop a replacement must use)
+  Iter iter = 0;
+  Mb mb = 0;
+  NodeId to = 0;
 };
 struct Gradient {  // the gradient of that activation, back to the node it came from
   Iter iter = 0;
@@ -41,6 +47,7 @@ struct Adopt {  // the answer: which microbatches of that iteration came to it f
   Iter iter = 0;
   NodeId dead_owner = 0;
   std::vector<Mb> held;
+  std::vector<NodeId> next;  // per held microbatch: where the relay sent it (0: not yet)
 };
 struct Progress {  // a stage member to its stage leader: its whole contribution set (holders: start and end parts)
   Iter iter = 0;
@@ -70,7 +77,7 @@ struct Ack {
   uint64_t seq = 0;
 };
 
-using Body = std::variant<Activation, Gradient, WhoHolds, Adopt, Progress, Collect, GradSum, Reduced, Committed, Ack>;
+using Body = std::variant<Activation, Forwarded, Gradient, WhoHolds, Adopt, Progress, Collect, GradSum, Reduced, Committed, Ack>;
 
 struct Message {
   NodeId from = 0, to = 0;

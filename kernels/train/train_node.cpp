@@ -53,9 +53,12 @@ std::optional<NodeId> TrainNode::owner(Iter, Mb mb) const {
   return std::nullopt;
 }
 
-std::optional<NodeId> TrainNode::pick_next(Iter i, Mb mb, NodeId avoid) const {
+// The hint wins: a replica that already computed this microbatch answers a replay from its cache, any other
+// replica would compute it a second time.
+std::optional<NodeId> TrainNode::pick_next(Iter i, Mb mb, NodeId avoid, NodeId hint) const {
   const Stage ns = next_stage();
   if (ns == 0) return owner(i, mb);
+  if (hint && hint != avoid && alive(hint) && members_.at(hint).stage == ns) return hint;
   std::vector<NodeId> candidates;
   for (NodeId h : next_hops_)
     if (h != avoid && alive(h) && members_.at(h).stage == ns) candidates.push_back(h);
@@ -137,6 +140,7 @@ void TrainNode::on_message(const Message& m, Output& out) {
   out.send.push_back(Message{id_, m.from, 0, Ack{m.seq}});
   std::visit(Overloaded{
                  [&](const Activation& a) { on_activation(m.from, a, out); },
+                 [&](const Forwarded& f) { on_forwarded(m.from, f); },
                  [&](const Gradient& g) { on_gradient(m.from, g, out); },
                  [&](const WhoHolds& w) { on_who_holds(m.from, w, out); },
                  [&](const Adopt& a) { on_adopt(m.from, a, out); },
@@ -167,6 +171,7 @@ void TrainNode::on_activation(NodeId from, const Activation& a, Output& out) {
   if (up && *up == 0 && !stale) {
     *up = from;
     (end ? st->end_input : st->input) = a.data;
+    st->hint = a.next;
     st->fwd_queued = !end;
     queue({0, end ? ComputeKind::kEndBackward : ComputeKind::kForward, a.iter, a.mb, {a.data}, 0});
     return;
@@ -180,8 +185,16 @@ void TrainNode::on_activation(NodeId from, const Activation& a, Output& out) {
   out.events.push_back({EventKind::kDuplicate, a.iter, a.mb, from});
   if (*up != from || stale) {  // a replay by a replacement upstream: our work stands, answer from the buffers
     *up = from;
+    if (!end && st->to) send(from, Forwarded{a.iter, a.mb, st->to}, out);
     if (done) send(from, Gradient{a.iter, a.mb, end ? st->end_grad : st->grad_out}, out);
   }
+}
+
+void TrainNode::on_forwarded(NodeId from, const Forwarded& f) {
+  auto it = iters_.find(f.iter);
+  if (it == iters_.end()) return;
+  auto st = it->second.mbs.find(f.mb);
+  if (st != it->second.mbs.end() && st->second.to == from) st->second.next_next = f.to;
 }
 
 void TrainNode::on_gradient(NodeId from, const Gradient& g, Output& out) {
@@ -230,10 +243,11 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       MbState& st = it->second.mbs[t.mb];
       st.output = d.output;
       st.fwd_done = true;
-      auto next = pick_next(t.iter, t.mb, 0);
+      auto next = pick_next(t.iter, t.mb, 0, st.hint);
       if (!next) return;  // no live replica of the next stage: a PeerUp or the redo rule resends it
       st.to = *next;
-      send(*next, Activation{t.iter, t.mb, d.output}, out);
+      send(*next, Activation{t.iter, t.mb, d.output, st.next_next}, out);
+      if (t.kind == ComputeKind::kForward) send(st.from, Forwarded{t.iter, t.mb, *next}, out);
       return;
     }
     case ComputeKind::kBackward:
@@ -322,10 +336,13 @@ void TrainNode::ask_who_holds(Iter i, Output& out) {
 
 void TrainNode::on_who_holds(NodeId from, const WhoHolds& w, Output& out) {
   if (alive(w.dead_owner)) on_peer_down(w.dead_owner, out);  // the asker knows it dead: drop its late messages
-  Adopt a{w.iter, w.dead_owner, {}};
+  Adopt a{w.iter, w.dead_owner, {}, {}};
   if (auto it = iters_.find(w.iter); it != iters_.end())
     for (auto& [mb, st] : it->second.mbs)
-      if (st.from == w.dead_owner || st.from == from) a.held.push_back(mb);
+      if (st.from == w.dead_owner || st.from == from) {
+        a.held.push_back(mb);
+        a.next.push_back(st.to);
+      }
   send(from, a, out);
 }
 
@@ -351,11 +368,12 @@ void TrainNode::on_adopt(NodeId from, const Adopt& a, Output& out) {
   auto found = iters_.find(a.iter);
   if (found == iters_.end()) return;
   IterState& it = found->second;
-  for (Mb mb : a.held) {
-    MbState& st = it.mbs[mb];
+  for (size_t k = 0; k < a.held.size(); ++k) {
+    MbState& st = it.mbs[a.held[k]];
     if (!st.injected) {
       st.injected = true;  // already in the pipeline: its gradient will come to us, the new owner
       st.to = from;
+      st.next_next = k < a.next.size() ? a.next[k] : 0;
     }
   }
   it.adopt_wait.erase(from);
@@ -387,10 +405,11 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
     const bool next_stepped = stepped != stage_stepped_.end() && stepped->second > i;
     for (auto& [mb, st] : it.mbs) {
       if (st.to == peer && st.fwd_done && !next_stepped) {
-        auto next = pick_next(i, mb, peer);
+        auto next = pick_next(i, mb, peer, 0);
         if (next) {
           st.to = *next;
-          send(*next, Activation{i, mb, st.output}, out);
+          send(*next, Activation{i, mb, st.output, st.next_next}, out);
+          if (!is_holder() && alive(st.from)) send(st.from, Forwarded{i, mb, *next}, out);
           out.events.push_back({EventKind::kRedo, i, mb, peer});
         }
       } else if (st.to == peer && is_holder() && st.injected && !st.fwd_queued && !next_stepped) {
@@ -563,8 +582,8 @@ void TrainNode::pump(Output& out) {
 // ---------------------------------------------------------------------------------------------------------------
 
 const char* body_name(const Body& b) {
-  static constexpr const char* kNames[] = {"activation", "gradient", "who-holds", "adopt", "progress", "collect",
-                                           "gradsum",    "reduced",  "committed", "ack"};
+  static constexpr const char* kNames[] = {"activation", "forwarded", "gradient",  "who-holds", "adopt",
+                                           "progress",   "collect",   "gradsum",   "reduced",   "committed", "ack"};
   return kNames[b.index()];
 }
 

@@ -54,6 +54,8 @@ class TrainNode {
  private:
   struct MbState {
     NodeId from = 0, to = 0;  // who sent us the activation; where our output went
+    NodeId hint = 0;          // a redo: where our output must go (that replica already has the microbatch)
+    NodeId next_next = 0;     // where `to` sent it on (the hint we give a replacement of `to`)
     Blob input = 0, output = 0, grad_in = 0, grad_out = 0;
     bool fwd_queued = false, fwd_done = false, bwd_queued = false, bwd_done = false;
     // holders: the end part (loss), done by whoever is the microbatch's owner when stage S's output arrives
@@ -89,6 +91,7 @@ class TrainNode {
   // inputs
   void on_message(const Message& m, Output& out);
   void on_activation(NodeId from, const Activation& a, Output& out);
+  void on_forwarded(NodeId from, const Forwarded& f);
   void on_gradient(NodeId from, const Gradient& g, Output& out);
   void on_who_holds(NodeId from, const WhoHolds& w, Output& out);
   void on_adopt(NodeId from, const Adopt& a, Output& out);
@@ -111,7 +114,7 @@ class TrainNode {
   void report_progress(Iter i, Output& out);
   void leader_check(Iter i, Output& out);
   void free_committed(Output& out);
-  std::optional<NodeId> pick_next(Iter i, Mb mb, NodeId avoid) const;
+  std::optional<NodeId> pick_next(Iter i, Mb mb, NodeId avoid, NodeId hint) const;
   std::optional<NodeId> owner(Iter i, Mb mb) const;
   std::optional<NodeId> leader(Stage s) const;
   std::vector<NodeId> live(Stage s) const;
