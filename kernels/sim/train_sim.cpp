@@ -13,11 +13,6 @@ using namespace gwtf::train;
 
 namespace {
 
-bool is_work(ComputeKind k) {
-  return k == ComputeKind::kStartForward || k == ComputeKind::kForward || k == ComputeKind::kEndBackward ||
-         k == ComputeKind::kBackward || k == ComputeKind::kStartBackward;
-}
-
 // A modeled loss that falls with the iteration and differs per microbatch, so a lost or doubled microbatch shows.
 double modeled_loss(Iter i, Mb mb) { return 5.0 / (1.0 + 0.05 * static_cast<double>(i)) + 0.001 * (mb % 7); }
 
@@ -180,7 +175,11 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
   ComputeDone done{t.id, 0, 0, true};
   const double time = task_time(node, t);
   const bool poisoned = node.poison.erase({static_cast<int>(t.kind), t.iter}) > 0;
-  Payload& acc = node.accumulator[t.iter];
+  // A replay runs on the weights from before the node's last step (the only old copy a driver keeps) and
+  // accumulates into nothing.
+  if (t.replay && node.sm->stepped() != t.iter + 1) violation("replay needs weights older than one step");
+  Payload scratch;
+  Payload& acc = t.replay ? scratch : node.accumulator[t.iter];
   switch (t.kind) {
     case ComputeKind::kStartForward:
       done.output = store({Payload::kActivation, t.iter, t.mb, 0, {}, {}, 0, 0});

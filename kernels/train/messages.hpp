@@ -101,6 +101,7 @@ enum class ComputeKind : uint8_t {
   kApply,          // optimizer step with the reduced gradient `inputs[0]`; clears the accumulator of `iter`
 };
 const char* compute_name(ComputeKind k);
+bool is_work(ComputeKind k);  // forward/backward-type work on a microbatch (not aggregation)
 
 struct ComputeTask {
   TaskId id = 0;
@@ -109,6 +110,10 @@ struct ComputeTask {
   Mb mb = 0;
   std::vector<Blob> inputs;
   uint32_t microbatches = 0;  // kReduce: the divisor
+  // Work of an iteration this node already stepped, recomputed only to answer a replay (a neighbour died with the
+  // cached answer): it runs on the weights from before that step — the driver keeps one such copy — and
+  // accumulates nothing (no gradient, no loss).
+  bool replay = false;
 };
 
 struct ComputeDone {

@@ -160,33 +160,32 @@ void TrainNode::on_message(const Message& m, Output& out) {
 void TrainNode::on_activation(NodeId from, const Activation& a, Output& out) {
   // Relays receive their stage's input; holders receive stage S's output, the end part (loss and its gradient).
   const bool end = is_holder();
-  const bool stale = a.iter < stepped_;  // this stage already stepped that iteration: only replays get answers
-  MbState* st = nullptr;
-  if (!stale) {
-    st = &iters_[a.iter].mbs[a.mb];
-  } else if (auto it = iters_.find(a.iter); it != iters_.end()) {
-    if (auto m = it->second.mbs.find(a.mb); m != it->second.mbs.end()) st = &m->second;
-  }
-  NodeId* up = st ? (end ? &st->end_from : &st->from) : nullptr;
-  if (up && *up == 0 && !stale) {
-    *up = from;
-    (end ? st->end_input : st->input) = a.data;
-    st->hint = a.next;
-    st->fwd_queued = !end;
-    queue({0, end ? ComputeKind::kEndBackward : ComputeKind::kForward, a.iter, a.mb, {a.data}, 0});
-    return;
-  }
-  out.release.push_back(a.data);
-  const bool done = st && (end ? st->end_done : st->bwd_done);
-  if (!st || (stale && !done)) {
+  // This stage already stepped that iteration: only a replay by a replacement upstream can want an answer.
+  const bool stale = a.iter < stepped_;
+  auto found = iters_.find(a.iter);
+  if (stale && found == iters_.end()) {  // committed everywhere: nobody can still need it
+    out.release.push_back(a.data);
     out.events.push_back({EventKind::kDroppedStale, a.iter, a.mb, from});
     return;
   }
+  MbState& st = (stale ? found->second : iters_[a.iter]).mbs[a.mb];
+  NodeId& up = end ? st.end_from : st.from;
+  if (up == 0) {  // new work; after our step, a replay whose cached answer died with a neighbour: recompute
+    up = from;
+    (end ? st.end_input : st.input) = a.data;
+    st.hint = a.next;
+    st.fwd_queued = !end;
+    st.replay = stale;
+    ComputeTask t{0, end ? ComputeKind::kEndBackward : ComputeKind::kForward, a.iter, a.mb, {a.data}, 0, stale};
+    queue(std::move(t));
+    return;
+  }
+  out.release.push_back(a.data);
   out.events.push_back({EventKind::kDuplicate, a.iter, a.mb, from});
-  if (*up != from || stale) {  // a replay by a replacement upstream: our work stands, answer from the buffers
-    *up = from;
-    if (!end && st->to) send(from, Forwarded{a.iter, a.mb, st->to}, out);
-    if (done) send(from, Gradient{a.iter, a.mb, end ? st->end_grad : st->grad_out}, out);
+  if (up != from || stale) {  // a replay by a replacement upstream: our work stands, answer from the buffers
+    up = from;
+    if (!end && st.to) send(from, Forwarded{a.iter, a.mb, st.to}, out);
+    if (end ? st.end_done : st.bwd_done) send(from, Gradient{a.iter, a.mb, end ? st.end_grad : st.grad_out}, out);
   }
 }
 
@@ -203,12 +202,15 @@ void TrainNode::on_gradient(NodeId from, const Gradient& g, Output& out) {
   // gradient may also overtake the Adopt).
   if (is_holder() && g.iter >= stepped_) iters_[g.iter].mbs[g.mb].injected = true;
   auto it = iters_.find(g.iter);
-  if (g.iter < stepped_ || it == iters_.end() || !it->second.mbs.count(g.mb)) {
+  auto found = it == iters_.end() ? nullptr : &it->second.mbs;
+  MbState* known = found && found->count(g.mb) ? &found->at(g.mb) : nullptr;
+  // After our step a gradient is wanted only by a replay we are recomputing (holders: never).
+  if (!known || (g.iter < stepped_ && (!known->replay || is_holder()))) {
     out.events.push_back({EventKind::kDroppedStale, g.iter, g.mb, from});
     out.release.push_back(g.data);
     return;
   }
-  MbState& st = it->second.mbs[g.mb];
+  MbState& st = *known;
   st.to = from;
   const bool started = is_holder() ? st.injected && (st.bwd_queued || st.bwd_done) : st.bwd_queued || st.bwd_done;
   if (started) {  // the upstream answer to a replay we already handled
@@ -219,7 +221,7 @@ void TrainNode::on_gradient(NodeId from, const Gradient& g, Output& out) {
   st.grad_in = g.data;
   st.bwd_queued = true;
   if (is_holder()) queue({0, ComputeKind::kStartBackward, g.iter, g.mb, {g.data}, 0});
-  else queue({0, ComputeKind::kBackward, g.iter, g.mb, {st.input, g.data}, 0});
+  else queue({0, ComputeKind::kBackward, g.iter, g.mb, {st.input, g.data}, 0, st.replay});
 }
 
 void TrainNode::on_finished(const ComputeDone& d, Output& out) {
@@ -254,11 +256,12 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
     case ComputeKind::kStartBackward: {
       MbState& st = it->second.mbs[t.mb];
       st.bwd_done = true;
-      it->second.done.insert(t.mb);
       if (t.kind == ComputeKind::kBackward) {
         st.grad_out = d.output;
         send(st.from, Gradient{t.iter, t.mb, d.output}, out);
       }
+      if (t.replay) return;
+      it->second.done.insert(t.mb);
       report_progress(t.iter, out);
       if (is_holder()) inject(out);
       return;
@@ -267,9 +270,10 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       MbState& st = it->second.mbs[t.mb];
       st.end_done = true;
       st.end_grad = d.output;
+      send(st.end_from, Gradient{t.iter, t.mb, d.output}, out);
+      if (t.replay) return;
       it->second.end_done.insert(t.mb);
       it->second.loss_sum += d.loss;
-      send(st.end_from, Gradient{t.iter, t.mb, d.output}, out);
       report_progress(t.iter, out);
       return;
     }
@@ -294,6 +298,18 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
     }
     case ComputeKind::kApply: {
       ++stepped_;
+      // Work of the stepped iteration still queued was not needed for the stage's sum: it may only answer.
+      for (auto q = tasks_.begin(); q != tasks_.end();) {
+        if (q->iter != t.iter || q->replay) {
+          ++q;
+        } else if (is_work(q->kind)) {
+          q->replay = true;
+          if (it != iters_.end()) it->second.mbs[q->mb].replay = true;
+          ++q;
+        } else {
+          q = tasks_.erase(q);  // a snapshot or reduce of a stepped iteration
+        }
+      }
       out.events.push_back({EventKind::kStepped, t.iter, 0, id_,
                             iters_.count(t.iter) && iters_[t.iter].reduced ? iters_[t.iter].reduced->loss : 0});
       if (leader(stage_) == id_) {
@@ -404,7 +420,9 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
     auto stepped = stage_stepped_.find(ns);
     const bool next_stepped = stepped != stage_stepped_.end() && stepped->second > i;
     for (auto& [mb, st] : it.mbs) {
-      if (st.to == peer && st.fwd_done && !next_stepped) {
+      // After the next stage stepped, a replacement there recomputes only when we still wait for the gradient.
+      const bool waiting = !st.bwd_done && (i >= stepped_ || st.replay);
+      if (st.to == peer && st.fwd_done && (!next_stepped || waiting)) {
         auto next = pick_next(i, mb, peer, 0);
         if (next) {
           st.to = *next;
@@ -562,7 +580,9 @@ void TrainNode::queue(ComputeTask t) {
   tasks_.push_back(std::move(t));
 }
 
-bool TrainNode::runnable(const ComputeTask& t) const { return t.iter == stepped_; }
+bool TrainNode::runnable(const ComputeTask& t) const {
+  return t.iter == stepped_ || (t.replay && t.iter + 1 == stepped_);
+}
 
 void TrainNode::pump(Output& out) {
   if (running_) return;
@@ -585,6 +605,11 @@ const char* body_name(const Body& b) {
   static constexpr const char* kNames[] = {"activation", "forwarded", "gradient",  "who-holds", "adopt",
                                            "progress",   "collect",   "gradsum",   "reduced",   "committed", "ack"};
   return kNames[b.index()];
+}
+
+bool is_work(ComputeKind k) {
+  return k == ComputeKind::kStartForward || k == ComputeKind::kForward || k == ComputeKind::kEndBackward ||
+         k == ComputeKind::kBackward || k == ComputeKind::kStartBackward;
 }
 
 const char* compute_name(ComputeKind k) {

@@ -63,6 +63,7 @@ class TrainNode {
     Blob end_input = 0, end_grad = 0;
     bool end_done = false;
     bool injected = false;  // holders: the start part entered the pipeline (here or, adopted, by a dead owner)
+    bool replay = false;    // recomputed after this node stepped the iteration, only to answer a replay
   };
   struct LeaderState {
     std::map<NodeId, Progress> progress;
