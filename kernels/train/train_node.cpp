@@ -93,6 +93,7 @@ void TrainNode::step(const Input& in, double now, Output& out) {
                  [&](const Receive& r) { on_message(r.msg, out); },
                  [&](const Tick&) {
                    ticking_ = true;
+                   catch_up(out);
                    for (auto& [seq, p] : outbox_)
                      if (now_ - p.sent_at >= params_.retransmit_after) {
                        p.sent_at = now_;
@@ -476,8 +477,11 @@ void TrainNode::report_progress(Iter i, Output& out) {
 }
 
 void TrainNode::on_progress(NodeId from, const Progress& p, Output& out) {
+  if (p.iter < stepped_) {  // the sender lags (its leader died before its Reduced arrived): what we applied since
+    for (auto r = reduced_log_.lower_bound(p.iter); r != reduced_log_.end(); ++r) send(from, r->second, out);
+    return;
+  }
   // Kept even when we do not (yet) see ourselves as the leader: the sender may know of the old one's death first.
-  if (p.iter < stepped_) return;
   // A member's set only grows within an iteration: a retransmitted older report arriving late changes nothing.
   auto& known = iters_[p.iter].lead.progress[from];
   if (p.done.size() + p.end_done.size() < known.done.size() + known.end_done.size()) return;
@@ -546,11 +550,28 @@ void TrainNode::on_reduced(const Reduced& r, Output& out) {
   auto& it = iters_[r.iter];
   if (it.reduced) return;
   it.reduced = r;
+  reduced_log_[r.iter] = r;
+  while (reduced_log_.size() > params_.reduced_log) {
+    out.release.push_back(reduced_log_.begin()->second.data);
+    reduced_log_.erase(reduced_log_.begin());
+  }
   queue({0, ComputeKind::kApply, r.iter, 0, {r.data}, 0});
   // A new leader that received the old leader's result passes it on, so no member computes another.
   if (leader(stage_) == id_)
     for (NodeId n : live(stage_))
       if (n != id_) send(n, r, out);
+}
+
+// Our stage stepped further than we did and the Reduced we lack died with its sender: ask the live members
+// (answered from their reduced-gradient logs, see on_progress).
+void TrainNode::catch_up(Output& out) {
+  auto s = stage_stepped_.find(stage_);
+  const bool lagging = s != stage_stepped_.end() && s->second > stepped_ && !iters_[stepped_].reduced;
+  if (!lagging || now_ - last_catch_up_ < params_.retransmit_after) return;
+  last_catch_up_ = now_;
+  auto& it = iters_[stepped_];
+  for (NodeId n : live(stage_))
+    if (n != id_) send(n, Progress{stepped_, as_vector(it.done), as_vector(it.end_done)}, out);
 }
 
 void TrainNode::on_committed(const Committed& c, Output& out) {

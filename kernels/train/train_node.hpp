@@ -31,6 +31,7 @@ struct TrainParams {
   Iter iterations = 1;
   uint32_t max_in_flight = 4;     // per holder: microbatches it has injected and not yet finished
   double retransmit_after = 1.0;  // seconds without an acknowledgement
+  uint32_t reduced_log = 8;       // reduced gradients kept to let a lagging member of the stage catch up
 };
 
 class TrainNode {
@@ -114,6 +115,7 @@ class TrainNode {
   void inject(Output& out);
   void report_progress(Iter i, Output& out);
   void leader_check(Iter i, Output& out);
+  void catch_up(Output& out);
   void free_committed(Output& out);
   std::optional<NodeId> pick_next(Iter i, Mb mb, NodeId avoid, NodeId hint) const;
   std::optional<NodeId> owner(Iter i, Mb mb) const;
@@ -142,6 +144,8 @@ class TrainNode {
   std::deque<ComputeTask> tasks_;
   std::optional<ComputeTask> running_;
   std::map<Iter, Reduced> early_reduced_;
+  std::map<Iter, Reduced> reduced_log_;  // the stage's last applied reduced gradients (catch-up of a lagging member)
+  double last_catch_up_ = -1e300;
 };
 
 }  // namespace gwtf::train
