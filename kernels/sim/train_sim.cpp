@@ -232,8 +232,11 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
           if (s == 0 && count(p->end) != 1) violation("microbatch " + std::to_string(mb) + " loss counted " +
                                                       std::to_string(count(p->end)) + " times");
         }
-        auto [it, fresh] = applied_.emplace(std::make_pair(s, t.iter), p->identity);
-        if (!fresh && it->second != p->identity) violation("members of the stage applied different gradients");
+        // A node presumed dead is out of the swarm (it must join anew): what it applies afterwards is its own.
+        if (!node.expelled) {
+          auto [it, fresh] = applied_.emplace(std::make_pair(s, t.iter), p->identity);
+          if (!fresh && it->second != p->identity) violation("members of the stage applied different gradients");
+        }
       }
       node.accumulator.erase(t.iter);
       break;

@@ -146,7 +146,7 @@ void TrainNode::on_message(const Message& m, Output& out) {
                  [&](const WhoHolds& w) { on_who_holds(m.from, w, out); },
                  [&](const Adopt& a) { on_adopt(m.from, a, out); },
                  [&](const Progress& p) { on_progress(m.from, p, out); },
-                 [&](const Collect& c) { on_collect(c, out); },
+                 [&](const Collect& c) { on_collect(m.from, c, out); },
                  [&](const GradSum& g) { on_gradsum(m.from, g, out); },
                  [&](const Reduced& r) { on_reduced(r, out); },
                  [&](const Committed& c) { on_committed(c, out); },
@@ -289,6 +289,11 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
     }
     case ComputeKind::kReduce: {
       auto& lead = it->second.lead;
+      lead.reducing = false;
+      if (it->second.reduced) {  // adopted an earlier leader's result meanwhile
+        out.release.push_back(d.output);
+        return;
+      }
       double loss_sum = 0;
       for (const auto& [n, g] : lead.sums) loss_sum += g.loss_sum;
       Reduced r{t.iter, d.output, loss_sum / params_.microbatches};
@@ -504,31 +509,55 @@ static bool covers_exactly(const Sets& sets, uint32_t m, bool holders) {
   return true;
 }
 
+// The leader reduces once the work is complete and every live member answered with a sum that matches its
+// progress (members without work answer with an empty one). Hearing from all of them matters beyond the sums:
+// a member that already applied an earlier leader's result answers with it instead, and the leader adopts it
+// (on_collect, on_reduced), so two leaders of one iteration never apply different gradients.
 void TrainNode::leader_check(Iter i, Output& out) {
   auto& it = iters_[i];
   auto& lead = it.lead;
   if (lead.reducing || i != stepped_ || it.reduced) return;
-  if (covers_exactly(lead.sums, params_.microbatches, is_holder())) {
-    lead.reducing = true;
-    ComputeTask t{0, ComputeKind::kReduce, i, 0, {}, params_.microbatches};
-    for (const auto& [n, g] : lead.sums) t.inputs.push_back(g.data);  // member order: every leader sums alike
-    queue(t);
-    return;
-  }
   if (!covers_exactly(lead.progress, params_.microbatches, is_holder())) return;
-  // The work is complete: ask for the sums that are missing or older than the member's progress.
-  for (const auto& [n, p] : lead.progress) {
-    if (p.done.empty() && p.end_done.empty()) continue;
+  bool answered = true;
+  for (NodeId n : live(stage_)) {
+    auto p = lead.progress.find(n);
     auto s = lead.sums.find(n);
-    if (s != lead.sums.end() && s->second.done == p.done && s->second.end_done == p.end_done) continue;
-    if (n == id_) on_collect(Collect{i}, out);
+    const size_t size = p == lead.progress.end() ? 0 : p->second.done.size() + p->second.end_done.size();
+    if (s != lead.sums.end() && (p == lead.progress.end() || (s->second.done == p->second.done &&
+                                                               s->second.end_done == p->second.end_done)))
+      continue;
+    answered = false;
+    auto asked = lead.asked.find(n);
+    if (asked != lead.asked.end() && asked->second == size) continue;  // asked for exactly this already
+    lead.asked[n] = size;
+    if (n == id_) on_collect(id_, Collect{i}, out);
     else send(n, Collect{i}, out);
   }
+  if (!answered || !covers_exactly(lead.sums, params_.microbatches, is_holder())) return;
+  lead.reducing = true;
+  ComputeTask t{0, ComputeKind::kReduce, i, 0, {}, params_.microbatches};
+  for (const auto& [n, g] : lead.sums)  // member order: every leader sums alike
+    if (g.data) t.inputs.push_back(g.data);
+  queue(t);
 }
 
-void TrainNode::on_collect(const Collect& c, Output&) {
+void TrainNode::on_collect(NodeId from, const Collect& c, Output& out) {
+  if (c.iter < stepped_) {  // we applied an earlier leader's result: the new leader adopts it
+    if (auto r = reduced_log_.find(c.iter); r != reduced_log_.end() && from != id_) send(from, r->second, out);
+    return;
+  }
+  // The sender leads our stage in its view, so every member below it is dead to it: to us too from now on (a
+  // late Reduced from one of them must not be applied after we answered the new leader).
+  for (NodeId n : live(stage_))
+    if (n < from && n != id_) on_peer_down(n, out);
   auto& it = iters_[c.iter];
-  if (c.iter < stepped_ || it.snapshot_queued) return;
+  if (it.done.empty() && it.end_done.empty()) {  // no work: an empty answer, no snapshot needed
+    const GradSum empty{c.iter, {}, {}, 0, 0};
+    if (from == id_) on_gradsum(id_, empty, out);
+    else send(from, empty, out);
+    return;
+  }
+  if (it.snapshot_queued) return;
   it.snapshot_queued = true;
   queue({0, ComputeKind::kSnapshot, c.iter, 0, {}, 0});
 }

@@ -69,6 +69,7 @@ class TrainNode {
   struct LeaderState {
     std::map<NodeId, Progress> progress;
     std::map<NodeId, GradSum> sums;
+    std::map<NodeId, size_t> asked;  // Collect sent, for a progress of this many contributions
     bool reducing = false;
   };
   struct IterState {
@@ -99,7 +100,7 @@ class TrainNode {
   void on_adopt(NodeId from, const Adopt& a, Output& out);
   void ask_who_holds(Iter i, Output& out);
   void on_progress(NodeId from, const Progress& p, Output& out);
-  void on_collect(const Collect& c, Output& out);
+  void on_collect(NodeId from, const Collect& c, Output& out);
   void on_gradsum(NodeId from, const GradSum& g, Output& out);
   void on_reduced(const Reduced& r, Output& out);
   void on_committed(const Committed& c, Output& out);
