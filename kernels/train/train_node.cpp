@@ -69,6 +69,11 @@ std::optional<NodeId> TrainNode::pick_next(Iter i, Mb mb, NodeId avoid, NodeId h
   return candidates[(i * params_.microbatches + mb) % candidates.size()];
 }
 
+bool TrainNode::has_stepped(Stage s, Iter i) const {
+  auto it = stage_stepped_.find(s);
+  return it != stage_stepped_.end() && it->second > i;
+}
+
 Iter TrainNode::committed() const {
   Iter c = stepped_;
   for (Stage s = 0; s <= params_.relay_stages; ++s) {
@@ -423,13 +428,17 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
     // Redo: every activation we sent the dead node goes to another replica of its stage (for holders' end part:
     // the microbatch's new owner), unless that stage already stepped the iteration.
     const Stage ns = next_stage();
-    auto stepped = stage_stepped_.find(ns);
-    const bool next_stepped = stepped != stage_stepped_.end() && stepped->second > i;
+    const bool next_stepped = has_stepped(ns, i);
+    const bool after_next_stepped = has_stepped(flow::next_stage(ns, params_.relay_stages), i);
     for (auto& [mb, st] : it.mbs) {
-      // After the next stage stepped, a replacement there recomputes only when we still wait for the gradient.
+      // After the next stage stepped, a replacement there recomputes (on its old weights, accumulating nothing)
+      // when we still wait for the gradient, or when the node our downstream sent it to died too and that stage
+      // has not stepped: then nobody else is left to redo the work there.
       const bool waiting = !st.bwd_done && (i >= stepped_ || st.replay);
-      if (st.to == peer && st.fwd_done && (!next_stepped || waiting)) {
-        auto next = pick_next(i, mb, peer, 0);
+      const bool both_dead = st.to && !alive(st.to) && st.next_next && !alive(st.next_next);
+      const bool lost = st.to == peer || (st.next_next == peer && !alive(st.to));
+      if (lost && st.fwd_done && (!next_stepped || waiting || (both_dead && !after_next_stepped))) {
+        auto next = pick_next(i, mb, st.to, 0);
         if (next) {
           st.to = *next;
           send(*next, Activation{i, mb, st.output, st.next_next}, out);

@@ -121,6 +121,7 @@ class TrainNode {
   std::optional<NodeId> pick_next(Iter i, Mb mb, NodeId avoid, NodeId hint) const;
   std::optional<NodeId> owner(Iter i, Mb mb) const;
   std::optional<NodeId> leader(Stage s) const;
+  bool has_stepped(Stage s, Iter i) const;  // stage s's leader announced it stepped iteration i
   std::vector<NodeId> live(Stage s) const;
   bool alive(NodeId n) const;
   Stage next_stage() const { return flow::next_stage(stage_, params_.relay_stages); }
