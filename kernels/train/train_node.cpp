@@ -446,9 +446,11 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
           out.events.push_back({EventKind::kRedo, i, mb, peer});
         }
       } else if (st.to == peer && is_holder() && st.injected && !st.fwd_queued && !next_stepped) {
-        // adopted from a dead owner, held by a stage-1 relay that died too: regenerate it here
+        // adopted from a dead owner, held by a stage-1 relay that died too: regenerate it here (after our stage
+        // stepped: on the old weights, only for stage 1 to redo its part)
         st.fwd_queued = true;
-        queue({0, ComputeKind::kStartForward, i, mb, {}, 0});
+        st.replay = i < stepped_;
+        queue({0, ComputeKind::kStartForward, i, mb, {}, 0, st.replay});
       }
       // A dead holder was our upstream (we are stage 1): the microbatch's new owner takes its start part.
       if (st.from == peer && dead_stage == 0 && stage_ == 1) {
