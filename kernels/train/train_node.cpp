@@ -385,7 +385,8 @@ void TrainNode::inject(Output&) {
       if (st.injected) continue;
       st.injected = true;
       st.fwd_queued = true;
-      queue({0, ComputeKind::kStartForward, i, mb, {}, 0});
+      st.replay = i < stepped_;  // a dead owner's microbatch after our stage stepped: only for the relays' redo
+      queue({0, ComputeKind::kStartForward, i, mb, {}, 0, st.replay});
       ++in_flight;
     }
   }
