@@ -23,9 +23,14 @@ std::string describe(const Body& b) {
                  [&](const Activation& a) { o << " i" << a.iter << " mb" << a.mb << (a.next ? " next " + std::to_string(a.next) : ""); },
                  [&](const Forwarded& f) { o << " i" << f.iter << " mb" << f.mb << " to " << f.to; },
                  [&](const Gradient& g) { o << " i" << g.iter << " mb" << g.mb; },
-                 [&](const WhoHolds& w) { o << " i" << w.iter << " dead " << w.dead_owner; },
+                 [&](const WhoHolds& w) {
+                   o << " i" << w.iter << " dead";
+                   for (NodeId d : w.dead) o << ' ' << d;
+                 },
                  [&](const Adopt& a) {
-                   o << " i" << a.iter << " dead " << a.dead_owner << " held";
+                   o << " i" << a.iter << " dead";
+                   for (NodeId d : a.dead) o << ' ' << d;
+                   o << " held";
                    for (Mb mb : a.held) o << ' ' << mb;
                  },
                  [&](const Progress& p) { o << " i" << p.iter << " n" << p.done.size() << "+" << p.end_done.size(); },

@@ -39,13 +39,13 @@ struct Gradient {  // the gradient of that activation, back to the node it came 
   Mb mb = 0;
   Blob data = 0;
 };
-struct WhoHolds {  // the new owner of a dead holder's microbatches to every stage-1 relay (also a death notice)
+struct WhoHolds {  // the new owner of dead holders' microbatches to every stage-1 relay (also a death notice)
   Iter iter = 0;
-  NodeId dead_owner = 0;
+  std::vector<NodeId> dead;  // every dead holder whose microbatches the asker now owns, ascending
 };
-struct Adopt {  // the answer: which microbatches of that iteration came to it from the dead holder or the asker
+struct Adopt {  // the answer: which microbatches of that iteration came to it from those holders or the asker
   Iter iter = 0;
-  NodeId dead_owner = 0;
+  std::vector<NodeId> dead;  // the question it answers
   std::vector<Mb> held;
   std::vector<NodeId> next;  // per held microbatch: where the relay sent it (0: not yet)
 };

@@ -353,20 +353,28 @@ void TrainNode::begin_iteration(Output& out) {
 // We own microbatches a dead holder may have injected: stage 1 says which, we regenerate only the others.
 void TrainNode::ask_who_holds(Iter i, Output& out) {
   IterState& it = iters_[i];
+  std::set<NodeId> dead;
   for (Mb mb = 0; mb < params_.microbatches; ++mb) {
     const NodeId primary = holders_ever_[mb % holders_ever_.size()];
-    if (primary == id_ || alive(primary) || owner(i, mb) != id_ || it.mbs[mb].injected) continue;
-    for (NodeId r : live(1))
-      if (it.adopt_wait.insert(r).second) send(r, WhoHolds{i, primary}, out);
+    if (primary != id_ && !alive(primary) && owner(i, mb) == id_ && !it.mbs[mb].injected) dead.insert(primary);
+  }
+  if (dead.empty()) return;
+  const std::vector<NodeId> asked(dead.begin(), dead.end());
+  for (NodeId r : live(1)) {
+    auto [w, fresh] = it.adopt_wait.emplace(r, asked);
+    if (!fresh && w->second == asked) continue;  // that question is out already
+    w->second = asked;
+    send(r, WhoHolds{i, asked}, out);
   }
 }
 
 void TrainNode::on_who_holds(NodeId from, const WhoHolds& w, Output& out) {
-  if (alive(w.dead_owner)) on_peer_down(w.dead_owner, out);  // the asker knows it dead: drop its late messages
-  Adopt a{w.iter, w.dead_owner, {}, {}};
+  for (NodeId d : w.dead)
+    if (alive(d)) on_peer_down(d, out);  // the asker knows it dead: drop its late messages
+  Adopt a{w.iter, w.dead, {}, {}};
   if (auto it = iters_.find(w.iter); it != iters_.end())
     for (auto& [mb, st] : it->second.mbs)
-      if (st.from == w.dead_owner || st.from == from) {
+      if (st.from == from || std::binary_search(w.dead.begin(), w.dead.end(), st.from)) {
         a.held.push_back(mb);
         a.next.push_back(st.to);
       }
@@ -404,8 +412,9 @@ void TrainNode::on_adopt(NodeId from, const Adopt& a, Output& out) {
       st.next_next = k < a.next.size() ? a.next[k] : 0;
     }
   }
-  it.adopt_wait.erase(from);
-  out.events.push_back({EventKind::kAdopted, a.iter, static_cast<Mb>(a.held.size()), a.dead_owner});
+  if (auto w = it.adopt_wait.find(from); w != it.adopt_wait.end() && w->second == a.dead)
+    it.adopt_wait.erase(w);  // the answer to our latest question (an older one may arrive first)
+  out.events.push_back({EventKind::kAdopted, a.iter, static_cast<Mb>(a.held.size()), from});
   inject(out);
 }
 

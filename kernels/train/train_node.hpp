@@ -76,7 +76,8 @@ class TrainNode {
     std::map<Mb, MbState> mbs;
     std::set<Mb> done, end_done;  // contributions in this node's accumulator
     double loss_sum = 0;
-    std::set<NodeId> adopt_wait;  // holders: stage-1 relays yet to say what they hold of a dead owner's work
+    // holders: stage-1 relays yet to say what they hold of dead owners' work, and the dead owners asked about
+    std::map<NodeId, std::vector<NodeId>> adopt_wait;
     bool injection_open = false;  // holders: may inject owned microbatches
     LeaderState lead;
     std::optional<Reduced> reduced;  // the reduced gradient applied (kept for a new leader)
