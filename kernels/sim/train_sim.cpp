@@ -20,8 +20,14 @@ std::string describe(const Body& b) {
   std::ostringstream o;
   o << body_name(b);
   std::visit(Overloaded{
-                 [&](const Activation& a) { o << " i" << a.iter << " mb" << a.mb << (a.next ? " next " + std::to_string(a.next) : ""); },
-                 [&](const Forwarded& f) { o << " i" << f.iter << " mb" << f.mb << " to " << f.to; },
+                 [&](const Activation& a) {
+                   o << " i" << a.iter << " mb" << a.mb;
+                   for (NodeId n : a.route) o << " >" << n;
+                 },
+                 [&](const Forwarded& f) {
+                   o << " i" << f.iter << " mb" << f.mb;
+                   for (NodeId n : f.path) o << " >" << n;
+                 },
                  [&](const Gradient& g) { o << " i" << g.iter << " mb" << g.mb; },
                  [&](const WhoHolds& w) {
                    o << " i" << w.iter << " dead";

@@ -27,12 +27,14 @@ struct Activation {  // a stage's output for microbatch mb, to a node of the nex
   Iter iter = 0;
   Mb mb = 0;
   Blob data = 0;
-  NodeId next = 0;  // a redo: the replica of the stage after the receiver's that already has this microbatch
+  // A redo: the nodes after the receiver that already have this microbatch, stage by stage (the receiver's next
+  // hop first). Following them, a replacement's replay is answered from caches instead of computed twice.
+  std::vector<NodeId> route;
 };
-struct Forwarded {  // a relay to its upstream: where it sent microbatch mb (the next hop a replacement must use)
+struct Forwarded {  // a relay to its upstream: the path microbatch mb took from it on (its next hop first)
   Iter iter = 0;
   Mb mb = 0;
-  NodeId to = 0;
+  std::vector<NodeId> path;
 };
 struct Gradient {  // the gradient of that activation, back to the node it came from
   Iter iter = 0;
@@ -47,7 +49,7 @@ struct Adopt {  // the answer: which microbatches of that iteration came to it f
   Iter iter = 0;
   std::vector<NodeId> dead;  // the question it answers
   std::vector<Mb> held;
-  std::vector<NodeId> next;  // per held microbatch: where the relay sent it (0: not yet)
+  std::vector<std::vector<NodeId>> paths;  // per held microbatch: the path it took from the relay on
 };
 struct Progress {  // a stage member to its stage leader: its whole contribution set (holders: start and end parts)
   Iter iter = 0;

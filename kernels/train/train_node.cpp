@@ -146,7 +146,7 @@ void TrainNode::on_message(const Message& m, Output& out) {
   out.send.push_back(Message{id_, m.from, 0, Ack{m.seq}});
   std::visit(Overloaded{
                  [&](const Activation& a) { on_activation(m.from, a, out); },
-                 [&](const Forwarded& f) { on_forwarded(m.from, f); },
+                 [&](const Forwarded& f) { on_forwarded(m.from, f, out); },
                  [&](const Gradient& g) { on_gradient(m.from, g, out); },
                  [&](const WhoHolds& w) { on_who_holds(m.from, w, out); },
                  [&](const Adopt& a) { on_adopt(m.from, a, out); },
@@ -179,7 +179,7 @@ void TrainNode::on_activation(NodeId from, const Activation& a, Output& out) {
   if (up == 0) {  // new work; after our step, a replay whose cached answer died with a neighbour: recompute
     up = from;
     (end ? st.end_input : st.input) = a.data;
-    st.hint = a.next;
+    st.route = a.route;
     st.fwd_queued = !end;
     st.replay = stale;
     ComputeTask t{0, end ? ComputeKind::kEndBackward : ComputeKind::kForward, a.iter, a.mb, {a.data}, 0, stale};
@@ -190,16 +190,28 @@ void TrainNode::on_activation(NodeId from, const Activation& a, Output& out) {
   out.events.push_back({EventKind::kDuplicate, a.iter, a.mb, from});
   if (up != from || stale) {  // a replay by a replacement upstream: our work stands, answer from the buffers
     up = from;
-    if (!end && st.to) send(from, Forwarded{a.iter, a.mb, st.to}, out);
+    if (!end) announce_path(a.iter, a.mb, st, out);
     if (end ? st.end_done : st.bwd_done) send(from, Gradient{a.iter, a.mb, end ? st.end_grad : st.grad_out}, out);
   }
 }
 
-void TrainNode::on_forwarded(NodeId from, const Forwarded& f) {
+void TrainNode::on_forwarded(NodeId from, const Forwarded& f, Output& out) {
   auto it = iters_.find(f.iter);
   if (it == iters_.end()) return;
   auto st = it->second.mbs.find(f.mb);
-  if (st != it->second.mbs.end() && st->second.to == from) st->second.next_next = f.to;
+  if (st == it->second.mbs.end() || st->second.to != from || st->second.down == f.path) return;
+  st->second.down = f.path;
+  announce_path(f.iter, f.mb, st->second, out);
+}
+
+// Tell our upstream the path the microbatch takes from us on, so that when we die (with nodes after us) its
+// replay goes through the nodes that already have it. Holders have no upstream for the start part.
+void TrainNode::announce_path(Iter i, Mb mb, const MbState& st, Output& out) {
+  if (is_holder() || !st.to || !st.from || !alive(st.from)) return;
+  Forwarded f{i, mb, {st.to}};
+  f.path.insert(f.path.end(), st.down.begin(), st.down.end());
+  f.path.resize(std::min<size_t>(f.path.size(), params_.relay_stages + 1u));
+  send(st.from, std::move(f), out);
 }
 
 void TrainNode::on_gradient(NodeId from, const Gradient& g, Output& out) {
@@ -251,11 +263,12 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       MbState& st = it->second.mbs[t.mb];
       st.output = d.output;
       st.fwd_done = true;
-      auto next = pick_next(t.iter, t.mb, 0, st.hint);
+      auto next = pick_next(t.iter, t.mb, 0, st.route.empty() ? 0 : st.route.front());
       if (!next) return;  // no live replica of the next stage: a PeerUp or the redo rule resends it
       st.to = *next;
-      send(*next, Activation{t.iter, t.mb, d.output, st.next_next}, out);
-      if (t.kind == ComputeKind::kForward) send(st.from, Forwarded{t.iter, t.mb, *next}, out);
+      if (!st.route.empty()) st.down.assign(st.route.begin() + 1, st.route.end());
+      send(*next, Activation{t.iter, t.mb, d.output, st.down}, out);
+      announce_path(t.iter, t.mb, st, out);
       return;
     }
     case ComputeKind::kBackward:
@@ -376,7 +389,9 @@ void TrainNode::on_who_holds(NodeId from, const WhoHolds& w, Output& out) {
     for (auto& [mb, st] : it->second.mbs)
       if (st.from == from || std::binary_search(w.dead.begin(), w.dead.end(), st.from)) {
         a.held.push_back(mb);
-        a.next.push_back(st.to);
+        std::vector<NodeId> path{st.to};
+        path.insert(path.end(), st.down.begin(), st.down.end());
+        a.paths.push_back(st.to ? path : std::vector<NodeId>{});
       }
   send(from, a, out);
 }
@@ -409,7 +424,7 @@ void TrainNode::on_adopt(NodeId from, const Adopt& a, Output& out) {
     if (!st.injected) {
       st.injected = true;  // already in the pipeline: its gradient will come to us, the new owner
       st.to = from;
-      st.next_next = k < a.next.size() ? a.next[k] : 0;
+      if (k < a.paths.size() && a.paths[k].size() > 1) st.down.assign(a.paths[k].begin() + 1, a.paths[k].end());
     }
   }
   if (auto w = it.adopt_wait.find(from); w != it.adopt_wait.end() && w->second == a.dead)
@@ -420,6 +435,38 @@ void TrainNode::on_adopt(NodeId from, const Adopt& a, Output& out) {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Churn
+
+// Redo: an activation we sent on goes to another replica of the next stage (for the holders' end part: the
+// microbatch's new owner) when the node right after us died and `peer` is on the path the microbatch took from
+// us on — the nodes after a live one are that one's business — and the work is needed: a stage on the dead
+// stretch has not stepped (its contribution died with it), or we still wait for the gradient. A stage that
+// stepped recomputes on its old weights, accumulating nothing.
+void TrainNode::redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out) {
+  std::vector<NodeId> path;
+  if (st.to) path.push_back(st.to);
+  path.insert(path.end(), st.down.begin(), st.down.end());
+  if (path.empty() || alive(path.front()) || std::find(path.begin(), path.end(), peer) == path.end()) return;
+  bool needed = !st.bwd_done && (i >= stepped_ || st.replay);
+  Stage s = next_stage();
+  for (size_t k = 0; k < path.size() && !alive(path[k]); ++k, s = flow::next_stage(s, params_.relay_stages))
+    needed = needed || !has_stepped(s, i);
+  if (!needed) return;
+  if (st.fwd_done) {
+    auto next = pick_next(i, mb, st.to, 0);
+    if (!next) return;
+    st.to = *next;
+    send(*next, Activation{i, mb, st.output, st.down}, out);
+    announce_path(i, mb, st, out);
+    out.events.push_back({EventKind::kRedo, i, mb, peer});
+  } else if (is_holder() && st.injected && !st.fwd_queued) {
+    // adopted from a dead owner, held by a stage-1 relay that died too: regenerate it here (after our stage
+    // stepped: on the old weights, only for stage 1 to redo its part)
+    st.fwd_queued = true;
+    st.replay = i < stepped_;
+    st.route = path;
+    queue({0, ComputeKind::kStartForward, i, mb, {}, 0, st.replay});
+  }
+}
 
 void TrainNode::on_peer_down(NodeId peer, Output& out) {
   auto pm = members_.find(peer);
@@ -435,33 +482,8 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
     it = it->second.msg.to == peer ? outbox_.erase(it) : std::next(it);
 
   for (auto& [i, it] : iters_) {
-    // Redo: every activation we sent the dead node goes to another replica of its stage (for holders' end part:
-    // the microbatch's new owner), unless that stage already stepped the iteration.
-    const Stage ns = next_stage();
-    const bool next_stepped = has_stepped(ns, i);
-    const bool after_next_stepped = has_stepped(flow::next_stage(ns, params_.relay_stages), i);
     for (auto& [mb, st] : it.mbs) {
-      // After the next stage stepped, a replacement there recomputes (on its old weights, accumulating nothing)
-      // when we still wait for the gradient, or when the node our downstream sent it to died too and that stage
-      // has not stepped: then nobody else is left to redo the work there.
-      const bool waiting = !st.bwd_done && (i >= stepped_ || st.replay);
-      const bool both_dead = st.to && !alive(st.to) && st.next_next && !alive(st.next_next);
-      const bool lost = st.to == peer || (st.next_next == peer && !alive(st.to));
-      if (lost && st.fwd_done && (!next_stepped || waiting || (both_dead && !after_next_stepped))) {
-        auto next = pick_next(i, mb, st.to, 0);
-        if (next) {
-          st.to = *next;
-          send(*next, Activation{i, mb, st.output, st.next_next}, out);
-          if (!is_holder() && alive(st.from)) send(st.from, Forwarded{i, mb, *next}, out);
-          out.events.push_back({EventKind::kRedo, i, mb, peer});
-        }
-      } else if (st.to == peer && is_holder() && st.injected && !st.fwd_queued && !next_stepped) {
-        // adopted from a dead owner, held by a stage-1 relay that died too: regenerate it here (after our stage
-        // stepped: on the old weights, only for stage 1 to redo its part)
-        st.fwd_queued = true;
-        st.replay = i < stepped_;
-        queue({0, ComputeKind::kStartForward, i, mb, {}, 0, st.replay});
-      }
+      redo(i, mb, st, peer, out);
       // A dead holder was our upstream (we are stage 1): the microbatch's new owner takes its start part.
       if (st.from == peer && dead_stage == 0 && stage_ == 1) {
         if (auto o = owner(i, mb)) {

@@ -55,8 +55,8 @@ class TrainNode {
  private:
   struct MbState {
     NodeId from = 0, to = 0;  // who sent us the activation; where our output went
-    NodeId hint = 0;          // a redo: where our output must go (that replica already has the microbatch)
-    NodeId next_next = 0;     // where `to` sent it on (the hint we give a replacement of `to`)
+    std::vector<NodeId> route;  // a redo: where our output must go and on (those nodes have the microbatch)
+    std::vector<NodeId> down;   // the path from `to` on (the route we give a replacement of `to`)
     Blob input = 0, output = 0, grad_in = 0, grad_out = 0;
     bool fwd_queued = false, fwd_done = false, bwd_queued = false, bwd_done = false;
     // holders: the end part (loss), done by whoever is the microbatch's owner when stage S's output arrives
@@ -95,7 +95,8 @@ class TrainNode {
   // inputs
   void on_message(const Message& m, Output& out);
   void on_activation(NodeId from, const Activation& a, Output& out);
-  void on_forwarded(NodeId from, const Forwarded& f);
+  void on_forwarded(NodeId from, const Forwarded& f, Output& out);
+  void announce_path(Iter i, Mb mb, const MbState& st, Output& out);
   void on_gradient(NodeId from, const Gradient& g, Output& out);
   void on_who_holds(NodeId from, const WhoHolds& w, Output& out);
   void on_adopt(NodeId from, const Adopt& a, Output& out);
@@ -106,6 +107,7 @@ class TrainNode {
   void on_reduced(const Reduced& r, Output& out);
   void on_committed(const Committed& c, Output& out);
   void on_peer_down(NodeId peer, Output& out);
+  void redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out);
   void on_finished(const ComputeDone& d, Output& out);
 
   // helpers
