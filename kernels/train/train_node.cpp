@@ -196,6 +196,12 @@ void TrainNode::on_activation(NodeId from, const Activation& a, Output& out) {
 }
 
 void TrainNode::on_forwarded(NodeId from, const Forwarded& f, Output& out) {
+  // A holder that took over a dead owner's microbatch hears its path from the stage-1 relay that has it.
+  if (is_holder() && f.iter >= stepped_) {
+    MbState& st = iters_[f.iter].mbs[f.mb];
+    st.injected = true;
+    if (!st.to) st.to = from;
+  }
   auto it = iters_.find(f.iter);
   if (it == iters_.end()) return;
   auto st = it->second.mbs.find(f.mb);
@@ -445,10 +451,13 @@ void TrainNode::redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out) {
   std::vector<NodeId> path;
   if (st.to) path.push_back(st.to);
   path.insert(path.end(), st.down.begin(), st.down.end());
-  if (path.empty() || alive(path.front()) || std::find(path.begin(), path.end(), peer) == path.end()) return;
+  // A holder at the end of the path counts as a lost node when the end part never reached it (the activation
+  // was lost and its sender died before retransmitting).
+  auto has_it = [&](NodeId n) { return alive(n) && !(n == id_ && is_holder() && !st.end_from); };
+  if (path.empty() || has_it(path.front()) || std::find(path.begin(), path.end(), peer) == path.end()) return;
   bool needed = !st.bwd_done && (i >= stepped_ || st.replay);
   Stage s = next_stage();
-  for (size_t k = 0; k < path.size() && !alive(path[k]); ++k, s = flow::next_stage(s, params_.relay_stages))
+  for (size_t k = 0; k < path.size() && !has_it(path[k]); ++k, s = flow::next_stage(s, params_.relay_stages))
     needed = needed || !has_stepped(s, i);
   if (!needed) return;
   if (st.fwd_done) {
@@ -488,6 +497,7 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
       if (st.from == peer && dead_stage == 0 && stage_ == 1) {
         if (auto o = owner(i, mb)) {
           st.from = *o;
+          announce_path(i, mb, st, out);  // it knows nothing of this microbatch's path yet
           if (st.bwd_done) send(*o, Gradient{i, mb, st.grad_out}, out);
         }
       }
