@@ -108,6 +108,7 @@ void TrainSim::crash(NodeId n) {
   node.crashed = true;
   if (cfg_.trace) *cfg_.trace << now_ << " " << n << " CRASH\n";
   node.accumulator.clear();  // its memory is gone
+  if (cfg_.compute) cfg_.compute->crash(n);
   crashed_at_[n] = now_;
   for (auto& [id, other] : nodes_)
     if (id != n && !other.crashed)
@@ -254,6 +255,10 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
     }
   }
   if (poisoned) done.finite = false;
+  if (cfg_.compute && !poisoned) {
+    const double loss = cfg_.compute->run(n, s, t, done.output);
+    if (t.kind == ComputeKind::kEndBackward) done.loss = loss;
+  }
   if (is_work(t.kind)) {
     ++report_.work_tasks[s];
     ++report_.total_tasks;

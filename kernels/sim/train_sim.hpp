@@ -20,6 +20,16 @@
 
 namespace gwtf::sim {
 
+// Real compute inside the simulated world (the LibTorch chaos tests): the simulator still models time and checks
+// its own ledger; the hook computes the tensors under the same blob ids.
+class ComputeHook {
+ public:
+  virtual ~ComputeHook() = default;
+  // Runs task `t` of `node`; a result goes under blob `output` (0: none). Returns the loss for kEndBackward.
+  virtual double run(train::NodeId node, train::Stage stage, const train::ComputeTask& t, train::Blob output) = 0;
+  virtual void crash(train::NodeId node) = 0;  // its memory is gone
+};
+
 struct TrainSimConfig {
   train::TrainParams params;
   int holders = 2;
@@ -35,6 +45,7 @@ struct TrainSimConfig {
   // When set, every delivered message, started task, crash and event is written here as one line (replaying a
   // failing seed with a trace is how a stall is read).
   std::ostream* trace = nullptr;
+  ComputeHook* compute = nullptr;  // when set, real compute (not owned)
 };
 
 // Where a crash is placed: when `node` starts work of this kind for (iter, mb) (mb ignored for aggregation work).

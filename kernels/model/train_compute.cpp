@@ -1,0 +1,146 @@
+#include "kernels/model/train_compute.hpp"
+
+#include <set>
+
+#include "kernels/model/data.hpp"
+#include "kernels/model/stage_plan.hpp"
+
+namespace gwtf::model {
+
+using train::ComputeKind;
+
+Result<std::unique_ptr<TrainCompute>, std::string> TrainCompute::create(const TrainComputeConfig& cfg,
+                                                                        train::Stage stage) {
+  if (!cfg.stream) return Err{std::string("no training stream")};
+  if (stage > cfg.relay_stages) return Err{"stage " + std::to_string(stage) + " beyond the relay stages"};
+  std::unique_ptr<TrainCompute> c(new TrainCompute());
+  c->cfg_ = cfg;
+  c->stage_ = stage;
+  const ModelConfig& m = cfg.model;
+  if (stage == 0) {
+    c->start_ = StageModule::start(m);
+    c->end_ = StageModule::end(m, c->start_->token_embedding());
+    for (auto* s : {c->start_.get(), c->end_.get()})
+      c->opts_.push_back(std::make_unique<AdamW>(s->named_parameters(), cfg.optimizer));
+  } else {
+    auto plan = StagePlan::even(m.arch, m.shape, cfg.relay_stages, cfg.microbatch_size, m.tied_head);
+    if (!plan) return Err{plan.error()};
+    const auto& r = plan->relays[static_cast<size_t>(stage - 1)];
+    c->blocks_ = StageModule::blocks(m, r.first_block, r.end_block);
+    c->opts_.push_back(std::make_unique<AdamW>(c->blocks_->named_parameters(), cfg.optimizer));
+  }
+  std::set<const void*> seen;
+  for (const auto& [name, p] : c->parameters())
+    if (seen.insert(p.unsafeGetTensorImpl()).second) c->params_.push_back(p);
+  return c;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> TrainCompute::parameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  auto add = [&](const char* prefix, const std::unique_ptr<StageModule>& s) {
+    if (s)
+      for (auto& [name, p] : s->named_parameters()) out.push_back({prefix + name, p});
+  };
+  add("start.", start_);
+  add("blocks.", blocks_);
+  add("end.", end_);
+  return out;
+}
+
+at::Tensor TrainCompute::tokens(train::Iter i, train::Mb mb, bool targets) const {
+  auto b = sample_microbatch(*cfg_.stream, cfg_.data_seed, i, mb, cfg_.microbatch_size, cfg_.seq_len).value();
+  const auto& v = targets ? b.targets : b.tokens;
+  return at::tensor(v, at::TensorOptions().dtype(at::kLong)).view({b.batch, b.seq});
+}
+
+at::Tensor TrainCompute::flat_grads() const {
+  std::vector<at::Tensor> parts;
+  for (const auto& p : params_)
+    parts.push_back(p.grad().defined() ? p.grad().detach().reshape(-1) : at::zeros({p.numel()}, p.options()));
+  return at::cat(parts);
+}
+
+void TrainCompute::set_grads(const at::Tensor& flat) {
+  int64_t at = 0;
+  for (auto& p : params_) {
+    p.mutable_grad() = flat.slice(0, at, at + p.numel()).view_as(p).clone();
+    at += p.numel();
+  }
+}
+
+double TrainCompute::run(const train::ComputeTask& t, train::Blob output, BlobStore& store) {
+  if (!t.replay) return compute(t, output, store);
+  // The weights from before the last step, and the accumulated gradients kept aside.
+  std::vector<at::Tensor> now, grads;
+  {
+    at::NoGradGuard no_grad;
+    for (size_t k = 0; k < params_.size(); ++k) {
+      now.push_back(params_[k].detach().clone());
+      grads.push_back(params_[k].grad().defined() ? params_[k].grad().clone() : at::Tensor());
+      if (k < before_step_.size()) params_[k].copy_(before_step_[k]);
+    }
+  }
+  const double loss = compute(t, output, store);
+  at::NoGradGuard no_grad;
+  for (size_t k = 0; k < params_.size(); ++k) {
+    params_[k].copy_(now[k]);
+    params_[k].mutable_grad() = grads[k];
+  }
+  return loss;
+}
+
+double TrainCompute::compute(const train::ComputeTask& t, train::Blob output, BlobStore& store) {
+  auto in = [&](size_t k) { return store.at(t.inputs.at(k)); };
+  auto put = [&](at::Tensor v) {
+    if (output) store[output] = std::move(v);
+  };
+  switch (t.kind) {
+    case ComputeKind::kStartForward: {
+      at::NoGradGuard no_grad;
+      put(start_->forward(tokens(t.iter, t.mb, false)));
+      return 0;
+    }
+    case ComputeKind::kForward: {
+      at::NoGradGuard no_grad;
+      put(blocks_->forward(in(0)));
+      return 0;
+    }
+    case ComputeKind::kEndBackward: {
+      const auto targets = tokens(t.iter, t.mb, true);
+      double loss = 0;
+      {
+        at::NoGradGuard no_grad;
+        loss = end_->forward(in(0), targets).item<double>();
+      }
+      put(end_->backward(in(0), at::Tensor(), targets));
+      return loss;
+    }
+    case ComputeKind::kBackward:
+      put(blocks_->backward(in(0), in(1)));
+      return 0;
+    case ComputeKind::kStartBackward:
+      start_->backward(tokens(t.iter, t.mb, false), in(0));
+      return 0;
+    case ComputeKind::kSnapshot:
+      put(flat_grads());
+      return 0;
+    case ComputeKind::kReduce: {
+      at::Tensor sum;
+      for (size_t k = 0; k < t.inputs.size(); ++k) sum = k == 0 ? in(k).clone() : sum.add_(in(k));
+      if (!sum.defined()) sum = at::zeros({0});
+      put(sum.div_(static_cast<double>(t.microbatches)));
+      return 0;
+    }
+    case ComputeKind::kApply: {
+      before_step_.clear();
+      for (const auto& p : params_) before_step_.push_back(p.detach().clone());
+      set_grads(in(0));
+      for (auto& o : opts_) o->step();
+      for (auto& p : params_) p.mutable_grad() = at::Tensor();
+      return 0;
+    }
+  }
+  return 0;
+}
+
+}  // namespace gwtf::model

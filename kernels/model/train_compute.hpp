@@ -1,0 +1,63 @@
+// The training protocol's compute tasks (kernels/train/messages.hpp) carried out with LibTorch for one node: a
+// data holder (start and end stages: embedding, final norm, head, loss) or a relay (a range of blocks). The
+// protocol hands out blob handles; the tensors live in a BlobStore the driver owns (one per process in the
+// runtime, one shared by every simulated node in tests).
+//
+// Gradients accumulate in the parameters' .grad between an iteration's first task and its kApply. A replay task
+// (ComputeTask::replay) runs on the weights from before the last step — kept as one copy — and leaves both the
+// weights and the accumulated gradients untouched.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "kernels/base/result.hpp"
+#include "kernels/model/optimizer.hpp"
+#include "kernels/model/stage_module.hpp"
+#include "kernels/train/messages.hpp"
+
+namespace gwtf::model {
+
+using BlobStore = std::map<train::Blob, at::Tensor>;
+
+struct TrainComputeConfig {
+  ModelConfig model;
+  AdamWConfig optimizer;
+  int relay_stages = 2;
+  int64_t microbatch_size = 2;
+  int64_t seq_len = 32;
+  uint64_t data_seed = 1;
+  const std::vector<int32_t>* stream = nullptr;  // training tokens (microbatch (seed, i, k) is drawn from it)
+};
+
+class TrainCompute {
+ public:
+  // Stage 0: a data holder; 1..relay_stages: the relay stage of an even cut (StagePlan::even).
+  static Result<std::unique_ptr<TrainCompute>, std::string> create(const TrainComputeConfig& cfg, train::Stage stage);
+
+  // Runs `t`; a result goes into `store` under `output`. Returns the microbatch loss for kEndBackward, else 0.
+  double run(const train::ComputeTask& t, train::Blob output, BlobStore& store);
+
+  // Every parameter of the node, by name ("start."/"end."/"blocks." prefixed), for comparisons and checkpoints.
+  std::vector<std::pair<std::string, at::Tensor>> parameters() const;
+
+ private:
+  TrainCompute() = default;
+  at::Tensor tokens(train::Iter i, train::Mb mb, bool targets) const;
+  at::Tensor flat_grads() const;
+  void set_grads(const at::Tensor& flat);
+  double compute(const train::ComputeTask& t, train::Blob output, BlobStore& store);
+
+  TrainComputeConfig cfg_;
+  train::Stage stage_ = 0;
+  std::unique_ptr<StageModule> start_, end_, blocks_;
+  std::vector<std::unique_ptr<AdamW>> opts_;
+  std::vector<at::Tensor> params_;  // unique tensors (a tied head shares the embedding)
+  std::vector<at::Tensor> before_step_;  // the weights before the last kApply (for replays)
+};
+
+}  // namespace gwtf::model
