@@ -1,5 +1,7 @@
 // gwtf-sim: the deterministic simulator. `gwtf-sim flow` runs the decentralized flow protocol on a generated
-// instance and prints its result beside the centralized optimum's. LibTorch-free: starts in milliseconds.
+// instance and prints its result beside the centralized optimum's; `gwtf-sim train` runs the training protocol
+// with modeled compute, crashes and lossy links, and prints what churn cost, iteration by iteration.
+// LibTorch-free: starts in milliseconds.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -7,9 +9,13 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "apps/common/logging.hpp"
 #include "kernels/sim/flow_experiment.hpp"
+#include "kernels/sim/train_sim.hpp"
 
 namespace {
 
@@ -44,6 +50,114 @@ void print_table(const char* title, const FlowOutcome& o) {
               o.rounds_to_flow, o.rounds_to_1pct, o.rounds);
   std::printf("  messages: %llu (%.1f per node per round)\n", static_cast<unsigned long long>(o.messages),
               o.messages_per_node_round);
+}
+
+struct TrainRun {
+  gwtf::sim::TrainSimConfig cfg;
+  std::string replicas = "2,2,2";
+  int random_crashes = 0;
+  std::vector<std::string> crashes;  // NODE@SECONDS
+  bool trace = false;
+};
+
+// Runs `gwtf-sim train`; returns the exit status (1: an iteration did not commit or the ledger broke).
+int run_train(TrainRun& t, bool json) {
+  using namespace gwtf;
+  t.cfg.replicas.clear();
+  std::stringstream list(t.replicas);
+  for (std::string item; std::getline(list, item, ',');) {
+    try {
+      t.cfg.replicas.push_back(std::stoi(item));
+    } catch (const std::exception&) {
+      spdlog::error("--replicas: '{}' is not a number (expected a list like 2,2,2)", item);
+      return 2;
+    }
+    if (t.cfg.replicas.back() < 1) {
+      spdlog::error("--replicas: every stage needs at least one replica");
+      return 2;
+    }
+  }
+  if (t.trace) t.cfg.trace = &std::cout;
+  sim::TrainSim sim(t.cfg);
+  const double horizon = static_cast<double>(t.cfg.params.iterations) * t.cfg.params.microbatches *
+                         t.cfg.forward_time * 3 * static_cast<double>(t.cfg.replicas.size()) /
+                         static_cast<double>(t.cfg.holders);
+  for (const auto& c : t.crashes) {
+    const auto at = c.find('@');
+    try {
+      if (at == std::string::npos) throw std::invalid_argument(c);
+      sim.crash_at(std::stoull(c.substr(0, at)), std::stod(c.substr(at + 1)));
+    } catch (const std::exception&) {
+      spdlog::error("--crash: '{}' is not NODE@SECONDS (e.g. 4@1.5)", c);
+      return 2;
+    }
+  }
+  // Random crashes: relays only, never the last live replica of a stage, within the first half of the run.
+  Rng rng(t.cfg.seed ^ 0xC4A5u);
+  std::vector<std::vector<train::NodeId>> alive;
+  for (size_t s = 1; s <= t.cfg.replicas.size(); ++s) alive.push_back(sim.stage_nodes(static_cast<train::Stage>(s)));
+  for (int k = 0; k < t.random_crashes; ++k) {
+    std::vector<size_t> stages;
+    for (size_t s = 0; s < alive.size(); ++s)
+      if (alive[s].size() > 1) stages.push_back(s);
+    if (stages.empty()) {
+      spdlog::warn("--random-crashes: only {} possible without killing a whole stage", k);
+      break;
+    }
+    auto& nodes = alive[stages[rng.below(stages.size())]];
+    const size_t victim = rng.below(nodes.size());
+    sim.crash_at(nodes[victim], 0.5 * horizon * rng.uniform());
+    nodes.erase(nodes.begin() + static_cast<std::ptrdiff_t>(victim));
+  }
+  const auto r = sim.run(1e6);
+
+  double recovery_sum = 0;
+  size_t recovery_n = 0;
+  nlohmann::json per_iteration = nlohmann::json::array();
+  for (const auto& [i, a] : r.iterations) {
+    for (double l : a.recovery_latencies) recovery_sum += l;
+    recovery_n += a.recovery_latencies.size();
+    per_iteration.push_back({{"iteration", i},
+                             {"committed_at_s", a.committed_at},
+                             {"loss", r.loss.count(i) ? r.loss.at(i) : 0.0},
+                             {"work_s", a.work_seconds},
+                             {"wasted_s", a.wasted_seconds},
+                             {"redos", a.redos},
+                             {"replays", a.replays}});
+  }
+  if (json) {
+    nlohmann::json j{{"finished", r.finished},
+                     {"time_s", r.time},
+                     {"wasted_compute_fraction", r.wasted_fraction},
+                     {"idle_fraction", r.idle_fraction},
+                     {"mean_recovery_latency_s", r.mean_recovery_latency},
+                     {"messages", r.messages},
+                     {"lost_messages", r.lost_messages},
+                     {"violations", r.violations},
+                     {"events", r.events},
+                     {"iterations", per_iteration}};
+    std::cout << j.dump(2) << std::endl;
+  } else {
+    std::printf("gwtf-sim train: %d holders, replicas %s, %u microbatches x %llu iterations, seed %llu\n",
+                t.cfg.holders, t.replicas.c_str(), t.cfg.params.microbatches,
+                static_cast<unsigned long long>(t.cfg.params.iterations),
+                static_cast<unsigned long long>(t.cfg.seed));
+    std::printf("  %9s %12s %9s %9s %9s %6s %7s\n", "iteration", "committed s", "loss", "work s", "wasted s",
+                "redos", "replays");
+    for (const auto& row : per_iteration)
+      std::printf("  %9llu %12.3f %9.4f %9.3f %9.3f %6llu %7llu\n",
+                  static_cast<unsigned long long>(row["iteration"].get<uint64_t>()),
+                  row["committed_at_s"].get<double>(), row["loss"].get<double>(), row["work_s"].get<double>(),
+                  row["wasted_s"].get<double>(), static_cast<unsigned long long>(row["redos"].get<uint64_t>()),
+                  static_cast<unsigned long long>(row["replays"].get<uint64_t>()));
+    std::printf("  %s at t=%.3f s; wasted compute %.1f%%, relay idle %.1f%%, mean recovery latency %.3f s\n",
+                r.finished ? "finished" : "DID NOT FINISH", r.time, 100 * r.wasted_fraction, 100 * r.idle_fraction,
+                recovery_n ? recovery_sum / static_cast<double>(recovery_n) : 0.0);
+    std::printf("  messages %llu (%llu lost)\n", static_cast<unsigned long long>(r.messages),
+                static_cast<unsigned long long>(r.lost_messages));
+    for (const auto& v : r.violations) std::printf("LEDGER VIOLATION: %s\n", v.c_str());
+  }
+  return r.finished && r.violations.empty() ? 0 : 1;
 }
 
 }  // namespace
@@ -85,6 +199,27 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   flow->add_option("--max-free", x.params.max_free_outs, "Paths a relay reserves ahead of demand")->capture_default_str();
   flow->add_flag("--json", json, "Print one JSON object instead of tables");
+
+  TrainRun tr;
+  auto* train = app.add_subcommand("train", "Run the training protocol with modeled compute, crashes and lossy links");
+  train->add_option("--holders", tr.cfg.holders, "Data holders")->capture_default_str()->check(CLI::Range(1, 1000));
+  train->add_option("--replicas", tr.replicas, "Replicas per relay stage, comma-separated")->capture_default_str();
+  train->add_option("--microbatches", tr.cfg.params.microbatches, "Microbatches per iteration")
+      ->capture_default_str()->check(CLI::Range(1, 100000));
+  train->add_option("--iterations", tr.cfg.params.iterations, "Iterations")->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  train->add_option("--in-flight", tr.cfg.params.max_in_flight, "Microbatches a holder keeps in flight")
+      ->capture_default_str()->check(CLI::Range(1, 100000));
+  train->add_option("--seed", tr.cfg.seed, "Seed: the same seed replays the same run")->capture_default_str();
+  train->add_option("--loss", tr.cfg.loss_rate, "Message loss probability")->check(CLI::Range(0.0, 0.5));
+  train->add_option("--latency", tr.cfg.latency, "One-way link latency, seconds")->capture_default_str();
+  train->add_option("--forward-time", tr.cfg.forward_time, "Forward time of a relay stage per microbatch, seconds")
+      ->capture_default_str();
+  train->add_option("--crash", tr.crashes, "Crash node NODE at SECONDS (NODE@SECONDS; ids: holders 1..H, then relays)");
+  train->add_option("--random-crashes", tr.random_crashes, "Crash this many random relays (never a whole stage)")
+      ->check(CLI::Range(0, 100000));
+  train->add_flag("--trace", tr.trace, "Print every message, task and event");
+  train->add_flag("--json", json, "Print one JSON object instead of a table");
 
   CLI11_PARSE(app, argc, argv);
   try {
@@ -128,5 +263,6 @@ int main(int argc, char** argv) {
     }
     return r.violation.empty() ? 0 : 1;
   }
+  if (train->parsed()) return run_train(tr, json);
   return 0;
 }

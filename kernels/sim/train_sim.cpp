@@ -144,11 +144,17 @@ void TrainSim::carry_out(NodeId n, Output& out) {
       *cfg_.trace << now_ << " " << n << " event " << event_name(e.kind) << " i" << e.iter << " mb" << e.mb << " peer "
                   << e.peer << "\n";
     if (e.kind == EventKind::kRedo) {
+      ++report_.iterations[e.iter].redos;
       auto c = crashed_at_.find(e.peer);
       if (c != crashed_at_.end()) {
         recovery_latencies_.push_back(now_ - c->second);
+        report_.iterations[e.iter].recovery_latencies.push_back(now_ - c->second);
         crashed_at_.erase(c);  // the first redo of its work counts
       }
+    }
+    if (e.kind == EventKind::kIterationCommitted) {
+      auto& a = report_.iterations[e.iter];
+      if (a.committed_at < 0) a.committed_at = now_;
     }
     if (e.kind == EventKind::kStepped && nodes_.at(n).sm->is_holder()) {
       auto [it, fresh] = report_.loss.emplace(e.iter, e.value);
@@ -263,6 +269,9 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
     ++report_.work_tasks[s];
     ++report_.total_tasks;
     node.busy += time;
+    auto& a = report_.iterations[t.iter];
+    a.work_seconds += time * node.speed;  // nominal: the same work costs the same wherever it runs
+    if (t.replay) ++a.replays;
   }
   queue_.push(now_ + time, Ev{Ev::kInput, n, Finished{done}, 0});
 }
@@ -306,6 +315,7 @@ TrainSimReport TrainSim::run(double time_limit) {
     total += static_cast<double>(count) * (stage == 0 ? cfg_.holder_time : 1.5 * cfg_.forward_time);
   const double useful = I * M * (3 * cfg_.holder_time + S * 3 * cfg_.forward_time);
   report_.wasted_fraction = total > 0 ? std::max(0.0, 1 - useful / total) : 0;
+  for (auto& [i, a] : report_.iterations) a.wasted_seconds = std::max(0.0, a.work_seconds - useful / I);
   double busy = 0, alive = 0;
   for (const auto& [id, n] : nodes_)
     if (n.sm->stage() != 0) {

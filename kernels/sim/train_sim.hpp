@@ -56,6 +56,17 @@ struct CrashPoint {
   train::Mb mb = 0;
 };
 
+// Accounting of one iteration: compute in nominal seconds (a task's modeled time at speed 1), redone work and
+// recovery, and when the iteration committed.
+struct IterationAccount {
+  double committed_at = -1;       // first node to see every stage stepped it (-1: never)
+  double work_seconds = 0;        // forward/backward-type compute started for it, lost work included
+  double wasted_seconds = 0;      // beyond what a run without failures computes
+  uint64_t redos = 0;             // activations re-sent to a replacement
+  uint64_t replays = 0;           // tasks recomputed on a stepped stage's old weights
+  std::vector<double> recovery_latencies;  // crash -> first redo of the dead node's work, for redos of this iteration
+};
+
 struct TrainSimReport {
   bool finished = false;                 // every live node stepped every iteration
   double time = 0;
@@ -67,6 +78,7 @@ struct TrainSimReport {
   double mean_recovery_latency = 0;      // crash -> first redo of its work starting elsewhere
   std::map<train::Iter, double> loss;    // the holders' reported loss per iteration
   std::map<std::string, uint64_t> events;
+  std::map<train::Iter, IterationAccount> iterations;
   uint64_t messages = 0, lost_messages = 0;
 };
 
