@@ -4,13 +4,17 @@
 // The rules that make churn change who computes, never what is learned:
 //  * Every node keeps the boundary tensors of an iteration (input received, output sent, gradient sent) until
 //    every stage has stepped that iteration.
-//  * When a peer dies, each node that sent it an activation re-sends that activation to another replica of the
-//    dead node's stage (the holders: to the microbatch's new owner). The replacement recomputes only its own
-//    stage: its downstream neighbour answers the replay from its cache, its upstream neighbour drops the repeated
-//    gradient. A dead holder's microbatches pass to the next live holder, which learns from the stage-1 relays
-//    which of them are already in the pipeline and regenerates the rest ((seed, iteration, microbatch) is pure).
+//  * When a peer dies, the nearest live node before it on a microbatch's path (each relay reports the path on,
+//    `Forwarded`) re-sends its activation to another replica of the next stage (the holders: to the microbatch's
+//    new owner) with the rest of the path as a route, when a stage on the dead stretch has not stepped or the
+//    sender still waits for the gradient. Only the dead stretch recomputes: the nodes on the route answer the
+//    replay from their caches; a stage that stepped and lost its cache recomputes on its pre-step weights,
+//    accumulating nothing. A dead holder's microbatches pass to the next live holder, which learns from the
+//    stage-1 relays which of them are already in the pipeline and regenerates the rest ((seed, iteration,
+//    microbatch) is pure).
 //  * A stage's leader (its lowest live member) steps the stage only when its live members' contribution sets
-//    cover every microbatch exactly once; the sums of dead members are never used. Every member applies the
+//    cover every microbatch exactly once and every live member answered its Collect; the sums of dead members
+//    are never used, and a result an earlier leader already had applied is adopted. Every member applies the
 //    leader's reduced gradient, so replicas stay bit-identical.
 //  * Messages from a peer presumed dead are dropped; every message is acknowledged and retransmitted until it is.
 #pragma once
