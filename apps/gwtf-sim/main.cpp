@@ -111,13 +111,12 @@ int run_train(TrainRun& t, bool json) {
   }
   const auto r = sim.run(1e6);
 
-  double recovery_sum = 0;
-  size_t recovery_n = 0;
   nlohmann::json per_iteration = nlohmann::json::array();
   for (const auto& [i, a] : r.iterations) {
-    for (double l : a.recovery_latencies) recovery_sum += l;
-    recovery_n += a.recovery_latencies.size();
+    double recovery = 0;
+    for (double l : a.recovery_latencies) recovery += l / static_cast<double>(a.recovery_latencies.size());
     per_iteration.push_back({{"iteration", i},
+                             {"mean_recovery_latency_s", recovery},
                              {"committed_at_s", a.committed_at},
                              {"loss", r.loss.count(i) ? r.loss.at(i) : 0.0},
                              {"work_s", a.work_seconds},
@@ -142,17 +141,18 @@ int run_train(TrainRun& t, bool json) {
                 t.cfg.holders, t.replicas.c_str(), t.cfg.params.microbatches,
                 static_cast<unsigned long long>(t.cfg.params.iterations),
                 static_cast<unsigned long long>(t.cfg.seed));
-    std::printf("  %9s %12s %9s %9s %9s %6s %7s\n", "iteration", "committed s", "loss", "work s", "wasted s",
-                "redos", "replays");
+    std::printf("  %9s %12s %9s %9s %9s %6s %7s %10s\n", "iteration", "committed s", "loss", "work s", "wasted s",
+                "redos", "replays", "recovery s");
     for (const auto& row : per_iteration)
-      std::printf("  %9llu %12.3f %9.4f %9.3f %9.3f %6llu %7llu\n",
+      std::printf("  %9llu %12.3f %9.4f %9.3f %9.3f %6llu %7llu %10.3f\n",
                   static_cast<unsigned long long>(row["iteration"].get<uint64_t>()),
                   row["committed_at_s"].get<double>(), row["loss"].get<double>(), row["work_s"].get<double>(),
                   row["wasted_s"].get<double>(), static_cast<unsigned long long>(row["redos"].get<uint64_t>()),
-                  static_cast<unsigned long long>(row["replays"].get<uint64_t>()));
+                  static_cast<unsigned long long>(row["replays"].get<uint64_t>()),
+                  row["mean_recovery_latency_s"].get<double>());
     std::printf("  %s at t=%.3f s; wasted compute %.1f%%, relay idle %.1f%%, mean recovery latency %.3f s\n",
                 r.finished ? "finished" : "DID NOT FINISH", r.time, 100 * r.wasted_fraction, 100 * r.idle_fraction,
-                recovery_n ? recovery_sum / static_cast<double>(recovery_n) : 0.0);
+                r.mean_recovery_latency);
     std::printf("  messages %llu (%llu lost)\n", static_cast<unsigned long long>(r.messages),
                 static_cast<unsigned long long>(r.lost_messages));
     for (const auto& v : r.violations) std::printf("LEDGER VIOLATION: %s\n", v.c_str());

@@ -182,8 +182,7 @@ void TrainNode::on_activation(NodeId from, const Activation& a, Output& out) {
     st.route = a.route;
     st.fwd_queued = !end;
     st.replay = stale;
-    ComputeTask t{0, end ? ComputeKind::kEndBackward : ComputeKind::kForward, a.iter, a.mb, {a.data}, 0, stale};
-    queue(std::move(t));
+    queue({0, end ? ComputeKind::kEndBackward : ComputeKind::kForward, a.iter, a.mb, {a.data}, 0, stale});
     return;
   }
   out.release.push_back(a.data);
