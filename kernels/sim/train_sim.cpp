@@ -26,7 +26,8 @@ std::string describe(const Body& b) {
                  },
                  [&](const Forwarded& f) {
                    o << " i" << f.iter << " mb" << f.mb;
-                   for (NodeId n : f.path) o << " >" << n;
+                   for (size_t k = 0; k < f.path.size(); ++k)
+                     o << " >" << f.path[k] << (k < f.confirmed.size() && f.confirmed[k] ? "" : "?");
                  },
                  [&](const Gradient& g) { o << " i" << g.iter << " mb" << g.mb; },
                  [&](const WhoHolds& w) {
@@ -133,6 +134,8 @@ void TrainSim::carry_out(NodeId n, Output& out) {
     ++report_.messages;
     if (cfg_.loss_rate > 0 && rng_.chance(cfg_.loss_rate)) {
       ++report_.lost_messages;
+      if (cfg_.trace && !std::holds_alternative<Ack>(m.body))
+        *cfg_.trace << now_ << " " << m.to << " LOST <- " << n << " " << describe(m.body) << "\n";
       continue;
     }
     const double delay = cfg_.latency * (0.5 + rng_.uniform());
@@ -252,8 +255,11 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
         }
         // A node presumed dead is out of the swarm (it must join anew): what it applies afterwards is its own.
         if (!node.expelled) {
-          auto [it, fresh] = applied_.emplace(std::make_pair(s, t.iter), p->identity);
-          if (!fresh && it->second != p->identity) violation("members of the stage applied different gradients");
+          auto& applied = applied_[{s, t.iter}];
+          for (const auto& [other, identity] : applied)
+            if (identity != p->identity && !nodes_.at(other).crashed && !nodes_.at(other).expelled)
+              violation("live members of the stage applied different gradients (node " + std::to_string(other) + ")");
+          applied[n] = p->identity;
         }
       }
       node.accumulator.erase(t.iter);

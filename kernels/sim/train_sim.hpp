@@ -139,7 +139,9 @@ class TrainSim {
   std::map<train::Blob, Payload> blobs_;
   train::Blob next_blob_ = 1;
   std::vector<CrashPoint> crash_points_;
-  std::map<std::pair<train::Stage, train::Iter>, uint64_t> applied_;  // the reduce every member applied
+  // Per stage and iteration: which reduce each member applied. Live members must agree; a result applied only
+  // by members that died since left no trace (a new leader reduces the same contributions again).
+  std::map<std::pair<train::Stage, train::Iter>, std::map<train::NodeId, uint64_t>> applied_;
   std::map<train::NodeId, double> crashed_at_;
   std::vector<double> recovery_latencies_;
   TrainSimReport report_;

@@ -35,6 +35,9 @@ struct Forwarded {  // a relay to its upstream: the path microbatch mb took from
   Iter iter = 0;
   Mb mb = 0;
   std::vector<NodeId> path;
+  // Per path entry: its node is known to have received the microbatch (it answered: acknowledged, forwarded or
+  // sent the gradient). An unconfirmed node after a dead one may never have got it.
+  std::vector<bool> confirmed;
 };
 struct Gradient {  // the gradient of that activation, back to the node it came from
   Iter iter = 0;

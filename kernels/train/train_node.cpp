@@ -11,6 +11,12 @@ namespace {
 
 std::vector<Mb> as_vector(const std::set<Mb>& s) { return {s.begin(), s.end()}; }
 
+// Confirmation flags for a path of n entries; entries nobody reported on are unconfirmed.
+std::vector<bool> confirmed_flags(std::vector<bool> c, size_t n) {
+  c.resize(n, false);
+  return c;
+}
+
 bool is_backward(ComputeKind k) {
   return k == ComputeKind::kBackward || k == ComputeKind::kEndBackward || k == ComputeKind::kStartBackward;
 }
@@ -131,7 +137,12 @@ void TrainNode::send(NodeId to, Body body, Output& out) {
 
 void TrainNode::on_message(const Message& m, Output& out) {
   if (auto* ack = std::get_if<Ack>(&m.body)) {
-    outbox_.erase(ack->seq);
+    if (auto p = outbox_.find(ack->seq); p != outbox_.end()) {
+      const Message acked = std::move(p->second.msg);
+      outbox_.erase(p);
+      on_ack(acked, out);
+      if (std::holds_alternative<Reduced>(acked.body)) try_commit(out);
+    }
     return;
   }
   auto it = members_.find(m.from);
@@ -146,7 +157,7 @@ void TrainNode::on_message(const Message& m, Output& out) {
   out.send.push_back(Message{id_, m.from, 0, Ack{m.seq}});
   std::visit(Overloaded{
                  [&](const Activation& a) { on_activation(m.from, a, out); },
-                 [&](const Forwarded& f) { on_forwarded(m.from, f, out); },
+                 [&](const Forwarded& f) { on_forwarded(m.from, m.seq, f, out); },
                  [&](const Gradient& g) { on_gradient(m.from, g, out); },
                  [&](const WhoHolds& w) { on_who_holds(m.from, w, out); },
                  [&](const Adopt& a) { on_adopt(m.from, a, out); },
@@ -194,28 +205,52 @@ void TrainNode::on_activation(NodeId from, const Activation& a, Output& out) {
   }
 }
 
-void TrainNode::on_forwarded(NodeId from, const Forwarded& f, Output& out) {
+// The receiver of an activation we sent acknowledged it: it has the microbatch (see redo).
+void TrainNode::on_ack(const Message& acked, Output& out) {
+  const auto* a = std::get_if<Activation>(&acked.body);
+  if (!a) return;
+  auto it = iters_.find(a->iter);
+  if (it == iters_.end()) return;
+  auto st = it->second.mbs.find(a->mb);
+  if (st == it->second.mbs.end() || st->second.to != acked.to || st->second.to_confirmed) return;
+  st->second.to_confirmed = true;
+  announce_path(a->iter, a->mb, st->second, out);
+}
+
+void TrainNode::on_forwarded(NodeId from, uint64_t seq, const Forwarded& f, Output& out) {
   // A holder that took over a dead owner's microbatch hears its path from the stage-1 relay that has it.
   if (is_holder() && f.iter >= stepped_) {
     MbState& st = iters_[f.iter].mbs[f.mb];
     st.injected = true;
-    if (!st.to) st.to = from;
+    if (!st.to) st.point_to(from, true);
   }
   auto it = iters_.find(f.iter);
   if (it == iters_.end()) return;
-  auto st = it->second.mbs.find(f.mb);
-  if (st == it->second.mbs.end() || st->second.to != from || st->second.down == f.path) return;
-  st->second.down = f.path;
-  announce_path(f.iter, f.mb, st->second, out);
+  auto found = it->second.mbs.find(f.mb);
+  if (found == it->second.mbs.end() || found->second.to != from) return;
+  MbState& st = found->second;
+  // A retransmission of an older announcement may arrive after a newer one: a sender's sequence numbers order them.
+  if (seq <= st.down_seq) return;
+  st.down_seq = seq;
+  auto confirmed = confirmed_flags(f.confirmed, f.path.size());
+  if (st.to_confirmed && st.down == f.path && st.down_confirmed == confirmed) return;
+  st.to_confirmed = true;  // it forwarded the microbatch, so it has it
+  st.down = f.path;
+  st.down_confirmed = std::move(confirmed);
+  announce_path(f.iter, f.mb, st, out);
 }
 
 // Tell our upstream the path the microbatch takes from us on, so that when we die (with nodes after us) its
 // replay goes through the nodes that already have it. Holders have no upstream for the start part.
 void TrainNode::announce_path(Iter i, Mb mb, const MbState& st, Output& out) {
   if (is_holder() || !st.to || !st.from || !alive(st.from)) return;
-  Forwarded f{i, mb, {st.to}};
+  Forwarded f{i, mb, {st.to}, {st.to_confirmed}};
   f.path.insert(f.path.end(), st.down.begin(), st.down.end());
-  f.path.resize(std::min<size_t>(f.path.size(), params_.relay_stages + 1u));
+  const auto down_confirmed = confirmed_flags(st.down_confirmed, st.down.size());
+  f.confirmed.insert(f.confirmed.end(), down_confirmed.begin(), down_confirmed.end());
+  const size_t n = std::min<size_t>(f.path.size(), params_.relay_stages + 1u);
+  f.path.resize(n);
+  f.confirmed.resize(n);
   send(st.from, std::move(f), out);
 }
 
@@ -234,7 +269,7 @@ void TrainNode::on_gradient(NodeId from, const Gradient& g, Output& out) {
     return;
   }
   MbState& st = *known;
-  st.to = from;
+  st.point_to(from, true);
   const bool started = is_holder() ? st.injected && (st.bwd_queued || st.bwd_done) : st.bwd_queued || st.bwd_done;
   if (started) {  // the upstream answer to a replay we already handled
     out.events.push_back({EventKind::kDuplicate, g.iter, g.mb, from});
@@ -270,8 +305,11 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       st.fwd_done = true;
       auto next = pick_next(t.iter, t.mb, 0, st.route.empty() ? 0 : st.route.front());
       if (!next) return;  // no live replica of the next stage: a PeerUp or the redo rule resends it
-      st.to = *next;
-      if (!st.route.empty()) st.down.assign(st.route.begin() + 1, st.route.end());
+      st.point_to(*next, false);
+      if (!st.route.empty()) {
+        st.down.assign(st.route.begin() + 1, st.route.end());
+        st.down_confirmed.assign(st.down.size(), false);
+      }
       send(*next, Activation{t.iter, t.mb, d.output, st.down}, out);
       announce_path(t.iter, t.mb, st, out);
       return;
@@ -342,10 +380,8 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       out.events.push_back({EventKind::kStepped, t.iter, 0, id_,
                             iters_.count(t.iter) && iters_[t.iter].reduced ? iters_[t.iter].reduced->loss : 0});
       if (leader(stage_) == id_) {
-        const Committed c{t.iter, stage_};
-        for (const auto& [n, m] : members_)
-          if (m.alive && n != id_) send(n, c, out);
-        on_committed(c, out);
+        commit_pending_.insert(t.iter);
+        try_commit(out);
       }
       if (auto e = early_reduced_.find(stepped_); e != early_reduced_.end()) {
         Reduced r = e->second;
@@ -404,9 +440,11 @@ void TrainNode::on_who_holds(NodeId from, const WhoHolds& w, Output& out) {
 void TrainNode::inject(Output&) {
   for (auto& [i, it] : iters_) {
     if (!it.injection_open || !it.adopt_wait.empty()) continue;
+    // After our stage stepped the iteration no gradient finishes a microbatch any more (it is dropped as stale):
+    // only the relays' redo needs the ones we still inject, and nothing counts as in flight.
     uint32_t in_flight = 0;
     for (const auto& [mb, st] : it.mbs)
-      if (st.injected && !st.bwd_done && owner(i, mb) == id_) ++in_flight;
+      if (i >= stepped_ && st.injected && !st.bwd_done && owner(i, mb) == id_) ++in_flight;
     for (Mb mb = 0; mb < params_.microbatches && in_flight < params_.max_in_flight; ++mb) {
       if (owner(i, mb) != id_) continue;
       MbState& st = it.mbs[mb];
@@ -428,8 +466,11 @@ void TrainNode::on_adopt(NodeId from, const Adopt& a, Output& out) {
     MbState& st = it.mbs[a.held[k]];
     if (!st.injected) {
       st.injected = true;  // already in the pipeline: its gradient will come to us, the new owner
-      st.to = from;
-      if (k < a.paths.size() && a.paths[k].size() > 1) st.down.assign(a.paths[k].begin() + 1, a.paths[k].end());
+      st.point_to(from, true);
+      if (k < a.paths.size() && a.paths[k].size() > 1) {
+        st.down.assign(a.paths[k].begin() + 1, a.paths[k].end());
+        st.down_confirmed.assign(st.down.size(), false);
+      }
     }
   }
   if (auto w = it.adopt_wait.find(from); w != it.adopt_wait.end() && w->second == a.dead)
@@ -444,25 +485,35 @@ void TrainNode::on_adopt(NodeId from, const Adopt& a, Output& out) {
 // Redo: an activation we sent on goes to another replica of the next stage (for the holders' end part: the
 // microbatch's new owner) when the node right after us died and `peer` is on the path the microbatch took from
 // us on — the nodes after a live one are that one's business — and the work is needed: a stage on the dead
-// stretch has not stepped (its contribution died with it), or we still wait for the gradient. A stage that
-// stepped recomputes on its old weights, accumulating nothing.
+// stretch has not stepped (its contribution died with it), or the first live node after it is not known to have
+// received the microbatch (the dead node's activation may have been lost on the wire), or we still wait for the
+// gradient. A stage that stepped recomputes on its old weights, accumulating nothing; the redo's route passes
+// through the live node, which answers from its cache if it did receive it.
 void TrainNode::redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out) {
   std::vector<NodeId> path;
-  if (st.to) path.push_back(st.to);
+  std::vector<bool> confirmed;
+  if (st.to) {
+    path.push_back(st.to);
+    confirmed.push_back(st.to_confirmed);
+  }
   path.insert(path.end(), st.down.begin(), st.down.end());
+  const auto down_confirmed = confirmed_flags(st.down_confirmed, st.down.size());
+  confirmed.insert(confirmed.end(), down_confirmed.begin(), down_confirmed.end());
   // A holder at the end of the path counts as a lost node when the end part never reached it (the activation
   // was lost and its sender died before retransmitting).
   auto has_it = [&](NodeId n) { return alive(n) && !(n == id_ && is_holder() && !st.end_from); };
   if (path.empty() || has_it(path.front()) || std::find(path.begin(), path.end(), peer) == path.end()) return;
   bool needed = !st.bwd_done && (i >= stepped_ || st.replay);
   Stage s = next_stage();
-  for (size_t k = 0; k < path.size() && !has_it(path[k]); ++k, s = flow::next_stage(s, params_.relay_stages))
+  size_t k = 0;
+  for (; k < path.size() && !has_it(path[k]); ++k, s = flow::next_stage(s, params_.relay_stages))
     needed = needed || !has_stepped(s, i);
+  if (k < path.size() && !confirmed[k]) needed = needed || !has_stepped(s, i);
   if (!needed) return;
   if (st.fwd_done) {
     auto next = pick_next(i, mb, st.to, 0);
     if (!next) return;
-    st.to = *next;
+    st.point_to(*next, false);
     send(*next, Activation{i, mb, st.output, st.down}, out);
     announce_path(i, mb, st, out);
     out.events.push_back({EventKind::kRedo, i, mb, peer});
@@ -488,6 +539,23 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
   }
   for (auto it = outbox_.begin(); it != outbox_.end();)
     it = it->second.msg.to == peer ? outbox_.erase(it) : std::next(it);
+  // Our stage's leader died: the steps it may not have announced yet are the new leader's to announce, once every
+  // live member holds their reduced gradients (it may lag and adopts them from us).
+  if (auto l = leader(stage_); l && was_leader && dead_stage == stage_) {
+    auto known = stage_stepped_.find(stage_);
+    for (Iter i = known == stage_stepped_.end() ? 0 : known->second; i < stepped_; ++i) {
+      auto r = reduced_log_.find(i);
+      if (r == reduced_log_.end()) continue;
+      if (*l != id_) {
+        send(*l, r->second, out);
+        continue;
+      }
+      for (NodeId n : live(stage_))
+        if (n != id_) send(n, r->second, out);
+      commit_pending_.insert(i);
+    }
+  }
+  try_commit(out);
 
   for (auto& [i, it] : iters_) {
     for (auto& [mb, st] : it.mbs) {
@@ -653,6 +721,28 @@ void TrainNode::catch_up(Output& out) {
   auto& it = iters_[stepped_];
   for (NodeId n : live(stage_))
     if (n != id_) send(n, Progress{stepped_, as_vector(it.done), as_vector(it.end_done)}, out);
+}
+
+// The leader announces its stage's step only when every live member acknowledged the reduced gradient: other
+// stages free that iteration's buffers on it, so the result must survive the leader (a member that lost it
+// could not redo its work any more).
+void TrainNode::try_commit(Output& out) {
+  for (auto i = commit_pending_.begin(); i != commit_pending_.end();) {
+    const Iter iter = *i;
+    const bool unacked = std::any_of(outbox_.begin(), outbox_.end(), [&](const auto& p) {
+      const auto* r = std::get_if<Reduced>(&p.second.msg.body);
+      return r && r->iter == iter;
+    });
+    if (unacked) {
+      ++i;
+      continue;
+    }
+    i = commit_pending_.erase(i);
+    const Committed c{iter, stage_};
+    for (const auto& [n, m] : members_)
+      if (m.alive && n != id_) send(n, c, out);
+    on_committed(c, out);
+  }
 }
 
 void TrainNode::on_committed(const Committed& c, Output& out) {

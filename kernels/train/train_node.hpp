@@ -61,6 +61,9 @@ class TrainNode {
     NodeId from = 0, to = 0;  // who sent us the activation; where our output went
     std::vector<NodeId> route;  // a redo: where our output must go and on (those nodes have the microbatch)
     std::vector<NodeId> down;   // the path from `to` on (the route we give a replacement of `to`)
+    bool to_confirmed = false;  // `to` answered for this microbatch: it has it
+    std::vector<bool> down_confirmed;  // per entry of `down` (as its predecessor reported)
+    uint64_t down_seq = 0;  // sequence number of the Forwarded that `down` came from (`to`'s numbering)
     Blob input = 0, output = 0, grad_in = 0, grad_out = 0;
     bool fwd_queued = false, fwd_done = false, bwd_queued = false, bwd_done = false;
     // holders: the end part (loss), done by whoever is the microbatch's owner when stage S's output arrives
@@ -69,6 +72,12 @@ class TrainNode {
     bool end_done = false;
     bool injected = false;  // holders: the start part entered the pipeline (here or, adopted, by a dead owner)
     bool replay = false;    // recomputed after this node stepped the iteration, only to answer a replay
+
+    void point_to(NodeId n, bool confirmed) {
+      if (n != to) down_seq = 0;  // another sender numbers its announcements anew
+      to = n;
+      to_confirmed = confirmed;
+    }
   };
   struct LeaderState {
     std::map<NodeId, Progress> progress;
@@ -99,8 +108,9 @@ class TrainNode {
   // inputs
   void on_message(const Message& m, Output& out);
   void on_activation(NodeId from, const Activation& a, Output& out);
-  void on_forwarded(NodeId from, const Forwarded& f, Output& out);
+  void on_forwarded(NodeId from, uint64_t seq, const Forwarded& f, Output& out);
   void announce_path(Iter i, Mb mb, const MbState& st, Output& out);
+  void on_ack(const Message& acked, Output& out);
   void on_gradient(NodeId from, const Gradient& g, Output& out);
   void on_who_holds(NodeId from, const WhoHolds& w, Output& out);
   void on_adopt(NodeId from, const Adopt& a, Output& out);
@@ -124,6 +134,7 @@ class TrainNode {
   void report_progress(Iter i, Output& out);
   void leader_check(Iter i, Output& out);
   void catch_up(Output& out);
+  void try_commit(Output& out);
   void free_committed(Output& out);
   std::optional<NodeId> pick_next(Iter i, Mb mb, NodeId avoid, NodeId hint) const;
   std::optional<NodeId> owner(Iter i, Mb mb) const;
@@ -152,6 +163,7 @@ class TrainNode {
   TaskId next_task_ = 1;
   std::deque<ComputeTask> tasks_;
   std::optional<ComputeTask> running_;
+  std::set<Iter> commit_pending_;  // leader: stepped, waiting for every member's acknowledgement of the Reduced
   std::map<Iter, Reduced> early_reduced_;
   std::map<Iter, Reduced> reduced_log_;  // the stage's last applied reduced gradients (catch-up of a lagging member)
   double last_catch_up_ = -1e300;
