@@ -151,6 +151,9 @@ void TrainNode::on_message(const Message& m, Output& out) {
     return;
   }
   if (!it->second.alive) {  // a late answer from a peer presumed dead: its work is being redone elsewhere
+    // A path it announced is knowledge, not work: which live nodes have the microbatch it passed on (a redo
+    // routes through them instead of giving the microbatch to a second replica of their stage).
+    if (auto* f = std::get_if<Forwarded>(&m.body)) on_forwarded(m.from, m.seq, *f, out);
     out.events.push_back({EventKind::kDroppedFromDead, 0, 0, m.from});
     return;
   }
@@ -238,6 +241,7 @@ void TrainNode::on_forwarded(NodeId from, uint64_t seq, const Forwarded& f, Outp
   st.down = f.path;
   st.down_confirmed = std::move(confirmed);
   announce_path(f.iter, f.mb, st, out);
+  if (!alive(from)) redo(f.iter, f.mb, st, from, out);  // the path of a node we know dead: what must be redone
 }
 
 // Tell our upstream the path the microbatch takes from us on, so that when we die (with nodes after us) its
