@@ -1,6 +1,7 @@
 #include "kernels/train/train_node.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "kernels/base/overloaded.hpp"
 #include "kernels/base/result.hpp"
@@ -201,6 +202,14 @@ void TrainNode::on_activation(NodeId from, const Activation& a, Output& out) {
   }
   out.release.push_back(a.data);
   out.events.push_back({EventKind::kDuplicate, a.iter, a.mb, from});
+  if (up != from && alive(up)) {
+    // Two live senders: a replacement's replay and a late copy from the node it replaced (slow, presumed dead by
+    // others, or delayed in the network), or two replays, arrive in either order. Both get the answer; the
+    // second takes over if the first dies.
+    (end ? st.end_alt : st.alt) = from;
+    if (end ? st.end_done : st.bwd_done) send(from, Gradient{a.iter, a.mb, end ? st.end_grad : st.grad_out}, out);
+    return;
+  }
   if (up != from || stale) {  // a replay by a replacement upstream: our work stands, answer from the buffers
     up = from;
     if (!end) announce_path(a.iter, a.mb, st, out);
@@ -325,6 +334,7 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       if (t.kind == ComputeKind::kBackward) {
         st.grad_out = d.output;
         send(st.from, Gradient{t.iter, t.mb, d.output}, out);
+        if (st.alt && alive(st.alt)) send(st.alt, Gradient{t.iter, t.mb, d.output}, out);
       }
       if (t.replay) return;
       it->second.done.insert(t.mb);
@@ -337,6 +347,7 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       st.end_done = true;
       st.end_grad = d.output;
       send(st.end_from, Gradient{t.iter, t.mb, d.output}, out);
+      if (st.end_alt && alive(st.end_alt)) send(st.end_alt, Gradient{t.iter, t.mb, d.output}, out);
       if (t.replay) return;
       it->second.end_done.insert(t.mb);
       it->second.loss_sum += d.loss;
@@ -369,7 +380,11 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
     }
     case ComputeKind::kApply: {
       ++stepped_;
-      // Work of the stepped iteration still queued was not needed for the stage's sum: it may only answer.
+      // Work of the stepped iteration still in progress or queued was not needed for the stage's sum: it may
+      // only answer (its backward runs on the old weights, accumulating nothing).
+      if (it != iters_.end())
+        for (auto& [mb, st] : it->second.mbs)
+          if (!st.bwd_done) st.replay = true;
       for (auto q = tasks_.begin(); q != tasks_.end();) {
         if (q->iter != t.iter || q->replay) {
           ++q;
@@ -564,6 +579,16 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
   for (auto& [i, it] : iters_) {
     for (auto& [mb, st] : it.mbs) {
       redo(i, mb, st, peer, out);
+      // Our upstream died, and another sender of the same microbatch is alive: it is the one waiting now.
+      if (st.from == peer && st.alt && alive(st.alt)) {
+        st.from = std::exchange(st.alt, 0);
+        announce_path(i, mb, st, out);
+        if (st.bwd_done) send(st.from, Gradient{i, mb, st.grad_out}, out);
+      }
+      if (st.end_from == peer && st.end_alt && alive(st.end_alt)) {
+        st.end_from = std::exchange(st.end_alt, 0);
+        if (st.end_done) send(st.end_from, Gradient{i, mb, st.end_grad}, out);
+      }
       // A dead holder was our upstream (we are stage 1): the microbatch's new owner takes its start part.
       if (st.from == peer && dead_stage == 0 && stage_ == 1) {
         if (auto o = owner(i, mb)) {

@@ -59,6 +59,7 @@ class TrainNode {
  private:
   struct MbState {
     NodeId from = 0, to = 0;  // who sent us the activation; where our output went
+    NodeId alt = 0, end_alt = 0;  // another live sender of the same activation (start part / end part)
     std::vector<NodeId> route;  // a redo: where our output must go and on (those nodes have the microbatch)
     std::vector<NodeId> down;   // the path from `to` on (the route we give a replacement of `to`)
     bool to_confirmed = false;  // `to` answered for this microbatch: it has it
