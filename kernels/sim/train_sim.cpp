@@ -160,9 +160,13 @@ void TrainSim::carry_out(NodeId n, Output& out) {
       if (a.committed_at < 0) a.committed_at = now_;
     }
     if (e.kind == EventKind::kStepped && nodes_.at(n).sm->is_holder()) {
-      auto [it, fresh] = report_.loss.emplace(e.iter, e.value);
-      if (!fresh && it->second != e.value)
-        report_.violations.push_back("holders report different losses for iteration " + std::to_string(e.iter));
+      // Live holders agree; a holder that died after applying left no trace (see applied_).
+      auto& reported = holder_loss_[e.iter];
+      for (const auto& [other, loss] : reported)
+        if (loss != e.value && !nodes_.at(other).crashed && !nodes_.at(other).expelled)
+          report_.violations.push_back("holders report different losses for iteration " + std::to_string(e.iter));
+      reported[n] = e.value;
+      report_.loss[e.iter] = e.value;
     }
   }
   for (const auto& t : out.compute) start_compute(n, t);

@@ -142,6 +142,7 @@ class TrainSim {
   // Per stage and iteration: which reduce each member applied. Live members must agree; a result applied only
   // by members that died since left no trace (a new leader reduces the same contributions again).
   std::map<std::pair<train::Stage, train::Iter>, std::map<train::NodeId, uint64_t>> applied_;
+  std::map<train::Iter, std::map<train::NodeId, double>> holder_loss_;  // per iteration: each holder's loss
   std::map<train::NodeId, double> crashed_at_;
   std::vector<double> recovery_latencies_;
   TrainSimReport report_;

@@ -423,7 +423,8 @@ void TrainNode::begin_iteration(Output& out) {
   inject(out);
 }
 
-// We own microbatches a dead holder may have injected: stage 1 says which, we regenerate only the others.
+// We own microbatches a dead holder may have injected: the relays say which they have (every stage: a stage-1
+// relay that had one may have died too), we regenerate only the others, through the relays that have them.
 void TrainNode::ask_who_holds(Iter i, Output& out) {
   IterState& it = iters_[i];
   std::set<NodeId> dead;
@@ -433,7 +434,8 @@ void TrainNode::ask_who_holds(Iter i, Output& out) {
   }
   if (dead.empty()) return;
   const std::vector<NodeId> asked(dead.begin(), dead.end());
-  for (NodeId r : live(1)) {
+  for (const auto& [r, m] : members_) {
+    if (!m.alive || m.stage == 0) continue;
     auto [w, fresh] = it.adopt_wait.emplace(r, asked);
     if (!fresh && w->second == asked) continue;  // that question is out already
     w->second = asked;
@@ -445,9 +447,13 @@ void TrainNode::on_who_holds(NodeId from, const WhoHolds& w, Output& out) {
   for (NodeId d : w.dead)
     if (alive(d)) on_peer_down(d, out);  // the asker knows it dead: drop its late messages
   Adopt a{w.iter, w.dead, {}, {}};
+  // Stage 1: what came from the asker or the dead holders. Later stages: every microbatch we have an input of.
+  auto wanted = [&](const MbState& st) {
+    return stage_ == 1 ? st.from == from || std::binary_search(w.dead.begin(), w.dead.end(), st.from) : st.from != 0;
+  };
   if (auto it = iters_.find(w.iter); it != iters_.end())
     for (auto& [mb, st] : it->second.mbs)
-      if (st.from == from || std::binary_search(w.dead.begin(), w.dead.end(), st.from)) {
+      if (wanted(st)) {
         a.held.push_back(mb);
         std::vector<NodeId> path{st.to};
         path.insert(path.end(), st.down.begin(), st.down.end());
@@ -481,8 +487,22 @@ void TrainNode::on_adopt(NodeId from, const Adopt& a, Output& out) {
   auto found = iters_.find(a.iter);
   if (found == iters_.end()) return;
   IterState& it = found->second;
+  const auto sender = members_.find(from);
+  const Stage stage = sender == members_.end() ? 1 : sender->second.stage;
   for (size_t k = 0; k < a.held.size(); ++k) {
     MbState& st = it.mbs[a.held[k]];
+    if (stage > 1) {
+      // A later stage has it, its stage-1 relay is gone: regenerate it through `from` (no hint before it). The
+      // lowest stage that answers sets the route.
+      std::vector<NodeId> route(stage - 1, 0);
+      route.push_back(from);
+      if (k < a.paths.size()) route.insert(route.end(), a.paths[k].begin(), a.paths[k].end());
+      auto leading_unknown = [](const std::vector<NodeId>& r) {
+        return std::find_if(r.begin(), r.end(), [](NodeId n) { return n != 0; }) - r.begin();
+      };
+      if (!st.injected && (st.route.empty() || leading_unknown(route) < leading_unknown(st.route))) st.route = route;
+      continue;
+    }
     if (!st.injected) {
       st.injected = true;  // already in the pipeline: its gradient will come to us, the new owner
       st.point_to(from, true);
