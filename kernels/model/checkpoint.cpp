@@ -58,12 +58,8 @@ void fill_list(capnp::List<schema::NamedTensor>::Builder list,
   }
 }
 
-// Reads a checkpoint file and checks its header, length and checksum; the message's words on success.
-Result<std::vector<capnp::word>, std::string> read_verified(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Err{"checkpoint '" + path + "' cannot be opened"};
-  std::vector<char> file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const std::string where = "checkpoint '" + path + "': ";
+// Checks a checkpoint's header, length and checksum; the message's words on success. `where` names it in errors.
+Result<std::vector<capnp::word>, std::string> verify(std::string_view file, const std::string& where) {
   if (file.size() < kHeaderBytes) return Err{where + "truncated (" + std::to_string(file.size()) + " bytes)"};
   if (std::memcmp(file.data(), kMagic, 8) != 0) return Err{where + "not a gwtf checkpoint (bad magic)"};
   uint32_t version;
@@ -84,6 +80,13 @@ Result<std::vector<capnp::word>, std::string> read_verified(const std::string& p
   std::vector<capnp::word> words(length / 8);
   std::memcpy(words.data(), file.data() + kHeaderBytes, length);
   return words;
+}
+
+Result<std::vector<capnp::word>, std::string> read_verified(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Err{"checkpoint '" + path + "' cannot be opened"};
+  const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return verify(file, "checkpoint '" + path + "': ");
 }
 
 }  // namespace
@@ -122,8 +125,8 @@ uint64_t config_hash(const ModelConfig& cfg) {
   return fnv1a(d.data(), d.size());
 }
 
-std::string save_checkpoint(const std::string& path, const ModelConfig& cfg, const StageId& stage,
-                            const StageModule& module, const AdamW& optimizer, uint64_t iteration) {
+std::string encode_checkpoint(const ModelConfig& cfg, const StageId& stage, const StageModule& module,
+                              const AdamW& optimizer, uint64_t iteration) {
   capnp::MallocMessageBuilder builder;
   auto ck = builder.initRoot<schema::StageCheckpoint>();
   ck.setConfigHash(config_hash(cfg));
@@ -156,12 +159,19 @@ std::string save_checkpoint(const std::string& path, const ModelConfig& cfg, con
   const uint64_t length = bytes.size(), checksum = fnv1a(bytes.begin(), bytes.size());
   std::memcpy(header + 16, &length, 8);
   std::memcpy(header + 24, &checksum, 8);
+  std::string out(header, kHeaderBytes);
+  out.append(bytes.begin(), bytes.size());
+  return out;
+}
+
+std::string save_checkpoint(const std::string& path, const ModelConfig& cfg, const StageId& stage,
+                            const StageModule& module, const AdamW& optimizer, uint64_t iteration) {
+  const std::string bytes = encode_checkpoint(cfg, stage, module, optimizer, iteration);
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) return "cannot write checkpoint '" + tmp + "'";
-    out.write(header, kHeaderBytes);
-    out.write(bytes.begin(), static_cast<std::streamsize>(bytes.size()));
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     if (!out.flush()) return "writing checkpoint '" + tmp + "' failed (disk full?)";
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) return "cannot move checkpoint into place at '" + path + "'";
@@ -170,9 +180,17 @@ std::string save_checkpoint(const std::string& path, const ModelConfig& cfg, con
 
 Result<uint64_t, std::string> load_checkpoint(const std::string& path, const ModelConfig& cfg, const StageId& stage,
                                               StageModule& module, AdamW& optimizer) {
-  auto verified = read_verified(path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Err{"checkpoint '" + path + "' cannot be opened"};
+  const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return decode_checkpoint(file, "checkpoint '" + path + "'", cfg, stage, module, optimizer);
+}
+
+Result<uint64_t, std::string> decode_checkpoint(std::string_view bytes, const std::string& what, const ModelConfig& cfg,
+                                                const StageId& stage, StageModule& module, AdamW& optimizer) {
+  const std::string where = what + ": ";
+  auto verified = verify(bytes, where);
   if (!verified) return Err{std::move(verified).error()};
-  const std::string where = "checkpoint '" + path + "': ";
   std::vector<capnp::word> words = std::move(verified).value();
   std::map<std::string, at::Tensor> params, state;
   uint64_t iteration = 0;

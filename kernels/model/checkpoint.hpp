@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "kernels/base/result.hpp"
 #include "kernels/model/optimizer.hpp"
@@ -32,6 +33,13 @@ struct CheckpointInfo {
   uint64_t iteration = 0;
 };
 Result<CheckpointInfo, std::string> read_checkpoint_info(const std::string& path);
+
+// The same checkpoint as bytes in memory (a joining replica's state transfer), and back; `what` names the bytes
+// in errors. Decoding checks as much as loading a file does.
+std::string encode_checkpoint(const ModelConfig& cfg, const StageId& stage, const StageModule& module,
+                              const AdamW& optimizer, uint64_t iteration);
+Result<uint64_t, std::string> decode_checkpoint(std::string_view bytes, const std::string& what, const ModelConfig& cfg,
+                                                const StageId& stage, StageModule& module, AdamW& optimizer);
 
 // Loads into `module` and `optimizer` (which must be built for `cfg` and `stage`); returns the iteration.
 Result<uint64_t, std::string> load_checkpoint(const std::string& path, const ModelConfig& cfg, const StageId& stage,

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "kernels/model/checkpoint.hpp"
 #include "kernels/model/data.hpp"
 #include "kernels/model/stage_plan.hpp"
 
@@ -27,12 +28,27 @@ Result<std::unique_ptr<TrainCompute>, std::string> TrainCompute::create(const Tr
     if (!plan) return Err{plan.error()};
     const auto& r = plan->relays[static_cast<size_t>(stage - 1)];
     c->blocks_ = StageModule::blocks(m, r.first_block, r.end_block);
+    c->first_block_ = r.first_block;
+    c->end_block_ = r.end_block;
     c->opts_.push_back(std::make_unique<AdamW>(c->blocks_->named_parameters(), cfg.optimizer));
   }
   std::set<const void*> seen;
   for (const auto& [name, p] : c->parameters())
     if (seen.insert(p.unsafeGetTensorImpl()).second) c->params_.push_back(p);
   return c;
+}
+
+Result<std::string, std::string> TrainCompute::export_state(uint64_t iteration) const {
+  if (!blocks_) return Err{std::string("a data holder's state is not transferred")};
+  return encode_checkpoint(cfg_.model, StageId{StageModule::Kind::kBlocks, first_block_, end_block_}, *blocks_,
+                           *opts_.front(), iteration);
+}
+
+Result<uint64_t, std::string> TrainCompute::import_state(std::string_view bytes) {
+  if (!blocks_) return Err{std::string("a data holder's state is not transferred")};
+  before_step_.clear();  // nothing to replay from before a state we did not compute
+  return decode_checkpoint(bytes, "transferred state of stage " + std::to_string(stage_), cfg_.model,
+                           StageId{StageModule::Kind::kBlocks, first_block_, end_block_}, *blocks_, *opts_.front());
 }
 
 std::vector<std::pair<std::string, at::Tensor>> TrainCompute::parameters() const {
@@ -124,6 +140,9 @@ double TrainCompute::compute(const train::ComputeTask& t, train::Blob output, Bl
     case ComputeKind::kSnapshot:
       put(flat_grads());
       return 0;
+    case ComputeKind::kExport:
+    case ComputeKind::kImport:
+      return 0;  // bytes, not tensors: export_state / import_state
     case ComputeKind::kReduce: {
       at::Tensor sum;
       for (size_t k = 0; k < t.inputs.size(); ++k) sum = k == 0 ? in(k).clone() : sum.add_(in(k));

@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "kernels/base/result.hpp"
@@ -42,6 +44,12 @@ class TrainCompute {
   // Runs `t`; a result goes into `store` under `output`. Returns the microbatch loss for kEndBackward, else 0.
   double run(const train::ComputeTask& t, train::Blob output, BlobStore& store);
 
+  // A relay's weights and optimizer state after `iteration` steps, as checkpoint bytes (a joiner's state
+  // transfer), and back: decoding refuses another model or stage and corrupt bytes before changing anything.
+  // Holders own their data and do not transfer state: an error.
+  Result<std::string, std::string> export_state(uint64_t iteration) const;
+  Result<uint64_t, std::string> import_state(std::string_view bytes);
+
   // Every parameter of the node, by name ("start."/"end."/"blocks." prefixed), for comparisons and checkpoints.
   std::vector<std::pair<std::string, at::Tensor>> parameters() const;
 
@@ -54,6 +62,7 @@ class TrainCompute {
 
   TrainComputeConfig cfg_;
   train::Stage stage_ = 0;
+  int first_block_ = 0, end_block_ = 0;  // relays
   std::unique_ptr<StageModule> start_, end_, blocks_;
   std::vector<std::unique_ptr<AdamW>> opts_;
   std::vector<at::Tensor> params_;  // unique tensors (a tied head shares the embedding)

@@ -1,5 +1,11 @@
 #include "kernels/sim/train_sim.hpp"
 
+// GCC 12 reports moves of the event queue's std::variant inputs as maybe-uninitialized (a known false positive of
+// its -O2 flow analysis on variants: every alternative here is fully initialized).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <ostream>
@@ -45,7 +51,14 @@ std::string describe(const Body& b) {
                  [&](const GradSum& g) { o << " i" << g.iter << " n" << g.done.size() << "+" << g.end_done.size(); },
                  [&](const Reduced& r) { o << " i" << r.iter; },
                  [&](const Committed& c) { o << " i" << c.iter << " stage " << c.stage; },
+                 [&](const StateOffer& f) {
+                   o << " version " << f.manifest.version << " chunks " << f.manifest.chunk_crcs.size();
+                 },
+                 [&](const ChunkAsk& c) { o << " version " << c.version << " #" << c.index; },
+                 [&](const Chunk& c) { o << " version " << c.version << " #" << c.index << " " << c.bytes.size() << "B"; },
+                 [&](const Ready& r) { o << " seniority " << r.seniority; },
                  [&](const Ack& a) { o << " seq " << a.seq; },
+                 [&](const auto&) {},
              },
              b);
   return o.str();
@@ -55,11 +68,10 @@ std::string describe(const Body& b) {
 
 TrainSim::TrainSim(TrainSimConfig cfg) : cfg_(std::move(cfg)), rng_(cfg_.seed) {
   cfg_.params.relay_stages = static_cast<Stage>(cfg_.replicas.size());
-  NodeId next = 1;
   std::vector<std::pair<NodeId, Stage>> all;
-  for (int h = 0; h < cfg_.holders; ++h) all.push_back({next++, 0});
+  for (int h = 0; h < cfg_.holders; ++h) all.push_back({next_id_++, 0});
   for (size_t s = 0; s < cfg_.replicas.size(); ++s)
-    for (int r = 0; r < cfg_.replicas[s]; ++r) all.push_back({next++, static_cast<Stage>(s + 1)});
+    for (int r = 0; r < cfg_.replicas[s]; ++r) all.push_back({next_id_++, static_cast<Stage>(s + 1)});
   for (const auto& [id, stage] : all) nodes_[id].sm = std::make_unique<TrainNode>(id, stage, cfg_.params);
   for (const auto& [id, stage] : all)
     for (const auto& [peer, peer_stage] : all)
@@ -75,6 +87,39 @@ std::vector<NodeId> TrainSim::stage_nodes(Stage s) const {
 }
 
 void TrainSim::crash_at(NodeId n, double t) { queue_.push(t, Ev{Ev::kCrash, n, Tick{}, 0}); }
+void TrainSim::corrupt_chunks(NodeId donor, int count) { nodes_.at(donor).corrupt += count; }
+
+NodeId TrainSim::join_at(Stage s, double t) {
+  const NodeId id = next_id_++;
+  queue_.push(t, Ev{Ev::kJoin, id, PeerJoining{id, s}, 0});
+  return id;
+}
+
+// The newcomer hears of every node there ever was (the dead as dead: microbatch ownership depends on them), and
+// every running node hears of it.
+void TrainSim::join(NodeId id, Stage s) {
+  Node& node = nodes_[id];
+  node.sm = std::make_unique<TrainNode>(id, s, cfg_.params, /*joining=*/true);
+  node.started = now_;
+  if (cfg_.trace) *cfg_.trace << now_ << " " << id << " JOIN stage " << s << "\n";
+  for (const auto& [other, n] : nodes_) {
+    if (other == id) continue;
+    deliver(id, PeerJoining{other, n.sm->stage()});
+    if (n.crashed || n.expelled) deliver(id, PeerDown{other});
+  }
+  for (auto& [other, n] : nodes_)
+    if (other != id && !n.crashed) queue_.push(now_, Ev{Ev::kInput, other, PeerJoining{id, s}, 0});
+}
+
+// Identical bytes on replicas in the same state (a header, then filler drawn from it): several donors serve one
+// newcomer, and the import checks it got the state of its stage after the iterations it was told.
+std::string TrainSim::modeled_state(Stage s, Iter version, uint64_t chain) const {
+  std::string out = "gwtf-sim-state " + std::to_string(s) + " " + std::to_string(version) + " " +
+                    std::to_string(chain) + "\n";
+  Rng fill(chain ^ (uint64_t{s} << 48) ^ version);
+  while (out.size() < cfg_.state_bytes) out.push_back(static_cast<char>(fill.below(256)));
+  return out;
+}
 void TrainSim::crash_when(CrashPoint p) { crash_points_.push_back(p); }
 void TrainSim::slow_down(NodeId n, double factor) { nodes_.at(n).speed = 1.0 / factor; }
 void TrainSim::poison(NodeId n, ComputeKind kind, Iter iter) {
@@ -138,6 +183,10 @@ void TrainSim::carry_out(NodeId n, Output& out) {
         *cfg_.trace << now_ << " " << m.to << " LOST <- " << n << " " << describe(m.body) << "\n";
       continue;
     }
+    if (auto* c = std::get_if<Chunk>(&m.body); c && nodes_.at(n).corrupt > 0 && !c->bytes.empty()) {
+      --nodes_.at(n).corrupt;
+      c->bytes[c->bytes.size() / 2] ^= 0x5a;  // one byte flipped on the way
+    }
     const double delay = cfg_.latency * (0.5 + rng_.uniform());
     queue_.push(now_ + delay, Ev{Ev::kInput, m.to, Receive{m}, 0});
   }
@@ -155,6 +204,8 @@ void TrainSim::carry_out(NodeId n, Output& out) {
         crashed_at_.erase(c);  // the first redo of its work counts
       }
     }
+    if (e.kind == EventKind::kJoined)
+      report_.joins.push_back({n, now_ - nodes_.at(n).started, nodes_.at(n).imported});
     if (e.kind == EventKind::kIterationCommitted) {
       auto& a = report_.iterations[e.iter];
       if (a.committed_at < 0) a.committed_at = now_;
@@ -197,7 +248,8 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
                 std::to_string(p.stage) + ")");
     return &p;
   };
-  ComputeDone done{t.id, 0, 0, true};
+  ComputeDone done;
+  done.id = t.id;
   const double time = task_time(node, t);
   const bool poisoned = node.poison.erase({static_cast<int>(t.kind), t.iter}) > 0;
   // A replay runs on the weights from before the node's last step (the only old copy a driver keeps) and
@@ -265,13 +317,48 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
               violation("live members of the stage applied different gradients (node " + std::to_string(other) + ")");
           applied[n] = p->identity;
         }
+        node.chain = (node.chain ^ p->identity) * 0x9E3779B97F4A7C15ull + 1;
       }
       node.accumulator.erase(t.iter);
       break;
     }
+    case ComputeKind::kExport:
+      exported_chain_[{s, node.sm->stepped()}] = node.chain;
+      if (cfg_.compute) done.state = std::make_shared<const std::string>(cfg_.compute->export_state(n, s, node.sm->stepped()));
+      else done.state = std::make_shared<const std::string>(modeled_state(s, node.sm->stepped(), node.chain));
+      break;
+    case ComputeKind::kImport: {
+      node.imported = t.iter;
+      if (!t.state) {
+        violation("import without a state");
+        done.finite = false;
+        break;
+      }
+      std::istringstream header(t.state->substr(0, t.state->find('\n')));
+      std::string magic;
+      Stage stage = 0;
+      Iter version = 0;
+      uint64_t chain = 0;
+      if (!cfg_.compute) {
+        header >> magic >> stage >> version >> chain;
+        if (magic != "gwtf-sim-state" || stage != s || version != t.iter ||
+            *t.state != modeled_state(stage, version, chain)) {
+          violation("imported a wrong state (" + magic + " stage " + std::to_string(stage) + " version " +
+                    std::to_string(version) + ")");
+          done.finite = false;
+        }
+        node.chain = chain;
+      } else if (!cfg_.compute->import_state(n, s, *t.state)) {
+        violation("the state a joiner received was refused");
+        done.finite = false;
+      } else {
+        node.chain = exported_chain_[{s, t.iter}];  // real bytes carry no chain: the donors' at that version
+      }
+      break;
+    }
   }
   if (poisoned) done.finite = false;
-  if (cfg_.compute && !poisoned) {
+  if (cfg_.compute && !poisoned && t.kind != ComputeKind::kExport && t.kind != ComputeKind::kImport) {
     const double loss = cfg_.compute->run(n, s, t, done.output);
     if (t.kind == ComputeKind::kEndBackward) done.loss = loss;
   }
@@ -298,6 +385,7 @@ TrainSimReport TrainSim::run(double time_limit) {
     switch (ev.kind) {
       case Ev::kInput: deliver(ev.node, ev.input); break;
       case Ev::kCrash: crash(ev.node); break;
+      case Ev::kJoin: join(ev.node, std::get<PeerJoining>(ev.input).stage); break;
       case Ev::kDown:
         nodes_.at(ev.about).expelled = true;
         for (auto& [id, other] : nodes_)
@@ -316,6 +404,15 @@ TrainSimReport TrainSim::run(double time_limit) {
     if (report_.finished) break;
   }
   report_.time = now_;
+  // Replicas of a stage that finished hold the same state: the same reduces applied in the same order (a
+  // newcomer: from the state it imported on).
+  if (report_.finished)
+    for (Stage st = 1; st <= cfg_.params.relay_stages; ++st) {
+      std::set<uint64_t> chains;
+      for (const auto& [id, n] : nodes_)
+        if (n.sm->stage() == st && !n.crashed && !n.expelled) chains.insert(n.chain);
+      if (chains.size() > 1) report_.violations.push_back("replicas of stage " + std::to_string(st) + " diverged");
+    }
   const double M = cfg_.params.microbatches, I = static_cast<double>(cfg_.params.iterations);
   const double S = cfg_.params.relay_stages;
   report_.useful_tasks = static_cast<uint64_t>(I * M * (3 + 2 * S));

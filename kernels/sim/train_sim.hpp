@@ -28,10 +28,18 @@ class ComputeHook {
   // Runs task `t` of `node`; a result goes under blob `output` (0: none). Returns the loss for kEndBackward.
   virtual double run(train::NodeId node, train::Stage stage, const train::ComputeTask& t, train::Blob output) = 0;
   virtual void crash(train::NodeId node) = 0;  // its memory is gone
+  // A relay's weights and optimizer state after `iteration` steps as bytes (kExport), and their import into a
+  // joiner (kImport; false: refused).
+  virtual std::string export_state(train::NodeId node, train::Stage stage, train::Iter iteration) = 0;
+  virtual bool import_state(train::NodeId node, train::Stage stage, const std::string& bytes) = 0;
 };
 
 struct TrainSimConfig {
-  train::TrainParams params;
+  train::TrainParams params = [] {
+    train::TrainParams p;
+    p.state_chunk = 16 << 10;  // the modeled state (state_bytes) travels in several chunks
+    return p;
+  }();
   int holders = 2;
   std::vector<int> replicas;  // per relay stage
   uint64_t seed = 1;
@@ -46,6 +54,7 @@ struct TrainSimConfig {
   // failing seed with a trace is how a stall is read).
   std::ostream* trace = nullptr;
   ComputeHook* compute = nullptr;  // when set, real compute (not owned)
+  uint64_t state_bytes = 128 << 10;  // a relay's modeled state (weights and optimizer), transferred to joiners
 };
 
 // Where a crash is placed: when `node` starts work of this kind for (iter, mb) (mb ignored for aggregation work).
@@ -80,6 +89,12 @@ struct TrainSimReport {
   std::map<std::string, uint64_t> events;
   std::map<train::Iter, IterationAccount> iterations;
   uint64_t messages = 0, lost_messages = 0;
+  struct Join {
+    train::NodeId node = 0;
+    double seconds = 0;     // join -> serving
+    train::Iter state = 0;  // the iterations its imported state had (it caught up from there)
+  };
+  std::vector<Join> joins;  // newcomers that got their stage's state and serve
 };
 
 class TrainSim {
@@ -93,6 +108,11 @@ class TrainSim {
   // The node keeps running, but every other node is told it is dead at `t` (a slow node presumed dead).
   void presume_dead_at(train::NodeId n, double t);
   void slow_down(train::NodeId n, double factor);
+  // A newcomer of relay stage `s` starts at `t`: it fetches the stage's state from the live replicas and then
+  // serves. Returns its id (after every founding node's).
+  train::NodeId join_at(train::Stage s, double t);
+  // The next `count` state chunks `donor` sends arrive with one byte flipped.
+  void corrupt_chunks(train::NodeId donor, int count);
   // The next result of this kind computed by `n` for `iter` holds NaN (rejected and recomputed).
   void poison(train::NodeId n, train::ComputeKind kind, train::Iter iter);
 
@@ -116,9 +136,13 @@ class TrainSim {
     std::map<train::Iter, Payload> accumulator;
     double busy = 0;
     std::set<std::pair<int, train::Iter>> poison;
+    uint64_t chain = 0;  // fold of the reduces applied: equal on replicas in the same state
+    double started = 0;
+    train::Iter imported = 0;  // a newcomer: the iterations of the state it imported
+    int corrupt = 0;     // chunks still to corrupt
   };
   struct Ev {
-    enum Kind { kInput, kCrash, kTick, kDown } kind = kInput;
+    enum Kind { kInput, kCrash, kTick, kDown, kJoin } kind = kInput;
     train::NodeId node = 0;
     train::Input input;
     train::NodeId about = 0;
@@ -130,6 +154,8 @@ class TrainSim {
   void crash(train::NodeId n);
   train::Blob store(Payload p);
   double task_time(const Node& node, const train::ComputeTask& t) const;
+  void join(train::NodeId id, train::Stage s);
+  std::string modeled_state(train::Stage s, train::Iter version, uint64_t chain) const;
 
   TrainSimConfig cfg_;
   Rng rng_;
@@ -138,11 +164,13 @@ class TrainSim {
   std::map<train::NodeId, Node> nodes_;
   std::map<train::Blob, Payload> blobs_;
   train::Blob next_blob_ = 1;
+  train::NodeId next_id_ = 1;
   std::vector<CrashPoint> crash_points_;
   // Per stage and iteration: which reduce each member applied. Live members must agree; a result applied only
   // by members that died since left no trace (a new leader reduces the same contributions again).
   std::map<std::pair<train::Stage, train::Iter>, std::map<train::NodeId, uint64_t>> applied_;
   std::map<train::Iter, std::map<train::NodeId, double>> holder_loss_;  // per iteration: each holder's loss
+  std::map<std::pair<train::Stage, train::Iter>, uint64_t> exported_chain_;  // a donor's chain per state exported
   std::map<train::NodeId, double> crashed_at_;
   std::vector<double> recovery_latencies_;
   TrainSimReport report_;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <variant>
 #include <vector>
@@ -78,11 +79,39 @@ struct Committed {  // leader to everyone: this stage stepped for iteration `ite
   Iter iter = 0;
   Stage stage = 0;
 };
+// Joining (state transfer, kernels/train/state_transfer.hpp).
+struct StateManifest {  // a donor's state: after `version` iterations, in chunks of chunk_size bytes
+  Iter version = 0;
+  uint64_t size = 0;
+  uint32_t chunk_size = 0;
+  std::vector<uint32_t> chunk_crcs;  // CRC-32 per chunk
+  uint32_t crc = 0;                  // of the whole state
+};
+struct StateAsk {};  // a joiner to a live replica of its stage: offer your state
+struct StateOffer {  // the answer
+  StateManifest manifest;
+};
+struct ChunkAsk {
+  Iter version = 0;
+  uint32_t index = 0;
+};
+struct Chunk {
+  Iter version = 0;
+  uint32_t index = 0;
+  std::string bytes;
+};
+struct StateDone {};  // the joiner imported the state: the donor may drop its copy
+// A member serves its stage from now on. Seniority orders a stage's members for leadership — founders 0, a
+// joiner one more than the iterations its state had — so a newcomer never takes over a running reduce.
+struct Ready {
+  uint64_t seniority = 0;
+};
 struct Ack {
   uint64_t seq = 0;
 };
 
-using Body = std::variant<Activation, Forwarded, Gradient, WhoHolds, Adopt, Progress, Collect, GradSum, Reduced, Committed, Ack>;
+using Body = std::variant<Activation, Forwarded, Gradient, WhoHolds, Adopt, Progress, Collect, GradSum, Reduced,
+                          Committed, StateAsk, StateOffer, ChunkAsk, Chunk, StateDone, Ready, Ack>;
 
 struct Message {
   NodeId from = 0, to = 0;
@@ -104,6 +133,8 @@ enum class ComputeKind : uint8_t {
   kSnapshot,       // the accumulated gradient sum of `iter` -> a blob (sent in a GradSum)
   kReduce,         // leader: `inputs` are member sums in member order -> reduced, clipped gradient
   kApply,          // optimizer step with the reduced gradient `inputs[0]`; clears the accumulator of `iter`
+  kExport,         // the stage's weights and optimizer state, serialized -> ComputeDone::state
+  kImport,         // ComputeTask::state -> the stage's weights and optimizer state (after `iter` iterations)
 };
 const char* compute_name(ComputeKind k);
 bool is_work(ComputeKind k);  // forward/backward-type work on a microbatch (not aggregation)
@@ -119,6 +150,7 @@ struct ComputeTask {
   // cached answer): it runs on the weights from before that step — the driver keeps one such copy — and
   // accumulates nothing (no gradient, no loss).
   bool replay = false;
+  std::shared_ptr<const std::string> state;  // kImport
 };
 
 struct ComputeDone {
@@ -126,6 +158,7 @@ struct ComputeDone {
   Blob output = 0;  // kForward/kStartForward: activation; kBackward/kEndBackward: gradient; kSnapshot/kReduce: sum
   double loss = 0;  // kEndBackward
   bool finite = true;  // false: the result holds NaN/Inf (rejected; the work is redone)
+  std::shared_ptr<const std::string> state;  // kExport; empty on kImport: the state was refused
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -143,7 +176,13 @@ struct Finished {
 struct SetNextHops {  // the flow layer's current choice of next-stage replicas for this node (empty: any live one)
   std::vector<NodeId> hops;
 };
-using Input = std::variant<Receive, Tick, PeerUp, PeerDown, Finished, SetNextHops>;
+// A newcomer of `stage` without state yet: it serves once its Ready arrives. (A PeerUp is a founding member, ready
+// from the start.)
+struct PeerJoining {
+  NodeId peer = 0;
+  Stage stage = 0;
+};
+using Input = std::variant<Receive, Tick, PeerUp, PeerDown, Finished, SetNextHops, PeerJoining>;
 
 enum class EventKind : uint8_t {
   kDroppedFromDead,     // a message from a peer presumed dead (a late answer): dropped
@@ -155,6 +194,8 @@ enum class EventKind : uint8_t {
   kAdopted,             // a dead holder's microbatches taken over
   kStepped,             // this node applied the reduced gradient of an iteration
   kIterationCommitted,  // every stage stepped: the iteration's buffers are freed
+  kRejectedChunk,       // a state chunk whose checksum did not match: asked again from another donor
+  kJoined,              // this newcomer imported its stage's state and serves (value: the state's iterations)
 };
 const char* event_name(EventKind k);
 

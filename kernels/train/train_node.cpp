@@ -1,6 +1,7 @@
 #include "kernels/train/train_node.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "kernels/base/overloaded.hpp"
@@ -18,14 +19,26 @@ std::vector<bool> confirmed_flags(std::vector<bool> c, size_t n) {
   return c;
 }
 
+ComputeTask task(ComputeKind kind, Iter iter, Mb mb = 0, std::vector<Blob> inputs = {}, bool replay = false) {
+  ComputeTask t;
+  t.kind = kind;
+  t.iter = iter;
+  t.mb = mb;
+  t.inputs = std::move(inputs);
+  t.replay = replay;
+  return t;
+}
+
 bool is_backward(ComputeKind k) {
   return k == ComputeKind::kBackward || k == ComputeKind::kEndBackward || k == ComputeKind::kStartBackward;
 }
 
 }  // namespace
 
-TrainNode::TrainNode(NodeId id, Stage stage, TrainParams params) : id_(id), stage_(stage), params_(params) {
-  members_[id_] = {stage_, true};
+TrainNode::TrainNode(NodeId id, Stage stage, TrainParams params, bool joining)
+    : id_(id), stage_(stage), params_(params), fetcher_(params.state_window) {
+  ready_ = !joining;
+  members_[id_] = {stage_, true, ready_, 0};
   if (is_holder()) holders_ever_.push_back(id_);
 }
 
@@ -37,17 +50,24 @@ bool TrainNode::alive(NodeId n) const {
   return it != members_.end() && it->second.alive;
 }
 
+// The members serving stage s: alive and ready (a joiner without state yet is not among them).
 std::vector<NodeId> TrainNode::live(Stage s) const {
   std::vector<NodeId> out;
   for (const auto& [n, m] : members_)
-    if (m.alive && m.stage == s) out.push_back(n);
+    if (m.alive && m.ready && m.stage == s) out.push_back(n);
   return out;
 }
 
+bool TrainNode::senior(NodeId a, NodeId b) const {
+  const Member &ma = members_.at(a), &mb = members_.at(b);
+  return ma.seniority != mb.seniority ? ma.seniority < mb.seniority : a < b;
+}
+
 std::optional<NodeId> TrainNode::leader(Stage s) const {
-  for (const auto& [n, m] : members_)
-    if (m.alive && m.stage == s) return n;  // members_ is ordered: the lowest live id
-  return std::nullopt;
+  std::optional<NodeId> best;
+  for (NodeId n : live(s))
+    if (!best || senior(n, *best)) best = n;
+  return best;
 }
 
 // Microbatch mb belongs to holders_ever_[mb mod n], or, when that one is dead, to the next live one after it.
@@ -65,10 +85,11 @@ std::optional<NodeId> TrainNode::owner(Iter, Mb mb) const {
 std::optional<NodeId> TrainNode::pick_next(Iter i, Mb mb, NodeId avoid, NodeId hint) const {
   const Stage ns = next_stage();
   if (ns == 0) return owner(i, mb);
-  if (hint && hint != avoid && alive(hint) && members_.at(hint).stage == ns) return hint;
+  auto serves = [&](NodeId n) { return alive(n) && members_.at(n).ready && members_.at(n).stage == ns; };
+  if (hint && hint != avoid && serves(hint)) return hint;
   std::vector<NodeId> candidates;
   for (NodeId h : next_hops_)
-    if (h != avoid && alive(h) && members_.at(h).stage == ns) candidates.push_back(h);
+    if (h != avoid && serves(h)) candidates.push_back(h);
   if (candidates.empty())
     for (NodeId h : live(ns))
       if (h != avoid) candidates.push_back(h);
@@ -106,19 +127,16 @@ void TrainNode::step(const Input& in, double now, Output& out) {
                  [&](const Tick&) {
                    ticking_ = true;
                    catch_up(out);
+                   join_tick(out);
+                   maybe_ready(out);
                    for (auto& [seq, p] : outbox_)
                      if (now_ - p.sent_at >= params_.retransmit_after) {
                        p.sent_at = now_;
                        out.send.push_back(p.msg);
                      }
                  },
-                 [&](const PeerUp& u) {
-                   auto& m = members_[u.peer];
-                   m.stage = u.stage;
-                   if (u.stage == 0 && !std::binary_search(holders_ever_.begin(), holders_ever_.end(), u.peer))
-                     holders_ever_.insert(std::upper_bound(holders_ever_.begin(), holders_ever_.end(), u.peer),
-                                          u.peer);
-                 },
+                 [&](const PeerUp& u) { add_member(u.peer, u.stage, true, out); },
+                 [&](const PeerJoining& j) { add_member(j.peer, j.stage, false, out); },
                  [&](const PeerDown& d) { on_peer_down(d.peer, out); },
                  [&](const Finished& f) { on_finished(f.done, out); },
                  [&](const SetNextHops& h) { next_hops_ = h.hops; },
@@ -170,6 +188,15 @@ void TrainNode::on_message(const Message& m, Output& out) {
                  [&](const GradSum& g) { on_gradsum(m.from, g, out); },
                  [&](const Reduced& r) { on_reduced(r, out); },
                  [&](const Committed& c) { on_committed(c, out); },
+                 [&](const StateAsk&) { on_state_ask(m.from, out); },
+                 [&](const StateOffer& o) { on_state_offer(m.from, o, out); },
+                 [&](const ChunkAsk& c) { on_chunk_ask(m.from, c, out); },
+                 [&](const Chunk& c) { on_chunk(m.from, c, out); },
+                 [&](const StateDone&) {
+                   fetching_.erase(m.from);
+                   if (fetching_.empty() && state_askers_.empty()) snapshot_.reset();  // memory back
+                 },
+                 [&](const Ready& r) { on_ready(m.from, r, out); },
                  [&](const Ack&) {},
              },
              m.body);
@@ -197,7 +224,7 @@ void TrainNode::on_activation(NodeId from, const Activation& a, Output& out) {
     st.route = a.route;
     st.fwd_queued = !end;
     st.replay = stale;
-    queue({0, end ? ComputeKind::kEndBackward : ComputeKind::kForward, a.iter, a.mb, {a.data}, 0, stale});
+    queue(task(end ? ComputeKind::kEndBackward : ComputeKind::kForward, a.iter, a.mb, {a.data}, stale));
     return;
   }
   out.release.push_back(a.data);
@@ -291,14 +318,54 @@ void TrainNode::on_gradient(NodeId from, const Gradient& g, Output& out) {
   }
   st.grad_in = g.data;
   st.bwd_queued = true;
-  if (is_holder()) queue({0, ComputeKind::kStartBackward, g.iter, g.mb, {g.data}, 0});
-  else queue({0, ComputeKind::kBackward, g.iter, g.mb, {st.input, g.data}, 0, st.replay});
+  if (is_holder()) queue(task(ComputeKind::kStartBackward, g.iter, g.mb, {g.data}));
+  else queue(task(ComputeKind::kBackward, g.iter, g.mb, {st.input, g.data}, st.replay));
+}
+
+// Our output of a forward goes to the next stage (a redo's route first); with no serving replica there yet, it
+// waits for one to come up or become ready (resend_unrouted).
+void TrainNode::send_output(Iter i, Mb mb, MbState& st, Output& out) {
+  auto next = pick_next(i, mb, 0, st.route.empty() ? 0 : st.route.front());
+  if (!next) return;
+  st.point_to(*next, false);
+  if (!st.route.empty()) {
+    st.down.assign(st.route.begin() + 1, st.route.end());
+    st.down_confirmed.assign(st.down.size(), false);
+  }
+  send(*next, Activation{i, mb, st.output, st.down}, out);
+  announce_path(i, mb, st, out);
+}
+
+void TrainNode::resend_unrouted(Output& out) {
+  for (auto& [i, it] : iters_)
+    for (auto& [mb, st] : it.mbs)
+      if (st.fwd_done && !st.to && st.output) send_output(i, mb, st, out);
+}
+
+void TrainNode::add_member(NodeId peer, Stage stage, bool ready, Output& out) {
+  auto [m, fresh] = members_.try_emplace(peer, Member{stage, true, ready, 0});
+  m->second.stage = stage;
+  m->second.ready = m->second.ready || ready;  // a Ready may arrive before the driver's notice
+  if (stage == 0 && !std::binary_search(holders_ever_.begin(), holders_ever_.end(), peer))
+    holders_ever_.insert(std::upper_bound(holders_ever_.begin(), holders_ever_.end(), peer), peer);
+  if (!ready && ready_) send(peer, Ready{seniority_}, out);  // the newcomer learns who serves
+  if (m->second.ready) resend_unrouted(out);
 }
 
 void TrainNode::on_finished(const ComputeDone& d, Output& out) {
   if (!running_ || running_->id != d.id) return;  // not ours (a stale completion after a restart)
   const ComputeTask t = *running_;
   running_.reset();
+  if (t.kind == ComputeKind::kImport) return on_imported(t, d.finite, out);
+  if (t.kind == ComputeKind::kExport) {
+    exporting_ = false;
+    if (!d.state) return;
+    snapshot_ = d.state;
+    snapshot_manifest_ = make_manifest(stepped_, *snapshot_, params_.state_chunk);
+    for (NodeId a : std::exchange(state_askers_, {}))
+      if (alive(a)) offer_state(a, out);
+    return;
+  }
   if (!d.finite) {  // never accumulated: run it again
     out.events.push_back({EventKind::kRejectedNonFinite, t.iter, t.mb, id_});
     if (d.output) out.release.push_back(d.output);
@@ -316,15 +383,7 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       MbState& st = it->second.mbs[t.mb];
       st.output = d.output;
       st.fwd_done = true;
-      auto next = pick_next(t.iter, t.mb, 0, st.route.empty() ? 0 : st.route.front());
-      if (!next) return;  // no live replica of the next stage: a PeerUp or the redo rule resends it
-      st.point_to(*next, false);
-      if (!st.route.empty()) {
-        st.down.assign(st.route.begin() + 1, st.route.end());
-        st.down_confirmed.assign(st.down.size(), false);
-      }
-      send(*next, Activation{t.iter, t.mb, d.output, st.down}, out);
-      announce_path(t.iter, t.mb, st, out);
+      send_output(t.iter, t.mb, st, out);
       return;
     }
     case ComputeKind::kBackward:
@@ -378,6 +437,9 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       on_reduced(r, out);
       return;
     }
+    case ComputeKind::kExport:
+    case ComputeKind::kImport:
+      return;  // handled above
     case ComputeKind::kApply: {
       ++stepped_;
       // Work of the stepped iteration still in progress or queued was not needed for the stage's sum: it may
@@ -407,6 +469,7 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
         early_reduced_.erase(e);
         on_reduced(r, out);
       }
+      maybe_ready(out);
       return;
     }
   }
@@ -477,7 +540,7 @@ void TrainNode::inject(Output&) {
       st.injected = true;
       st.fwd_queued = true;
       st.replay = i < stepped_;  // a dead owner's microbatch after our stage stepped: only for the relays' redo
-      queue({0, ComputeKind::kStartForward, i, mb, {}, 0, st.replay});
+      queue(task(ComputeKind::kStartForward, i, mb, {}, st.replay));
       ++in_flight;
     }
   }
@@ -562,7 +625,7 @@ void TrainNode::redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out) {
     st.fwd_queued = true;
     st.replay = i < stepped_;
     st.route = path;
-    queue({0, ComputeKind::kStartForward, i, mb, {}, 0, st.replay});
+    queue(task(ComputeKind::kStartForward, i, mb, {}, st.replay));
   }
 }
 
@@ -578,6 +641,12 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
   }
   for (auto it = outbox_.begin(); it != outbox_.end();)
     it = it->second.msg.to == peer ? outbox_.erase(it) : std::next(it);
+  // State transfer: a dead donor's chunks are asked from the others; a dead newcomer needs no copy any more.
+  fetcher_.on_donor_down(peer);
+  fetching_.erase(peer);
+  state_askers_.erase(peer);
+  if (fetching_.empty() && state_askers_.empty()) snapshot_.reset();
+  fetch_state(out);
   // Our stage's leader died: the steps it may not have announced yet are the new leader's to announce, once every
   // live member holds their reduced gradients (it may lag and adopts them from us).
   if (auto l = leader(stage_); l && was_leader && dead_stage == stage_) {
@@ -704,7 +773,8 @@ void TrainNode::leader_check(Iter i, Output& out) {
   }
   if (!answered || !covers_exactly(lead.sums, params_.microbatches, is_holder())) return;
   lead.reducing = true;
-  ComputeTask t{0, ComputeKind::kReduce, i, 0, {}, params_.microbatches};
+  ComputeTask t = task(ComputeKind::kReduce, i);
+  t.microbatches = params_.microbatches;
   for (const auto& [n, g] : lead.sums)  // member order: every leader sums alike
     if (g.data) t.inputs.push_back(g.data);
   queue(t);
@@ -718,7 +788,7 @@ void TrainNode::on_collect(NodeId from, const Collect& c, Output& out) {
   // The sender leads our stage in its view, so every member below it is dead to it: to us too from now on (a
   // late Reduced from one of them must not be applied after we answered the new leader).
   for (NodeId n : live(stage_))
-    if (n < from && n != id_) on_peer_down(n, out);
+    if (n != id_ && n != from && senior(n, from)) on_peer_down(n, out);
   auto& it = iters_[c.iter];
   if (it.done.empty() && it.end_done.empty()) {  // no work: an empty answer, no snapshot needed
     const GradSum empty{c.iter, {}, {}, 0, 0};
@@ -728,7 +798,7 @@ void TrainNode::on_collect(NodeId from, const Collect& c, Output& out) {
   }
   if (it.snapshot_queued) return;
   it.snapshot_queued = true;
-  queue({0, ComputeKind::kSnapshot, c.iter, 0, {}, 0});
+  queue(task(ComputeKind::kSnapshot, c.iter));
 }
 
 void TrainNode::on_gradsum(NodeId from, const GradSum& g, Output& out) {
@@ -740,7 +810,7 @@ void TrainNode::on_gradsum(NodeId from, const GradSum& g, Output& out) {
 }
 
 void TrainNode::on_reduced(const Reduced& r, Output& out) {
-  if (r.iter < stepped_) return;
+  if (r.iter < stepped_ || (!ready_ && !imported_)) return;
   if (r.iter > stepped_) {  // we have not applied the one before yet
     early_reduced_[r.iter] = r;
     return;
@@ -753,7 +823,7 @@ void TrainNode::on_reduced(const Reduced& r, Output& out) {
     out.release.push_back(reduced_log_.begin()->second.data);
     reduced_log_.erase(reduced_log_.begin());
   }
-  queue({0, ComputeKind::kApply, r.iter, 0, {r.data}, 0});
+  queue(task(ComputeKind::kApply, r.iter, 0, {r.data}));
   // A new leader that received the old leader's result passes it on, so no member computes another.
   if (leader(stage_) == id_)
     for (NodeId n : live(stage_))
@@ -763,6 +833,7 @@ void TrainNode::on_reduced(const Reduced& r, Output& out) {
 // Our stage stepped further than we did and the Reduced we lack died with its sender: ask the live members
 // (answered from their reduced-gradient logs, see on_progress).
 void TrainNode::catch_up(Output& out) {
+  if (!ready_ && !imported_) return;  // a newcomer catches up from the state it imports
   auto s = stage_stepped_.find(stage_);
   const bool lagging = s != stage_stepped_.end() && s->second > stepped_ && !iters_[stepped_].reduced;
   if (!lagging || now_ - last_catch_up_ < params_.retransmit_after) return;
@@ -813,6 +884,128 @@ void TrainNode::free_committed(Output& out) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Joining. The newcomer asks the stage's serving replicas for their state, fetches its chunks from every donor
+// that offers the same state (they are bit-identical), imports it, catches up with the reduced gradients applied
+// since (the members' logs, see catch_up), and only then announces itself Ready: until then no leader waits for
+// it and no microbatch is routed to it.
+
+void TrainNode::join_tick(Output& out) {
+  if (ready_ || importing_ || imported_) return;
+  if (fetcher_.needs_offers() && now_ - last_state_ask_ >= 2 * params_.retransmit_after) {
+    last_state_ask_ = now_;
+    for (NodeId d : live(stage_)) {
+      asked_donors_.insert(d);
+      send(d, StateAsk{}, out);
+    }
+  }
+  fetch_state(out);
+}
+
+void TrainNode::fetch_state(Output& out) {
+  if (ready_ || importing_ || imported_) return;
+  for (const auto& [donor, index] : fetcher_.requests()) send(donor, ChunkAsk{fetcher_.version(), index}, out);
+  if (!fetcher_.complete()) return;
+  const Iter version = fetcher_.version();
+  auto state = fetcher_.assemble();
+  if (!state) {  // the chunks verified but the whole did not: start over (the fetcher was reset)
+    out.events.push_back({EventKind::kRejectedChunk, version, 0, 0});
+    return;
+  }
+  importing_ = true;
+  ComputeTask t = task(ComputeKind::kImport, version);
+  t.state = std::make_shared<const std::string>(std::move(*state));
+  queue(std::move(t));
+  for (NodeId d : std::exchange(asked_donors_, {}))
+    if (alive(d)) send(d, StateDone{}, out);
+  fetcher_.reset();
+}
+
+void TrainNode::on_state_offer(NodeId from, const StateOffer& o, Output& out) {
+  if (ready_ || importing_ || imported_) return;
+  fetcher_.on_manifest(from, o.manifest);
+  fetch_state(out);
+}
+
+void TrainNode::on_chunk(NodeId from, const Chunk& c, Output& out) {
+  if (ready_ || importing_ || imported_) return;
+  if (fetcher_.on_chunk(from, c.version, c.index, c.bytes) == StateFetcher::ChunkResult::kRejected)
+    out.events.push_back({EventKind::kRejectedChunk, c.version, c.index, from});
+  fetch_state(out);
+}
+
+void TrainNode::on_imported(const ComputeTask& t, bool ok, Output& out) {
+  importing_ = false;
+  if (!ok) {  // the driver refused the state (wrong stage or model): fetch again
+    out.events.push_back({EventKind::kRejectedChunk, t.iter, 0, 0});
+    last_state_ask_ = -1e300;
+    return;
+  }
+  imported_ = true;
+  stepped_ = t.iter;
+  while (!iters_.empty() && iters_.begin()->first < stepped_) iters_.erase(iters_.begin());
+  while (!early_reduced_.empty() && early_reduced_.begin()->first < stepped_) early_reduced_.erase(early_reduced_.begin());
+  maybe_ready(out);
+}
+
+// Ready once caught up with the stage as far as we heard (its Committed messages); a stage that moved on further
+// than its members' reduced-gradient logs reach means fetching a newer state.
+void TrainNode::maybe_ready(Output& out) {
+  if (ready_ || !imported_) return;
+  auto s = stage_stepped_.find(stage_);
+  const Iter stage_at = s == stage_stepped_.end() ? 0 : s->second;
+  if (stage_at > stepped_ + params_.reduced_log) {
+    imported_ = false;
+    last_state_ask_ = -1e300;
+    return;
+  }
+  if (stage_at > stepped_) return;  // catch_up applies what the stage applied since
+  ready_ = true;
+  seniority_ = stepped_ + 1;
+  members_[id_].ready = true;
+  members_[id_].seniority = seniority_;
+  for (const auto& [n, m] : members_)
+    if (m.alive && n != id_) send(n, Ready{seniority_}, out);
+  out.events.push_back({EventKind::kJoined, stepped_, 0, id_, static_cast<double>(stepped_)});
+}
+
+void TrainNode::on_ready(NodeId from, const Ready& r, Output& out) {
+  Member& m = members_[from];
+  m.ready = true;
+  m.seniority = r.seniority;
+  // Work that found no serving replica (the whole next stage had died) goes to the newcomer now.
+  resend_unrouted(out);
+  for (auto& [i, it] : iters_)
+    for (auto& [mb, st] : it.mbs)
+      if (st.to && !alive(st.to)) redo(i, mb, st, st.to, out);
+}
+
+void TrainNode::on_state_ask(NodeId from, Output& out) {
+  if (!ready_ || is_holder()) return;
+  // A copy someone still fetches stays the offer (the newcomer catches up from it); otherwise a fresh one.
+  if (snapshot_ && (snapshot_manifest_.version == stepped_ || !fetching_.empty())) {
+    offer_state(from, out);
+    return;
+  }
+  state_askers_.insert(from);
+  if (exporting_) return;
+  exporting_ = true;
+  queue(task(ComputeKind::kExport, stepped_));
+}
+
+void TrainNode::offer_state(NodeId to, Output& out) {
+  fetching_.insert(to);
+  send(to, StateOffer{snapshot_manifest_}, out);
+}
+
+void TrainNode::on_chunk_ask(NodeId from, const ChunkAsk& c, Output& out) {
+  if (!snapshot_ || c.version != snapshot_manifest_.version || c.index >= chunk_count(snapshot_manifest_)) {
+    on_state_ask(from, out);  // we no longer have that copy: offer what we have now
+    return;
+  }
+  send(from, Chunk{c.version, c.index, std::string(chunk_of(*snapshot_, snapshot_manifest_, c.index))}, out);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Compute: one task at a time; optimizer work first, then backward (1F1B), then forward; an iteration's
 // forward/backward waits until the stage stepped the one before.
 
@@ -822,13 +1015,14 @@ void TrainNode::queue(ComputeTask t) {
 }
 
 bool TrainNode::runnable(const ComputeTask& t) const {
+  if (t.kind == ComputeKind::kExport || t.kind == ComputeKind::kImport) return true;  // between any two steps
   return t.iter == stepped_ || (t.replay && t.iter + 1 == stepped_);
 }
 
 void TrainNode::pump(Output& out) {
   if (running_) return;
   auto rank = [](const ComputeTask& t) {
-    if (t.kind == ComputeKind::kApply || t.kind == ComputeKind::kReduce || t.kind == ComputeKind::kSnapshot) return 0;
+    if (!is_work(t.kind)) return 0;  // aggregation and state transfer first
     return is_backward(t.kind) ? 1 : 2;
   };
   auto best = tasks_.end();
@@ -843,8 +1037,11 @@ void TrainNode::pump(Output& out) {
 // ---------------------------------------------------------------------------------------------------------------
 
 const char* body_name(const Body& b) {
-  static constexpr const char* kNames[] = {"activation", "forwarded", "gradient",  "who-holds", "adopt",
-                                           "progress",   "collect",   "gradsum",   "reduced",   "committed", "ack"};
+  static constexpr const char* kNames[] = {"activation", "forwarded",   "gradient",  "who-holds", "adopt",
+                                           "progress",   "collect",     "gradsum",   "reduced",   "committed",
+                                           "state-ask",  "state-offer", "chunk-ask", "chunk",     "state-done",
+                                           "ready",      "ack"};
+  static_assert(std::size(kNames) == std::variant_size_v<Body>);
   return kNames[b.index()];
 }
 
@@ -854,15 +1051,16 @@ bool is_work(ComputeKind k) {
 }
 
 const char* compute_name(ComputeKind k) {
-  static constexpr const char* kNames[] = {"start-forward", "forward", "end-backward", "backward",
-                                           "start-backward", "snapshot", "reduce", "apply"};
+  static constexpr const char* kNames[] = {"start-forward", "forward", "end-backward", "backward", "start-backward",
+                                           "snapshot",      "reduce",  "apply",        "export",   "import"};
   return kNames[static_cast<int>(k)];
 }
 
 const char* event_name(EventKind k) {
   static constexpr const char* kNames[] = {"dropped-from-dead", "dropped-unknown", "dropped-stale",
                                            "duplicate",         "rejected-non-finite", "redo",
-                                           "adopted",           "stepped",          "iteration-committed"};
+                                           "adopted",           "stepped",          "iteration-committed",
+                                           "rejected-chunk",    "joined"};
   return kNames[static_cast<int>(k)];
 }
 

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "kernels/train/messages.hpp"
+#include "kernels/train/state_transfer.hpp"
 
 namespace gwtf::train {
 
@@ -36,11 +37,15 @@ struct TrainParams {
   uint32_t max_in_flight = 4;     // per holder: microbatches it has injected and not yet finished
   double retransmit_after = 1.0;  // seconds without an acknowledgement
   uint32_t reduced_log = 8;       // reduced gradients kept to let a lagging member of the stage catch up
+  uint32_t state_chunk = 1u << 20;  // bytes per state-transfer chunk
+  uint32_t state_window = 4;        // a joiner's chunk requests in flight (spread over its donors)
 };
 
 class TrainNode {
  public:
-  TrainNode(NodeId id, Stage stage, TrainParams params);
+  // `joining`: a newcomer of a relay stage. It fetches the stage's state from the stage's live replicas, catches
+  // up with the reduced gradients applied meanwhile, and then serves (Ready); until then nobody waits for it.
+  TrainNode(NodeId id, Stage stage, TrainParams params, bool joining = false);
 
   void step(const Input& in, double now, Output& out);
 
@@ -48,7 +53,8 @@ class TrainNode {
   Stage stage() const { return stage_; }
   bool is_holder() const { return stage_ == 0; }
   Iter stepped() const { return stepped_; }  // iterations this node has applied
-  bool finished() const { return stepped_ >= params_.iterations; }
+  bool finished() const { return ready_ && stepped_ >= params_.iterations; }
+  bool ready() const { return ready_; }  // serves its stage (a joiner: once it has the state)
   // Iteration i is committed when every stage stepped it (as far as this node has heard).
   Iter committed() const;
   size_t buffered_iterations() const { return iters_.size(); }
@@ -100,6 +106,8 @@ class TrainNode {
   struct Member {
     Stage stage = 0;
     bool alive = true;
+    bool ready = true;        // serves its stage (a joiner: after its Ready)
+    uint64_t seniority = 0;   // leadership order within the stage, with the id (see Ready)
   };
   struct Pending {
     Message msg;
@@ -124,6 +132,20 @@ class TrainNode {
   void on_peer_down(NodeId peer, Output& out);
   void redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out);
   void on_finished(const ComputeDone& d, Output& out);
+  void add_member(NodeId peer, Stage stage, bool ready, Output& out);
+  void resend_unrouted(Output& out);
+  void send_output(Iter i, Mb mb, MbState& st, Output& out);
+  // joining: the newcomer's side, then the donors'
+  void join_tick(Output& out);
+  void fetch_state(Output& out);
+  void on_state_offer(NodeId from, const StateOffer& o, Output& out);
+  void on_chunk(NodeId from, const Chunk& c, Output& out);
+  void on_imported(const ComputeTask& t, bool ok, Output& out);
+  void maybe_ready(Output& out);
+  void on_ready(NodeId from, const Ready& r, Output& out);
+  void on_state_ask(NodeId from, Output& out);
+  void on_chunk_ask(NodeId from, const ChunkAsk& c, Output& out);
+  void offer_state(NodeId to, Output& out);
 
   // helpers
   void send(NodeId to, Body body, Output& out);
@@ -143,6 +165,7 @@ class TrainNode {
   bool has_stepped(Stage s, Iter i) const;  // stage s's leader announced it stepped iteration i
   std::vector<NodeId> live(Stage s) const;
   bool alive(NodeId n) const;
+  bool senior(NodeId a, NodeId b) const;  // a leads before b in their stage
   Stage next_stage() const { return flow::next_stage(stage_, params_.relay_stages); }
 
   NodeId id_;
@@ -168,6 +191,19 @@ class TrainNode {
   std::map<Iter, Reduced> early_reduced_;
   std::map<Iter, Reduced> reduced_log_;  // the stage's last applied reduced gradients (catch-up of a lagging member)
   double last_catch_up_ = -1e300;
+
+  // joining (newcomer)
+  bool ready_ = true;
+  uint64_t seniority_ = 0;
+  StateFetcher fetcher_;
+  std::set<NodeId> asked_donors_;
+  double last_state_ask_ = -1e300;
+  bool importing_ = false, imported_ = false;
+  // donating: one serialized copy of our state, kept while newcomers fetch it
+  std::shared_ptr<const std::string> snapshot_;
+  StateManifest snapshot_manifest_;
+  bool exporting_ = false;
+  std::set<NodeId> state_askers_, fetching_;
 };
 
 }  // namespace gwtf::train

@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <iostream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -37,6 +39,19 @@ const std::vector<int32_t>& stream() {
 class TorchWorld : public ComputeHook {
  public:
   double run(train::NodeId node, train::Stage stage, const train::ComputeTask& t, train::Blob output) override {
+    return compute(node, stage).run(t, output, store_);
+  }
+  void crash(train::NodeId node) override { nodes_.erase(node); }
+  std::string export_state(train::NodeId node, train::Stage stage, train::Iter iteration) override {
+    return compute(node, stage).export_state(iteration).value();
+  }
+  bool import_state(train::NodeId node, train::Stage stage, const std::string& bytes) override {
+    auto imported = compute(node, stage).import_state(bytes);
+    if (!imported) ADD_FAILURE() << imported.error();
+    return static_cast<bool>(imported);
+  }
+
+  TrainCompute& compute(train::NodeId node, train::Stage stage) {
     auto& c = nodes_[node];
     if (!c) {
       model::TrainComputeConfig cfg;
@@ -50,9 +65,8 @@ class TorchWorld : public ComputeHook {
       cfg.stream = &stream();
       c = TrainCompute::create(cfg, stage).value();
     }
-    return c->run(t, output, store_);
+    return *c;
   }
-  void crash(train::NodeId node) override { nodes_.erase(node); }
 
   std::map<train::NodeId, std::unique_ptr<TrainCompute>> nodes_;
   model::BlobStore store_;
@@ -66,6 +80,7 @@ TrainSimConfig swarm() {
   c.holders = 2;
   c.replicas = std::vector<int>(kRelayStages, 2);
   c.seed = 5;
+  c.params.state_chunk = 256 << 10;  // the tiny model's relay state (~4.7 MB) in ~19 chunks
   return c;
 }
 
@@ -80,6 +95,7 @@ Outcome train(const std::function<void(TrainSim&)>& churn) {
   TorchWorld world;
   auto cfg = swarm();
   cfg.compute = &world;
+  if (std::getenv("GWTF_TRACE")) cfg.trace = &std::cout;  // replaying a failure with a trace
   TrainSim sim(cfg);
   churn(sim);
   Outcome out;
@@ -158,6 +174,38 @@ TEST(TrainTorch, TwoAdjacentNodesKilledChangeNothingLearned) {
     sim.crash_when({sim.stage_nodes(2).front(), ComputeKind::kApply, 1, 0});
     sim.crash_when({sim.stage_nodes(1).front(), ComputeKind::kBackward, 1, 3});
   }));
+}
+
+TEST(TrainTorch, ANewcomerGetsItsStageStateAndLearnsTheSame) {
+  // A relay joins during the second iteration; the original replicas of its stage die one after the other (in
+  // the middle of backward passes): the newcomer alone carries the stage through the last iteration, from the
+  // state it was sent.
+  train::NodeId joiner = 0;
+  const Outcome r = train([&](TrainSim& sim) {
+    joiner = sim.join_at(1, 1.2);
+    sim.crash_when({sim.stage_nodes(1).back(), ComputeKind::kBackward, 1, 1});
+    sim.crash_when({sim.stage_nodes(1).front(), ComputeKind::kBackward, 2, 0});
+  });
+  expect_same_training(r);
+  ASSERT_EQ(r.report.joins.size(), 1u);
+  // After a step: a fresh replica starts from the same seed, so only a transferred state explains equal weights.
+  EXPECT_GE(r.report.joins[0].state, 1u);
+  ASSERT_TRUE(r.all.count(joiner)) << "the newcomer did not survive";
+  EXPECT_EQ(r.stage_of.at(joiner), 1u);
+}
+
+TEST(TrainTorch, ANewcomerIsBitIdenticalToItsStage) {
+  train::NodeId joiner = 0;
+  const Outcome r = train([&](TrainSim& sim) { joiner = sim.join_at(2, 1.1); });
+  ASSERT_TRUE(r.report.finished);
+  ASSERT_EQ(r.report.joins.size(), 1u);
+  EXPECT_GE(r.report.joins[0].state, 1u);
+  const auto& mine = r.all.at(joiner);
+  for (const auto& [id, params] : r.all) {
+    if (id == joiner || r.stage_of.at(id) != 2) continue;
+    for (size_t k = 0; k < params.size(); ++k)
+      EXPECT_TRUE(params[k].second.equal(mine[k].second)) << "node " << id << " " << params[k].first;
+  }
 }
 
 }  // namespace
