@@ -177,6 +177,7 @@ void TrainSim::deliver(NodeId n, const Input& in) {
 void TrainSim::carry_out(NodeId n, Output& out) {
   for (auto& m : out.send) {
     ++report_.messages;
+    if (std::holds_alternative<Chunk>(m.body)) ++report_.chunks_served[n];
     if (cfg_.loss_rate > 0 && rng_.chance(cfg_.loss_rate)) {
       ++report_.lost_messages;
       if (cfg_.trace && !std::holds_alternative<Ack>(m.body))

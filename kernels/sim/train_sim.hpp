@@ -95,6 +95,7 @@ struct TrainSimReport {
     train::Iter state = 0;  // the iterations its imported state had (it caught up from there)
   };
   std::vector<Join> joins;  // newcomers that got their stage's state and serve
+  std::map<train::NodeId, uint64_t> chunks_served;  // state chunks sent, per donor
 };
 
 class TrainSim {

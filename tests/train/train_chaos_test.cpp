@@ -131,6 +131,59 @@ TEST(TrainChaos, ANonFiniteGradientIsRejectedAndRecomputed) {
   EXPECT_EQ(r.events["rejected-non-finite"], 1u);
 }
 
+// Joins. The newcomer's state travels in chunks (many, to leave time for failures during the transfer).
+TrainSimConfig swarm_with_big_state() {
+  auto cfg = swarm();
+  cfg.state_bytes = 2 << 20;
+  cfg.params.state_chunk = 16 << 10;  // 128 chunks
+  return cfg;
+}
+
+TEST(TrainChaos, AJoinDuringAnIterationNeitherStallsNorRedoesAnything) {
+  TrainSim without(swarm_with_big_state());
+  const auto base = without.run(1000);
+  TrainSim sim(swarm_with_big_state());
+  // In the middle of iteration 1.
+  const auto joiner = sim.join_at(2, (base.iterations.at(0).committed_at + base.iterations.at(1).committed_at) / 2);
+  auto r = sim.run(1000);
+  expect_clean_ledger(r);
+  expect_only_stage_recomputes(r, 99, 3);  // its work moves to it, none is done twice
+  ASSERT_EQ(r.joins.size(), 1u);
+  EXPECT_EQ(r.joins[0].node, joiner);
+  EXPECT_GE(r.joins[0].state, 1u);
+  EXPECT_EQ(sim.node(joiner).stepped(), kIterations);
+  // The iteration under way when it joined commits when it would have without it: nobody waited.
+  EXPECT_NEAR(r.iterations.at(1).committed_at, base.iterations.at(1).committed_at, 0.05);
+  // Both replicas of the stage served chunks.
+  for (auto donor : sim.stage_nodes(2)) {
+    if (donor == joiner) continue;
+    EXPECT_GT(r.chunks_served[donor], 0u) << "donor " << donor;
+  }
+}
+
+TEST(TrainChaos, ADonorDyingMidTransferDoesNotRestartIt) {
+  TrainSim sim(swarm_with_big_state());
+  const auto donors = sim.stage_nodes(1);
+  sim.join_at(1, 1.2);
+  sim.crash_at(donors.front(), 1.35);  // some chunks in, most still to come
+  auto r = sim.run(1000);
+  expect_clean_ledger(r);
+  ASSERT_EQ(r.joins.size(), 1u);
+  EXPECT_GT(r.chunks_served[donors.front()], 0u);
+  // Resumed, not restarted: no chunk fetched twice beyond the ones the dead donor left unanswered.
+  EXPECT_LE(r.chunks_served[donors.front()] + r.chunks_served[donors.back()], 128u + 4u);
+}
+
+TEST(TrainChaos, ACorruptChunkIsRejectedAndFetchedAgain) {
+  TrainSim sim(swarm_with_big_state());
+  sim.corrupt_chunks(sim.stage_nodes(3).front(), 3);
+  sim.join_at(3, 1.2);
+  auto r = sim.run(1000);
+  expect_clean_ledger(r);  // the import checks the bytes it got are the stage's state
+  ASSERT_EQ(r.joins.size(), 1u);
+  EXPECT_EQ(r.events["rejected-chunk"], 3u);
+}
+
 TEST(TrainChaos, TheSameSeedReplaysTheSameRun) {
   auto run = [](uint64_t seed) {
     auto cfg = swarm({2, 2, 2}, seed);

@@ -1,5 +1,5 @@
 // Randomized soak of the training protocol: from a seed, random crashes of relays and holders (at least one node
-// per stage survives), slow nodes presumed dead, message loss. Every run must commit every iteration with a
+// per stage survives), slow nodes presumed dead, message loss, newcomers joining relay stages. Every run must commit every iteration with a
 // clean ledger. A failure prints the seed; GWTF_SOAK_SEED=S replays exactly that run, GWTF_SOAK_RUNS=N sets how
 // many seeds (the short CI form runs 300; `scripts/soak` runs 15,000 from a random first seed).
 #include "kernels/sim/train_sim.hpp"
@@ -48,6 +48,9 @@ TrainSimReport soak_run(uint64_t seed) {
       }
     }
   }
+  // Joins: now and then a newcomer for a relay stage, at a random time (it may arrive while its donors die).
+  for (train::Stage s = 1; s <= stages; ++s)
+    if (rng.chance(0.3)) sim.join_at(s, horizon * rng.uniform());
   return sim.run(10000);
 }
 
