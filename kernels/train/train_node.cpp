@@ -85,14 +85,18 @@ std::optional<NodeId> TrainNode::owner(Iter, Mb mb) const {
 std::optional<NodeId> TrainNode::pick_next(Iter i, Mb mb, NodeId avoid, NodeId hint) const {
   const Stage ns = next_stage();
   if (ns == 0) return owner(i, mb);
-  auto serves = [&](NodeId n) { return alive(n) && members_.at(n).ready && members_.at(n).stage == ns; };
+  // A newcomer serves from the iteration its state was taken at: it has no buffers or old weights before it.
+  auto serves = [&](NodeId n) {
+    const Member& m = members_.at(n);
+    return m.alive && m.ready && m.stage == ns && (m.seniority == 0 || i + 1 >= m.seniority);
+  };
   if (hint && hint != avoid && serves(hint)) return hint;
   std::vector<NodeId> candidates;
   for (NodeId h : next_hops_)
     if (h != avoid && serves(h)) candidates.push_back(h);
   if (candidates.empty())
     for (NodeId h : live(ns))
-      if (h != avoid) candidates.push_back(h);
+      if (h != avoid && serves(h)) candidates.push_back(h);
   if (candidates.empty()) return std::nullopt;
   return candidates[(i * params_.microbatches + mb) % candidates.size()];
 }
@@ -454,8 +458,10 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
           q->replay = true;
           if (it != iters_.end()) it->second.mbs[q->mb].replay = true;
           ++q;
+        } else if (q->kind == ComputeKind::kSnapshot || q->kind == ComputeKind::kReduce) {
+          q = tasks_.erase(q);  // aggregation of a stepped iteration
         } else {
-          q = tasks_.erase(q);  // a snapshot or reduce of a stepped iteration
+          ++q;  // a state export (it runs between any two steps)
         }
       }
       out.events.push_back({EventKind::kStepped, t.iter, 0, id_,
@@ -970,8 +976,14 @@ void TrainNode::maybe_ready(Output& out) {
 
 void TrainNode::on_ready(NodeId from, const Ready& r, Output& out) {
   Member& m = members_[from];
+  const auto lead = leader(stage_);
   m.ready = true;
   m.seniority = r.seniority;
+  // A newcomer hears the founders' Ready in any order: when one it had not heard of yet leads our stage, our
+  // progress goes to that one.
+  if (m.stage == stage_ && leader(stage_) != lead)
+    for (auto& [i, it] : iters_)
+      if (i >= stepped_) report_progress(i, out);
   // Work that found no serving replica (the whole next stage had died) goes to the newcomer now.
   resend_unrouted(out);
   for (auto& [i, it] : iters_)
