@@ -261,8 +261,9 @@ void TrainNode::on_ack(const Message& acked, Output& out) {
 }
 
 void TrainNode::on_forwarded(NodeId from, uint64_t seq, const Forwarded& f, Output& out) {
-  // A holder that took over a dead owner's microbatch hears its path from the stage-1 relay that has it.
-  if (is_holder() && f.iter >= stepped_) {
+  // A holder that took over a dead owner's microbatch hears its path from the stage-1 relay that has it (a relay
+  // we know dead tells us nothing about what is in the pipeline: WhoHolds asks the live ones).
+  if (is_holder() && f.iter >= stepped_ && alive(from)) {
     MbState& st = iters_[f.iter].mbs[f.mb];
     st.injected = true;
     if (!st.to) st.point_to(from, true);
@@ -984,6 +985,8 @@ void TrainNode::on_ready(NodeId from, const Ready& r, Output& out) {
   if (m.stage == stage_ && leader(stage_) != lead)
     for (auto& [i, it] : iters_)
       if (i >= stepped_) report_progress(i, out);
+  // We lead: the newcomer is one more member to hear from (its progress may have come first).
+  if (m.stage == stage_ && leader(stage_) == id_ && iters_.count(stepped_)) leader_check(stepped_, out);
   // Work that found no serving replica (the whole next stage had died) goes to the newcomer now.
   resend_unrouted(out);
   for (auto& [i, it] : iters_)
