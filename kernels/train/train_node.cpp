@@ -153,6 +153,7 @@ void TrainNode::step(const Input& in, double now, Output& out) {
 }
 
 void TrainNode::send(NodeId to, Body body, Output& out) {
+  if (auto peer = members_.find(to); peer != members_.end() && !peer->second.alive) return;  // nobody to hear it
   Message m{id_, to, next_seq_++, std::move(body)};
   outbox_[m.seq] = {m, now_};
   out.send.push_back(std::move(m));
@@ -225,7 +226,7 @@ void TrainNode::on_activation(NodeId from, const Activation& a, Output& out) {
   if (up == 0) {  // new work; after our step, a replay whose cached answer died with a neighbour: recompute
     up = from;
     (end ? st.end_input : st.input) = a.data;
-    st.route = a.route;
+    if (!end) st.route = a.route;  // (a holder's route is its start part's)
     st.fwd_queued = !end;
     st.replay = stale;
     queue(task(end ? ComputeKind::kEndBackward : ComputeKind::kForward, a.iter, a.mb, {a.data}, stale));
