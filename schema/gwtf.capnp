@@ -199,6 +199,102 @@ struct StageCheckpoint {
   optimizer @7 :List(NamedTensor);
 }
 
+# ---------------------------------------------------------------------------------------------------------------
+# The training protocol (docs/training.md; kernels/train/messages.hpp holds the same messages as C++ structs, with
+# blob handles where these carry tensors). Every message but an ack is acknowledged by its sequence number.
+
+struct TrainActivation {
+  iteration @0 :UInt64;
+  microbatch @1 :UInt32;
+  tensor @2 :Tensor;
+  route @3 :List(UInt64);    # a redo: the nodes after the receiver that already have the microbatch
+}
+struct TrainForwarded {
+  iteration @0 :UInt64;
+  microbatch @1 :UInt32;
+  path @2 :List(UInt64);
+  confirmed @3 :List(Bool);  # per path entry: known to have received the microbatch
+}
+struct TrainGradient {
+  iteration @0 :UInt64;
+  microbatch @1 :UInt32;
+  tensor @2 :Tensor;
+}
+struct WhoHolds {
+  iteration @0 :UInt64;
+  dead @1 :List(UInt64);
+}
+struct Adopt {
+  iteration @0 :UInt64;
+  dead @1 :List(UInt64);
+  held @2 :List(UInt32);
+  paths @3 :List(List(UInt64));
+}
+struct TrainProgress {
+  iteration @0 :UInt64;
+  done @1 :List(UInt32);
+  endDone @2 :List(UInt32);
+}
+struct GradSum {
+  iteration @0 :UInt64;
+  done @1 :List(UInt32);
+  endDone @2 :List(UInt32);
+  sum :union {
+    none @3 :Void;           # a member without contributions
+    tensor @4 :Tensor;
+  }
+  lossSum @5 :Float64;
+}
+struct Reduced {
+  iteration @0 :UInt64;
+  tensor @1 :Tensor;
+  loss @2 :Float64;
+}
+struct StageStepped {
+  iteration @0 :UInt64;
+  stage @1 :UInt16;
+}
+struct StateManifest {
+  version @0 :UInt64;
+  size @1 :UInt64;
+  chunkSize @2 :UInt32;
+  chunkCrcs @3 :List(UInt32);
+  crc @4 :UInt32;
+}
+struct ChunkAsk {
+  version @0 :UInt64;
+  index @1 :UInt32;
+}
+struct StateChunk {
+  version @0 :UInt64;
+  index @1 :UInt32;
+  bytes @2 :Data;
+}
+
+struct TrainMessage {
+  seq @0 :UInt64;            # reliable delivery; 0 for an ack
+  to @1 :UInt64;
+  body :union {
+    activation @2 :TrainActivation;
+    forwarded @3 :TrainForwarded;
+    gradient @4 :TrainGradient;
+    whoHolds @5 :WhoHolds;
+    adopt @6 :Adopt;
+    progress @7 :TrainProgress;
+    collect @8 :UInt64;      # the iteration
+    gradSum @9 :GradSum;
+    reduced @10 :Reduced;
+    committed @11 :StageStepped;
+    stateAsk @12 :Void;
+    stateOffer @13 :StateManifest;
+    chunkAsk @14 :ChunkAsk;
+    chunk @15 :StateChunk;
+    stateDone @16 :Void;
+    ready @17 :UInt64;       # seniority
+    ack @18 :UInt64;         # the acknowledged seq
+  }
+}
+
 struct Envelope {
   version @0 :UInt16;
   swarmId @1 :UInt64;
@@ -210,5 +306,6 @@ struct Envelope {
     heartbeat @6 :Heartbeat;
     capacityUpdate @7 :CapacityUpdate;
     flow @8 :FlowMessage;
+    train @9 :TrainMessage;
   }
 }

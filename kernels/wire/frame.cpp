@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "kernels/wire/flow_codec.hpp"
+#include "kernels/wire/train_codec.hpp"
 #include "kernels/wire/tensor_fields.hpp"
 #include "schema/gwtf.capnp.h"
 
@@ -164,7 +165,7 @@ Result<Body, WireError> read_stage_tensor(schema::StageTensor::Reader in, const 
   return Body{std::move(k)};
 }
 
-Result<Body, WireError> read_body(schema::Envelope::Body::Reader body, const DecodeOptions& options) {
+Result<Body, WireError> read_body(schema::Envelope::Body::Reader body, uint64_t sender, const DecodeOptions& options) {
   switch (body.which()) {
     case schema::Envelope::Body::TENSOR: {
       auto t = read_tensor(body.getTensor(), options);
@@ -188,6 +189,11 @@ Result<Body, WireError> read_body(schema::Envelope::Body::Reader body, const Dec
       auto f = read_flow(body.getFlow());
       if (!f) return Err{std::move(f).error()};
       return Body{FlowMessage{std::move(f.value())}};
+    }
+    case schema::Envelope::Body::TRAIN: {
+      auto t = read_train(body.getTrain(), sender, options);
+      if (!t) return Err{std::move(t).error()};
+      return Body{std::move(t.value())};
     }
   }
   return fail(WireErrc::kUnknownKind, "message kind " + std::to_string(static_cast<unsigned>(body.which())));
@@ -221,6 +227,8 @@ std::vector<char> encode_frame(const Header& header, const Body& body) {
           h.setEchoHeldNs(m.echo_held_ns);
         } else if constexpr (std::is_same_v<T, FlowMessage>) {
           fill_flow(out.initFlow(), m.body);
+        } else if constexpr (std::is_same_v<T, TrainMessage>) {
+          fill_train(out.initTrain(), m, orphanage);
         } else {
           static_assert(std::is_same_v<T, CapacityUpdate>);
           auto c = out.initCapacityUpdate();
@@ -273,7 +281,7 @@ Result<Message, WireError> decode_frame(std::vector<char>&& frame, const DecodeO
       return fail(WireErrc::kWrongSwarm, "frame belongs to swarm " + std::to_string(header.swarm_id) +
                                              ", this node to " + std::to_string(options.swarm_id));
     }
-    auto body = read_body(env.getBody(), options);
+    auto body = read_body(env.getBody(), header.sender, options);
     if (!body) return Err{std::move(body).error()};
     return Message{header, std::move(body.value()), std::move(storage)};
   } catch (const kj::Exception& e) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/flow/messages.hpp"
+#include "kernels/train/messages.hpp"
 #include "kernels/wire/dtype.hpp"
 
 namespace gwtf::wire {
@@ -59,7 +60,15 @@ struct FlowMessage {
   flow::FlowBody body;
 };
 
-using Body = std::variant<TensorView, Activation, Gradient, Heartbeat, CapacityUpdate, FlowMessage>;
+// A message of the training protocol (kernels/train). Its blob fields (activations, gradients, gradient sums)
+// hold 1-based indices into `tensors` (0: none): the receiving runtime stores each tensor and puts its own blob
+// handle in its place. Its `from` is the envelope's sender.
+struct TrainMessage {
+  train::Message msg;
+  std::vector<TensorView> tensors;
+};
+
+using Body = std::variant<TensorView, Activation, Gradient, Heartbeat, CapacityUpdate, FlowMessage, TrainMessage>;
 
 struct Header {
   uint16_t version = 0;

@@ -64,6 +64,40 @@ inline std::vector<flow::FlowBody> flow_examples() {
           Redirect{1, 2}};
 }
 
+// One training-protocol message of every kind, with distinct values in every field; blob fields index the two
+// tensors train_tensors() gives.
+inline std::vector<train::Body> train_examples() {
+  using namespace gwtf::train;
+  return {train::Activation{3, 9, 1, {11, 12}},
+          Forwarded{3, 9, {11, 12, 1}, {true, false, true}},
+          train::Gradient{3, 9, 2},
+          WhoHolds{4, {1, 2}},
+          Adopt{4, {1}, {0, 5}, {{11, 12}, {}}},
+          Progress{4, {0, 1, 7}, {7}},
+          Collect{5},
+          GradSum{5, {1, 2}, {2}, 1, 7.25},
+          GradSum{5, {}, {}, 0, 0},
+          Reduced{5, 2, 3.5},
+          Committed{5, 2},
+          StateAsk{},
+          StateOffer{StateManifest{6, 10, 4, {1, 2, 3}, 99}},
+          ChunkAsk{6, 2},
+          Chunk{6, 2, std::string("\x01\x00\xff", 3)},
+          StateDone{},
+          Ready{7},
+          Ack{12345}};
+}
+
+inline std::vector<TensorView> train_tensors() {
+  static const std::vector<float> floats = {0.5f, -1.0f, 2.0f, 4.0f};
+  return {TensorView{DType::kFloat32, {2, 2}, reinterpret_cast<const std::byte*>(floats.data()), 16},
+          TensorView{DType::kFloat32, {4}, reinterpret_cast<const std::byte*>(floats.data()), 16}};
+}
+
+inline TrainMessage train_message(const train::Body& body, uint64_t seq = 9) {
+  return TrainMessage{train::Message{42, 43, seq, body}, train_tensors()};
+}
+
 // Valid frames of every kind, with tensors of several dtypes and shapes (the seeds of the fuzz corpus).
 inline std::vector<std::vector<char>> valid_corpus() {
   static const std::vector<float> floats = {1.5f, -2.0f, 3.25f, 0.0f, 1e-3f, 7.0f};
@@ -92,6 +126,7 @@ inline std::vector<std::vector<char>> valid_corpus() {
   out.push_back(encode_frame(h, Heartbeat{5, 1000, 4, 900, 12}));
   out.push_back(encode_frame(h, CapacityUpdate{2, 4, 1, 250000, 1ull << 30}));
   for (const auto& f : flow_examples()) out.push_back(encode_frame(h, FlowMessage{f}));
+  for (const auto& t : train_examples()) out.push_back(encode_frame(h, train_message(t)));
   return out;
 }
 

@@ -3,10 +3,14 @@
 
 #include <gtest/gtest.h>
 
-#include <cstring>
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <numeric>
 #include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "tests/wire/frame_builders.hpp"
 #include "tests/wire/future.capnp.h"
@@ -123,6 +127,24 @@ TEST(Frame, EveryFlowMessageKindRoundTripsByteForByte) {
     kinds.insert(f.index());
   }
   EXPECT_EQ(kinds.size(), std::variant_size_v<flow::FlowBody>) << "an example is missing for some flow kind";
+}
+
+TEST(Frame, EveryTrainMessageKindRoundTripsByteForByte) {
+  std::set<size_t> kinds;
+  for (const auto& t : testing::train_examples()) {
+    const auto frame = encode_frame({0, kSwarm, 42}, testing::train_message(t));
+    auto decoded = decode_frame(std::vector<char>(frame), options());
+    ASSERT_TRUE(decoded.ok()) << train::body_name(t) << ": " << decoded.error().message;
+    const auto& back = std::get<TrainMessage>(decoded->body);
+    EXPECT_EQ(back.msg.body.index(), t.index());
+    EXPECT_EQ(back.msg.from, 42u);
+    EXPECT_EQ(back.msg.to, 43u);
+    EXPECT_EQ(back.msg.seq, 9u);
+    for (const auto& v : back.tensors) EXPECT_EQ(v.nbytes, 16u);
+    EXPECT_EQ(encode_frame(decoded->header, decoded->body), frame) << train::body_name(t);
+    kinds.insert(t.index());
+  }
+  EXPECT_EQ(kinds.size(), std::variant_size_v<train::Body>) << "an example is missing for some train kind";
 }
 
 // --- each malformed-frame case gets its specific error --------------------------------------------------------
@@ -282,6 +304,38 @@ TEST(FrameRejects, UnknownFlowReason) {
   auto reject = envelope(b).initBody().initFlow().initReject();
   reject.setReason(static_cast<schema::FlowReason>(40));
   EXPECT_EQ(decode_error(to_frame(b)), WireErrc::kInvalidValue);
+}
+
+// A training message a broken or hostile member could send: each refused with the field named.
+WireError train_error(const train::Body& body) {
+  auto decoded = decode_frame(encode_frame({0, kSwarm, 42}, testing::train_message(body)), options());
+  EXPECT_FALSE(decoded.ok()) << train::body_name(body);
+  return decoded.ok() ? WireError{WireErrc::kMalformed, ""} : decoded.error();
+}
+
+TEST(FrameRejects, TrainMessagesWithImpossibleValues) {
+  using namespace gwtf::train;
+  const double nan = std::nan("");
+  for (const auto& [body, needle] : std::vector<std::pair<train::Body, std::string>>{
+           {Reduced{1, 1, nan}, "loss"},
+           {GradSum{1, {0}, {}, 1, std::numeric_limits<double>::infinity()}, "lossSum"},
+           {Forwarded{1, 2, {3}, {true, true}}, "flags"},
+           {Adopt{1, {4}, {0}, {{1}, {2}}}, "paths"},
+           {StateOffer{StateManifest{1, 10, 4, {1, 2}, 0}}, "checksums"},
+           {StateOffer{StateManifest{1, 10, 0, {}, 0}}, "checksums"},
+       }) {
+    const auto e = train_error(body);
+    EXPECT_EQ(e.code, WireErrc::kInvalidValue) << train::body_name(body) << ": " << e.message;
+    EXPECT_NE(e.message.find(needle), std::string::npos) << e.message;
+  }
+}
+
+TEST(FrameRejects, TrainTensorsAreCheckedLikeAnyOther) {
+  auto m = testing::train_message(train::Activation{1, 2, 1, {}});
+  m.tensors[0].nbytes = 12;  // the shape needs 16
+  auto decoded = decode_frame(encode_frame({0, kSwarm, 42}, m), options());
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_EQ(decoded.error().code, WireErrc::kSizeMismatch);
 }
 
 TEST(FrameRejects, ErrorMessagesNameTheProblem) {

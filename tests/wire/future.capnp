@@ -18,6 +18,7 @@ struct Envelope {
     heartbeat @6 :G.Heartbeat;
     capacityUpdate @7 :G.CapacityUpdate;
     flow @8 :G.FlowMessage;
-    somethingNew @9 :Text;
+    train @9 :G.TrainMessage;
+    somethingNew @10 :Text;
   }
 }

@@ -1,0 +1,263 @@
+#include "kernels/wire/train_codec.hpp"
+
+#include <cmath>
+#include <string>
+#include <type_traits>
+
+#include "kernels/base/overloaded.hpp"
+#include "kernels/wire/tensor_fields.hpp"
+
+namespace gwtf::wire {
+
+namespace {
+
+using namespace gwtf::train;
+
+constexpr unsigned kMaxList = 1u << 16;
+
+Err<WireError> invalid(std::string what) {
+  return Err<WireError>{WireError{WireErrc::kInvalidValue, "invalid value: " + std::move(what)}};
+}
+
+template <class Builder, class T>
+void put_list(Builder list, const std::vector<T>& v) {
+  for (unsigned k = 0; k < v.size(); ++k) list.set(k, v[k]);
+}
+
+// Reads what a peer sent, remembering the first thing wrong with it.
+struct Reader {
+  const DecodeOptions& options;
+  std::vector<TensorView>& tensors;
+  std::string bad;
+  std::optional<WireError> tensor_error;
+
+  template <class T, class List>
+  std::vector<T> list(const List& l, const char* field) {
+    if (l.size() > kMaxList) {
+      if (bad.empty()) bad = std::string(field) + " has " + std::to_string(l.size()) + " entries";
+      return {};
+    }
+    std::vector<T> out;
+    out.reserve(l.size());
+    for (auto x : l) out.push_back(static_cast<T>(x));
+    return out;
+  }
+  double finite(double v, const char* field) {
+    if (bad.empty() && !std::isfinite(v)) bad = std::string(field) + " = " + std::to_string(v);
+    return v;
+  }
+  Blob tensor(schema::Tensor::Reader t) {
+    auto view = read_tensor(t, options);
+    if (!view) {
+      if (!tensor_error) tensor_error = std::move(view).error();
+      return 0;
+    }
+    tensors.push_back(std::move(view.value()));
+    return tensors.size();
+  }
+};
+
+}  // namespace
+
+void fill_train(schema::TrainMessage::Builder out, const TrainMessage& m, capnp::Orphanage orphanage) {
+  out.setSeq(m.msg.seq);
+  out.setTo(m.msg.to);
+  auto body = out.initBody();
+  auto tensor = [&](schema::Tensor::Builder b, Blob blob) { fill_tensor(b, m.tensors.at(blob - 1), orphanage); };
+  std::visit(Overloaded{
+                 [&](const train::Activation& a) {
+                   auto b = body.initActivation();
+                   b.setIteration(a.iter);
+                   b.setMicrobatch(a.mb);
+                   tensor(b.initTensor(), a.data);
+                   put_list(b.initRoute(static_cast<unsigned>(a.route.size())), a.route);
+                 },
+                 [&](const Forwarded& f) {
+                   auto b = body.initForwarded();
+                   b.setIteration(f.iter);
+                   b.setMicrobatch(f.mb);
+                   put_list(b.initPath(static_cast<unsigned>(f.path.size())), f.path);
+                   auto c = b.initConfirmed(static_cast<unsigned>(f.confirmed.size()));
+                   for (unsigned k = 0; k < f.confirmed.size(); ++k) c.set(k, f.confirmed[k]);
+                 },
+                 [&](const train::Gradient& g) {
+                   auto b = body.initGradient();
+                   b.setIteration(g.iter);
+                   b.setMicrobatch(g.mb);
+                   tensor(b.initTensor(), g.data);
+                 },
+                 [&](const WhoHolds& w) {
+                   auto b = body.initWhoHolds();
+                   b.setIteration(w.iter);
+                   put_list(b.initDead(static_cast<unsigned>(w.dead.size())), w.dead);
+                 },
+                 [&](const Adopt& a) {
+                   auto b = body.initAdopt();
+                   b.setIteration(a.iter);
+                   put_list(b.initDead(static_cast<unsigned>(a.dead.size())), a.dead);
+                   put_list(b.initHeld(static_cast<unsigned>(a.held.size())), a.held);
+                   auto paths = b.initPaths(static_cast<unsigned>(a.paths.size()));
+                   for (unsigned k = 0; k < a.paths.size(); ++k)
+                     put_list(paths.init(k, static_cast<unsigned>(a.paths[k].size())), a.paths[k]);
+                 },
+                 [&](const Progress& p) {
+                   auto b = body.initProgress();
+                   b.setIteration(p.iter);
+                   put_list(b.initDone(static_cast<unsigned>(p.done.size())), p.done);
+                   put_list(b.initEndDone(static_cast<unsigned>(p.end_done.size())), p.end_done);
+                 },
+                 [&](const Collect& c) { body.setCollect(c.iter); },
+                 [&](const GradSum& g) {
+                   auto b = body.initGradSum();
+                   b.setIteration(g.iter);
+                   put_list(b.initDone(static_cast<unsigned>(g.done.size())), g.done);
+                   put_list(b.initEndDone(static_cast<unsigned>(g.end_done.size())), g.end_done);
+                   if (g.data) tensor(b.initSum().initTensor(), g.data);
+                   else b.initSum().setNone();
+                   b.setLossSum(g.loss_sum);
+                 },
+                 [&](const Reduced& r) {
+                   auto b = body.initReduced();
+                   b.setIteration(r.iter);
+                   tensor(b.initTensor(), r.data);
+                   b.setLoss(r.loss);
+                 },
+                 [&](const Committed& c) {
+                   auto b = body.initCommitted();
+                   b.setIteration(c.iter);
+                   b.setStage(static_cast<uint16_t>(c.stage));
+                 },
+                 [&](const StateAsk&) { body.setStateAsk(); },
+                 [&](const StateOffer& o) {
+                   auto b = body.initStateOffer();
+                   b.setVersion(o.manifest.version);
+                   b.setSize(o.manifest.size);
+                   b.setChunkSize(o.manifest.chunk_size);
+                   put_list(b.initChunkCrcs(static_cast<unsigned>(o.manifest.chunk_crcs.size())), o.manifest.chunk_crcs);
+                   b.setCrc(o.manifest.crc);
+                 },
+                 [&](const ChunkAsk& c) {
+                   auto b = body.initChunkAsk();
+                   b.setVersion(c.version);
+                   b.setIndex(c.index);
+                 },
+                 [&](const Chunk& c) {
+                   auto b = body.initChunk();
+                   b.setVersion(c.version);
+                   b.setIndex(c.index);
+                   b.setBytes(kj::arrayPtr(reinterpret_cast<const kj::byte*>(c.bytes.data()), c.bytes.size()));
+                 },
+                 [&](const StateDone&) { body.setStateDone(); },
+                 [&](const Ready& r) { body.setReady(r.seniority); },
+                 [&](const Ack& a) { body.setAck(a.seq); },
+             },
+             m.msg.body);
+}
+
+Result<TrainMessage, WireError> read_train(schema::TrainMessage::Reader in, uint64_t from, const DecodeOptions& options) {
+  TrainMessage m;
+  m.msg.from = from;
+  m.msg.seq = in.getSeq();
+  m.msg.to = in.getTo();
+  Reader r{options, m.tensors, {}, {}};
+  auto body = in.getBody();
+  using W = schema::TrainMessage::Body;
+  switch (body.which()) {
+    case W::ACTIVATION: {
+      auto a = body.getActivation();
+      m.msg.body = train::Activation{a.getIteration(), a.getMicrobatch(), r.tensor(a.getTensor()),
+                              r.list<NodeId>(a.getRoute(), "route")};
+      break;
+    }
+    case W::FORWARDED: {
+      auto f = body.getForwarded();
+      Forwarded out{f.getIteration(), f.getMicrobatch(), r.list<NodeId>(f.getPath(), "path"),
+                    r.list<bool>(f.getConfirmed(), "confirmed")};
+      if (out.confirmed.size() > out.path.size() && r.bad.empty())
+        r.bad = "forwarded path has " + std::to_string(out.path.size()) + " entries and " +
+                std::to_string(out.confirmed.size()) + " flags";
+      m.msg.body = std::move(out);
+      break;
+    }
+    case W::GRADIENT: {
+      auto g = body.getGradient();
+      m.msg.body = train::Gradient{g.getIteration(), g.getMicrobatch(), r.tensor(g.getTensor())};
+      break;
+    }
+    case W::WHO_HOLDS: {
+      auto w = body.getWhoHolds();
+      m.msg.body = WhoHolds{w.getIteration(), r.list<NodeId>(w.getDead(), "dead")};
+      break;
+    }
+    case W::ADOPT: {
+      auto a = body.getAdopt();
+      Adopt out{a.getIteration(), r.list<NodeId>(a.getDead(), "dead"), r.list<Mb>(a.getHeld(), "held"), {}};
+      auto paths = a.getPaths();
+      if (paths.size() > out.held.size() && r.bad.empty())
+        r.bad = "adopt has " + std::to_string(paths.size()) + " paths for " + std::to_string(out.held.size()) +
+                " microbatches";
+      else
+        for (auto p : paths) out.paths.push_back(r.list<NodeId>(p, "adopted path"));
+      m.msg.body = std::move(out);
+      break;
+    }
+    case W::PROGRESS: {
+      auto p = body.getProgress();
+      m.msg.body = Progress{p.getIteration(), r.list<Mb>(p.getDone(), "done"), r.list<Mb>(p.getEndDone(), "endDone")};
+      break;
+    }
+    case W::COLLECT: m.msg.body = Collect{body.getCollect()}; break;
+    case W::GRAD_SUM: {
+      auto g = body.getGradSum();
+      GradSum out{g.getIteration(), r.list<Mb>(g.getDone(), "done"), r.list<Mb>(g.getEndDone(), "endDone"), 0,
+                  r.finite(g.getLossSum(), "lossSum")};
+      if (g.getSum().isTensor()) out.data = r.tensor(g.getSum().getTensor());
+      m.msg.body = std::move(out);
+      break;
+    }
+    case W::REDUCED: {
+      auto x = body.getReduced();
+      m.msg.body = Reduced{x.getIteration(), r.tensor(x.getTensor()), r.finite(x.getLoss(), "loss")};
+      break;
+    }
+    case W::COMMITTED: {
+      auto c = body.getCommitted();
+      m.msg.body = Committed{c.getIteration(), c.getStage()};
+      break;
+    }
+    case W::STATE_ASK: m.msg.body = StateAsk{}; break;
+    case W::STATE_OFFER: {
+      auto o = body.getStateOffer();
+      StateManifest man{o.getVersion(), o.getSize(), o.getChunkSize(), r.list<uint32_t>(o.getChunkCrcs(), "chunkCrcs"),
+                        o.getCrc()};
+      const uint64_t chunks = man.chunk_size == 0 ? 0 : (man.size + man.chunk_size - 1) / man.chunk_size;
+      if (r.bad.empty() && ((man.size > 0 && man.chunk_size == 0) || chunks != man.chunk_crcs.size()))
+        r.bad = "state of " + std::to_string(man.size) + " bytes in chunks of " + std::to_string(man.chunk_size) +
+                " with " + std::to_string(man.chunk_crcs.size()) + " checksums";
+      m.msg.body = StateOffer{std::move(man)};
+      break;
+    }
+    case W::CHUNK_ASK: {
+      auto c = body.getChunkAsk();
+      m.msg.body = ChunkAsk{c.getVersion(), c.getIndex()};
+      break;
+    }
+    case W::CHUNK: {
+      auto c = body.getChunk();
+      auto bytes = c.getBytes();
+      m.msg.body = Chunk{c.getVersion(), c.getIndex(), std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size())};
+      break;
+    }
+    case W::STATE_DONE: m.msg.body = StateDone{}; break;
+    case W::READY: m.msg.body = Ready{body.getReady()}; break;
+    case W::ACK: m.msg.body = Ack{body.getAck()}; break;
+    default:
+      return Err<WireError>{WireError{WireErrc::kUnknownKind,
+                                      "unknown kind: train message " + std::to_string(static_cast<unsigned>(body.which()))}};
+  }
+  if (r.tensor_error) return Err<WireError>{std::move(*r.tensor_error)};
+  if (!r.bad.empty()) return invalid(std::move(r.bad));
+  return m;
+}
+
+}  // namespace gwtf::wire
