@@ -57,6 +57,7 @@ struct TrainRun {
   std::string replicas = "2,2,2";
   int random_crashes = 0;
   std::vector<std::string> crashes;  // NODE@SECONDS
+  std::vector<std::string> joins;    // STAGE@SECONDS
   bool trace = false;
 };
 
@@ -92,6 +93,21 @@ int run_train(TrainRun& t, bool json) {
       return 2;
     }
   }
+  for (const auto& j : t.joins) {
+    const auto at = j.find('@');
+    try {
+      if (at == std::string::npos) throw std::invalid_argument(j);
+      const auto stage = std::stoul(j.substr(0, at));
+      if (stage < 1 || stage > t.cfg.replicas.size()) {
+        spdlog::error("--join: stage {} does not exist (relay stages are 1..{})", stage, t.cfg.replicas.size());
+        return 2;
+      }
+      sim.join_at(static_cast<train::Stage>(stage), std::stod(j.substr(at + 1)));
+    } catch (const std::invalid_argument&) {
+      spdlog::error("--join: '{}' is not STAGE@SECONDS (e.g. 2@1.5)", j);
+      return 2;
+    }
+  }
   // Random crashes: relays only, never the last live replica of a stage, within the first half of the run.
   Rng rng(t.cfg.seed ^ 0xC4A5u);
   std::vector<std::vector<train::NodeId>> alive;
@@ -111,6 +127,8 @@ int run_train(TrainRun& t, bool json) {
   }
   const auto r = sim.run(1e6);
 
+  nlohmann::json joins = nlohmann::json::array();
+  for (const auto& j : r.joins) joins.push_back({{"node", j.node}, {"seconds_to_serve", j.seconds}, {"state_iterations", j.state}});
   nlohmann::json per_iteration = nlohmann::json::array();
   for (const auto& [i, a] : r.iterations) {
     double recovery = 0;
@@ -121,6 +139,8 @@ int run_train(TrainRun& t, bool json) {
                              {"loss", r.loss.count(i) ? r.loss.at(i) : 0.0},
                              {"work_s", a.work_seconds},
                              {"wasted_s", a.wasted_seconds},
+                             {"idle_s", a.idle_seconds},
+                             {"idle_fraction", a.idle_fraction},
                              {"redos", a.redos},
                              {"replays", a.replays}});
   }
@@ -133,6 +153,7 @@ int run_train(TrainRun& t, bool json) {
                      {"messages", r.messages},
                      {"lost_messages", r.lost_messages},
                      {"violations", r.violations},
+                     {"joins", joins},
                      {"events", r.events},
                      {"iterations", per_iteration}};
     std::cout << j.dump(2) << std::endl;
@@ -141,13 +162,14 @@ int run_train(TrainRun& t, bool json) {
                 t.cfg.holders, t.replicas.c_str(), t.cfg.params.microbatches,
                 static_cast<unsigned long long>(t.cfg.params.iterations),
                 static_cast<unsigned long long>(t.cfg.seed));
-    std::printf("  %9s %12s %9s %9s %9s %6s %7s %10s\n", "iteration", "committed s", "loss", "work s", "wasted s",
-                "redos", "replays", "recovery s");
+    std::printf("  %9s %12s %9s %9s %9s %7s %6s %7s %10s\n", "iteration", "committed s", "loss", "work s",
+                "wasted s", "idle %", "redos", "replays", "recovery s");
     for (const auto& row : per_iteration)
-      std::printf("  %9llu %12.3f %9.4f %9.3f %9.3f %6llu %7llu %10.3f\n",
+      std::printf("  %9llu %12.3f %9.4f %9.3f %9.3f %7.1f %6llu %7llu %10.3f\n",
                   static_cast<unsigned long long>(row["iteration"].get<uint64_t>()),
                   row["committed_at_s"].get<double>(), row["loss"].get<double>(), row["work_s"].get<double>(),
-                  row["wasted_s"].get<double>(), static_cast<unsigned long long>(row["redos"].get<uint64_t>()),
+                  row["wasted_s"].get<double>(), 100 * row["idle_fraction"].get<double>(),
+                  static_cast<unsigned long long>(row["redos"].get<uint64_t>()),
                   static_cast<unsigned long long>(row["replays"].get<uint64_t>()),
                   row["mean_recovery_latency_s"].get<double>());
     std::printf("  %s at t=%.3f s; wasted compute %.1f%%, relay idle %.1f%%, mean recovery latency %.3f s\n",
@@ -155,6 +177,9 @@ int run_train(TrainRun& t, bool json) {
                 r.mean_recovery_latency);
     std::printf("  messages %llu (%llu lost)\n", static_cast<unsigned long long>(r.messages),
                 static_cast<unsigned long long>(r.lost_messages));
+    for (const auto& j : r.joins)
+      std::printf("  node %llu joined: serving after %.3f s with a state of %llu iterations\n",
+                  static_cast<unsigned long long>(j.node), j.seconds, static_cast<unsigned long long>(j.state));
     for (const auto& v : r.violations) std::printf("LEDGER VIOLATION: %s\n", v.c_str());
   }
   return r.finished && r.violations.empty() ? 0 : 1;
@@ -216,6 +241,9 @@ int main(int argc, char** argv) {
   train->add_option("--forward-time", tr.cfg.forward_time, "Forward time of a relay stage per microbatch, seconds")
       ->capture_default_str();
   train->add_option("--crash", tr.crashes, "Crash node NODE at SECONDS (NODE@SECONDS; ids: holders 1..H, then relays)");
+  train->add_option("--join", tr.joins,
+                    "A newcomer joins relay stage STAGE at SECONDS (STAGE@SECONDS): it fetches the stage's state, "
+                    "catches up, then serves");
   train->add_option("--random-crashes", tr.random_crashes, "Crash this many random relays (never a whole stage)")
       ->check(CLI::Range(0, 100000));
   train->add_flag("--trace", tr.trace, "Print every message, task and event");

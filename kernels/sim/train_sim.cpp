@@ -152,6 +152,7 @@ void TrainSim::crash(NodeId n) {
   Node& node = nodes_.at(n);
   if (node.crashed) return;
   node.crashed = true;
+  node.left = std::min(node.left, now_);
   if (cfg_.trace) *cfg_.trace << now_ << " " << n << " CRASH\n";
   node.accumulator.clear();  // its memory is gone
   if (cfg_.compute) cfg_.compute->crash(n);
@@ -363,15 +364,27 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
     const double loss = cfg_.compute->run(n, s, t, done.output);
     if (t.kind == ComputeKind::kEndBackward) done.loss = loss;
   }
+  node.busy.push_back({now_, now_ + time});
   if (is_work(t.kind)) {
     ++report_.work_tasks[s];
     ++report_.total_tasks;
-    node.busy += time;
     auto& a = report_.iterations[t.iter];
     a.work_seconds += time * node.speed;  // nominal: the same work costs the same wherever it runs
     if (t.replay) ++a.replays;
   }
   queue_.push(now_ + time, Ev{Ev::kInput, n, Finished{done}, 0});
+}
+
+void TrainSim::relay_idle(double from, double to, double& live, double& idle) const {
+  for (const auto& [id, n] : nodes_) {
+    if (n.sm->stage() == 0) continue;
+    const double a = std::max(from, n.started), b = std::min(to, n.left);
+    if (b <= a) continue;
+    double busy = 0;
+    for (const auto& [s, e] : n.busy) busy += std::max(0.0, std::min(b, e) - std::max(a, s));
+    live += b - a;
+    idle += std::max(0.0, b - a - busy);
+  }
 }
 
 TrainSimReport TrainSim::run(double time_limit) {
@@ -389,6 +402,7 @@ TrainSimReport TrainSim::run(double time_limit) {
       case Ev::kJoin: join(ev.node, std::get<PeerJoining>(ev.input).stage); break;
       case Ev::kDown:
         nodes_.at(ev.about).expelled = true;
+        nodes_.at(ev.about).left = std::min(nodes_.at(ev.about).left, now_);
         for (auto& [id, other] : nodes_)
           if (id != ev.about && !other.crashed)
             queue_.push(now_ + cfg_.detect_after * 0.5 * rng_.uniform(), Ev{Ev::kInput, id, PeerDown{ev.about}, 0});
@@ -424,13 +438,19 @@ TrainSimReport TrainSim::run(double time_limit) {
   const double useful = I * M * (3 * cfg_.holder_time + S * 3 * cfg_.forward_time);
   report_.wasted_fraction = total > 0 ? std::max(0.0, 1 - useful / total) : 0;
   for (auto& [i, a] : report_.iterations) a.wasted_seconds = std::max(0.0, a.work_seconds - useful / I);
-  double busy = 0, alive = 0;
-  for (const auto& [id, n] : nodes_)
-    if (n.sm->stage() != 0) {
-      busy += n.busy;
-      alive += n.crashed ? 0 : report_.time;
-    }
-  report_.idle_fraction = alive > 0 ? std::max(0.0, 1 - busy / alive) : 0;
+  // Idle: relay time in the swarm (from start or join to crash, expulsion or the end) not computing, over the
+  // whole run and per iteration (from the previous commit to this one).
+  double live = 0, idle = 0;
+  relay_idle(0, report_.time, live, idle);
+  report_.idle_fraction = live > 0 ? idle / live : 0;
+  double from = 0;
+  for (auto& [i, a] : report_.iterations) {
+    if (a.committed_at < 0) continue;
+    double l = 0;
+    relay_idle(from, a.committed_at, l, a.idle_seconds);
+    a.idle_fraction = l > 0 ? a.idle_seconds / l : 0;
+    from = a.committed_at;
+  }
   if (!recovery_latencies_.empty()) {
     double sum = 0;
     for (double l : recovery_latencies_) sum += l;

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <iosfwd>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -74,6 +75,8 @@ struct IterationAccount {
   uint64_t redos = 0;             // activations re-sent to a replacement
   uint64_t replays = 0;           // tasks recomputed on a stepped stage's old weights
   std::vector<double> recovery_latencies;  // crash -> first redo of the dead node's work, for redos of this iteration
+  double idle_seconds = 0;        // relay time in the swarm not computing, from the previous commit to this one
+  double idle_fraction = 0;       // of the relays' time in the swarm in that window
 };
 
 struct TrainSimReport {
@@ -83,7 +86,7 @@ struct TrainSimReport {
   std::map<train::Stage, uint64_t> work_tasks;  // forward/backward-type tasks run per stage (incl. lost ones)
   uint64_t useful_tasks = 0, total_tasks = 0;
   double wasted_fraction = 0;            // compute time thrown away or redone / all compute time
-  double idle_fraction = 0;              // live relay time not computing
+  double idle_fraction = 0;              // relay time in the swarm not computing (see IterationAccount)
   double mean_recovery_latency = 0;      // crash -> first redo of its work starting elsewhere
   std::map<train::Iter, double> loss;    // the holders' reported loss per iteration
   std::map<std::string, uint64_t> events;
@@ -135,10 +138,11 @@ class TrainSim {
     bool crashed = false, expelled = false;
     double speed = 1;
     std::map<train::Iter, Payload> accumulator;
-    double busy = 0;
+    std::vector<std::pair<double, double>> busy;  // compute intervals (start, end)
     std::set<std::pair<int, train::Iter>> poison;
     uint64_t chain = 0;  // fold of the reduces applied: equal on replicas in the same state
     double started = 0;
+    double left = std::numeric_limits<double>::infinity();  // crashed or expelled at
     train::Iter imported = 0;  // a newcomer: the iterations of the state it imported
     int corrupt = 0;     // chunks still to corrupt
   };
@@ -156,6 +160,7 @@ class TrainSim {
   train::Blob store(Payload p);
   double task_time(const Node& node, const train::ComputeTask& t) const;
   void join(train::NodeId id, train::Stage s);
+  void relay_idle(double from, double to, double& live, double& idle) const;
   std::string modeled_state(train::Stage s, train::Iter version, uint64_t chain) const;
 
   TrainSimConfig cfg_;

@@ -899,13 +899,14 @@ void TrainNode::free_committed(Output& out) {
 
 void TrainNode::join_tick(Output& out) {
   if (ready_ || importing_ || imported_) return;
-  if (fetcher_.needs_offers() && now_ - last_state_ask_ >= 2 * params_.retransmit_after) {
-    last_state_ask_ = now_;
-    for (NodeId d : live(stage_)) {
-      asked_donors_.insert(d);
+  // Every serving replica of the stage is asked once as we learn of it; everyone again when no donor offers the
+  // state we fetch any more.
+  if (fetcher_.needs_offers() && now_ - last_state_ask_ >= 2 * params_.retransmit_after) asked_donors_.clear();
+  for (NodeId d : live(stage_))
+    if (asked_donors_.insert(d).second) {
+      last_state_ask_ = now_;
       send(d, StateAsk{}, out);
     }
-  }
   fetch_state(out);
 }
 
@@ -988,6 +989,7 @@ void TrainNode::on_ready(NodeId from, const Ready& r, Output& out) {
       if (i >= stepped_) report_progress(i, out);
   // We lead: the newcomer is one more member to hear from (its progress may have come first).
   if (m.stage == stage_ && leader(stage_) == id_ && iters_.count(stepped_)) leader_check(stepped_, out);
+  if (m.stage == stage_ && !ready_) join_tick(out);  // a donor for us
   // Work that found no serving replica (the whole next stage had died) goes to the newcomer now.
   resend_unrouted(out);
   for (auto& [i, it] : iters_)
