@@ -498,13 +498,17 @@ void TrainNode::begin_iteration(Output& out) {
 // relay that had one may have died too), we regenerate only the others, through the relays that have them.
 void TrainNode::ask_who_holds(Iter i, Output& out) {
   IterState& it = iters_[i];
-  std::set<NodeId> dead;
+  bool adopting = false;
   for (Mb mb = 0; mb < params_.microbatches; ++mb) {
     const NodeId primary = holders_ever_[mb % holders_ever_.size()];
-    if (primary != id_ && !alive(primary) && owner(i, mb) == id_ && !it.mbs[mb].injected) dead.insert(primary);
+    adopting = adopting || (primary != id_ && !alive(primary) && owner(i, mb) == id_ && !it.mbs[mb].injected);
   }
-  if (dead.empty()) return;
-  const std::vector<NodeId> asked(dead.begin(), dead.end());
+  if (!adopting) return;
+  // Every dead holder, not only the microbatches' first owners: a stage-1 relay may have handed a microbatch to
+  // an owner in between that died too.
+  std::vector<NodeId> asked;
+  for (NodeId h : holders_ever_)
+    if (!alive(h)) asked.push_back(h);
   for (const auto& [r, m] : members_) {
     if (!m.alive || m.stage == 0) continue;
     auto [w, fresh] = it.adopt_wait.emplace(r, asked);
@@ -561,6 +565,7 @@ void TrainNode::on_adopt(NodeId from, const Adopt& a, Output& out) {
   const auto sender = members_.find(from);
   const Stage stage = sender == members_.end() ? 1 : sender->second.stage;
   for (size_t k = 0; k < a.held.size(); ++k) {
+    if (owner(a.iter, a.held[k]) != id_) continue;  // another live holder's
     MbState& st = it.mbs[a.held[k]];
     if (stage > 1) {
       // A later stage has it, its stage-1 relay is gone: regenerate it through `from` (no hint before it). The
