@@ -995,6 +995,11 @@ void TrainNode::on_ready(NodeId from, const Ready& r, Output& out) {
   // We lead: the newcomer is one more member to hear from (its progress may have come first).
   if (m.stage == stage_ && leader(stage_) == id_ && iters_.count(stepped_)) leader_check(stepped_, out);
   if (m.stage == stage_ && !ready_) join_tick(out);  // a donor for us
+  // A newcomer of our stage whose state is older than ours (it never heard of our latest steps): the reduced
+  // gradients it lacks, from our log.
+  if (m.stage == stage_ && ready_ && r.seniority > 0)
+    for (auto e = reduced_log_.lower_bound(r.seniority - 1); e != reduced_log_.end() && e->first < stepped_; ++e)
+      send(from, e->second, out);
   // Work that found no serving replica (the whole next stage had died) goes to the newcomer now.
   resend_unrouted(out);
   for (auto& [i, it] : iters_)
@@ -1003,7 +1008,7 @@ void TrainNode::on_ready(NodeId from, const Ready& r, Output& out) {
 }
 
 void TrainNode::on_state_ask(NodeId from, Output& out) {
-  if (!ready_ || is_holder()) return;
+  if (!ready_ || is_holder() || members_[from].ready) return;  // (a late retransmission from a newcomer that serves)
   // A copy someone still fetches stays the offer (the newcomer catches up from it); otherwise a fresh one.
   if (snapshot_ && (snapshot_manifest_.version == stepped_ || !fetching_.empty())) {
     offer_state(from, out);
@@ -1021,6 +1026,7 @@ void TrainNode::offer_state(NodeId to, Output& out) {
 }
 
 void TrainNode::on_chunk_ask(NodeId from, const ChunkAsk& c, Output& out) {
+  if (members_[from].ready) return;
   if (!snapshot_ || c.version != snapshot_manifest_.version || c.index >= chunk_count(snapshot_manifest_)) {
     on_state_ask(from, out);  // we no longer have that copy: offer what we have now
     return;
