@@ -545,7 +545,7 @@ void TrainNode::inject(Output&) {
     uint32_t in_flight = 0;
     for (const auto& [mb, st] : it.mbs)
       if (i >= stepped_ && st.injected && !st.bwd_done && owner(i, mb) == id_) ++in_flight;
-    for (Mb mb = 0; mb < params_.microbatches && in_flight < params_.max_in_flight; ++mb) {
+    for (Mb mb = 0; mb < params_.microbatches && (i < stepped_ || in_flight < params_.max_in_flight); ++mb) {
       if (owner(i, mb) != id_) continue;
       MbState& st = it.mbs[mb];
       if (st.injected) continue;
