@@ -576,7 +576,8 @@ void TrainNode::on_adopt(NodeId from, const Adopt& a, Output& out) {
       auto leading_unknown = [](const std::vector<NodeId>& r) {
         return std::find_if(r.begin(), r.end(), [](NodeId n) { return n != 0; }) - r.begin();
       };
-      if (!st.injected && (st.route.empty() || leading_unknown(route) < leading_unknown(st.route))) st.route = route;
+      // (kept when a stage-1 relay holds it too: if that one dies, the regeneration routes through `from`)
+      if (st.route.empty() || leading_unknown(route) < leading_unknown(st.route)) st.route = route;
       continue;
     }
     if (!st.injected) {
@@ -637,7 +638,12 @@ void TrainNode::redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out) {
     // stepped: on the old weights, only for stage 1 to redo its part)
     st.fwd_queued = true;
     st.replay = i < stepped_;
-    st.route = path;
+    // What later stages told us (WhoHolds) fills what the path does not know: no stage computes it twice.
+    std::vector<NodeId> route = path;
+    if (route.size() < st.route.size()) route.resize(st.route.size(), 0);
+    for (size_t j = 0; j < st.route.size(); ++j)
+      if (!route[j] || !alive(route[j])) route[j] = st.route[j] ? st.route[j] : route[j];
+    st.route = std::move(route);
     queue(task(ComputeKind::kStartForward, i, mb, {}, st.replay));
   }
 }
