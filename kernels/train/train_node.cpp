@@ -540,6 +540,8 @@ void TrainNode::on_who_holds(NodeId from, const WhoHolds& w, Output& out) {
 void TrainNode::inject(Output&) {
   for (auto& [i, it] : iters_) {
     if (!it.injection_open || !it.adopt_wait.empty()) continue;
+    for (auto& [mb, st] : it.mbs)
+      if (!st.regen_path.empty() && !st.fwd_queued) regenerate(i, mb, st);
     // After our stage stepped the iteration no gradient finishes a microbatch any more (it is dropped as stale):
     // only the relays' redo needs the ones we still inject, and nothing counts as in flight.
     uint32_t in_flight = 0;
@@ -635,17 +637,23 @@ void TrainNode::redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out) {
     out.events.push_back({EventKind::kRedo, i, mb, peer});
   } else if (is_holder() && st.injected && !st.fwd_queued) {
     // adopted from a dead owner, held by a stage-1 relay that died too: regenerate it here (after our stage
-    // stepped: on the old weights, only for stage 1 to redo its part)
-    st.fwd_queued = true;
-    st.replay = i < stepped_;
-    // What later stages told us (WhoHolds) fills what the path does not know: no stage computes it twice.
-    std::vector<NodeId> route = path;
-    if (route.size() < st.route.size()) route.resize(st.route.size(), 0);
-    for (size_t j = 0; j < st.route.size(); ++j)
-      if (!route[j] || !alive(route[j])) route[j] = st.route[j] ? st.route[j] : route[j];
-    st.route = std::move(route);
-    queue(task(ComputeKind::kStartForward, i, mb, {}, st.replay));
+    // stepped: on the old weights, only for stage 1 to redo its part) — once every relay said what it holds
+    st.regen_path = path;
+    if (iters_[i].adopt_wait.empty()) regenerate(i, mb, st);
   }
+}
+
+void TrainNode::regenerate(Iter i, Mb mb, MbState& st) {
+  st.fwd_queued = true;
+  st.replay = i < stepped_;
+  // What later stages told us (WhoHolds) fills what the path does not know: no stage computes it twice.
+  std::vector<NodeId> route = std::move(st.regen_path);
+  st.regen_path.clear();
+  if (route.size() < st.route.size()) route.resize(st.route.size(), 0);
+  for (size_t j = 0; j < st.route.size(); ++j)
+    if (!route[j] || !alive(route[j])) route[j] = st.route[j] ? st.route[j] : route[j];
+  st.route = std::move(route);
+  queue(task(ComputeKind::kStartForward, i, mb, {}, st.replay));
 }
 
 void TrainNode::on_peer_down(NodeId peer, Output& out) {

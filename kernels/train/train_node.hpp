@@ -67,6 +67,7 @@ class TrainNode {
     NodeId from = 0, to = 0;  // who sent us the activation; where our output went
     NodeId alt = 0, end_alt = 0;  // another live sender of the same activation (start part / end part)
     std::vector<NodeId> route;  // a redo: where our output must go and on (those nodes have the microbatch)
+    std::vector<NodeId> regen_path;  // holders: an adopted microbatch to regenerate once WhoHolds is answered
     std::vector<NodeId> down;   // the path from `to` on (the route we give a replacement of `to`)
     bool to_confirmed = false;  // `to` answered for this microbatch: it has it
     std::vector<bool> down_confirmed;  // per entry of `down` (as its predecessor reported)
@@ -131,6 +132,7 @@ class TrainNode {
   void on_committed(const Committed& c, Output& out);
   void on_peer_down(NodeId peer, Output& out);
   void redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out);
+  void regenerate(Iter i, Mb mb, MbState& st);
   void on_finished(const ComputeDone& d, Output& out);
   void add_member(NodeId peer, Stage stage, bool ready, Output& out);
   void resend_unrouted(Output& out);
