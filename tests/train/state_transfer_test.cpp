@@ -20,22 +20,29 @@ std::string state_of(size_t n, char seed) {
   return s;
 }
 
-// Answers every request from `state` (optionally corrupting what `bad_donor` sends), until complete.
-std::string drive(StateFetcher& f, const std::string& state, const StateManifest& m, NodeId bad_donor = 0,
-                  int corrupt = 0, std::map<NodeId, int>* served = nullptr) {
-  for (int round = 0; round < 1000 && !f.complete(); ++round)
-    for (const auto& [donor, index] : f.requests()) {
-      std::string bytes(chunk_of(state, m, index));
-      if (donor == bad_donor && corrupt > 0) {
-        --corrupt;
-        bytes[0] ^= 1;
-      }
-      if (served) ++(*served)[donor];
-      f.on_chunk(donor, m.version, index, bytes);
-    }
-  auto whole = f.assemble();
-  return whole ? *whole : std::string("<incomplete>");
-}
+// A state of `n` bytes in chunks of 256, offered by `donors` to a fetcher with `window` requests in flight.
+struct Transfer {
+  std::string state;
+  StateManifest m;
+  StateFetcher f;
+  std::map<NodeId, int> served;  // chunks each donor sent
+
+  Transfer(size_t n, char seed, uint32_t window, std::vector<NodeId> donors)
+      : state(state_of(n, seed)), m(make_manifest(seed, state, 256)), f(window) {
+    for (NodeId d : donors) f.on_manifest(d, m);
+  }
+  StateFetcher::ChunkResult answer(NodeId donor, uint32_t index) {
+    ++served[donor];
+    return f.on_chunk(donor, m.version, index, std::string(chunk_of(state, m, index)));
+  }
+  // Answers every request until complete; true when the assembled state is the original.
+  bool drive() {
+    for (int round = 0; round < 1000 && !f.complete(); ++round)
+      for (const auto& [donor, index] : f.requests()) answer(donor, index);
+    auto whole = f.assemble();
+    return whole && *whole == state;
+  }
+};
 
 TEST(StateTransfer, ManifestChecksumsEveryChunk) {
   const auto state = state_of(1000, 3);
@@ -48,91 +55,72 @@ TEST(StateTransfer, ManifestChecksumsEveryChunk) {
 }
 
 TEST(StateTransfer, FetchesFromEveryDonorOfTheSameState) {
-  const auto state = state_of(4096, 1);
-  const auto m = make_manifest(2, state, 256);
-  StateFetcher f(4);
-  f.on_manifest(10, m);
-  f.on_manifest(11, m);
-  std::map<NodeId, int> served;
-  EXPECT_TRUE(drive(f, state, m, 0, 0, &served) == state);
-  EXPECT_GT(served[10], 0);
-  EXPECT_GT(served[11], 0);
-  EXPECT_EQ(f.donors_used(), (std::set<NodeId>{10, 11}));
+  Transfer t(4096, 1, 4, {10, 11});
+  EXPECT_TRUE(t.drive());
+  EXPECT_GT(t.served[10], 0);
+  EXPECT_GT(t.served[11], 0);
+  EXPECT_EQ(t.f.donors_used(), (std::set<NodeId>{10, 11}));
 }
 
 TEST(StateTransfer, ACorruptChunkIsAskedAgainFromAnotherDonor) {
-  const auto state = state_of(2048, 5);
-  const auto m = make_manifest(1, state, 256);
-  StateFetcher f(2);
-  f.on_manifest(10, m);
-  f.on_manifest(11, m);
-  auto asks = f.requests();
+  Transfer t(2048, 5, 2, {10, 11});
+  auto asks = t.f.requests();
   ASSERT_FALSE(asks.empty());
   const auto [donor, index] = asks.front();
-  std::string bytes(chunk_of(state, m, index));
+  std::string bytes(chunk_of(t.state, t.m, index));
   bytes[1] ^= 0x40;
-  EXPECT_EQ(f.on_chunk(donor, m.version, index, bytes), StateFetcher::ChunkResult::kRejected);
-  for (size_t k = 1; k < asks.size(); ++k)
-    f.on_chunk(asks[k].first, m.version, asks[k].second, std::string(chunk_of(state, m, asks[k].second)));
+  EXPECT_EQ(t.f.on_chunk(donor, t.m.version, index, bytes), StateFetcher::ChunkResult::kRejected);
+  for (size_t k = 1; k < asks.size(); ++k) t.answer(asks[k].first, asks[k].second);
   bool asked_elsewhere = false;
-  for (const auto& [d, k] : f.requests()) {
+  for (const auto& [d, k] : t.f.requests()) {
     if (k == index) asked_elsewhere = d != donor;
-    f.on_chunk(d, m.version, k, std::string(chunk_of(state, m, k)));
+    t.answer(d, k);
   }
   EXPECT_TRUE(asked_elsewhere);
-  EXPECT_TRUE(drive(f, state, m) == state);
+  EXPECT_TRUE(t.drive());
 }
 
 TEST(StateTransfer, ADeadDonorsChunksGoToTheOthersAndNothingVerifiedIsRefetched) {
-  const auto state = state_of(4096, 9);
-  const auto m = make_manifest(3, state, 256);
-  StateFetcher f(4);
-  f.on_manifest(10, m);
-  f.on_manifest(11, m);
-  for (const auto& [donor, index] : f.requests())
-    if (donor == 11) f.on_chunk(donor, m.version, index, std::string(chunk_of(state, m, index)));
-  const size_t verified = f.verified_chunks();
+  Transfer t(4096, 9, 4, {10, 11});
+  for (const auto& [donor, index] : t.f.requests())
+    if (donor == 11) t.answer(donor, index);
+  const size_t verified = t.f.verified_chunks();
   ASSERT_GT(verified, 0u);
-  f.on_donor_down(10);  // its outstanding requests are void
-  std::map<NodeId, int> served;
-  EXPECT_TRUE(drive(f, state, m, 0, 0, &served) == state);
-  EXPECT_EQ(served.count(10), 0u);
-  EXPECT_EQ(static_cast<size_t>(served[11]), chunk_count(m) - verified);
+  t.f.on_donor_down(10);  // its outstanding requests are void
+  t.served.clear();
+  EXPECT_TRUE(t.drive());
+  EXPECT_EQ(t.served.count(10), 0u);
+  EXPECT_EQ(static_cast<size_t>(t.served[11]), chunk_count(t.m) - verified);
 }
 
 TEST(StateTransfer, ResumesWhenTheSameStateIsOfferedAgainAndRestartsOnAnother) {
-  const auto state = state_of(2048, 2);
-  const auto m = make_manifest(5, state, 256);
-  StateFetcher f(2);
-  f.on_manifest(10, m);
-  for (const auto& [donor, index] : f.requests()) f.on_chunk(donor, m.version, index, std::string(chunk_of(state, m, index)));
-  EXPECT_EQ(f.verified_chunks(), 2u);
-  f.on_donor_down(10);
-  EXPECT_TRUE(f.needs_offers());
-  f.on_manifest(12, m);  // the same state from another donor: the verified chunks stay
-  EXPECT_EQ(f.verified_chunks(), 2u);
-  EXPECT_FALSE(f.needs_offers());
-  f.on_donor_down(12);
-  const auto newer = state_of(2048, 3);
-  const auto m2 = make_manifest(6, newer, 256);
-  f.on_manifest(13, m2);  // another state: start over on it
-  EXPECT_EQ(f.verified_chunks(), 0u);
-  EXPECT_EQ(f.version(), 6u);
-  EXPECT_TRUE(drive(f, newer, m2) == newer);
+  Transfer t(2048, 2, 2, {10});
+  for (const auto& [donor, index] : t.f.requests()) t.answer(donor, index);
+  EXPECT_EQ(t.f.verified_chunks(), 2u);
+  t.f.on_donor_down(10);
+  EXPECT_TRUE(t.f.needs_offers());
+  t.f.on_manifest(12, t.m);  // the same state from another donor: the verified chunks stay
+  EXPECT_EQ(t.f.verified_chunks(), 2u);
+  EXPECT_FALSE(t.f.needs_offers());
+  t.f.on_donor_down(12);
+  Transfer newer(2048, 6, 2, {});
+  t.f.on_manifest(13, newer.m);  // another state: start over on it
+  EXPECT_EQ(t.f.verified_chunks(), 0u);
+  EXPECT_EQ(t.f.version(), 6u);
+  newer.f = std::move(t.f);
+  EXPECT_TRUE(newer.drive());
 }
 
 TEST(StateTransfer, IgnoresUnaskedChunksAndMalformedOffers) {
-  const auto state = state_of(1024, 4);
-  auto m = make_manifest(1, state, 256);
-  StateFetcher f(1);
-  auto broken = m;
+  Transfer t(1024, 4, 1, {});
+  auto broken = t.m;
   broken.chunk_crcs.pop_back();
-  f.on_manifest(10, broken);
-  EXPECT_FALSE(f.has_target());
-  f.on_manifest(10, m);
-  EXPECT_EQ(f.on_chunk(10, 1, 3, std::string(chunk_of(state, m, 3))), StateFetcher::ChunkResult::kIgnored);
-  EXPECT_EQ(f.on_chunk(10, 9, 0, std::string(chunk_of(state, m, 0))), StateFetcher::ChunkResult::kIgnored);
-  EXPECT_TRUE(drive(f, state, m) == state);
+  t.f.on_manifest(10, broken);
+  EXPECT_FALSE(t.f.has_target());
+  t.f.on_manifest(10, t.m);
+  EXPECT_EQ(t.answer(10, 3), StateFetcher::ChunkResult::kIgnored);  // not asked for (window 1: chunk 0 is)
+  EXPECT_EQ(t.f.on_chunk(10, 9, 0, std::string(chunk_of(t.state, t.m, 0))), StateFetcher::ChunkResult::kIgnored);
+  EXPECT_TRUE(t.drive());
 }
 
 }  // namespace
