@@ -90,7 +90,8 @@ std::optional<NodeId> TrainNode::pick_next(Iter i, Mb mb, NodeId avoid, NodeId h
     const Member& m = members_.at(n);
     return m.alive && m.ready && m.stage == ns && (m.seniority == 0 || i + 1 >= m.seniority);
   };
-  if (hint && hint != avoid && serves(hint)) return hint;
+  // A hint is on the microbatch's path: it has it, whatever we heard of its readiness yet.
+  if (hint && hint != avoid && alive(hint) && members_.at(hint).stage == ns) return hint;
   std::vector<NodeId> candidates;
   for (NodeId h : next_hops_)
     if (h != avoid && serves(h)) candidates.push_back(h);
