@@ -586,8 +586,8 @@ void TrainNode::on_adopt(NodeId from, const Adopt& a, Output& out) {
     if (!st.injected) {
       st.injected = true;  // already in the pipeline: its gradient will come to us, the new owner
       st.point_to(from, true);
-      if (k < a.paths.size() && a.paths[k].size() > 1) {
-        st.down.assign(a.paths[k].begin() + 1, a.paths[k].end());
+      if (k < a.paths.size()) {  // the path after the relay
+        st.down = a.paths[k];
         st.down_confirmed.assign(st.down.size(), false);
       }
     }
@@ -618,6 +618,11 @@ void TrainNode::redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out) {
   path.insert(path.end(), st.down.begin(), st.down.end());
   const auto down_confirmed = confirmed_flags(st.down_confirmed, st.down.size());
   confirmed.insert(confirmed.end(), down_confirmed.begin(), down_confirmed.end());
+  // The path ends with its stage-S node: after it comes the microbatch's owner (the announcement may be lost).
+  if (is_holder() && path.size() == params_.relay_stages && owner(i, mb) == id_) {
+    path.push_back(id_);
+    confirmed.push_back(st.end_from != 0);
+  }
   // A holder at the end of the path counts as a lost node when the end part never reached it (the activation
   // was lost and its sender died before retransmitting).
   auto has_it = [&](NodeId n) { return alive(n) && !(n == id_ && is_holder() && !st.end_from); };
