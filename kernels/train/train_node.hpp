@@ -5,18 +5,23 @@
 //  * Every node keeps the boundary tensors of an iteration (input received, output sent, gradient sent) until
 //    every stage has stepped that iteration.
 //  * When a peer dies, the nearest live node before it on a microbatch's path (each relay reports the path on,
-//    `Forwarded`) re-sends its activation to another replica of the next stage (the holders: to the microbatch's
-//    new owner) with the rest of the path as a route, when a stage on the dead stretch has not stepped or the
-//    sender still waits for the gradient. Only the dead stretch recomputes: the nodes on the route answer the
+//    `Forwarded`, with which nodes confirmed receipt) re-sends its activation to another replica of the next
+//    stage (the holders: to the microbatch's new owner) with the rest of the path as a route, when a stage on
+//    the dead stretch has not stepped, the first live node after it may never have received the microbatch, or
+//    the sender still waits for the gradient. Only the dead stretch recomputes: the nodes on the route answer the
 //    replay from their caches; a stage that stepped and lost its cache recomputes on its pre-step weights,
 //    accumulating nothing. A dead holder's microbatches pass to the next live holder, which learns from the
-//    stage-1 relays which of them are already in the pipeline and regenerates the rest ((seed, iteration,
-//    microbatch) is pure).
-//  * A stage's leader (its lowest live member) steps the stage only when its live members' contribution sets
-//    cover every microbatch exactly once and every live member answered its Collect; the sums of dead members
-//    are never used, and a result an earlier leader already had applied is adopted. Every member applies the
-//    leader's reduced gradient, so replicas stay bit-identical.
-//  * Messages from a peer presumed dead are dropped; every message is acknowledged and retransmitted until it is.
+//    relays of every stage which of them are already in the pipeline and regenerates the rest through them
+//    ((seed, iteration, microbatch) is pure).
+//  * A stage's leader (its most senior live member) steps the stage only when its live members' contribution
+//    sets cover every microbatch exactly once and every live member answered its Collect; the sums of dead
+//    members are never used, and a result an earlier leader already had applied is adopted. Every member applies
+//    the leader's reduced gradient, so replicas stay bit-identical; the step is announced (`Committed`, on which
+//    other stages free their buffers) only once every live member holds that gradient.
+//  * A newcomer fetches its stage's state from the live replicas (kernels/train/state_transfer), catches up from
+//    their reduced-gradient logs and only then serves (`Ready`); nobody waits for it before.
+//  * Messages from a peer presumed dead are dropped (the paths it announced excepted: knowledge, not work);
+//    every message is acknowledged and retransmitted until it is.
 #pragma once
 
 #include <deque>
