@@ -196,6 +196,7 @@ enum class EventKind : uint8_t {
   kIterationCommitted,  // every stage stepped: the iteration's buffers are freed
   kRejectedChunk,       // a state chunk whose checksum did not match: asked again from another donor
   kJoined,              // this newcomer imported its stage's state and serves (value: the state's iterations)
+  kDoubleContribution,  // leader: two live members contributed microbatch mb (peer: the second); it cannot reduce
 };
 const char* event_name(EventKind k);
 

@@ -632,7 +632,9 @@ void TrainNode::redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out) {
   size_t k = 0;
   for (; k < path.size() && !has_it(path[k]); ++k, s = flow::next_stage(s, params_.relay_stages))
     needed = needed || !has_stepped(s, i);
-  if (k < path.size() && !confirmed[k]) needed = needed || !has_stepped(s, i);
+  // An unconfirmed node may never have received it: then nothing after it did either.
+  if (k < path.size() && !confirmed[k])
+    for (; k < path.size(); ++k, s = flow::next_stage(s, params_.relay_stages)) needed = needed || !has_stepped(s, i);
   if (!needed) return;
   if (st.fwd_done) {
     auto next = pick_next(i, mb, st.to, 0);
@@ -788,6 +790,13 @@ void TrainNode::leader_check(Iter i, Output& out) {
   auto& it = iters_[i];
   auto& lead = it.lead;
   if (lead.reducing || i != stepped_ || it.reduced) return;
+  // A microbatch two live members both contributed can never reduce: say so once (a liveness bug, not a ledger
+  // error — nothing wrong is applied; docs/training.md, the residual stalls).
+  std::map<Mb, int> seen;
+  for (const auto& [n, p] : lead.progress)
+    for (Mb mb : p.done)
+      if (++seen[mb] == 2 && lead.doubled.insert(mb).second)
+        out.events.push_back({EventKind::kDoubleContribution, i, mb, n});
   if (!covers_exactly(lead.progress, params_.microbatches, is_holder())) return;
   bool answered = true;
   for (NodeId n : live(stage_)) {
@@ -1109,7 +1118,7 @@ const char* event_name(EventKind k) {
   static constexpr const char* kNames[] = {"dropped-from-dead", "dropped-unknown", "dropped-stale",
                                            "duplicate",         "rejected-non-finite", "redo",
                                            "adopted",           "stepped",          "iteration-committed",
-                                           "rejected-chunk",    "joined"};
+                                           "rejected-chunk",    "joined",           "double-contribution"};
   return kNames[static_cast<int>(k)];
 }
 

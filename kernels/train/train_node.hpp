@@ -96,6 +96,7 @@ class TrainNode {
     std::map<NodeId, Progress> progress;
     std::map<NodeId, GradSum> sums;
     std::map<NodeId, size_t> asked;  // Collect sent, for a progress of this many contributions
+    std::set<Mb> doubled;            // microbatches reported as contributed twice
     bool reducing = false;
   };
   struct IterState {

@@ -72,6 +72,7 @@ TEST(TrainSoak, RandomChurnNeverLosesOrDoublesAMicrobatch) {
     ++failures;
     ADD_FAILURE() << "seed " << seed << " (replay: GWTF_SOAK_SEED=" << seed << "): "
                   << (r.finished ? "" : "did not finish by t=" + std::to_string(r.time) + "; ")
+                  << (r.events.count("double-contribution") ? "a stage saw a double contribution; " : "")
                   << (r.violations.empty() ? "" : r.violations.front());
   }
 }
