@@ -363,24 +363,16 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
   if (!running_ || running_->id != d.id) return;  // not ours (a stale completion after a restart)
   const ComputeTask t = *running_;
   running_.reset();
-  if (t.kind == ComputeKind::kImport) return on_imported(t, d.finite, out);
-  if (t.kind == ComputeKind::kExport) {
-    exporting_ = false;
-    if (!d.state) return;
-    snapshot_ = d.state;
-    snapshot_manifest_ = make_manifest(stepped_, *snapshot_, params_.state_chunk);
-    for (NodeId a : std::exchange(state_askers_, {}))
-      if (alive(a)) offer_state(a, out);
-    return;
-  }
-  if (!d.finite) {  // never accumulated: run it again
+  if (!d.finite && t.kind != ComputeKind::kImport) {  // never accumulated: run it again (an import: refused)
     out.events.push_back({EventKind::kRejectedNonFinite, t.iter, t.mb, id_});
     if (d.output) out.release.push_back(d.output);
     queue(t);
     return;
   }
   auto it = iters_.find(t.iter);
-  if (it == iters_.end() && t.kind != ComputeKind::kApply) {  // the iteration was freed meanwhile
+  const bool iteration_free = t.kind == ComputeKind::kApply || t.kind == ComputeKind::kExport ||
+                              t.kind == ComputeKind::kImport;  // need no state of their iteration
+  if (it == iters_.end() && !iteration_free) {  // the iteration was freed meanwhile
     if (d.output) out.release.push_back(d.output);
     return;
   }
@@ -444,9 +436,16 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       on_reduced(r, out);
       return;
     }
-    case ComputeKind::kExport:
     case ComputeKind::kImport:
-      return;  // handled above
+      return on_imported(t, d.finite, out);
+    case ComputeKind::kExport:
+      exporting_ = false;
+      if (!d.state) return;
+      snapshot_ = d.state;
+      snapshot_manifest_ = make_manifest(stepped_, *snapshot_, params_.state_chunk);
+      for (NodeId a : std::exchange(state_askers_, {}))
+        if (alive(a)) offer_state(a, out);
+      return;
     case ComputeKind::kApply: {
       ++stepped_;
       // Work of the stepped iteration still in progress or queued was not needed for the stage's sum: it may

@@ -4,6 +4,7 @@
 // 1e-5 relative; only the order of the reduce's additions may differ), and the loss curves match.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -113,6 +114,15 @@ const Outcome& reference() {
   return r;
 }
 
+// Every live replica of a stage holds exactly the parameters of the others.
+void expect_replicas_bit_identical(const Outcome& r) {
+  for (const auto& [id, params] : r.all) {
+    const auto& first = r.params.at(r.stage_of.at(id));
+    for (size_t k = 0; k < params.size(); ++k)
+      EXPECT_TRUE(params[k].second.equal(first[k].second)) << "node " << id << " " << params[k].first;
+  }
+}
+
 void expect_same_training(const Outcome& r) {
   const Outcome& ref = reference();
   ASSERT_TRUE(r.report.finished) << "stopped at t=" << r.report.time;
@@ -143,11 +153,7 @@ TEST(TrainTorch, TrainingMovesTheParametersAndLowersTheLoss) {
   const Outcome& ref = reference();
   ASSERT_TRUE(ref.report.finished);
   EXPECT_LT(ref.report.loss.rbegin()->second, ref.report.loss.begin()->second);
-  // The replicas of a stage are bit-identical after the run.
-  for (const auto& [id, params] : ref.all) {
-    const auto& first = ref.params.at(ref.stage_of.at(id));
-    for (size_t k = 0; k < params.size(); ++k) EXPECT_TRUE(params[k].second.equal(first[k].second)) << params[k].first;
-  }
+  expect_replicas_bit_identical(ref);
 }
 
 TEST(TrainTorch, ARelayKilledDuringBackwardChangesNothingLearned) {
@@ -200,12 +206,10 @@ TEST(TrainTorch, ANewcomerIsBitIdenticalToItsStage) {
   ASSERT_TRUE(r.report.finished);
   ASSERT_EQ(r.report.joins.size(), 1u);
   EXPECT_GE(r.report.joins[0].state, 1u);
-  const auto& mine = r.all.at(joiner);
-  for (const auto& [id, params] : r.all) {
-    if (id == joiner || r.stage_of.at(id) != 2) continue;
-    for (size_t k = 0; k < params.size(); ++k)
-      EXPECT_TRUE(params[k].second.equal(mine[k].second)) << "node " << id << " " << params[k].first;
-  }
+  ASSERT_EQ(r.stage_of.at(joiner), 2u);
+  ASSERT_GE(std::count_if(r.stage_of.begin(), r.stage_of.end(), [](const auto& n) { return n.second == 2; }), 2)
+      << "the newcomer has no replica to compare with";
+  expect_replicas_bit_identical(r);
 }
 
 }  // namespace
