@@ -295,6 +295,44 @@ struct TrainMessage {
   }
 }
 
+# Membership (kernels/train/roster.hpp, actors/node_actor.cpp): how a node enters a swarm. A node says hello to a
+# seed; before training starts the seed gathers the founders of the configured layout and then sends every one of
+# them the roster; afterwards any member admits a newcomer (a joiner of a relay stage): it answers with the roster
+# and announces the newcomer to every member.
+struct MemberInfo {
+  id @0 :UInt64;
+  stage @1 :UInt16;          # 0: data holder; 1..S: relay stage
+  host @2 :Text;             # where its node actor is published
+  port @3 :UInt16;
+  ready @4 :Bool;            # serves its stage (founders from the start; a joiner once it has the state)
+}
+struct Hello {
+  id @0 :UInt64;
+  role @1 :Role;
+  stage @2 :UInt16;          # role relay: the wanted stage, 0 for any
+  host @3 :Text;
+  port @4 :UInt16;
+  configHash @5 :UInt64;     # fingerprint of the run's configuration: a node of another run is refused
+  enum Role {
+    data @0;
+    relay @1;
+    any @2;
+  }
+}
+struct Roster {
+  members @0 :List(MemberInfo);
+  started @1 :Bool;          # training has begun: the receiver is a joiner
+  you @2 :MemberInfo;        # the receiver's place
+}
+struct MembershipMessage {
+  union {
+    hello @0 :Hello;
+    roster @1 :Roster;
+    joined @2 :MemberInfo;   # a newcomer, announced to every member
+    refused @3 :Text;        # why the hello was refused
+  }
+}
+
 struct Envelope {
   version @0 :UInt16;
   swarmId @1 :UInt64;
@@ -307,5 +345,6 @@ struct Envelope {
     capacityUpdate @7 :CapacityUpdate;
     flow @8 :FlowMessage;
     train @9 :TrainMessage;
+    membership @10 :MembershipMessage;
   }
 }

@@ -1,5 +1,5 @@
-// gwtf: the main job. `gwtf demo` will run a local churn-tolerant training swarm (the actor runtime issue);
-// today it reports the build honestly. Every subcommand shares the --log-level convention.
+// gwtf: the main job. `gwtf demo` runs a local churn-tolerant training swarm of gwtf-node processes; train-local,
+// eval and export work on one machine. Every subcommand shares the --log-level convention.
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -10,6 +10,7 @@
 
 #include "apps/common/logging.hpp"
 #include "apps/gwtf/build_info.hpp"
+#include "apps/gwtf/demo.hpp"
 #include "kernels/model/evaluate.hpp"
 #include "kernels/model/hf_export.hpp"
 #include "kernels/model/reference_trainer.hpp"
@@ -23,7 +24,15 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "LibTorch intra-op threads (default 1: best on 2-core hosts)")
       ->check(CLI::Range(1, 256));
 
-  auto* demo = app.add_subcommand("demo", "Run the local swarm demo (today: print the build configuration)");
+  auto* demo = app.add_subcommand("demo", "Run a local swarm of gwtf-node processes that trains the tiny GPT while a "
+                                          "relay dies mid-backward and a fresh node joins; report in runs/<time>/");
+  gwtf::app::RunConfig demo_run;
+  gwtf::app::DemoOptions demo_options;
+  demo->add_flag("--quick", demo_options.quick, "The same story in fewer iterations (under 2 minutes; CI runs it)");
+  demo->add_flag("--no-churn", demo_options.no_churn, "No crash and no join: the swarm alone");
+  demo->add_option("--out", demo_options.out, "Run directory (default runs/<time>)");
+  demo->add_option("--timeout", demo_options.timeout, "Seconds before the swarm is stopped (default 270, quick 150)");
+  demo->add_option("--iterations", demo_run.iterations, "Iterations of the run")->check(CLI::Range(int64_t{2}, int64_t{100000}));
   auto* info = app.add_subcommand("info", "Print the build configuration: library versions, BLAS, threads");
 
   gwtf::model::TrainOptions train;
@@ -187,11 +196,8 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  if (demo->parsed()) return gwtf::app::run_demo(demo_run, demo_options);
   std::cout << gwtf::app::describe_build();
-  if (demo->parsed()) {
-    std::cout << "\ngwtf demo: the local churn-tolerant training swarm arrives with the actor runtime;\n"
-                 "this build has the wire format and the build above, and trains nothing yet.\n";
-  }
   (void)info;
   return 0;
 }

@@ -121,6 +121,16 @@ struct Message {
 
 const char* body_name(const Body& b);
 
+// Calls f(Blob&) on every blob field of `b` (the tensors a message carries): a runtime swaps its own handles for
+// the frame's tensor indices and back.
+template <class F>
+void for_each_blob(Body& b, F&& f) {
+  if (auto* a = std::get_if<Activation>(&b)) f(a->data);
+  else if (auto* g = std::get_if<Gradient>(&b)) f(g->data);
+  else if (auto* s = std::get_if<GradSum>(&b)) f(s->data);
+  else if (auto* r = std::get_if<Reduced>(&b)) f(r->data);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Compute, an output; its completion, an input. The driver owns the stage's weights and its gradient accumulator.
 

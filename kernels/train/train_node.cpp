@@ -50,6 +50,11 @@ bool TrainNode::alive(NodeId n) const {
   return it != members_.end() && it->second.alive;
 }
 
+bool TrainNode::serves(NodeId n) const {
+  auto it = members_.find(n);
+  return it != members_.end() && it->second.alive && it->second.ready;
+}
+
 // The members serving stage s: alive and ready (a joiner without state yet is not among them).
 std::vector<NodeId> TrainNode::live(Stage s) const {
   std::vector<NodeId> out;

@@ -60,6 +60,7 @@ class TrainNode {
   Iter stepped() const { return stepped_; }  // iterations this node has applied
   bool finished() const { return ready_ && stepped_ >= params_.iterations; }
   bool ready() const { return ready_; }  // serves its stage (a joiner: once it has the state)
+  bool serves(NodeId n) const;  // n is a live member that serves its stage, as far as this node knows
   // Iteration i is committed when every stage stepped it (as far as this node has heard).
   Iter committed() const;
   size_t buffered_iterations() const { return iters_.size(); }

@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "kernels/wire/flow_codec.hpp"
+#include "kernels/wire/membership_codec.hpp"
 #include "kernels/wire/train_codec.hpp"
 #include "kernels/wire/tensor_fields.hpp"
 #include "schema/gwtf.capnp.h"
@@ -195,6 +196,11 @@ Result<Body, WireError> read_body(schema::Envelope::Body::Reader body, uint64_t 
       if (!t) return Err{std::move(t).error()};
       return Body{std::move(t.value())};
     }
+    case schema::Envelope::Body::MEMBERSHIP: {
+      auto m = read_membership(body.getMembership());
+      if (!m) return Err{std::move(m).error()};
+      return Body{MembershipMessage{std::move(m.value())}};
+    }
   }
   return fail(WireErrc::kUnknownKind, "message kind " + std::to_string(static_cast<unsigned>(body.which())));
 }
@@ -229,6 +235,8 @@ std::vector<char> encode_frame(const Header& header, const Body& body) {
           fill_flow(out.initFlow(), m.body);
         } else if constexpr (std::is_same_v<T, TrainMessage>) {
           fill_train(out.initTrain(), m, orphanage);
+        } else if constexpr (std::is_same_v<T, MembershipMessage>) {
+          fill_membership(out.initMembership(), m.body);
         } else {
           static_assert(std::is_same_v<T, CapacityUpdate>);
           auto c = out.initCapacityUpdate();

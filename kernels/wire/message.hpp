@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/flow/messages.hpp"
+#include "kernels/train/membership.hpp"
 #include "kernels/train/messages.hpp"
 #include "kernels/wire/dtype.hpp"
 
@@ -68,7 +69,13 @@ struct TrainMessage {
   std::vector<TensorView> tensors;
 };
 
-using Body = std::variant<TensorView, Activation, Gradient, Heartbeat, CapacityUpdate, FlowMessage, TrainMessage>;
+// How a node enters a swarm (kernels/train/roster.hpp).
+struct MembershipMessage {
+  train::MembershipBody body;
+};
+
+using Body = std::variant<TensorView, Activation, Gradient, Heartbeat, CapacityUpdate, FlowMessage, TrainMessage,
+                          MembershipMessage>;
 
 struct Header {
   uint16_t version = 0;

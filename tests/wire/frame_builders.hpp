@@ -98,6 +98,16 @@ inline TrainMessage train_message(const train::Body& body, uint64_t seq = 9) {
   return TrainMessage{train::Message{42, 43, seq, body}, train_tensors()};
 }
 
+// One membership message of every kind, with distinct values in every field.
+inline std::vector<train::MembershipBody> membership_examples() {
+  using namespace gwtf::train;
+  const MemberInfo a{11, 2, "10.0.0.7", 7411, true}, b{12, 0, "node-b.example", 7412, false};
+  return {Hello{13, Role::kRelay, 3, "127.0.0.1", 7413, 0xfeedbeefcafe},
+          RosterMsg{{a, b}, true, MemberInfo{13, 3, "127.0.0.1", 7413, false}},
+          Joined{b},
+          Refused{"configuration mismatch"}};
+}
+
 // Valid frames of every kind, with tensors of several dtypes and shapes (the seeds of the fuzz corpus).
 inline std::vector<std::vector<char>> valid_corpus() {
   static const std::vector<float> floats = {1.5f, -2.0f, 3.25f, 0.0f, 1e-3f, 7.0f};
@@ -127,6 +137,7 @@ inline std::vector<std::vector<char>> valid_corpus() {
   out.push_back(encode_frame(h, CapacityUpdate{2, 4, 1, 250000, 1ull << 30}));
   for (const auto& f : flow_examples()) out.push_back(encode_frame(h, FlowMessage{f}));
   for (const auto& t : train_examples()) out.push_back(encode_frame(h, train_message(t)));
+  for (const auto& m : membership_examples()) out.push_back(encode_frame(h, MembershipMessage{m}));
   return out;
 }
 

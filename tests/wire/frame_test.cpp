@@ -147,6 +147,42 @@ TEST(Frame, EveryTrainMessageKindRoundTripsByteForByte) {
   EXPECT_EQ(kinds.size(), std::variant_size_v<train::Body>) << "an example is missing for some train kind";
 }
 
+TEST(Frame, EveryMembershipMessageKindRoundTripsByteForByte) {
+  std::set<size_t> kinds;
+  for (const auto& m : testing::membership_examples()) {
+    const auto frame = encode_frame({0, kSwarm, 42}, MembershipMessage{m});
+    auto decoded = decode_frame(std::vector<char>(frame), options());
+    ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+    EXPECT_EQ(std::get<MembershipMessage>(decoded->body).body.index(), m.index());
+    EXPECT_EQ(encode_frame(decoded->header, decoded->body), frame);
+    kinds.insert(m.index());
+  }
+  EXPECT_EQ(kinds.size(), std::variant_size_v<train::MembershipBody>) << "an example is missing for some kind";
+  const auto& roster = std::get<train::RosterMsg>(testing::membership_examples()[1]);
+  auto decoded = decode_frame(encode_frame({0, kSwarm, 42}, MembershipMessage{roster}), options());
+  const auto& back = std::get<train::RosterMsg>(std::get<MembershipMessage>(decoded->body).body);
+  ASSERT_EQ(back.members.size(), 2u);
+  EXPECT_EQ(back.members[1].host, "node-b.example");
+  EXPECT_FALSE(back.members[1].ready);
+  EXPECT_EQ(back.you.stage, 3u);
+}
+
+TEST(FrameRejects, MembershipMessagesWithImpossibleValues) {
+  using namespace gwtf::train;
+  for (const auto& [body, needle] : std::vector<std::pair<MembershipBody, std::string>>{
+           {Hello{1, Role::kData, 0, "", 7000, 1}, "hello.host"},
+           {Hello{1, Role::kData, 0, std::string(300, 'h'), 7000, 1}, "hello.host"},
+           {Hello{1, Role::kData, 0, "h", 0, 1}, "hello.port"},
+           {Joined{MemberInfo{1, 1, std::string(256, 'x'), 1, true}}, "joined.host"},
+           {Refused{std::string(5000, 'r')}, "refused"},
+       }) {
+    auto r = decode_frame(encode_frame({0, kSwarm, 42}, MembershipMessage{body}), options());
+    ASSERT_FALSE(r.ok()) << needle;
+    EXPECT_EQ(r.error().code, WireErrc::kInvalidValue) << r.error().message;
+    EXPECT_NE(r.error().message.find(needle), std::string::npos) << r.error().message;
+  }
+}
+
 // --- each malformed-frame case gets its specific error --------------------------------------------------------
 
 TEST(FrameRejects, EmptyAndTinyFramesAsTruncated) {

@@ -19,6 +19,7 @@ struct Envelope {
     capacityUpdate @7 :G.CapacityUpdate;
     flow @8 :G.FlowMessage;
     train @9 :G.TrainMessage;
-    somethingNew @10 :Text;
+    membership @10 :G.MembershipMessage;
+    somethingNew @11 :Text;
   }
 }

@@ -1,0 +1,52 @@
+// The compute actor: a node's LibTorch work (kernels/model/train_compute) in a detached actor, so a long
+// forward or backward never blocks CAF's scheduler or the node actor's messages. It takes one ComputeJob at a
+// time from its node actor and answers with a ComputeResult.
+#pragma once
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/event_based_actor.hpp>
+
+#include <memory>
+#include <optional>
+
+#include "actors/blob_store.hpp"
+#include "kernels/model/train_compute.hpp"
+#include "kernels/train/messages.hpp"
+
+namespace gwtf {
+
+struct ComputeJob {
+  train::ComputeTask task;
+  train::Blob output = 0;  // where a result goes (reserved by the node actor)
+};
+struct ComputeResult {
+  train::ComputeDone done;
+  double seconds = 0;  // wall time the task took
+};
+
+// Fault injection for tests and the demo: the process kills itself (SIGKILL, no goodbye) when it starts this task.
+struct DieAt {
+  train::ComputeKind kind = train::ComputeKind::kBackward;
+  train::Iter iter = 0;
+  int64_t mb = -1;  // -1: any microbatch
+
+  bool matches(const train::ComputeTask& t) const {
+    return t.kind == kind && t.iter == iter && (mb < 0 || !train::is_work(t.kind) || t.mb == mb);
+  }
+};
+
+struct ComputeSetup {
+  model::TrainComputeConfig config;
+  train::Stage stage = 0;
+  std::shared_ptr<SharedBlobs> blobs;
+  std::optional<DieAt> die_at;
+};
+
+// `node` gets every ComputeResult. Creating the stage's model is the actor's first act; a failure ends it with
+// the reason (the node actor, monitoring it, stops the node).
+caf::behavior compute_actor(caf::event_based_actor* self, ComputeSetup setup, caf::actor node);
+
+}  // namespace gwtf
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gwtf::ComputeJob)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gwtf::ComputeResult)

@@ -1,0 +1,435 @@
+#include "actors/node_actor.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <map>
+#include <set>
+
+#include "actors/event_log.hpp"
+#include "actors/frame.hpp"
+#include "actors/frame_io.hpp"
+#include "kernels/base/overloaded.hpp"
+#include "kernels/wire/tensor_codec.hpp"
+
+namespace gwtf {
+
+std::atomic<bool> g_leave_requested{false};
+
+namespace {
+
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using train::NodeId;
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+struct Node {
+  caf::event_based_actor* self;
+  NodeOptions opt;
+  std::shared_ptr<NodeOutcome> outcome;
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  train::Roster roster;
+  std::optional<train::TrainNode> train;
+  std::shared_ptr<SharedBlobs> blobs = std::make_shared<SharedBlobs>();
+  caf::actor compute;
+  std::map<NodeId, caf::actor> peers;
+  std::map<caf::actor_addr, NodeId> by_addr;
+  std::vector<caf::actor> seeds;  // connected seeds (before admission)
+  std::set<NodeId> connecting;
+  std::map<NodeId, double> unbound_since;
+  bool admitted = false;
+  double last_hello = -1e9;
+  double finished_at = -1;
+  EventLog log;
+  FrameStats stats;
+  uint64_t frames_sent = 0, bytes_sent = 0, bytes_received = 0;
+
+  Node(caf::event_based_actor* s, NodeOptions o, std::shared_ptr<NodeOutcome> out)
+      : self(s), opt(std::move(o)), outcome(std::move(out)), roster(opt.layout, opt.config_hash),
+        log("", 0) {}
+
+  double now() const { return seconds_since(t0); }
+  wire::Header header() const { return {0, opt.swarm_id, opt.id}; }
+
+  void stop(int code, const std::string& why) {
+    if (code != 0) spdlog::error("{}", why);
+    else spdlog::info("{}", why);
+    log.write(now(), "exit", {{"code", code}, {"why", why}, {"frames_sent", frames_sent}, {"bytes_sent", bytes_sent},
+                              {"bytes_received", bytes_received}, {"frames_rejected", stats.rejected}});
+    outcome->exit_code = code;
+    if (compute) self->send_exit(compute, caf::exit_reason::user_shutdown);
+    self->quit();
+  }
+
+  void send_frame(const caf::actor& to, const wire::Body& body) {
+    auto frame = make_frame(header(), body);
+    ++frames_sent;
+    bytes_sent += frame.bytes.size();
+    self->send(to, std::move(frame));
+  }
+  void send_membership(const caf::actor& to, train::MembershipBody body) {
+    send_frame(to, wire::MembershipMessage{std::move(body)});
+  }
+
+  // ---- peers -------------------------------------------------------------------------------------------------
+  void bind(NodeId id, const caf::actor& handle) {
+    if (!handle || id == opt.id) return;
+    auto [it, fresh] = peers.emplace(id, handle);
+    if (!fresh) return;
+    by_addr[handle.address()] = id;
+    self->monitor(handle);
+  }
+
+  // One connection per pair of nodes: the one with the larger id connects and greets (two nodes connecting to each
+  // other at once make CAF drop one connection and report the other's actors unreachable). The other side binds
+  // the greeting's sender. A member that stays unbound for `kUnboundLimit` seconds is taken for dead.
+  static constexpr double kUnboundLimit = 15;
+
+  void connect(const train::MemberInfo& m) {
+    if (m.id == opt.id || peers.count(m.id) || m.id > opt.id || connecting.count(m.id)) return;
+    connecting.insert(m.id);
+    auto mm = self->system().middleman().actor_handle();
+    const NodeId id = m.id;
+    self->request(mm, std::chrono::seconds(5), caf::connect_atom::value, m.host, m.port)
+        .then(
+            [this, id](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+              connecting.erase(id);
+              if (!roster.find(id)) return;
+              bind(id, caf::actor_cast<caf::actor>(ptr));
+              if (auto p = peers.find(id); p != peers.end()) send_membership(p->second, train::Joined{me()});
+            },
+            [this, id, where = m.host + ":" + std::to_string(m.port)](caf::error& e) {
+              connecting.erase(id);
+              spdlog::debug("cannot reach member {} at {} yet: {}", id, where, self->system().render(e));
+            });
+  }
+
+  // Retries connections and gives up on members that never became reachable.
+  void check_connections() {
+    for (const auto& m : roster.live()) {
+      if (m.id == opt.id || peers.count(m.id)) {
+        unbound_since.erase(m.id);
+        continue;
+      }
+      auto [it, fresh] = unbound_since.emplace(m.id, now());
+      if (!fresh && now() - it->second > kUnboundLimit) {
+        unbound_since.erase(it);
+        on_member_down(m.id, "unreachable for " + std::to_string(static_cast<int>(kUnboundLimit)) + " s");
+        continue;
+      }
+      connect(m);
+    }
+  }
+
+  train::MemberInfo me() const {
+    const auto* m = roster.find(opt.id);
+    return m ? *m : train::MemberInfo{opt.id, 0, opt.host, opt.port, false};
+  }
+
+  void on_down(const caf::down_msg& d) {
+    if (d.source == compute.address()) {
+      stop(1, "the compute actor stopped: " + (d.reason ? self->system().render(d.reason) : std::string("normally")));
+      return;
+    }
+    auto it = by_addr.find(d.source);
+    if (it == by_addr.end()) return;
+    on_member_down(it->second, d.reason ? self->system().render(d.reason) : std::string("left"));
+  }
+
+  void on_member_down(NodeId id, const std::string& why) {
+    if (auto p = peers.find(id); p != peers.end()) {
+      by_addr.erase(p->second.address());
+      peers.erase(p);
+    }
+    if (!roster.find(id)) return;
+    roster.down(id);
+    log.write(now(), "peer_down", {{"peer", id}, {"why", why}});
+    spdlog::info("member {} is gone ({})", id, why);
+    if (train) step(train::PeerDown{id});
+  }
+
+  // ---- membership ----------------------------------------------------------------------------------------------
+  train::Hello hello() const {
+    return {opt.id, opt.role, opt.stage, opt.host, opt.port, opt.config_hash};
+  }
+
+  void on_hello(const caf::actor& from, const train::Hello& h) {
+    if (!admitted) return;  // not a member yet: cannot admit anyone
+    auto a = roster.admit(h);
+    if (!a) {
+      spdlog::warn("refused node {} from {}:{}: {}", h.id, h.host, h.port, a.error());
+      log.write(now(), "refused", {{"peer", h.id}, {"why", a.error()}});
+      send_membership(from, train::Refused{a.error()});
+      return;
+    }
+    const auto& m = a.value().member;
+    bind(m.id, from);
+    if (!roster.started()) {
+      spdlog::info("founder {} admitted to stage {} ({}/{} founders)", m.id, m.stage, roster.live().size(),
+                   opt.layout.founders());
+      send_membership(from, roster.roster_for(m.id));  // admitted, waiting for the others
+      if (roster.full()) start();
+      return;
+    }
+    if (!a.value().joiner) {  // a founder's retried hello
+      send_membership(from, roster.roster_for(m.id));
+      return;
+    }
+    spdlog::info("node {} joins stage {}", m.id, m.stage);
+    log.write(now(), "admitted", {{"peer", m.id}, {"stage", m.stage}});
+    auto r = roster.roster_for(m.id);
+    for (auto& other : r.members) other.ready = other.id == opt.id ? train->ready() : train->serves(other.id);
+    send_membership(from, r);
+    for (const auto& other : roster.live())
+      if (other.id != opt.id && other.id != m.id)
+        if (auto p = peers.find(other.id); p != peers.end()) send_membership(p->second, train::Joined{m});
+    step(train::PeerJoining{m.id, m.stage});
+  }
+
+  void start() {
+    roster.start();
+    spdlog::info("every founding slot is taken: training starts");
+    for (const auto& m : roster.live())
+      if (auto p = peers.find(m.id); p != peers.end()) send_membership(p->second, roster.roster_for(m.id));
+    become_member(roster.roster_for(opt.id));
+  }
+
+  void on_roster(const train::RosterMsg& r) {
+    if (train) return;  // already a member: a late duplicate
+    if (!admitted) {
+      admitted = true;
+      log.write(now(), "admitted", {{"stage", r.you.stage}, {"started", r.started}});
+      if (!r.started)
+        spdlog::info("admitted as a founder of stage {}; waiting for the other founders", r.you.stage);
+    }
+    if (r.started) become_member(r);
+    else roster.learn(r);
+  }
+
+  void become_member(const train::RosterMsg& r) {
+    roster.learn(r);
+    const bool joining = !r.you.ready;
+    train.emplace(opt.id, r.you.stage, opt.params, joining);
+    ComputeSetup setup{opt.compute, r.you.stage, blobs, opt.die_at};
+    compute = self->spawn<caf::detached + caf::monitored>(compute_actor, setup, caf::actor_cast<caf::actor>(self));
+    log.write(now(), "member", {{"stage", r.you.stage}, {"joining", joining}, {"members", r.members.size()}});
+    spdlog::info("{} stage {} with {} other members", joining ? "joining" : "serving", r.you.stage, r.members.size());
+    for (const auto& m : r.members) {
+      connect(m);
+      if (m.ready) step(train::PeerUp{m.id, m.stage});
+      else step(train::PeerJoining{m.id, m.stage});
+    }
+  }
+
+  void on_joined(const train::MemberInfo& m) {
+    if (!train || roster.find(m.id)) return;
+    roster.joined(m);
+    connect(m);
+    log.write(now(), "peer_joining", {{"peer", m.id}, {"stage", m.stage}});
+    step(train::PeerJoining{m.id, m.stage});
+  }
+
+  // ---- frames --------------------------------------------------------------------------------------------------
+  void on_frame(Frame& f) {
+    caf::actor sender = caf::actor_cast<caf::actor>(self->current_sender());
+    bytes_received += f.bytes.size();
+    auto known = by_addr.find(sender.address());
+    const std::string from = known != by_addr.end() ? "node " + std::to_string(known->second) : "an unknown peer";
+    auto msg = open_frame(f, {opt.swarm_id}, stats, from);
+    if (!msg) return;
+    const NodeId claimed = msg->header.sender;
+    if (known != by_addr.end() && known->second != claimed) {
+      ++stats.rejected;
+      spdlog::warn("dropped a frame from node {} that claims to be node {}", known->second, claimed);
+      return;
+    }
+    if (known == by_addr.end() && roster.find(claimed)) bind(claimed, sender);  // a member's greeting
+    if (auto* m = std::get_if<wire::MembershipMessage>(&msg->body)) {
+      std::visit(Overloaded{
+                     [&](const train::Hello& h) {
+                       if (h.id != claimed) return;  // a hello speaks for its sender only
+                       on_hello(sender, h);
+                     },
+                     [&](const train::RosterMsg& r) { on_roster(r); },
+                     [&](const train::Joined& j) {
+                       if (roster.find(claimed)) on_joined(j.member);
+                     },
+                     [&](const train::Refused& r) {
+                       if (!admitted) stop(2, "the swarm refused this node: " + r.reason);
+                     },
+                 },
+                 m->body);
+      return;
+    }
+    auto* t = std::get_if<wire::TrainMessage>(&msg->body);
+    if (!t) {
+      spdlog::debug("ignored a {} frame from {}", msg->body.index(), from);
+      return;
+    }
+    if (!train || !roster.find(claimed)) {
+      spdlog::debug("dropped a train message from {} (not a member here)", claimed);
+      return;
+    }
+    // The frame's tensors become this node's blobs (copied: the frame's bytes are read-only and short-lived).
+    bool ok = true;
+    train::for_each_blob(t->msg.body, [&](train::Blob& b) {
+      if (b == 0) return;
+      if (b > t->tensors.size()) {
+        ok = false;
+        return;
+      }
+      b = blobs->add(wire::from_wire(t->tensors[b - 1], msg->storage).clone());
+    });
+    if (!ok) return;
+    t->msg.from = claimed;
+    t->msg.to = opt.id;
+    step(train::Receive{std::move(t->msg)});
+  }
+
+  void send_train(train::Message m) {
+    auto p = peers.find(m.to);
+    if (p == peers.end()) return;  // not connected (yet, or any more): the protocol retransmits or reroutes
+    wire::TrainMessage tm;
+    std::vector<wire::HeldTensor> held;
+    bool ok = true;
+    train::for_each_blob(m.body, [&](train::Blob& b) {
+      if (b == 0) return;
+      auto tensor = blobs->get(b);
+      auto h = tensor.defined() ? wire::hold_for_wire(tensor) : Err{wire::WireError{wire::WireErrc::kMalformed, "no blob"}};
+      if (!h) {
+        ok = false;
+        return;
+      }
+      tm.tensors.push_back(h.value().view);
+      held.push_back(std::move(h).value());
+      b = tm.tensors.size();
+    });
+    if (!ok) {
+      spdlog::error("not sent: a {} to {} names a tensor this node no longer has", train::body_name(m.body), m.to);
+      return;
+    }
+    tm.msg = std::move(m);
+    send_frame(p->second, std::move(tm));
+  }
+
+  // ---- the protocol ------------------------------------------------------------------------------------------
+  void step(const train::Input& in) {
+    train::Output out;
+    train->step(in, now(), out);
+    for (auto& m : out.send) send_train(std::move(m));
+    for (auto& t : out.compute) self->send(compute, ComputeJob{std::move(t), blobs->reserve()});
+    for (auto b : out.release) blobs->release(b);
+    for (const auto& e : out.events) on_event(e);
+  }
+
+  void on_event(const train::Event& e) {
+    nlohmann::json j{{"kind", train::event_name(e.kind)}, {"iter", e.iter}, {"mb", e.mb}, {"peer", e.peer}};
+    if (e.kind == train::EventKind::kStepped) {
+      j["value"] = e.value;
+      if (train->is_holder()) spdlog::info("iteration {} stepped: loss {:.4f}", e.iter, e.value);
+    }
+    if (e.kind == train::EventKind::kStepped) {
+      auto [done, end_done] = train->contributions(e.iter);
+      j["done"] = done;
+      j["end_done"] = end_done;
+    }
+    if (e.kind == train::EventKind::kJoined) spdlog::info("imported the stage state of iteration {}: serving", e.value);
+    log.write(now(), "train", std::move(j));
+  }
+
+  void on_tick() {
+    if (g_leave_requested) {
+      stop(0, "leaving on request (SIGTERM): the stage's other replicas redo what this node owed");
+      return;
+    }
+    if (!admitted) {
+      if (now() > opt.join_timeout) {
+        std::string tried;
+        for (const auto& [h, p] : opt.seeds) tried += (tried.empty() ? "" : ", ") + h + ":" + std::to_string(p);
+        stop(3, "no seed answered within " + std::to_string(static_cast<int>(opt.join_timeout)) + " s (tried " +
+                    tried + "); is a seed node running there?");
+        return;
+      }
+      if (now() - last_hello >= 1.0) {
+        last_hello = now();
+        for (const auto& s : seeds) send_membership(s, hello());
+        if (seeds.empty()) connect_seeds();
+      }
+    }
+    if (train) {
+      check_connections();
+      step(train::Tick{});
+      if (train->finished() && train->committed() >= opt.params.iterations) {
+        if (finished_at < 0) {
+          finished_at = now();
+          log.write(now(), "finished", {{"iterations", train->stepped()}});
+        }
+        if (now() - finished_at >= opt.linger) {
+          stop(0, "training finished: " + std::to_string(train->stepped()) + " iterations");
+          return;
+        }
+      }
+    }
+    self->delayed_send(self, std::chrono::milliseconds(static_cast<int64_t>(opt.tick * 1000)), tick_atom::value);
+  }
+
+  void begin(uint16_t port, NodeId id) {
+    opt.port = port;
+    opt.id = id;
+    log = EventLog(opt.events_path, id);
+    log.write(now(), "start", {{"host", opt.host}, {"port", opt.port}, {"role", train::role_name(opt.role)}});
+    if (opt.seeds.empty()) {  // the seed of a new swarm admits itself first
+      auto a = roster.admit(hello());
+      if (!a) {
+        stop(2, "cannot found a swarm: " + a.error());
+        return;
+      }
+      admitted = true;
+      spdlog::info("seed of a new swarm at {}:{}: stage {}; waiting for {} more founders", opt.host, opt.port,
+                   a.value().member.stage, opt.layout.founders() - 1);
+      if (roster.full()) start();
+    } else {
+      connect_seeds();
+    }
+    self->send(self, tick_atom::value);
+  }
+
+  void connect_seeds() {
+    auto mm = self->system().middleman().actor_handle();
+    for (const auto& [host, port] : opt.seeds) {
+      self->request(mm, std::chrono::seconds(5), caf::connect_atom::value, host, port)
+          .then(
+              [this](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+                auto seed = caf::actor_cast<caf::actor>(ptr);
+                if (!seed) return;
+                seeds.push_back(seed);
+                send_membership(seed, hello());
+              },
+              [this, where = host + ":" + std::to_string(port)](caf::error& e) {
+                spdlog::warn("seed {} not reachable yet: {}", where, self->system().render(e));
+              });
+    }
+  }
+};
+
+}  // namespace
+
+caf::behavior node_actor(caf::event_based_actor* self, NodeOptions options, std::shared_ptr<NodeOutcome> outcome) {
+  auto node = std::make_shared<Node>(self, std::move(options), std::move(outcome));
+  self->set_down_handler([node](caf::down_msg& d) { node->on_down(d); });
+  // Nothing happens before main published the actor and tells it its port (the hello carries it).
+  return {
+      [node](Frame& f) { node->on_frame(f); },
+      [node](ComputeResult& r) {
+        if (node->train) node->step(train::Finished{std::move(r.done)});
+      },
+      [node](tick_atom) { node->on_tick(); },
+      [node](caf::publish_atom, uint16_t port, uint64_t id) { node->begin(port, id); },
+  };
+}
+
+}  // namespace gwtf

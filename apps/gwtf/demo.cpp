@@ -1,0 +1,383 @@
+#include "apps/gwtf/demo.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+extern char** environ;
+
+namespace gwtf::app {
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+struct Proc {
+  uint64_t id = 0;
+  std::string what;  // "holder", "relay", "victim", "joiner"
+  std::vector<std::string> args;
+  pid_t pid = -1;
+  bool running = false;
+  int status = 0;
+  int stage = -1;  // once the node reported its place
+  std::string events;
+  std::streamoff read = 0;  // how far its event log was read
+};
+
+std::string now_stamp() {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::localtime(&t));
+  return buf;
+}
+
+bool launch(Proc& p, const std::string& binary, const fs::path& dir) {
+  std::vector<std::string> argv{binary};
+  argv.insert(argv.end(), p.args.begin(), p.args.end());
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  const std::string log = (dir / ("node-" + std::to_string(p.id) + ".log")).string();
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  const int rc = posix_spawn(&p.pid, binary.c_str(), &fa, nullptr, cargv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) {
+    spdlog::error("cannot start {}: {}", binary, std::strerror(rc));
+    return false;
+  }
+  p.running = true;
+  return true;
+}
+
+// New complete lines of a node's event log.
+std::vector<json> read_events(Proc& p) {
+  std::vector<json> out;
+  std::ifstream in(p.events);
+  if (!in) return out;
+  in.seekg(p.read);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (in.eof()) break;  // a partial last line: read it next time
+    p.read = in.tellg();
+    try {
+      out.push_back(json::parse(line));
+    } catch (const json::exception&) {
+    }
+  }
+  return out;
+}
+
+std::string describe_exit(int status) {
+  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("killed by ") + strsignal(WTERMSIG(status));
+  return "status " + std::to_string(status);
+}
+
+}  // namespace
+
+int run_demo(RunConfig run, const DemoOptions& o) {
+  if (o.quick) run.iterations = std::min<int64_t>(run.iterations, 12);
+  const fs::path dir = o.out.empty() ? fs::path("runs") / now_stamp() : fs::path(o.out);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    spdlog::error("cannot create the run directory {}: {}", dir.string(), ec.message());
+    return 2;
+  }
+  std::string binary = o.node_binary;
+  if (binary.empty()) binary = (fs::read_symlink("/proc/self/exe").parent_path() / "gwtf-node").string();
+  if (!fs::exists(binary)) {
+    spdlog::error("gwtf-node not found at {} (build it: scripts/build)", binary);
+    return 2;
+  }
+  auto corpus = load_corpus(run);
+  if (!corpus) {
+    spdlog::error("{}", corpus.error());
+    return 2;
+  }
+  const std::string config = (dir / "run.toml").string();
+  std::ofstream(config) << run.to_toml();
+  const double timeout = o.timeout > 0 ? o.timeout : (o.quick ? 150 : 270);
+  const int stages = static_cast<int>(run.replicas.size());
+  const int victim_stage = std::min(2, stages);
+  const uint64_t kill_iter = static_cast<uint64_t>(run.iterations / 3);
+
+  // 1. The run without churn: the reference trainer, same data, model, cut and schedule, in this process.
+  std::printf("gwtf demo: %s %s, %lld iterations x %u microbatches x %lld sequences of %lld tokens; swarm of %u data "
+              "holders and %d relay stages\nrun directory: %s\n",
+              run.arch.c_str(), run.preset.c_str(), static_cast<long long>(run.iterations), run.microbatches,
+              static_cast<long long>(run.microbatch_size), static_cast<long long>(run.seq_len), run.holders, stages,
+              dir.string().c_str());
+  std::printf("[1/2] the run without churn (reference trainer, one process) ...\n");
+  std::fflush(stdout);
+  auto baseline = train_local(run.reference_options(), *corpus);
+  if (!baseline) {
+    spdlog::error("the reference run failed: {}", baseline.error());
+    return 1;
+  }
+  std::printf("      final loss %.4f in %.1f s\n", baseline->losses.back(), baseline->seconds);
+
+  // 2. The swarm.
+  std::printf("[2/2] the swarm: %zu gwtf-node processes on loopback%s\n", run.layout().founders(),
+              o.no_churn ? "" : ("; a relay of stage " + std::to_string(victim_stage) + " dies in the middle of a "
+                                 "backward pass of iteration " + std::to_string(kill_iter) +
+                                 ", then a fresh node joins that stage").c_str());
+  std::fflush(stdout);
+  std::vector<Proc> procs;
+  auto common = [&](Proc& p) {
+    p.events = (dir / ("node-" + std::to_string(p.id) + ".jsonl")).string();
+    p.args.insert(p.args.end(), {"--config", config, "--id", std::to_string(p.id), "--events", p.events});
+  };
+  uint64_t next_id = 1;
+  Proc seed;
+  seed.id = next_id++;
+  seed.what = "holder";
+  seed.args = {"--role", "data", "--listen", "127.0.0.1:0"};
+  common(seed);
+  if (!launch(seed, binary, dir)) return 1;
+  procs.push_back(seed);
+  // The seed's port, from its event log.
+  int port = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  std::map<uint64_t, std::vector<json>> events;
+  while (port == 0 && elapsed() < 30) {
+    for (auto& e : read_events(procs[0])) {
+      if (e.value("event", "") == "start") port = e.value("port", 0);
+      events[procs[0].id].push_back(e);
+    }
+    int status = 0;
+    if (waitpid(procs[0].pid, &status, WNOHANG) == procs[0].pid) {
+      spdlog::error("the seed node stopped ({}); see {}/node-1.log", describe_exit(status), dir.string());
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (port == 0) {
+    spdlog::error("the seed node did not start listening within 30 s; see {}/node-1.log", dir.string());
+    kill(procs[0].pid, SIGKILL);
+    return 1;
+  }
+  const std::string seed_at = "127.0.0.1:" + std::to_string(port);
+  for (uint32_t h = 1; h < run.holders; ++h) {
+    Proc p;
+    p.id = next_id++;
+    p.what = "holder";
+    p.args = {"--role", "data", "--seed", seed_at};
+    common(p);
+    procs.push_back(p);
+  }
+  for (int s = 1; s <= stages; ++s)
+    for (uint32_t r = 0; r < run.replicas[s - 1]; ++r) {
+      Proc p;
+      p.id = next_id++;
+      p.what = "relay";
+      p.args = {"--role", "relay", "--stage", std::to_string(s), "--seed", seed_at};
+      if (!o.no_churn && s == victim_stage && r == 0) {
+        p.what = "victim";
+        p.args.insert(p.args.end(), {"--die-at", "backward:" + std::to_string(kill_iter) + ":*"});
+      }
+      common(p);
+      procs.push_back(p);
+    }
+  for (size_t k = 1; k < procs.size(); ++k)
+    if (!launch(procs[k], binary, dir)) return 1;
+
+  // Watch: reap processes, read event logs, print progress, start the joiner once the victim is gone.
+  std::map<uint64_t, double> loss;  // iteration -> mean loss (the holders agree)
+  double first_step = -1, last_step = -1;
+  bool joiner_started = o.no_churn;
+  double victim_died = -1;
+  int crashes = 0;
+  std::vector<std::string> churn_log;
+  auto live_per_stage = [&] {
+    std::vector<int> n(stages + 1, 0);
+    for (const auto& p : procs)
+      if (p.running && p.stage >= 0) ++n[p.stage];
+    return n;
+  };
+  bool all_done = false;
+  while (!all_done && elapsed() < timeout) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    all_done = true;
+    for (auto& p : procs) {
+      for (auto& e : read_events(p)) {
+        const std::string ev = e.value("event", "");
+        if (ev == "member") p.stage = e.value("stage", -1);
+        if (ev == "train" && e.value("kind", "") == "stepped" && p.stage == 0) {
+          const uint64_t i = e.value("iter", uint64_t{0});
+          if (!loss.count(i)) {
+            loss[i] = e.value("value", 0.0);
+            if (first_step < 0) first_step = elapsed();
+            last_step = elapsed();
+            const double per_iter = static_cast<double>(run.microbatches) * run.microbatch_size * run.seq_len;
+            std::string replicas;
+            for (int s = 1; s <= stages; ++s) replicas += (s > 1 ? " " : "") + std::to_string(live_per_stage()[s]);
+            std::printf("iter %3llu/%lld  loss %.4f (without churn %.4f)  tokens/s %7.0f  replicas per stage [%s]\n",
+                        static_cast<unsigned long long>(i + 1), static_cast<long long>(run.iterations), loss[i],
+                        i < baseline->losses.size() ? baseline->losses[i] : std::nan(""),
+                        last_step > first_step ? per_iter * (loss.size() - 1) / (last_step - first_step) : 0.0,
+                        replicas.c_str());
+            std::fflush(stdout);
+          }
+        }
+        if (ev == "train" && e.value("kind", "") == "joined") {
+          churn_log.push_back("node " + std::to_string(p.id) + " imported the state of stage " +
+                              std::to_string(p.stage) + " (iteration " + std::to_string(e.value("value", 0.0)) +
+                              ") and serves");
+          std::printf("  >> %s\n", churn_log.back().c_str());
+        }
+        events[p.id].push_back(std::move(e));
+      }
+      if (p.running) {
+        int status = 0;
+        if (waitpid(p.pid, &status, WNOHANG) == p.pid) {
+          p.running = false;
+          p.status = status;
+          if (WIFSIGNALED(status)) {
+            ++crashes;
+            victim_died = elapsed();
+            churn_log.push_back("node " + std::to_string(p.id) + " (stage " + std::to_string(p.stage) + ") " +
+                                describe_exit(status) + " in the middle of a backward pass of iteration " +
+                                std::to_string(kill_iter));
+            std::printf("  >> %s\n", churn_log.back().c_str());
+          } else if (WEXITSTATUS(status) != 0) {
+            std::printf("  >> node %llu stopped: %s (see %s/node-%llu.log)\n", static_cast<unsigned long long>(p.id),
+                        describe_exit(status).c_str(), dir.string().c_str(), static_cast<unsigned long long>(p.id));
+          }
+        }
+      }
+      all_done = all_done && !p.running;
+    }
+    if (!joiner_started && victim_died >= 0 && elapsed() - victim_died > 1.0) {
+      Proc j;
+      j.id = 100;
+      j.what = "joiner";
+      j.args = {"--role", "relay", "--stage", std::to_string(victim_stage), "--seed", seed_at};
+      common(j);
+      if (launch(j, binary, dir)) {
+        churn_log.push_back("node 100 started: joins stage " + std::to_string(victim_stage));
+        std::printf("  >> %s\n", churn_log.back().c_str());
+      }
+      procs.push_back(j);
+      joiner_started = true;
+      all_done = false;
+    }
+  }
+  bool timed_out = false;
+  for (auto& p : procs)
+    if (p.running) {
+      timed_out = true;
+      kill(p.pid, SIGKILL);
+      waitpid(p.pid, &p.status, 0);
+      p.running = false;
+    }
+
+  // The ledger from the nodes' logs: per stage and iteration, the contributions of the members that stepped it.
+  std::map<std::pair<int, uint64_t>, std::vector<uint32_t>> contributed, losses_counted;
+  std::map<std::string, uint64_t> counts;
+  int joins = 0;
+  for (const auto& p : procs)
+    for (const auto& e : events[p.id]) {
+      if (e.value("event", "") != "train") continue;
+      const std::string kind = e.value("kind", "");
+      ++counts[kind];
+      if (kind == "joined") ++joins;
+      if (kind != "stepped" || p.stage < 0) continue;
+      const uint64_t i = e.value("iter", uint64_t{0});
+      for (uint32_t mb : e.value("done", std::vector<uint32_t>{})) contributed[{p.stage, i}].push_back(mb);
+      for (uint32_t mb : e.value("end_done", std::vector<uint32_t>{})) losses_counted[{p.stage, i}].push_back(mb);
+    }
+  uint64_t lost = 0, duplicated = 0;
+  auto tally = [&](const std::vector<uint32_t>& mbs) {
+    std::set<uint32_t> distinct(mbs.begin(), mbs.end());
+    lost += run.microbatches - distinct.size();
+    duplicated += mbs.size() - distinct.size();
+  };
+  for (int s = 0; s <= stages; ++s)
+    for (uint64_t i = 0; i < loss.size(); ++i) {
+      tally(contributed[{s, i}]);
+      if (s == 0) tally(losses_counted[{s, i}]);
+    }
+  double max_diff = 0;
+  for (const auto& [i, l] : loss)
+    if (i < baseline->losses.size()) max_diff = std::max(max_diff, std::abs(l - baseline->losses[i]));
+  const bool complete = static_cast<int64_t>(loss.size()) == run.iterations;
+  const double seconds = last_step > first_step ? last_step - first_step : 0;
+  const double tokens_per_s = loss.size() > 1 && seconds > 0
+      ? (loss.size() - 1) * static_cast<double>(run.microbatches) * run.microbatch_size * run.seq_len / seconds : 0;
+
+  json report{{"iterations", loss.size()},
+              {"iterations_planned", run.iterations},
+              {"final_loss", loss.empty() ? json(nullptr) : json(loss.rbegin()->second)},
+              {"baseline_final_loss", baseline->losses.back()},
+              {"max_abs_loss_diff_vs_baseline", max_diff},
+              {"lost_microbatches", lost},
+              {"duplicated_microbatches", duplicated},
+              {"crashes", crashes},
+              {"joins", joins},
+              {"tokens_per_s", tokens_per_s},
+              {"baseline_tokens_per_s", baseline->seconds > 0 ? run.iterations * static_cast<double>(run.microbatches) *
+                                                                    run.microbatch_size * run.seq_len / baseline->seconds : 0},
+              {"swarm_seconds", seconds},
+              {"timed_out", timed_out},
+              {"events", counts},
+              {"churn", churn_log}};
+  json curve = json::array();
+  for (const auto& [i, l] : loss) curve.push_back({{"iteration", i}, {"loss", l}, {"baseline", baseline->losses[i]}});
+  report["loss_curve"] = curve;
+  json nodes = json::array();
+  for (const auto& p : procs)
+    nodes.push_back({{"id", p.id}, {"role", p.what}, {"stage", p.stage}, {"exit", describe_exit(p.status)}});
+  report["nodes"] = nodes;
+  std::ofstream(dir / "report.json") << report.dump(2) << '\n';
+  {
+    std::ofstream csv(dir / "loss.csv");
+    csv << "iteration,swarm,without_churn\n";
+    for (const auto& [i, l] : loss) csv << i << ',' << l << ',' << baseline->losses[i] << '\n';
+  }
+  {
+    std::ofstream md(dir / "report.md");
+    md << "# gwtf demo\n\n| | |\n|---|---|\n| iterations | " << loss.size() << " / " << run.iterations
+       << " |\n| final loss | " << (loss.empty() ? std::nan("") : loss.rbegin()->second) << " |\n| without churn | "
+       << baseline->losses.back() << " |\n| max abs loss difference | " << max_diff << " |\n| lost / duplicated "
+       << "microbatches | " << lost << " / " << duplicated << " |\n| crashes / joins | " << crashes << " / " << joins
+       << " |\n| tokens/s | " << tokens_per_s << " |\n\n## Churn\n\n";
+    for (const auto& c : churn_log) md << "- " << c << "\n";
+    md << "\nLoss curve: loss.csv; every node's events: node-<id>.jsonl, its log: node-<id>.log.\n";
+  }
+
+  const bool same = max_diff <= 1e-3;
+  const bool churned = o.no_churn || (crashes >= 1 && joins >= 1);
+  std::printf("\n%s: %zu/%lld iterations, final loss %.4f (without churn %.4f, largest difference %.2e), "
+              "%llu lost and %llu duplicated microbatches, %d crash(es), %d join(s), %.0f tokens/s\nreport: %s\n",
+              complete && same && lost == 0 && duplicated == 0 && churned ? "done" : "FAILED", loss.size(),
+              static_cast<long long>(run.iterations), loss.empty() ? std::nan("") : loss.rbegin()->second,
+              baseline->losses.back(), max_diff, static_cast<unsigned long long>(lost),
+              static_cast<unsigned long long>(duplicated), crashes, joins, tokens_per_s,
+              (dir / "report.json").string().c_str());
+  if (timed_out) std::printf("the swarm did not finish within %.0f s: stopped (see the node logs)\n", timeout);
+  if (!complete || !same || lost || duplicated || !churned) return 1;
+  return 0;
+}
+
+}  // namespace gwtf::app

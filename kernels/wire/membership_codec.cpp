@@ -1,0 +1,114 @@
+#include "kernels/wire/membership_codec.hpp"
+
+#include <string>
+
+#include "kernels/base/overloaded.hpp"
+
+namespace gwtf::wire {
+
+namespace {
+
+using namespace gwtf::train;
+
+constexpr size_t kMaxHost = 255;
+constexpr size_t kMaxReason = 4096;
+constexpr unsigned kMaxMembers = 1u << 16;
+
+Err<WireError> invalid(std::string what) {
+  return Err<WireError>{WireError{WireErrc::kInvalidValue, "invalid value: " + std::move(what)}};
+}
+
+void fill_member(schema::MemberInfo::Builder b, const MemberInfo& m) {
+  b.setId(m.id);
+  b.setStage(static_cast<uint16_t>(m.stage));
+  b.setHost(m.host);
+  b.setPort(m.port);
+  b.setReady(m.ready);
+}
+
+Result<MemberInfo, WireError> read_member(schema::MemberInfo::Reader r, const char* field) {
+  if (r.getHost().size() > kMaxHost)
+    return invalid(std::string(field) + ".host has " + std::to_string(r.getHost().size()) + " bytes");
+  return MemberInfo{r.getId(), r.getStage(), std::string(r.getHost().cStr()), r.getPort(), r.getReady()};
+}
+
+}  // namespace
+
+void fill_membership(schema::MembershipMessage::Builder out, const MembershipBody& m) {
+  std::visit(Overloaded{
+                 [&](const Hello& h) {
+                   auto b = out.initHello();
+                   b.setId(h.id);
+                   b.setRole(h.role == Role::kData    ? schema::Hello::Role::DATA
+                             : h.role == Role::kRelay ? schema::Hello::Role::RELAY
+                                                      : schema::Hello::Role::ANY);
+                   b.setStage(static_cast<uint16_t>(h.stage));
+                   b.setHost(h.host);
+                   b.setPort(h.port);
+                   b.setConfigHash(h.config_hash);
+                 },
+                 [&](const RosterMsg& r) {
+                   auto b = out.initRoster();
+                   auto list = b.initMembers(static_cast<unsigned>(r.members.size()));
+                   for (unsigned k = 0; k < r.members.size(); ++k) fill_member(list[k], r.members[k]);
+                   b.setStarted(r.started);
+                   fill_member(b.initYou(), r.you);
+                 },
+                 [&](const Joined& j) { fill_member(out.initJoined(), j.member); },
+                 [&](const Refused& r) { out.setRefused(r.reason); },
+             },
+             m);
+}
+
+Result<MembershipBody, WireError> read_membership(schema::MembershipMessage::Reader in) {
+  switch (in.which()) {
+    case schema::MembershipMessage::HELLO: {
+      auto h = in.getHello();
+      Hello out;
+      out.id = h.getId();
+      switch (h.getRole()) {
+        case schema::Hello::Role::DATA: out.role = Role::kData; break;
+        case schema::Hello::Role::RELAY: out.role = Role::kRelay; break;
+        case schema::Hello::Role::ANY: out.role = Role::kAny; break;
+        default: return invalid("hello.role = " + std::to_string(static_cast<unsigned>(h.getRole())));
+      }
+      out.stage = h.getStage();
+      if (h.getHost().size() == 0 || h.getHost().size() > kMaxHost)
+        return invalid("hello.host has " + std::to_string(h.getHost().size()) + " bytes");
+      if (h.getPort() == 0) return invalid(std::string("hello.port = 0"));
+      out.host = h.getHost().cStr();
+      out.port = h.getPort();
+      out.config_hash = h.getConfigHash();
+      return MembershipBody{std::move(out)};
+    }
+    case schema::MembershipMessage::ROSTER: {
+      auto r = in.getRoster();
+      if (r.getMembers().size() > kMaxMembers)
+        return invalid("roster.members has " + std::to_string(r.getMembers().size()) + " entries");
+      RosterMsg out;
+      for (auto m : r.getMembers()) {
+        auto member = read_member(m, "roster.members");
+        if (!member) return Err{std::move(member).error()};
+        out.members.push_back(std::move(member.value()));
+      }
+      out.started = r.getStarted();
+      auto you = read_member(r.getYou(), "roster.you");
+      if (!you) return Err{std::move(you).error()};
+      out.you = std::move(you.value());
+      return MembershipBody{std::move(out)};
+    }
+    case schema::MembershipMessage::JOINED: {
+      auto m = read_member(in.getJoined(), "joined");
+      if (!m) return Err{std::move(m).error()};
+      return MembershipBody{Joined{std::move(m.value())}};
+    }
+    case schema::MembershipMessage::REFUSED: {
+      if (in.getRefused().size() > kMaxReason)
+        return invalid("refused has " + std::to_string(in.getRefused().size()) + " bytes");
+      return MembershipBody{Refused{in.getRefused().cStr()}};
+    }
+  }
+  return Err<WireError>{WireError{WireErrc::kUnknownKind, "membership kind " + std::to_string(static_cast<unsigned>(in.which()))}};
+}
+
+}  // namespace gwtf::wire
