@@ -324,20 +324,16 @@ struct Node {
     for (auto& t : out.compute) self->send(compute, ComputeJob{std::move(t), blobs->reserve()});
     for (auto b : out.release) blobs->release(b);
     for (const auto& e : out.events) on_event(e);
+    for (const auto& a : out.applied)
+      log.write(now(), "applied", {{"iter", a.iter}, {"done", a.done}, {"end_done", a.end_done}});
   }
 
   void on_event(const train::Event& e) {
-    nlohmann::json j{{"kind", train::event_name(e.kind)}, {"iter", e.iter}, {"mb", e.mb}, {"peer", e.peer}};
-    if (e.kind == train::EventKind::kStepped) {
-      j["value"] = e.value;
-      if (train->is_holder()) spdlog::info("iteration {} stepped: loss {:.4f}", e.iter, e.value);
-    }
-    if (e.kind == train::EventKind::kStepped) {
-      auto [done, end_done] = train->contributions(e.iter);
-      j["done"] = done;
-      j["end_done"] = end_done;
-    }
-    if (e.kind == train::EventKind::kJoined) spdlog::info("imported the stage state of iteration {}: serving", e.value);
+    nlohmann::json j{{"kind", train::event_name(e.kind)}, {"iter", e.iter}, {"mb", e.mb}, {"peer", e.peer},
+                     {"value", e.value}};
+    if (e.kind == train::EventKind::kStepped && train->is_holder())
+      spdlog::info("iteration {} stepped: loss {:.4f}", e.iter, e.value);
+    if (e.kind == train::EventKind::kJoined) spdlog::info("imported the stage state after {} iterations: serving", e.iter);
     log.write(now(), "train", std::move(j));
   }
 

@@ -27,7 +27,7 @@ struct RunConfig {
   std::string arch = "gpt";
   std::string preset = "tiny";
   uint64_t model_seed = 1;
-  int64_t iterations = 40;
+  int64_t iterations = 60;
   uint32_t microbatches = 8;
   int64_t microbatch_size = 4;
   int64_t seq_len = 64;

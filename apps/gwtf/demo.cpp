@@ -88,7 +88,7 @@ std::vector<json> read_events(Proc& p) {
 
 std::string describe_exit(int status) {
   if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return std::string("killed by ") + strsignal(WTERMSIG(status));
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) + ")";
   return "status " + std::to_string(status);
 }
 
@@ -242,8 +242,8 @@ int run_demo(RunConfig run, const DemoOptions& o) {
         }
         if (ev == "train" && e.value("kind", "") == "joined") {
           churn_log.push_back("node " + std::to_string(p.id) + " imported the state of stage " +
-                              std::to_string(p.stage) + " (iteration " + std::to_string(e.value("value", 0.0)) +
-                              ") and serves");
+                              std::to_string(p.stage) + " after " + std::to_string(e.value("iter", 0)) +
+                              " iterations and serves");
           std::printf("  >> %s\n", churn_log.back().c_str());
         }
         events[p.id].push_back(std::move(e));
@@ -298,11 +298,12 @@ int run_demo(RunConfig run, const DemoOptions& o) {
   int joins = 0;
   for (const auto& p : procs)
     for (const auto& e : events[p.id]) {
-      if (e.value("event", "") != "train") continue;
-      const std::string kind = e.value("kind", "");
-      ++counts[kind];
-      if (kind == "joined") ++joins;
-      if (kind != "stepped" || p.stage < 0) continue;
+      if (e.value("event", "") == "train") {
+        const std::string kind = e.value("kind", "");
+        ++counts[kind];
+        if (kind == "joined") ++joins;
+      }
+      if (e.value("event", "") != "applied" || p.stage < 0) continue;
       const uint64_t i = e.value("iter", uint64_t{0});
       for (uint32_t mb : e.value("done", std::vector<uint32_t>{})) contributed[{p.stage, i}].push_back(mb);
       for (uint32_t mb : e.value("end_done", std::vector<uint32_t>{})) losses_counted[{p.stage, i}].push_back(mb);

@@ -215,7 +215,14 @@ struct Event {
   Iter iter = 0;
   Mb mb = 0;
   NodeId peer = 0;
-  double value = 0;  // kStepped on holders: the iteration's loss
+  double value = 0;  // kStepped on holders: the iteration's loss; kJoined: the iterations of the imported state
+};
+
+// With each kStepped: this node's contributions in the reduce it applied (holders: start part, end part) — the
+// ledger a runtime logs (the iteration's state may be freed within the same step).
+struct Applied {
+  Iter iter = 0;
+  std::vector<Mb> done, end_done;
 };
 
 struct Output {
@@ -223,11 +230,13 @@ struct Output {
   std::vector<ComputeTask> compute;
   std::vector<Blob> release;  // buffers the driver may free
   std::vector<Event> events;
+  std::vector<Applied> applied;
   void clear() {
     send.clear();
     compute.clear();
     release.clear();
     events.clear();
+    applied.clear();
   }
 };
 

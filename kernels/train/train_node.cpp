@@ -472,7 +472,10 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
         }
       }
       out.events.push_back({EventKind::kStepped, t.iter, 0, id_,
-                            iters_.count(t.iter) && iters_[t.iter].reduced ? iters_[t.iter].reduced->loss : 0});
+                            it != iters_.end() && it->second.reduced ? it->second.reduced->loss : 0});
+      if (it != iters_.end())
+        out.applied.push_back({t.iter, {it->second.done.begin(), it->second.done.end()},
+                               {it->second.end_done.begin(), it->second.end_done.end()}});
       if (leader(stage_) == id_) {
         commit_pending_.insert(t.iter);
         try_commit(out);
