@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
   std::string config_file, listen = "127.0.0.1:0", role = "auto", stage = "auto", events, die_at;
   std::vector<std::string> seeds;
   uint64_t id = 0;
-  double join_timeout = 30;
+  double join_timeout = 30, peer_timeout = 4;
   int threads = 1;
   gwtf::app::LogOptions log;
   app.add_option("--config", config_file, "TOML file with the run's configuration ([model], [train], [swarm]); "
@@ -93,6 +93,9 @@ int main(int argc, char** argv) {
   app.add_option("--events", events, "Append the node's JSON-lines event log to this file");
   app.add_option("--join-timeout", join_timeout, "Seconds to keep trying the seeds before giving up")
       ->capture_default_str()->check(CLI::Range(0.1, 86400.0));
+  app.add_option("--peer-timeout", peer_timeout, "Seconds of silence (no heartbeat) after which a peer is taken "
+                                                 "for dead (a killed process is noticed at once)")
+      ->capture_default_str()->check(CLI::Range(0.2, 3600.0));
   app.add_option("--die-at", die_at, "Fault injection: kill this process (SIGKILL) when it starts KIND:ITER:MB (MB * for any), "
                                      "KIND one of forward, backward, reduce, apply, snapshot, start-forward, "
                                      "end-backward, start-backward");
@@ -179,7 +182,10 @@ int main(int argc, char** argv) {
   std::signal(SIGTERM, [](int) { gwtf::g_leave_requested = true; });
   std::signal(SIGINT, [](int) { gwtf::g_leave_requested = true; });
 
-  gwtf::SystemConfig cfg;
+  gwtf::RuntimeOptions runtime;
+  runtime.connection_timeout = std::chrono::milliseconds(static_cast<int64_t>(peer_timeout * 1000));
+  runtime.heartbeat_interval = std::min(runtime.connection_timeout / 4, std::chrono::milliseconds(250));
+  gwtf::SystemConfig cfg{runtime};
   caf::actor_system sys{cfg};
   auto outcome = std::make_shared<gwtf::NodeOutcome>();
   auto node = sys.spawn<caf::lazy_init>(gwtf::node_actor, opt, outcome);

@@ -18,18 +18,26 @@ Err<WireError> invalid(std::string what) {
   return Err<WireError>{WireError{WireErrc::kInvalidValue, "invalid value: " + std::move(what)}};
 }
 
+// Text a peer sent: no NUL inside (it would end the string early on the next encode) and at most `limit` bytes.
+Result<std::string, WireError> text(capnp::Text::Reader t, size_t limit, const std::string& field) {
+  if (t.size() > limit) return invalid(field + " has " + std::to_string(t.size()) + " bytes");
+  std::string s(t.begin(), t.size());
+  if (s.find('\0') != std::string::npos) return invalid(field + " holds a NUL byte");
+  return s;
+}
+
 void fill_member(schema::MemberInfo::Builder b, const MemberInfo& m) {
   b.setId(m.id);
   b.setStage(static_cast<uint16_t>(m.stage));
-  b.setHost(m.host);
+  b.setHost(capnp::Text::Reader(m.host.data(), m.host.size()));
   b.setPort(m.port);
   b.setReady(m.ready);
 }
 
 Result<MemberInfo, WireError> read_member(schema::MemberInfo::Reader r, const char* field) {
-  if (r.getHost().size() > kMaxHost)
-    return invalid(std::string(field) + ".host has " + std::to_string(r.getHost().size()) + " bytes");
-  return MemberInfo{r.getId(), r.getStage(), std::string(r.getHost().cStr()), r.getPort(), r.getReady()};
+  auto host = text(r.getHost(), kMaxHost, std::string(field) + ".host");
+  if (!host) return Err{std::move(host).error()};
+  return MemberInfo{r.getId(), r.getStage(), std::move(host).value(), r.getPort(), r.getReady()};
 }
 
 }  // namespace
@@ -43,7 +51,7 @@ void fill_membership(schema::MembershipMessage::Builder out, const MembershipBod
                              : h.role == Role::kRelay ? schema::Hello::Role::RELAY
                                                       : schema::Hello::Role::ANY);
                    b.setStage(static_cast<uint16_t>(h.stage));
-                   b.setHost(h.host);
+                   b.setHost(capnp::Text::Reader(h.host.data(), h.host.size()));
                    b.setPort(h.port);
                    b.setConfigHash(h.config_hash);
                  },
@@ -55,7 +63,7 @@ void fill_membership(schema::MembershipMessage::Builder out, const MembershipBod
                    fill_member(b.initYou(), r.you);
                  },
                  [&](const Joined& j) { fill_member(out.initJoined(), j.member); },
-                 [&](const Refused& r) { out.setRefused(r.reason); },
+                 [&](const Refused& r) { out.setRefused(capnp::Text::Reader(r.reason.data(), r.reason.size())); },
              },
              m);
 }
@@ -73,10 +81,11 @@ Result<MembershipBody, WireError> read_membership(schema::MembershipMessage::Rea
         default: return invalid("hello.role = " + std::to_string(static_cast<unsigned>(h.getRole())));
       }
       out.stage = h.getStage();
-      if (h.getHost().size() == 0 || h.getHost().size() > kMaxHost)
-        return invalid("hello.host has " + std::to_string(h.getHost().size()) + " bytes");
+      auto host = text(h.getHost(), kMaxHost, "hello.host");
+      if (!host) return Err{std::move(host).error()};
+      if (host.value().empty()) return invalid(std::string("hello.host has 0 bytes"));
       if (h.getPort() == 0) return invalid(std::string("hello.port = 0"));
-      out.host = h.getHost().cStr();
+      out.host = std::move(host).value();
       out.port = h.getPort();
       out.config_hash = h.getConfigHash();
       return MembershipBody{std::move(out)};
@@ -103,9 +112,9 @@ Result<MembershipBody, WireError> read_membership(schema::MembershipMessage::Rea
       return MembershipBody{Joined{std::move(m.value())}};
     }
     case schema::MembershipMessage::REFUSED: {
-      if (in.getRefused().size() > kMaxReason)
-        return invalid("refused has " + std::to_string(in.getRefused().size()) + " bytes");
-      return MembershipBody{Refused{in.getRefused().cStr()}};
+      auto reason = text(in.getRefused(), kMaxReason, "refused");
+      if (!reason) return Err{std::move(reason).error()};
+      return MembershipBody{Refused{std::move(reason).value()}};
     }
   }
   return Err<WireError>{WireError{WireErrc::kUnknownKind, "membership kind " + std::to_string(static_cast<unsigned>(in.which()))}};

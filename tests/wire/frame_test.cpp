@@ -175,6 +175,7 @@ TEST(FrameRejects, MembershipMessagesWithImpossibleValues) {
            {Hello{1, Role::kData, 0, "h", 0, 1}, "hello.port"},
            {Joined{MemberInfo{1, 1, std::string(256, 'x'), 1, true}}, "joined.host"},
            {Refused{std::string(5000, 'r')}, "refused"},
+           {Hello{1, Role::kData, 0, std::string("a\0b", 3), 7000, 1}, "NUL"},
        }) {
     auto r = decode_frame(encode_frame({0, kSwarm, 42}, MembershipMessage{body}), options());
     ASSERT_FALSE(r.ok()) << needle;
