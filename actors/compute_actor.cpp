@@ -24,6 +24,8 @@ caf::behavior compute_actor(caf::event_based_actor* self, ComputeSetup setup, ca
     return {};
   }
   std::shared_ptr<model::TrainCompute> compute = std::move(created).value();
+  self->monitor(node);
+  self->set_down_handler([self](caf::down_msg&) { self->quit(); });
   return {
       [=](ComputeJob& job) {
         const auto& t = job.task;
@@ -31,7 +33,10 @@ caf::behavior compute_actor(caf::event_based_actor* self, ComputeSetup setup, ca
           spdlog::warn("fault injection: killed while starting {} of iteration {} microbatch {}",
                        train::compute_name(t.kind), t.iter, t.mb);
           spdlog::default_logger()->flush();
-          std::raise(SIGKILL);
+          if (!setup.die_at->actor_only) std::raise(SIGKILL);
+          self->send_exit(node, caf::exit_reason::kill);
+          self->quit(caf::exit_reason::kill);
+          return;
         }
         const auto began = std::chrono::steady_clock::now();
         ComputeResult r;

@@ -24,11 +24,13 @@ struct ComputeResult {
   double seconds = 0;  // wall time the task took
 };
 
-// Fault injection for tests and the demo: the process kills itself (SIGKILL, no goodbye) when it starts this task.
+// Fault injection for tests and the demo: when the node starts this task, the process kills itself (SIGKILL, no
+// goodbye) — or, with `actor_only`, the node actor is killed (exit reason kill), for swarms inside one process.
 struct DieAt {
   train::ComputeKind kind = train::ComputeKind::kBackward;
   train::Iter iter = 0;
   int64_t mb = -1;  // -1: any microbatch
+  bool actor_only = false;
 
   bool matches(const train::ComputeTask& t) const {
     return t.kind == kind && t.iter == iter && (mb < 0 || !train::is_work(t.kind) || t.mb == mb);
@@ -43,7 +45,7 @@ struct ComputeSetup {
 };
 
 // `node` gets every ComputeResult. Creating the stage's model is the actor's first act; a failure ends it with
-// the reason (the node actor, monitoring it, stops the node).
+// the reason (the node actor, monitoring it, stops the node). It ends when its node does.
 caf::behavior compute_actor(caf::event_based_actor* self, ComputeSetup setup, caf::actor node);
 
 }  // namespace gwtf

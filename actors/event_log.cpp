@@ -4,18 +4,15 @@
 
 namespace gwtf {
 
-EventLog::EventLog(const std::string& path, uint64_t node) : node_(node) {
+EventLog::EventLog(const std::string& path) {
   if (path.empty()) return;
   out_.open(path, std::ios::app);
   if (!out_) spdlog::error("cannot write the event log {}: events are not recorded", path);
 }
 
-void EventLog::write(double t, const std::string& event, nlohmann::json fields) {
+void EventLog::write(const nlohmann::json& line) {
   if (!out_.is_open()) return;
-  fields["t"] = t;
-  fields["node"] = node_;
-  fields["event"] = event;
-  out_ << fields.dump() << '\n';
+  out_ << line.dump() << '\n';
   out_.flush();  // a killed node's log must hold everything up to its death
 }
 

@@ -1,4 +1,5 @@
-// A node's JSON-lines event log: one object per line with the node's id and the seconds since it started.
+// A node's JSON-lines event log: one object per line (the node actor adds its id, the event and the seconds since
+// it started).
 // `gwtf demo` reads these to draw its progress line and its report.
 #pragma once
 
@@ -11,12 +12,11 @@ namespace gwtf {
 
 class EventLog {
  public:
-  explicit EventLog(const std::string& path, uint64_t node);  // empty path: nothing is written
-  void write(double t, const std::string& event, nlohmann::json fields = nlohmann::json::object());
+  explicit EventLog(const std::string& path);  // empty path: nothing is written
+  void write(const nlohmann::json& line);
 
  private:
   std::ofstream out_;
-  uint64_t node_;
 };
 
 }  // namespace gwtf

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <map>
+#include <unistd.h>
 #include <set>
 
 #include "actors/event_log.hpp"
@@ -50,15 +51,24 @@ struct Node {
 
   Node(caf::event_based_actor* s, NodeOptions o, std::shared_ptr<NodeOutcome> out)
       : self(s), opt(std::move(o)), outcome(std::move(out)), roster(opt.layout, opt.config_hash),
-        log("", 0) {}
+        log("") {}
 
   double now() const { return seconds_since(t0); }
+
+  // An event: into the JSON-lines log and to the observer, if any.
+  void note(const std::string& event, nlohmann::json fields = nlohmann::json::object()) {
+    fields["t"] = now();
+    fields["node"] = opt.id;
+    fields["event"] = event;
+    log.write(fields);
+    if (opt.observer) self->send(opt.observer, NodeEvent{opt.id, fields.dump()});
+  }
   wire::Header header() const { return {0, opt.swarm_id, opt.id}; }
 
   void stop(int code, const std::string& why) {
     if (code != 0) spdlog::error("{}", why);
     else spdlog::info("{}", why);
-    log.write(now(), "exit", {{"code", code}, {"why", why}, {"frames_sent", frames_sent}, {"bytes_sent", bytes_sent},
+    note("exit", {{"code", code}, {"why", why}, {"frames_sent", frames_sent}, {"bytes_sent", bytes_sent},
                               {"bytes_received", bytes_received}, {"frames_rejected", stats.rejected}});
     outcome->exit_code = code;
     if (compute) self->send_exit(compute, caf::exit_reason::user_shutdown);
@@ -147,7 +157,7 @@ struct Node {
     }
     if (!roster.find(id)) return;
     roster.down(id);
-    log.write(now(), "peer_down", {{"peer", id}, {"why", why}});
+    note("peer_down", {{"peer", id}, {"why", why}});
     spdlog::info("member {} is gone ({})", id, why);
     if (train) step(train::PeerDown{id});
   }
@@ -159,15 +169,20 @@ struct Node {
 
   void on_hello(const caf::actor& from, const train::Hello& h) {
     if (!admitted) return;  // not a member yet: cannot admit anyone
+    const bool retried = roster.find(h.id) != nullptr;
     auto a = roster.admit(h);
     if (!a) {
       spdlog::warn("refused node {} from {}:{}: {}", h.id, h.host, h.port, a.error());
-      log.write(now(), "refused", {{"peer", h.id}, {"why", a.error()}});
+      note("refused", {{"peer", h.id}, {"why", a.error()}});
       send_membership(from, train::Refused{a.error()});
       return;
     }
     const auto& m = a.value().member;
     bind(m.id, from);
+    if (retried) {  // its hello again (it retries until it has an answer): the same answer, nothing announced
+      send_membership(from, roster_for(m.id));
+      return;
+    }
     if (!roster.started()) {
       spdlog::info("founder {} admitted to stage {} ({}/{} founders)", m.id, m.stage, roster.live().size(),
                    opt.layout.founders());
@@ -175,19 +190,22 @@ struct Node {
       if (roster.full()) start();
       return;
     }
-    if (!a.value().joiner) {  // a founder's retried hello
-      send_membership(from, roster.roster_for(m.id));
-      return;
-    }
     spdlog::info("node {} joins stage {}", m.id, m.stage);
-    log.write(now(), "admitted", {{"peer", m.id}, {"stage", m.stage}});
-    auto r = roster.roster_for(m.id);
-    for (auto& other : r.members) other.ready = other.id == opt.id ? train->ready() : train->serves(other.id);
-    send_membership(from, r);
+    note("admitted", {{"peer", m.id}, {"stage", m.stage}});
+    send_membership(from, roster_for(m.id));
     for (const auto& other : roster.live())
       if (other.id != opt.id && other.id != m.id)
         if (auto p = peers.find(other.id); p != peers.end()) send_membership(p->second, train::Joined{m});
     step(train::PeerJoining{m.id, m.stage});
+  }
+
+  // The roster for member `id`; once training runs, who serves already comes from the protocol (a joiner that
+  // imported its state announced itself there, not here).
+  train::RosterMsg roster_for(NodeId id) const {
+    auto r = roster.roster_for(id);
+    if (train)
+      for (auto& other : r.members) other.ready = other.id == opt.id ? train->ready() : train->serves(other.id);
+    return r;
   }
 
   void start() {
@@ -202,7 +220,7 @@ struct Node {
     if (train) return;  // already a member: a late duplicate
     if (!admitted) {
       admitted = true;
-      log.write(now(), "admitted", {{"stage", r.you.stage}, {"started", r.started}});
+      note("admitted", {{"stage", r.you.stage}, {"started", r.started}});
       if (!r.started)
         spdlog::info("admitted as a founder of stage {}; waiting for the other founders", r.you.stage);
     }
@@ -216,7 +234,7 @@ struct Node {
     train.emplace(opt.id, r.you.stage, opt.params, joining);
     ComputeSetup setup{opt.compute, r.you.stage, blobs, opt.die_at};
     compute = self->spawn<caf::detached + caf::monitored>(compute_actor, setup, caf::actor_cast<caf::actor>(self));
-    log.write(now(), "member", {{"stage", r.you.stage}, {"joining", joining}, {"members", r.members.size()}});
+    note("member", {{"stage", r.you.stage}, {"joining", joining}, {"members", r.members.size()}});
     spdlog::info("{} stage {} with {} other members", joining ? "joining" : "serving", r.you.stage, r.members.size());
     for (const auto& m : r.members) {
       connect(m);
@@ -229,7 +247,7 @@ struct Node {
     if (!train || roster.find(m.id)) return;
     roster.joined(m);
     connect(m);
-    log.write(now(), "peer_joining", {{"peer", m.id}, {"stage", m.stage}});
+    note("peer_joining", {{"peer", m.id}, {"stage", m.stage}});
     step(train::PeerJoining{m.id, m.stage});
   }
 
@@ -325,7 +343,7 @@ struct Node {
     for (auto b : out.release) blobs->release(b);
     for (const auto& e : out.events) on_event(e);
     for (const auto& a : out.applied)
-      log.write(now(), "applied", {{"iter", a.iter}, {"done", a.done}, {"end_done", a.end_done}});
+      note("applied", {{"iter", a.iter}, {"done", a.done}, {"end_done", a.end_done}});
   }
 
   void on_event(const train::Event& e) {
@@ -334,7 +352,7 @@ struct Node {
     if (e.kind == train::EventKind::kStepped && train->is_holder())
       spdlog::info("iteration {} stepped: loss {:.4f}", e.iter, e.value);
     if (e.kind == train::EventKind::kJoined) spdlog::info("imported the stage state after {} iterations: serving", e.iter);
-    log.write(now(), "train", std::move(j));
+    note("train", std::move(j));
   }
 
   void on_tick() {
@@ -362,7 +380,7 @@ struct Node {
       if (train->finished() && train->committed() >= opt.params.iterations) {
         if (finished_at < 0) {
           finished_at = now();
-          log.write(now(), "finished", {{"iterations", train->stepped()}});
+          note("finished", {{"iterations", train->stepped()}});
         }
         if (now() - finished_at >= opt.linger) {
           stop(0, "training finished: " + std::to_string(train->stepped()) + " iterations");
@@ -376,8 +394,8 @@ struct Node {
   void begin(uint16_t port, NodeId id) {
     opt.port = port;
     opt.id = id;
-    log = EventLog(opt.events_path, id);
-    log.write(now(), "start", {{"host", opt.host}, {"port", opt.port}, {"role", train::role_name(opt.role)}});
+    log = EventLog(opt.events_path);
+    note("start", {{"host", opt.host}, {"port", opt.port}, {"role", train::role_name(opt.role)}});
     if (opt.seeds.empty()) {  // the seed of a new swarm admits itself first
       auto a = roster.admit(hello());
       if (!a) {
@@ -426,6 +444,25 @@ caf::behavior node_actor(caf::event_based_actor* self, NodeOptions options, std:
       [node](tick_atom) { node->on_tick(); },
       [node](caf::publish_atom, uint16_t port, uint64_t id) { node->begin(port, id); },
   };
+}
+
+Result<StartedNode, std::string> start_node(caf::actor_system& sys, NodeOptions options, uint16_t listen_port,
+                                            std::shared_ptr<NodeOutcome> outcome) {
+  const std::string host = options.host;
+  train::NodeId id = options.id;
+  auto node = sys.spawn<caf::lazy_init>(node_actor, std::move(options), std::move(outcome));
+  auto port = sys.middleman().publish(node, listen_port, host.c_str(), true);
+  if (!port) {
+    caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
+    return Err{"cannot listen on " + host + ":" + std::to_string(listen_port) + ": " + sys.render(port.error())};
+  }
+  if (id == 0) {
+    // Unique per address and process: a node that restarts is a new member (the protocol never revives an id).
+    std::hash<std::string> h;
+    id = (h(host + ":" + std::to_string(*port) + "/" + std::to_string(::getpid())) & 0x7fffffffffffull) | 1;
+  }
+  caf::anon_send(node, caf::publish_atom::value, *port, id);
+  return StartedNode{node, *port, id};
 }
 
 }  // namespace gwtf

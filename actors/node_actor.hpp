@@ -36,6 +36,13 @@ struct NodeOptions {
   double tick = 0.1;           // seconds between the protocol's ticks
   double join_timeout = 30;    // no seed answered within this: give up
   double linger = 2;           // after the last iteration committed: stay this long for stragglers' acks
+  caf::actor observer;         // when set, gets every event of the log as a NodeEvent (apps and tests watch with it)
+};
+
+// One line of the node's event log, live: {"event": ..., "node": ..., "t": ..., fields...} as JSON text.
+struct NodeEvent {
+  uint64_t node = 0;
+  std::string json;
 };
 
 // What main reads after the actor system is done.
@@ -46,6 +53,19 @@ struct NodeOutcome {
 // Set by a SIGTERM handler: the node leaves at its next tick (its peers redo what it owed).
 extern std::atomic<bool> g_leave_requested;
 
+// The node actor starts when told its published port and id: (caf::publish_atom, uint16_t port, uint64_t id).
 caf::behavior node_actor(caf::event_based_actor* self, NodeOptions options, std::shared_ptr<NodeOutcome> outcome);
 
+// Spawns a node actor in `sys`, publishes it on options.host:`listen_port` (0: any free port) and starts it.
+// `id` 0: derived from the address and the process id. Returns the actor and its port, or why it cannot listen.
+struct StartedNode {
+  caf::actor actor;
+  uint16_t port = 0;
+  train::NodeId id = 0;
+};
+Result<StartedNode, std::string> start_node(caf::actor_system& sys, NodeOptions options, uint16_t listen_port,
+                                            std::shared_ptr<NodeOutcome> outcome);
+
 }  // namespace gwtf
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gwtf::NodeEvent)

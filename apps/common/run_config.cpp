@@ -198,6 +198,22 @@ uint64_t RunConfig::fingerprint(const std::vector<int32_t>& tokens) const {
   return h;
 }
 
+NodeOptions node_options(const RunConfig& c, const std::vector<int32_t>& tokens) {
+  NodeOptions opt;
+  opt.layout = c.layout();
+  opt.params = c.params();
+  opt.config_hash = c.fingerprint(tokens);
+  opt.swarm_id = c.swarm_id;
+  opt.compute.model = c.model();
+  opt.compute.optimizer = c.optimizer();
+  opt.compute.relay_stages = static_cast<int>(c.replicas.size());
+  opt.compute.microbatch_size = c.microbatch_size;
+  opt.compute.seq_len = c.seq_len;
+  opt.compute.data_seed = c.data_seed;
+  opt.compute.stream = &tokens;
+  return opt;
+}
+
 Result<model::Corpus, std::string> load_corpus(const RunConfig& c) {
   auto files = c.data.empty() ? model::default_corpus_files() : c.data;
   if (files.empty())

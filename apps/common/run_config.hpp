@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/node_actor.hpp"
 #include "kernels/base/result.hpp"
 #include "kernels/model/data.hpp"
 #include "kernels/model/reference_trainer.hpp"
@@ -54,6 +55,10 @@ struct RunConfig {
   // FNV-1a over everything that must agree across nodes, the training tokens included.
   uint64_t fingerprint(const std::vector<int32_t>& tokens) const;
 };
+
+// A node's options for this run (the swarm layout, the protocol's parameters, the compute, the fingerprint).
+// `tokens` must outlive the node.
+NodeOptions node_options(const RunConfig& c, const std::vector<int32_t>& tokens);
 
 // The training tokens of a configuration (its data files, or Debian's fortunes corpus).
 Result<model::Corpus, std::string> load_corpus(const RunConfig& c);

@@ -11,7 +11,6 @@
 #include <cstring>
 #include <functional>
 #include <string>
-#include <unistd.h>
 
 #include "actors/node_actor.hpp"
 #include "actors/system_config.hpp"
@@ -62,11 +61,6 @@ std::optional<gwtf::DieAt> parse_die_at(const std::string& s) {
   return d;
 }
 
-uint64_t default_id(const std::string& host, uint16_t port) {
-  // Unique per address and process: a node that restarts is a new member (the protocol never revives an id).
-  std::hash<std::string> h;
-  return (h(host + ":" + std::to_string(port) + "/" + std::to_string(::getpid())) & 0x7fffffffffffull) | 1;
-}
 
 }  // namespace
 
@@ -126,7 +120,12 @@ int main(int argc, char** argv) {
   }
   at::set_num_threads(threads);
 
-  gwtf::NodeOptions opt;
+  auto corpus = gwtf::app::load_corpus(run);
+  if (!corpus) {
+    spdlog::error("{}", corpus.error());
+    return 2;
+  }
+  gwtf::NodeOptions opt = gwtf::app::node_options(run, corpus->train);
   if (!parse_endpoint(listen, opt.host, opt.port, true)) {
     spdlog::error("--listen '{}' is not HOST:PORT (port 0..65535)", listen);
     return 2;
@@ -160,24 +159,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  auto corpus = gwtf::app::load_corpus(run);
-  if (!corpus) {
-    spdlog::error("{}", corpus.error());
-    return 2;
-  }
-  opt.layout = run.layout();
-  opt.params = run.params();
-  opt.config_hash = run.fingerprint(corpus->train);
-  opt.swarm_id = run.swarm_id;
   opt.events_path = events;
   opt.join_timeout = join_timeout;
-  opt.compute.model = run.model();
-  opt.compute.optimizer = run.optimizer();
-  opt.compute.relay_stages = static_cast<int>(run.replicas.size());
-  opt.compute.microbatch_size = run.microbatch_size;
-  opt.compute.seq_len = run.seq_len;
-  opt.compute.data_seed = run.data_seed;
-  opt.compute.stream = &corpus->train;
 
   std::signal(SIGTERM, [](int) { gwtf::g_leave_requested = true; });
   std::signal(SIGINT, [](int) { gwtf::g_leave_requested = true; });
@@ -188,16 +171,13 @@ int main(int argc, char** argv) {
   gwtf::SystemConfig cfg{runtime};
   caf::actor_system sys{cfg};
   auto outcome = std::make_shared<gwtf::NodeOutcome>();
-  auto node = sys.spawn<caf::lazy_init>(gwtf::node_actor, opt, outcome);
-  auto port = sys.middleman().publish(node, listen_port, opt.host.c_str(), true);
-  if (!port) {
-    spdlog::error("cannot listen on {}: {}", listen, sys.render(port.error()));
-    caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
+  opt.id = id;
+  auto node = gwtf::start_node(sys, opt, listen_port, outcome);
+  if (!node) {
+    spdlog::error("{}", node.error());
     return 2;
   }
-  if (id == 0) id = default_id(opt.host, *port);
-  caf::anon_send(node, caf::publish_atom::value, *port, id);
-  spdlog::info("node {} listening on {}:{} (config {:016x})", id, opt.host, *port, opt.config_hash);
+  spdlog::info("node {} listening on {}:{} (config {:016x})", node->id, opt.host, node->port, opt.config_hash);
   sys.await_all_actors_done();
   return outcome->exit_code;
 }
