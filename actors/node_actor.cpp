@@ -10,6 +10,7 @@
 #include <set>
 
 #include "actors/event_log.hpp"
+#include "actors/flow_actor.hpp"
 #include "actors/frame.hpp"
 #include "actors/frame_io.hpp"
 #include "kernels/base/overloaded.hpp"
@@ -36,7 +37,13 @@ struct Node {
   train::Roster roster;
   std::optional<train::TrainNode> train;
   std::shared_ptr<SharedBlobs> blobs = std::make_shared<SharedBlobs>();
-  caf::actor compute;
+  caf::actor compute, flows;
+  // Link measurements: smoothed round trip per peer (heartbeats), smoothed compute seconds per work task, here
+  // and as each peer advertised (capacity updates).
+  std::map<NodeId, double> rtt, peer_compute;
+  double compute_seconds = 0;
+  uint64_t heartbeat_seq = 0;
+  double last_heartbeat = -1e9;
   std::map<NodeId, caf::actor> peers;
   std::map<caf::actor_addr, NodeId> by_addr;
   std::vector<caf::actor> seeds;  // connected seeds (before admission)
@@ -72,6 +79,7 @@ struct Node {
                               {"bytes_received", bytes_received}, {"frames_rejected", stats.rejected}});
     outcome->exit_code = code;
     if (compute) self->send_exit(compute, caf::exit_reason::user_shutdown);
+    if (flows) self->send_exit(flows, caf::exit_reason::user_shutdown);
     self->quit();
   }
 
@@ -160,6 +168,11 @@ struct Node {
     note("peer_down", {{"peer", id}, {"why", why}});
     spdlog::info("member {} is gone ({})", id, why);
     if (train) step(train::PeerDown{id});
+    to_flow(flow::PeerDown{id});
+  }
+
+  void to_flow(flow::Input in) {
+    if (flows) self->send(flows, ToFlow{std::move(in)});
   }
 
   // ---- membership ----------------------------------------------------------------------------------------------
@@ -197,6 +210,7 @@ struct Node {
       if (other.id != opt.id && other.id != m.id)
         if (auto p = peers.find(other.id); p != peers.end()) send_membership(p->second, train::Joined{m});
     step(train::PeerJoining{m.id, m.stage});
+    to_flow(flow::PeerUp{m.id, m.stage});
   }
 
   // The roster for member `id`; once training runs, who serves already comes from the protocol (a joiner that
@@ -236,10 +250,18 @@ struct Node {
     compute = self->spawn<caf::detached + caf::monitored>(compute_actor, setup, caf::actor_cast<caf::actor>(self));
     note("member", {{"stage", r.you.stage}, {"joining", joining}, {"members", r.members.size()}});
     spdlog::info("{} stage {} with {} other members", joining ? "joining" : "serving", r.you.stage, r.members.size());
+    flow::FlowConfig fc;
+    fc.id = opt.id;
+    fc.stage = r.you.stage;
+    fc.relay_stages = opt.layout.relay_stages();
+    fc.capacity = r.you.stage == 0 ? opt.params.max_in_flight : opt.flow_capacity;
+    fc.params.period = opt.flow_period;
+    flows = self->spawn(flow_actor, fc, opt.id, caf::actor_cast<caf::actor>(self));
     for (const auto& m : r.members) {
       connect(m);
       if (m.ready) step(train::PeerUp{m.id, m.stage});
       else step(train::PeerJoining{m.id, m.stage});
+      to_flow(flow::PeerUp{m.id, m.stage});
     }
   }
 
@@ -249,6 +271,7 @@ struct Node {
     connect(m);
     note("peer_joining", {{"peer", m.id}, {"stage", m.stage}});
     step(train::PeerJoining{m.id, m.stage});
+    to_flow(flow::PeerUp{m.id, m.stage});
   }
 
   // ---- frames --------------------------------------------------------------------------------------------------
@@ -283,13 +306,19 @@ struct Node {
                  m->body);
       return;
     }
-    auto* t = std::get_if<wire::TrainMessage>(&msg->body);
-    if (!t) {
-      spdlog::debug("ignored a {} frame from {}", msg->body.index(), from);
-      return;
-    }
     if (!train || !roster.find(claimed)) {
       spdlog::debug("dropped a train message from {} (not a member here)", claimed);
+      return;
+    }
+    if (auto* fm = std::get_if<wire::FlowMessage>(&msg->body)) return to_flow(flow::Receive{claimed, std::move(fm->body)});
+    if (auto* h = std::get_if<wire::Heartbeat>(&msg->body)) return on_heartbeat(claimed, *h);
+    if (auto* c = std::get_if<wire::CapacityUpdate>(&msg->body)) {
+      peer_compute[claimed] = static_cast<double>(c->compute_ns_per_microbatch) * 1e-9;
+      return;
+    }
+    auto* t = std::get_if<wire::TrainMessage>(&msg->body);
+    if (!t) {
+      spdlog::debug("ignored a frame of kind {} from {}", msg->body.index(), from);
       return;
     }
     // The frame's tensors become this node's blobs (copied: the frame's bytes are read-only and short-lived).
@@ -334,6 +363,52 @@ struct Node {
     send_frame(p->second, std::move(tm));
   }
 
+  // ---- links and flows -----------------------------------------------------------------------------------------
+  int64_t now_ns() const {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+  // Every `heartbeat` seconds: a heartbeat (echoed by the peer: a round trip) and this node's compute speed.
+  void send_heartbeats() {
+    if (now() - last_heartbeat < opt.heartbeat) return;
+    last_heartbeat = now();
+    ++heartbeat_seq;
+    const wire::CapacityUpdate cap{static_cast<uint16_t>(train->stage()), opt.flow_capacity, 0,
+                                   static_cast<uint64_t>(compute_seconds * 1e9), 0};
+    for (const auto& [id, handle] : peers) {
+      send_frame(handle, wire::Heartbeat{heartbeat_seq, now_ns(), 0, 0, 0});
+      send_frame(handle, cap);
+    }
+  }
+
+  // The edge cost of the paper (DESIGN §4) from what this node measured: mean compute of both ends plus the one-way
+  // latency (half the round trip); on one host the bandwidth term is negligible and left out.
+  void on_heartbeat(NodeId from, const wire::Heartbeat& h) {
+    auto p = peers.find(from);
+    if (h.echo_seq == 0) {  // theirs: echo it
+      if (p != peers.end()) send_frame(p->second, wire::Heartbeat{0, now_ns(), h.seq, h.sent_at_ns, 0});
+      return;
+    }
+    const double sample = static_cast<double>(now_ns() - h.echo_sent_at_ns - h.echo_held_ns) * 1e-9;
+    if (!(sample >= 0)) return;
+    auto [it, fresh] = rtt.emplace(from, sample);
+    if (!fresh) it->second = 0.8 * it->second + 0.2 * sample;
+    const double peer_c = peer_compute.count(from) ? peer_compute[from] : compute_seconds;
+    to_flow(flow::LinkCost{from, (compute_seconds + peer_c) / 2 + it->second / 2});
+  }
+
+  void on_flow(FromFlow& f) {
+    for (auto& m : f.messages)
+      if (auto p = peers.find(m.to); p != peers.end()) send_frame(p->second, wire::FlowMessage{std::move(m.body)});
+    if (f.next_hops && train) {
+      note("next_hops", {{"hops", *f.next_hops}});
+      step(train::SetNextHops{*f.next_hops});
+    }
+    for (const auto& e : f.events)
+      if (e.kind != flow::EventKind::kDropped)
+        note("flow", {{"kind", static_cast<int>(e.kind)}, {"peer", e.peer}, {"detail", e.detail}});
+  }
+
   // ---- the protocol ------------------------------------------------------------------------------------------
   void step(const train::Input& in) {
     train::Output out;
@@ -376,6 +451,7 @@ struct Node {
     }
     if (train) {
       check_connections();
+      send_heartbeats();
       step(train::Tick{});
       if (train->finished() && train->committed() >= opt.params.iterations) {
         if (finished_at < 0) {
@@ -439,8 +515,10 @@ caf::behavior node_actor(caf::event_based_actor* self, NodeOptions options, std:
   return {
       [node](Frame& f) { node->on_frame(f); },
       [node](ComputeResult& r) {
+        node->compute_seconds = node->compute_seconds == 0 ? r.seconds : 0.9 * node->compute_seconds + 0.1 * r.seconds;
         if (node->train) node->step(train::Finished{std::move(r.done)});
       },
+      [node](FromFlow& f) { node->on_flow(f); },
       [node](tick_atom) { node->on_tick(); },
       [node](caf::publish_atom, uint16_t port, uint64_t id) { node->begin(port, id); },
   };

@@ -1,7 +1,9 @@
 // The node actor: one per gwtf-node process, the switchboard between the network and the kernels. It admits
 // itself to a swarm (kernels/train/roster: hello to a seed, or the seed itself), connects to and monitors every
 // member, and drives its kernels/train/TrainNode — frames in, messages out, a tick every `tick` seconds, CAF
-// down messages as "peer down", compute handed to its compute actor. It decides nothing itself.
+// down messages as "peer down", compute handed to its compute actor — and its flow controller (flow_actor: the
+// flow protocol's messages, membership and measured link costs in; next hops for the training protocol out).
+// Heartbeats to every peer measure round trips for the link costs. It decides nothing itself.
 #pragma once
 
 #include <caf/stateful_actor.hpp>
@@ -36,6 +38,9 @@ struct NodeOptions {
   double tick = 0.1;           // seconds between the protocol's ticks
   double join_timeout = 30;    // no seed answered within this: give up
   double linger = 2;           // after the last iteration committed: stay this long for stragglers' acks
+  uint32_t flow_capacity = 4;  // relays: concurrent flows this node offers (the flow layer's node capacity)
+  double flow_period = 0.5;    // seconds per round of the flow protocol
+  double heartbeat = 1.0;      // seconds between heartbeats to each peer (they measure the links' round trips)
   caf::actor observer;         // when set, gets every event of the log as a NodeEvent (apps and tests watch with it)
 };
 

@@ -347,8 +347,13 @@ int run_demo(RunConfig run, const DemoOptions& o) {
   for (const auto& [i, l] : loss) curve.push_back({{"iteration", i}, {"loss", l}, {"baseline", baseline->losses[i]}});
   report["loss_curve"] = curve;
   json nodes = json::array();
-  for (const auto& p : procs)
-    nodes.push_back({{"id", p.id}, {"role", p.what}, {"stage", p.stage}, {"exit", describe_exit(p.status)}});
+  for (const auto& p : procs) {
+    json hops = json::array();  // the flow layer's last choice of next-stage replicas
+    for (const auto& e : events[p.id])
+      if (e.value("event", "") == "next_hops") hops = e.value("hops", json::array());
+    nodes.push_back({{"id", p.id}, {"role", p.what}, {"stage", p.stage}, {"exit", describe_exit(p.status)},
+                     {"next_hops", hops}});
+  }
   report["nodes"] = nodes;
   std::ofstream(dir / "report.json") << report.dump(2) << '\n';
   {
