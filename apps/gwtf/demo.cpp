@@ -26,6 +26,7 @@ namespace gwtf::app {
 namespace {
 
 namespace fs = std::filesystem;
+constexpr double kPeerTimeout = 4;  // seconds: a hung node is declared dead after this (gwtf-node --peer-timeout)
 using json = nlohmann::json;
 
 struct Proc {
@@ -103,6 +104,12 @@ int run_demo(RunConfig run, const DemoOptions& o) {
     spdlog::error("cannot create the run directory {}: {}", dir.string(), ec.message());
     return 2;
   }
+  // A run directory used before: its node logs would be read as this run's (they are appended to).
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("node-", 0) == 0 || name == "report.json" || name == "report.md" || name == "loss.csv")
+      fs::remove(entry.path(), ec);
+  }
   std::string binary = o.node_binary;
   if (binary.empty()) binary = (fs::read_symlink("/proc/self/exe").parent_path() / "gwtf-node").string();
   if (!fs::exists(binary)) {
@@ -137,15 +144,25 @@ int run_demo(RunConfig run, const DemoOptions& o) {
   std::printf("      final loss %.4f in %.1f s\n", baseline->losses.back(), baseline->seconds);
 
   // 2. The swarm.
+  const std::string fault = o.fault;
+  const bool holder_victim = fault == "kill-holder";
+  std::string story;
+  if (fault == "kill") story = "a relay of stage " + std::to_string(victim_stage) + " dies (SIGKILL) in the middle of a backward pass of iteration " + std::to_string(kill_iter);
+  else if (fault == "stop") story = "a relay of stage " + std::to_string(victim_stage) + " hangs (SIGSTOP) after iteration " + std::to_string(kill_iter);
+  else if (fault == "term") story = "a relay of stage " + std::to_string(victim_stage) + " leaves (SIGTERM) after iteration " + std::to_string(kill_iter);
+  else if (holder_victim) story = "a data holder dies (SIGKILL) as it starts computing a loss in iteration " + std::to_string(kill_iter);
+  else {
+    spdlog::error("unknown --fault '{}': kill, stop, term or kill-holder", fault);
+    return 2;
+  }
   std::printf("[2/2] the swarm: %zu gwtf-node processes on loopback%s\n", run.layout().founders(),
-              o.no_churn ? "" : ("; a relay of stage " + std::to_string(victim_stage) + " dies in the middle of a "
-                                 "backward pass of iteration " + std::to_string(kill_iter) +
-                                 ", then a fresh node joins that stage").c_str());
+              o.no_churn ? "" : ("; " + story + ", then a fresh node joins stage " + std::to_string(victim_stage)).c_str());
   std::fflush(stdout);
   std::vector<Proc> procs;
   auto common = [&](Proc& p) {
     p.events = (dir / ("node-" + std::to_string(p.id) + ".jsonl")).string();
-    p.args.insert(p.args.end(), {"--config", config, "--id", std::to_string(p.id), "--events", p.events});
+    p.args.insert(p.args.end(), {"--config", config, "--id", std::to_string(p.id), "--events", p.events,
+                                 "--peer-timeout", std::to_string(kPeerTimeout)});
   };
   uint64_t next_id = 1;
   Proc seed;
@@ -183,6 +200,10 @@ int run_demo(RunConfig run, const DemoOptions& o) {
     p.id = next_id++;
     p.what = "holder";
     p.args = {"--role", "data", "--seed", seed_at};
+    if (!o.no_churn && holder_victim && h == run.holders - 1) {
+      p.what = "victim";
+      p.args.insert(p.args.end(), {"--die-at", "end-backward:" + std::to_string(kill_iter) + ":*"});
+    }
     common(p);
     procs.push_back(p);
   }
@@ -192,9 +213,9 @@ int run_demo(RunConfig run, const DemoOptions& o) {
       p.id = next_id++;
       p.what = "relay";
       p.args = {"--role", "relay", "--stage", std::to_string(s), "--seed", seed_at};
-      if (!o.no_churn && s == victim_stage && r == 0) {
+      if (!o.no_churn && !holder_victim && s == victim_stage && r == 0) {
         p.what = "victim";
-        p.args.insert(p.args.end(), {"--die-at", "backward:" + std::to_string(kill_iter) + ":*"});
+        if (fault == "kill") p.args.insert(p.args.end(), {"--die-at", "backward:" + std::to_string(kill_iter) + ":*"});
       }
       common(p);
       procs.push_back(p);
@@ -206,8 +227,11 @@ int run_demo(RunConfig run, const DemoOptions& o) {
   std::map<uint64_t, double> loss;  // iteration -> mean loss (the holders agree)
   double first_step = -1, last_step = -1;
   bool joiner_started = o.no_churn;
-  double victim_died = -1;
-  int crashes = 0;
+  double victim_died = -1, signalled_at = -1, detected_after = -1;
+  int crashes = 0, leaves = 0;
+  Proc* victim = nullptr;
+  for (auto& p : procs)
+    if (p.what == "victim") victim = &p;
   std::vector<std::string> churn_log;
   auto live_per_stage = [&] {
     std::vector<int> n(stages + 1, 0);
@@ -246,6 +270,16 @@ int run_demo(RunConfig run, const DemoOptions& o) {
                               " iterations and serves");
           std::printf("  >> %s\n", churn_log.back().c_str());
         }
+        if (ev == "peer_down" && victim && e.value("peer", uint64_t{0}) == victim->id && victim_died < 0) {
+          victim_died = elapsed();
+          if (signalled_at >= 0) detected_after = victim_died - signalled_at;
+          if (fault == "stop") {
+            ++crashes;
+            churn_log.push_back("node " + std::to_string(victim->id) + " (hung) declared dead by node " +
+                                std::to_string(p.id) + " " + std::to_string(detected_after) + " s after SIGSTOP");
+            std::printf("  >> %s\n", churn_log.back().c_str());
+          }
+        }
         events[p.id].push_back(std::move(e));
       }
       if (p.running) {
@@ -255,10 +289,14 @@ int run_demo(RunConfig run, const DemoOptions& o) {
           p.status = status;
           if (WIFSIGNALED(status)) {
             ++crashes;
-            victim_died = elapsed();
+            if (victim_died < 0) victim_died = elapsed();
             churn_log.push_back("node " + std::to_string(p.id) + " (stage " + std::to_string(p.stage) + ") " +
-                                describe_exit(status) + " in the middle of a backward pass of iteration " +
-                                std::to_string(kill_iter));
+                                describe_exit(status) + (holder_victim ? " as it started computing a loss" :
+                                " in the middle of a backward pass") + " of iteration " + std::to_string(kill_iter));
+            std::printf("  >> %s\n", churn_log.back().c_str());
+          } else if (&p == victim && fault == "term") {
+            ++leaves;
+            churn_log.push_back("node " + std::to_string(p.id) + " left after SIGTERM (" + describe_exit(status) + ")");
             std::printf("  >> %s\n", churn_log.back().c_str());
           } else if (WEXITSTATUS(status) != 0) {
             std::printf("  >> node %llu stopped: %s (see %s/node-%llu.log)\n", static_cast<unsigned long long>(p.id),
@@ -266,7 +304,13 @@ int run_demo(RunConfig run, const DemoOptions& o) {
           }
         }
       }
-      all_done = all_done && !p.running;
+      // A hung victim never exits by itself: it is stopped for good once everyone else finished.
+      all_done = all_done && (!p.running || (&p == victim && fault == "stop" && victim_died >= 0));
+    }
+    if (victim && signalled_at < 0 && (fault == "stop" || fault == "term") && loss.size() > kill_iter) {
+      signalled_at = elapsed();
+      kill(victim->pid, fault == "stop" ? SIGSTOP : SIGTERM);
+      std::printf("  >> node %llu sent SIG%s\n", static_cast<unsigned long long>(victim->id), fault == "stop" ? "STOP" : "TERM");
     }
     if (!joiner_started && victim_died >= 0 && elapsed() - victim_died > 1.0) {
       Proc j;
@@ -278,7 +322,11 @@ int run_demo(RunConfig run, const DemoOptions& o) {
         churn_log.push_back("node 100 started: joins stage " + std::to_string(victim_stage));
         std::printf("  >> %s\n", churn_log.back().c_str());
       }
-      procs.push_back(j);
+      const uint64_t victim_id = victim ? victim->id : 0;
+      procs.push_back(j);  // may move the vector: find the victim again
+      victim = nullptr;
+      for (auto& q : procs)
+        if (q.id == victim_id) victim = &q;
       joiner_started = true;
       all_done = false;
     }
@@ -286,7 +334,7 @@ int run_demo(RunConfig run, const DemoOptions& o) {
   bool timed_out = false;
   for (auto& p : procs)
     if (p.running) {
-      timed_out = true;
+      if (!(&p == victim && fault == "stop")) timed_out = true;
       kill(p.pid, SIGKILL);
       waitpid(p.pid, &p.status, 0);
       p.running = false;
@@ -334,7 +382,10 @@ int run_demo(RunConfig run, const DemoOptions& o) {
               {"max_abs_loss_diff_vs_baseline", max_diff},
               {"lost_microbatches", lost},
               {"duplicated_microbatches", duplicated},
+              {"fault", o.no_churn ? "none" : fault},
               {"crashes", crashes},
+              {"leaves", leaves},
+              {"detected_after_s", detected_after},
               {"joins", joins},
               {"tokens_per_s", tokens_per_s},
               {"baseline_tokens_per_s", baseline->seconds > 0 ? run.iterations * static_cast<double>(run.microbatches) *
@@ -373,7 +424,10 @@ int run_demo(RunConfig run, const DemoOptions& o) {
   }
 
   const bool same = max_diff <= 1e-3;
-  const bool churned = o.no_churn || (crashes >= 1 && joins >= 1);
+  // A hang is found by the heartbeat timeout: within it, plus a heartbeat period and the demo's polling.
+  const bool detected = fault != "stop" || o.no_churn || (detected_after >= 0 && detected_after <= kPeerTimeout + 1.5);
+  if (!detected) std::printf("the hung node was not declared dead within %.1f s of SIGSTOP\n", kPeerTimeout + 1.5);
+  const bool churned = o.no_churn || ((crashes >= 1 || leaves >= 1) && joins >= 1 && detected);
   std::printf("\n%s: %zu/%lld iterations, final loss %.4f (without churn %.4f, largest difference %.2e), "
               "%llu lost and %llu duplicated microbatches, %d crash(es), %d join(s), %.0f tokens/s\nreport: %s\n",
               complete && same && lost == 0 && duplicated == 0 && churned ? "done" : "FAILED", loss.size(),

@@ -16,6 +16,12 @@ struct DemoOptions {
   std::string node_binary;   // default: gwtf-node beside this binary
   double timeout = 0;        // seconds before the swarm is stopped (0: 270, quick 150)
   bool no_churn = false;     // no kill, no join (the swarm alone)
+  // What happens to the victim (a relay of stage 2, or with kill-holder a data holder) at iteration I = iterations/3:
+  //   kill         SIGKILL as it starts a backward pass (gwtf-node --die-at)
+  //   stop         SIGSTOP once iteration I is stepped: a hang, found only by the heartbeat timeout
+  //   term         SIGTERM once iteration I is stepped: a graceful leave
+  //   kill-holder  a data holder SIGKILLed as it starts computing a loss (--die-at end-backward)
+  std::string fault = "kill";
 };
 
 // Returns the exit code: 0 when every iteration committed, nothing was lost or counted twice and the loss curve

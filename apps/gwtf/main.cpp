@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
   demo->add_flag("--quick", demo_options.quick, "The same story in fewer iterations (under 2 minutes; CI runs it)");
   demo->add_flag("--no-churn", demo_options.no_churn, "No crash and no join: the swarm alone");
   demo->add_option("--out", demo_options.out, "Run directory (default runs/<time>)");
+  demo->add_option("--fault", demo_options.fault, "What churn: kill (SIGKILL mid-backward), stop (SIGSTOP: a hang, "
+                                                  "found by heartbeats), term (graceful leave), kill-holder")
+      ->capture_default_str()->check(CLI::IsMember({"kill", "stop", "term", "kill-holder"}));
   demo->add_option("--timeout", demo_options.timeout, "Seconds before the swarm is stopped (default 270, quick 150)");
   demo->add_option("--iterations", demo_run.iterations, "Iterations of the run")->check(CLI::Range(int64_t{2}, int64_t{100000}));
   auto* info = app.add_subcommand("info", "Print the build configuration: library versions, BLAS, threads");
