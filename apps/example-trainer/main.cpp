@@ -1,7 +1,7 @@
 // example-trainer: a custom trainer composed from gwtf's actors and its own (docs/custom-trainer.md).
 //
-// It runs a whole swarm inside one process — one CAF actor system per node, talking over loopback exactly as
-// gwtf-node processes do — on the LLaMa-like `tiny` preset, and adds an actor of its own: an evaluation actor that
+// It runs a whole swarm inside one process (actors/local_swarm: one CAF actor system per node, talking over
+// loopback exactly as gwtf-node processes do) on the LLaMa-like `tiny` preset, and adds an actor of its own: an evaluation actor that
 // observes the data holders' events and keeps a smoothed loss and perplexity, writes them as CSV, and stops the
 // swarm when the run is over. Swap in your own model preset, layout, data or observers.
 #include <ATen/Parallel.h>
@@ -18,8 +18,7 @@
 #include <memory>
 #include <set>
 
-#include "actors/node_actor.hpp"
-#include "actors/system_config.hpp"
+#include "actors/local_swarm.hpp"
 #include "apps/common/logging.hpp"
 #include "apps/common/run_config.hpp"
 
@@ -101,25 +100,18 @@ int main(int argc, char** argv) {
   caf::actor_system eval_system{eval_config};
   auto observer = eval_system.spawn(eval_actor, eval);
 
-  // gwtf's actors: one node per actor system; the first founds the swarm, the others join through it.
-  std::vector<std::unique_ptr<gwtf::SystemConfig>> configs;
-  std::vector<std::unique_ptr<caf::actor_system>> systems;
-  uint16_t seed_port = 0;
+  // gwtf's actors: one node per actor system in this process; the first founds the swarm, the others join it.
+  gwtf::LocalSwarm swarm;
+  swarm.forward_to = observer;
   for (size_t k = 0; k < eval->nodes; ++k) {
     gwtf::NodeOptions opt = gwtf::app::node_options(run, corpus->train);
     opt.id = k + 1;
     opt.role = k < run.holders ? gwtf::train::Role::kData : gwtf::train::Role::kRelay;
-    opt.observer = observer;
     opt.linger = 1;
-    if (k > 0) opt.seeds = {{"127.0.0.1", seed_port}};
-    configs.push_back(std::make_unique<gwtf::SystemConfig>());
-    systems.push_back(std::make_unique<caf::actor_system>(*configs.back()));
-    auto node = gwtf::start_node(*systems.back(), opt, 0, std::make_shared<gwtf::NodeOutcome>());
-    if (!node) {
-      spdlog::error("{}", node.error());
+    if (auto started = swarm.start(opt); !started) {
+      spdlog::error("{}", started.error());
       return 1;
     }
-    if (k == 0) seed_port = node->port;
   }
   if (finished.wait_for(std::chrono::minutes(10)) != std::future_status::ready) {
     spdlog::error("the swarm did not finish within 10 minutes");

@@ -1,5 +1,7 @@
 #include "apps/gwtf/demo.hpp"
 
+#include "actors/ledger_tally.hpp"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -340,33 +342,18 @@ int run_demo(RunConfig run, const DemoOptions& o) {
       p.running = false;
     }
 
-  // The ledger from the nodes' logs: per stage and iteration, the contributions of the members that stepped it.
-  std::map<std::pair<int, uint64_t>, std::vector<uint32_t>> contributed, losses_counted;
+  // The ledger from the nodes' logs: per stage and iteration, the contributions of the members that applied it.
   std::map<std::string, uint64_t> counts;
   int joins = 0;
   for (const auto& p : procs)
-    for (const auto& e : events[p.id]) {
+    for (const auto& e : events[p.id])
       if (e.value("event", "") == "train") {
         const std::string kind = e.value("kind", "");
         ++counts[kind];
         if (kind == "joined") ++joins;
       }
-      if (e.value("event", "") != "applied" || p.stage < 0) continue;
-      const uint64_t i = e.value("iter", uint64_t{0});
-      for (uint32_t mb : e.value("done", std::vector<uint32_t>{})) contributed[{p.stage, i}].push_back(mb);
-      for (uint32_t mb : e.value("end_done", std::vector<uint32_t>{})) losses_counted[{p.stage, i}].push_back(mb);
-    }
-  uint64_t lost = 0, duplicated = 0;
-  auto tally = [&](const std::vector<uint32_t>& mbs) {
-    std::set<uint32_t> distinct(mbs.begin(), mbs.end());
-    lost += run.microbatches - distinct.size();
-    duplicated += mbs.size() - distinct.size();
-  };
-  for (int s = 0; s <= stages; ++s)
-    for (uint64_t i = 0; i < loss.size(); ++i) {
-      tally(contributed[{s, i}]);
-      if (s == 0) tally(losses_counted[{s, i}]);
-    }
+  const LedgerTally ledger = tally_ledger(events, run.microbatches, loss.size());
+  const uint64_t lost = ledger.lost, duplicated = ledger.duplicated;
   double max_diff = 0;
   for (const auto& [i, l] : loss)
     if (i < baseline->losses.size()) max_diff = std::max(max_diff, std::abs(l - baseline->losses[i]));

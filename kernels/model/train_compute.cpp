@@ -96,13 +96,20 @@ double TrainCompute::run(const train::ComputeTask& t, train::Blob output, BlobSt
       if (k < before_step_.size()) params_[k].copy_(before_step_[k]);
     }
   }
-  const double loss = compute(t, output, store);
-  at::NoGradGuard no_grad;
-  for (size_t k = 0; k < params_.size(); ++k) {
-    params_[k].copy_(now[k]);
-    params_[k].mutable_grad() = grads[k];
-  }
-  return loss;
+  // Restored however the replay ends: a replay that throws (a bad input) must not leave the old weights in place.
+  struct Restore {
+    TrainCompute& self;
+    std::vector<at::Tensor>& now;
+    std::vector<at::Tensor>& grads;
+    ~Restore() {
+      at::NoGradGuard no_grad;
+      for (size_t k = 0; k < self.params_.size(); ++k) {
+        self.params_[k].copy_(now[k]);
+        self.params_[k].mutable_grad() = grads[k];
+      }
+    }
+  } restore{*this, now, grads};
+  return compute(t, output, store);
 }
 
 double TrainCompute::compute(const train::ComputeTask& t, train::Blob output, BlobStore& store) {

@@ -371,7 +371,7 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
   if (!d.finite && t.kind != ComputeKind::kImport) {  // never accumulated: run it again (an import: refused)
     out.events.push_back({EventKind::kRejectedNonFinite, t.iter, t.mb, id_});
     if (d.output) out.release.push_back(d.output);
-    queue(t);
+    if (!is_work(t.kind) || iters_.count(t.iter)) queue(t);  // work of a freed iteration is needed no more
     return;
   }
   auto it = iters_.find(t.iter);
@@ -928,6 +928,9 @@ void TrainNode::free_committed(Output& out) {
       for (Blob b : {st.input, st.output, st.grad_in, st.grad_out, st.end_input, st.end_grad})
         if (b) out.release.push_back(b);
     iters_.erase(iters_.begin());
+    // Queued work of the freed iteration (a replay nobody needs any more): its inputs were just released.
+    for (auto q = tasks_.begin(); q != tasks_.end();)
+      q = q->iter == i && is_work(q->kind) ? tasks_.erase(q) : std::next(q);
     out.events.push_back({EventKind::kIterationCommitted, i, 0, id_});
   }
 }

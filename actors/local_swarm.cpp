@@ -1,0 +1,118 @@
+#include "actors/local_swarm.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+namespace gwtf {
+
+void SwarmEvents::add(uint64_t node, nlohmann::json e) {
+  std::lock_guard<std::mutex> lock(mu_);
+  events_[node].push_back(std::move(e));
+  cv_.notify_all();
+}
+
+bool SwarmEvents::wait(const std::function<bool(const std::map<uint64_t, std::vector<nlohmann::json>>&)>& done,
+                       std::chrono::milliseconds limit) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, limit, [&] { return done(events_); });
+}
+
+bool SwarmEvents::saw(uint64_t node, const std::function<bool(const nlohmann::json&)>& what) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = events_.find(node);
+  if (it == events_.end()) return false;
+  for (const auto& e : it->second)
+    if (what(e)) return true;
+  return false;
+}
+
+std::vector<nlohmann::json> SwarmEvents::of(uint64_t node) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = events_.find(node);
+  return it == events_.end() ? std::vector<nlohmann::json>{} : it->second;
+}
+
+bool is_event(const nlohmann::json& e, const char* event, const char* kind) {
+  return e.value("event", "") == event && (!kind || e.value("kind", "") == kind);
+}
+
+namespace {
+
+caf::behavior observer_actor(caf::event_based_actor* self, std::shared_ptr<SwarmEvents> events, caf::actor also) {
+  return {[=](NodeEvent& e) {
+    events->add(e.node, nlohmann::json::parse(e.json));
+    if (also) self->send(also, e);
+  }};
+}
+
+// Records the node actor's end as an event of its own ("actor_down": killed, or ended without an exit event).
+caf::behavior watch_actor(caf::event_based_actor* self, caf::actor node, std::shared_ptr<SwarmEvents> events,
+                          uint64_t id) {
+  self->monitor(node);
+  self->set_down_handler([=](caf::down_msg& d) {
+    events->add(id, {{"event", "actor_down"}, {"node", id},
+                     {"reason", d.reason ? self->system().render(d.reason) : std::string("normal")}});
+    self->quit();
+  });
+  return {[](caf::exit_msg&) {}};  // an actor without a behavior would end at once
+}
+
+}  // namespace
+
+LocalSwarm::~LocalSwarm() {
+  for (auto& n : nodes_) {
+    caf::anon_send_exit(n.observer, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(n.watcher, caf::exit_reason::user_shutdown);
+    if (!n.killed) caf::anon_send_exit(n.actor, caf::exit_reason::user_shutdown);
+  }
+  nodes_.clear();  // each system waits for its actors
+}
+
+Result<uint16_t, std::string> LocalSwarm::start(NodeOptions options) {
+  Node n;
+  n.id = options.id;
+  n.config = std::make_unique<SystemConfig>();
+  n.system = std::make_unique<caf::actor_system>(*n.config);
+  n.observer = n.system->spawn(observer_actor, events, forward_to);
+  options.observer = n.observer;
+  if (options.seeds.empty() && !nodes_.empty()) options.seeds = {{"127.0.0.1", nodes_.front().port}};
+  auto started = start_node(*n.system, std::move(options), 0, std::make_shared<NodeOutcome>());
+  if (!started) {
+    caf::anon_send_exit(n.observer, caf::exit_reason::user_shutdown);
+    return Err{started.error()};
+  }
+  n.actor = started->actor;
+  n.port = started->port;
+  if (n.id == 0) n.id = started->id;
+  n.watcher = n.system->spawn(watch_actor, n.actor, events, n.id);  // kept: an actor nobody holds is cleaned up
+  nodes_.push_back(std::move(n));
+  return nodes_.back().port;
+}
+
+void LocalSwarm::kill(uint64_t id) {
+  for (auto& n : nodes_)
+    if (n.id == id && !n.killed) {
+      n.killed = true;
+      caf::anon_send_exit(n.actor, caf::exit_reason::kill);
+    }
+}
+
+bool LocalSwarm::wait_all_exited(std::chrono::milliseconds limit) {
+  std::vector<uint64_t> live;
+  for (const auto& n : nodes_)
+    if (!n.killed) live.push_back(n.id);
+  return events->wait(
+      [&](const std::map<uint64_t, std::vector<nlohmann::json>>& all) {
+        for (uint64_t id : live) {
+          auto it = all.find(id);
+          if (it == all.end()) return false;
+          bool exited = false;
+          for (const auto& e : it->second) exited = exited || is_event(e, "exit") || is_event(e, "actor_down");
+          if (!exited) return false;
+        }
+        return true;
+      },
+      limit);
+}
+
+}  // namespace gwtf

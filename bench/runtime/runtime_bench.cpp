@@ -1,0 +1,116 @@
+// runtime_bench: what the actor runtime costs, as ratios measured in one run (the machines are shared and noisy).
+//  1. Time per iteration of the actor pipeline (one process, one replica per stage, actors/local_swarm) over the
+//     reference trainer's (`gwtf train-local`) on the same work. Target <= 1.05.
+//  2. Crash-to-rerouted latency (a relay's actor killed -> the first microbatch redone elsewhere) over the
+//     configured detection timeout for a hung peer (--peer-timeout).
+// Tensor goodput through CAF vs raw TCP is wire_bench's (docs/wire.md).
+#include <ATen/Parallel.h>
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "actors/local_swarm.hpp"
+#include "apps/common/run_config.hpp"
+
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+std::vector<double> stepped_times(const gwtf::SwarmEvents& events, uint64_t holder) {
+  std::vector<double> t;
+  for (const auto& e : events.of(holder))
+    if (gwtf::is_event(e, "train", "stepped")) t.push_back(e.value("t", 0.0));
+  return t;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"runtime_bench — the actor runtime against the reference trainer, as ratios"};
+  gwtf::app::RunConfig run;
+  run.iterations = 20;
+  run.holders = 1;
+  run.replicas = {1, 1, 1};
+  run.add_flags(app);
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::warn);
+  at::set_num_threads(1);
+  auto corpus = gwtf::app::load_corpus(run);
+  if (!corpus) {
+    std::fprintf(stderr, "%s\n", corpus.error().c_str());
+    return 2;
+  }
+
+  // 1. The same work: the reference trainer, then the actor pipeline.
+  auto ref = gwtf::model::train_local(run.reference_options(), *corpus);
+  if (!ref) {
+    std::fprintf(stderr, "%s\n", ref.error().c_str());
+    return 1;
+  }
+  const double ref_per_iter = ref->seconds / static_cast<double>(run.iterations);
+  double pipe_per_iter = 0;
+  {
+    gwtf::LocalSwarm swarm;
+    for (uint64_t id = 1; id <= run.layout().founders(); ++id) {
+      auto opt = gwtf::app::node_options(run, corpus->train);
+      opt.id = id;
+      opt.role = id == 1 ? gwtf::train::Role::kData : gwtf::train::Role::kRelay;
+      opt.linger = 0.5;
+      if (!swarm.start(opt)) return 1;
+    }
+    if (!swarm.wait_all_exited(600s)) {
+      std::fprintf(stderr, "the pipeline did not finish\n");
+      return 1;
+    }
+    const auto t = stepped_times(*swarm.events, 1);
+    if (t.size() < 2) return 1;
+    pipe_per_iter = (t.back() - t.front()) / static_cast<double>(t.size() - 1);
+  }
+
+  // 2. Crash to reroute: 2 replicas per stage, a relay's actor killed once iteration 2 is stepped.
+  auto churn = run;
+  churn.replicas = {2, 2, 2};
+  double reroute = -1;
+  const double peer_timeout = 4;
+  {
+    gwtf::LocalSwarm swarm;
+    for (uint64_t id = 1; id <= churn.layout().founders(); ++id) {
+      auto opt = gwtf::app::node_options(churn, corpus->train);
+      opt.id = id;
+      opt.role = id == 1 ? gwtf::train::Role::kData : gwtf::train::Role::kRelay;
+      opt.linger = 0.5;
+      if (!swarm.start(opt)) return 1;
+    }
+    swarm.events->wait([](const auto& all) {
+      auto it = all.find(1);
+      int stepped = 0;
+      if (it != all.end())
+        for (const auto& e : it->second) stepped += gwtf::is_event(e, "train", "stepped");
+      return stepped >= 2;
+    }, 600s);
+    const auto killed = std::chrono::steady_clock::now();
+    swarm.kill(4);
+    swarm.events->wait([](const auto& all) {
+      for (const auto& [id, list] : all)
+        for (const auto& e : list)
+          if (gwtf::is_event(e, "train", "redo") && e.value("peer", 0) == 4) return true;
+      return false;
+    }, 60s);
+    reroute = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+    swarm.wait_all_exited(600s);
+  }
+
+  std::printf("runtime_bench: %s %s, %lld iterations x %u microbatches x %lld x %lld tokens, relay stages %zu\n",
+              run.arch.c_str(), run.preset.c_str(), static_cast<long long>(run.iterations), run.microbatches,
+              static_cast<long long>(run.microbatch_size), static_cast<long long>(run.seq_len), run.replicas.size());
+  std::printf("  reference trainer          %8.1f ms/iteration\n", ref_per_iter * 1e3);
+  std::printf("  actor pipeline (1/stage)   %8.1f ms/iteration\n", pipe_per_iter * 1e3);
+  std::printf("  pipeline / reference       %8.2f   (target <= 1.05)\n", pipe_per_iter / ref_per_iter);
+  std::printf("  crash -> first redo        %8.1f ms\n", reroute * 1e3);
+  std::printf("  over the hang timeout      %8.3f   (a killed peer is noticed at once; a hung one after %.0f s)\n",
+              reroute / peer_timeout, peer_timeout);
+  return 0;
+}
