@@ -171,7 +171,20 @@ void TrainSim::deliver(NodeId n, const Input& in) {
     if (auto* d = std::get_if<PeerDown>(&in)) *cfg_.trace << now_ << " " << n << " down " << d->peer << "\n";
   }
   Output out;
-  node.sm->step(in, now_, out);
+  if (auto* r = std::get_if<Receive>(&in)) {
+    // As in the runtime, a received tensor is the receiver's own copy under a handle of its own: releasing it
+    // (a duplicate, say) frees nothing the sender or an earlier copy still uses.
+    Receive own = *r;
+    for_each_blob(own.msg.body, [&](Blob& b) {
+      if (!b || !blobs_.count(b)) return;
+      const Blob copy = store(blobs_.at(b));
+      if (cfg_.compute) cfg_.compute->alias(b, copy);
+      b = copy;
+    });
+    node.sm->step(own, now_, out);
+  } else {
+    node.sm->step(in, now_, out);
+  }
   carry_out(n, out);
 }
 
@@ -222,6 +235,7 @@ void TrainSim::carry_out(NodeId n, Output& out) {
       report_.loss[e.iter] = e.value;
     }
   }
+  for (Blob b : out.release) released_.insert({n, b});
   for (const auto& t : out.compute) start_compute(n, t);
 }
 
@@ -244,6 +258,7 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
       violation("missing input");
       return nullptr;
     }
+    if (released_.count({n, t.inputs[k]})) violation("reads a blob this node released (its memory is gone)");
     const Payload& p = blobs_.at(t.inputs[k]);
     if (p.kind != kind || (is_work(t.kind) && (p.iter != t.iter || p.mb != t.mb || p.stage != from_stage)))
       violation("wrong input (iter " + std::to_string(p.iter) + " mb " + std::to_string(p.mb) + " stage " +

@@ -29,6 +29,8 @@ class ComputeHook {
   // Runs task `t` of `node`; a result goes under blob `output` (0: none). Returns the loss for kEndBackward.
   virtual double run(train::NodeId node, train::Stage stage, const train::ComputeTask& t, train::Blob output) = 0;
   virtual void crash(train::NodeId node) = 0;  // its memory is gone
+  // A received blob: the receiver's own copy of `from`'s tensor under the handle `to`.
+  virtual void alias(train::Blob from, train::Blob to) = 0;
   // A relay's weights and optimizer state after `iteration` steps as bytes (kExport), and their import into a
   // joiner (kImport; false: refused).
   virtual std::string export_state(train::NodeId node, train::Stage stage, train::Iter iteration) = 0;
@@ -169,6 +171,8 @@ class TrainSim {
   EventQueue<Ev> queue_;
   std::map<train::NodeId, Node> nodes_;
   std::map<train::Blob, Payload> blobs_;
+  // Blobs each node released (a runtime frees their memory): a task of that node must never read one again.
+  std::set<std::pair<train::NodeId, train::Blob>> released_;
   train::Blob next_blob_ = 1;
   train::NodeId next_id_ = 1;
   std::vector<CrashPoint> crash_points_;

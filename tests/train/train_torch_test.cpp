@@ -43,6 +43,9 @@ class TorchWorld : public ComputeHook {
     return compute(node, stage).run(t, output, store_);
   }
   void crash(train::NodeId node) override { nodes_.erase(node); }
+  void alias(train::Blob from, train::Blob to) override {
+    if (auto it = store_.find(from); it != store_.end()) store_[to] = it->second;
+  }
   std::string export_state(train::NodeId node, train::Stage stage, train::Iter iteration) override {
     return compute(node, stage).export_state(iteration).value();
   }
