@@ -821,7 +821,9 @@ void FlowNode::on(NodeId from, const ProposeTakeover& m) {
   const double link_x = in ? link_to(in->prev) : 0.0;
   if (!std::isfinite(link_x)) return refuse(Reason::kStaleCost);
   const double prefix_here = in ? ins_.at(*in).prefix : 0.0;
-  const double prefix_at_x = prefix_here - link_x;
+  // The previous node's prefix, as far as this node knows it: its link cost to that node is its own measurement
+  // and may have moved since the prefix was announced — never below zero (a peer refuses negative costs).
+  const double prefix_at_x = std::max(0.0, prefix_here - link_x);
   const double score = move_score(prefix_here + suffix(o), 0,
                                   prefix_at_x + m.my_link_prev + m.my_link_next + o.suffix_after, 0);
   if (!metropolis(score)) return refuse(Reason::kStaleCost);
