@@ -54,17 +54,22 @@ int main(int argc, char** argv) {
     return 1;
   }
   const double ref_per_iter = ref->seconds / static_cast<double>(run.iterations);
-  double pipe_per_iter = 0;
-  {
-    gwtf::LocalSwarm swarm;
-    for (uint64_t id = 1; id <= run.layout().founders(); ++id) {
-      auto opt = gwtf::app::node_options(run, corpus->train);
+  // Every founder of `c`'s layout, node 1 the data holder.
+  auto start_all = [&](gwtf::LocalSwarm& swarm, const gwtf::app::RunConfig& c) {
+    for (uint64_t id = 1; id <= c.layout().founders(); ++id) {
+      auto opt = gwtf::app::node_options(c, corpus->train);
       opt.id = id;
       opt.role = id == 1 ? gwtf::train::Role::kData : gwtf::train::Role::kRelay;
       opt.linger = 0.5;
       opt.tick = tick;
-      if (!swarm.start(opt)) return 1;
+      if (!swarm.start(opt)) return false;
     }
+    return true;
+  };
+  double pipe_per_iter = 0;
+  {
+    gwtf::LocalSwarm swarm;
+    if (!start_all(swarm, run)) return 1;
     if (!swarm.wait_all_exited(600s)) {
       std::fprintf(stderr, "the pipeline did not finish\n");
       return 1;
@@ -81,14 +86,7 @@ int main(int argc, char** argv) {
   const double peer_timeout = 4;
   {
     gwtf::LocalSwarm swarm;
-    for (uint64_t id = 1; id <= churn.layout().founders(); ++id) {
-      auto opt = gwtf::app::node_options(churn, corpus->train);
-      opt.id = id;
-      opt.role = id == 1 ? gwtf::train::Role::kData : gwtf::train::Role::kRelay;
-      opt.linger = 0.5;
-      opt.tick = tick;
-      if (!swarm.start(opt)) return 1;
-    }
+    if (!start_all(swarm, churn)) return 1;
     // Killed as soon as it has work of iteration 3 in its hands (its forward of some microbatch was acknowledged).
     const uint64_t victim = 4;
     swarm.events->wait([](const auto& all) {
