@@ -107,7 +107,10 @@ bool LocalSwarm::wait_all_exited(std::chrono::milliseconds limit) {
           auto it = all.find(id);
           if (it == all.end()) return false;
           bool exited = false;
-          for (const auto& e : it->second) exited = exited || is_event(e, "exit") || is_event(e, "actor_down");
+          // A node that ends in order says so ("exit", which may arrive after its actor's end); a killed one
+          // only ends.
+          for (const auto& e : it->second)
+            exited = exited || is_event(e, "exit") || (is_event(e, "actor_down") && e.value("reason", "") != "normal");
           if (!exited) return false;
         }
         return true;

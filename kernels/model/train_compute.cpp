@@ -124,23 +124,36 @@ double TrainCompute::compute(const train::ComputeTask& t, train::Blob output, Bl
       return 0;
     }
     case ComputeKind::kForward: {
-      at::NoGradGuard no_grad;
-      put(blocks_->forward(in(0)));
+      if (t.replay) {  // answers a replay only: no backward of it will come here
+        at::NoGradGuard no_grad;
+        put(blocks_->forward(in(0)));
+        return 0;
+      }
+      // Its backward usually comes here: keep the graph and skip the recomputation then.
+      auto saved = blocks_->forward_saved(in(0));
+      put(saved.output.detach());
+      saved_[{t.iter, t.mb}] = SavedForward{in(0), std::move(saved)};
       return 0;
     }
     case ComputeKind::kEndBackward: {
       const auto targets = tokens(t.iter, t.mb, true);
-      double loss = 0;
-      {
-        at::NoGradGuard no_grad;
-        loss = end_->forward(in(0), targets).item<double>();
-      }
-      put(end_->backward(in(0), at::Tensor(), targets));
+      auto saved = end_->forward_saved(in(0), targets);
+      const double loss = saved.output.item<double>();
+      put(end_->backward(std::move(saved), at::Tensor()));
       return loss;
     }
-    case ComputeKind::kBackward:
+    case ComputeKind::kBackward: {
+      auto it = saved_.find({t.iter, t.mb});
+      if (!t.replay && it != saved_.end() && it->second.input.is_same(in(0))) {
+        put(blocks_->backward(std::move(it->second.saved), in(1)));
+        saved_.erase(it);
+        return 0;
+      }
+      // Another input (a redo reached this node) or the old weights of a replay: recompute.
+      if (it != saved_.end() && !t.replay) saved_.erase(it);
       put(blocks_->backward(in(0), in(1)));
       return 0;
+    }
     case ComputeKind::kStartBackward:
       start_->backward(tokens(t.iter, t.mb, false), in(0));
       return 0;
@@ -158,6 +171,8 @@ double TrainCompute::compute(const train::ComputeTask& t, train::Blob output, Bl
       return 0;
     }
     case ComputeKind::kApply: {
+      // Forwards of this iteration whose backward never came (redone elsewhere) are stale from now on.
+      while (!saved_.empty() && saved_.begin()->first.first <= t.iter) saved_.erase(saved_.begin());
       before_step_.clear();
       for (const auto& p : params_) before_step_.push_back(p.detach().clone());
       set_grads(in(0));

@@ -3,7 +3,8 @@
 // protocol hands out blob handles; the tensors live in a BlobStore the driver owns (one per process in the
 // runtime, one shared by every simulated node in tests).
 //
-// Gradients accumulate in the parameters' .grad between an iteration's first task and its kApply. A replay task
+// Gradients accumulate in the parameters' .grad between an iteration's first task and its kApply. A relay keeps the
+// autograd graph of each forward until its backward (the activations' memory, bounded by what is in flight). A replay task
 // (ComputeTask::replay) runs on the weights from before the last step — kept as one copy — and leaves both the
 // weights and the accumulated gradients untouched.
 #pragma once
@@ -67,6 +68,13 @@ class TrainCompute {
   std::vector<std::unique_ptr<AdamW>> opts_;
   std::vector<at::Tensor> params_;  // unique tensors (a tied head shares the embedding)
   std::vector<at::Tensor> before_step_;  // the weights before the last kApply (for replays)
+  // Relays: forwards run here whose backward has not come yet — their autograd graph, so the backward skips the
+  // recomputation (StageModule::Saved), and the input it was built on (a redo's backward may bring another one).
+  struct SavedForward {
+    at::Tensor input;
+    StageModule::Saved saved;
+  };
+  std::map<std::pair<train::Iter, train::Mb>, SavedForward> saved_;
 };
 
 }  // namespace gwtf::model
