@@ -125,7 +125,7 @@ int run_demo(RunConfig run, const DemoOptions& o) {
   }
   const std::string config = (dir / "run.toml").string();
   std::ofstream(config) << run.to_toml();
-  const double timeout = o.timeout > 0 ? o.timeout : (o.quick ? 150 : 270);
+  const double timeout = o.timeout > 0 ? o.timeout : (o.quick ? 150 : std::max(270.0, 5.0 * run.iterations));
   const int stages = static_cast<int>(run.replicas.size());
   const int victim_stage = std::min(2, stages);
   const uint64_t kill_iter = static_cast<uint64_t>(run.iterations / 3);

@@ -14,7 +14,7 @@ struct DemoOptions {
   bool quick = false;        // the same story, shorter (CI)
   std::string out;           // run directory (default runs/<time>)
   std::string node_binary;   // default: gwtf-node beside this binary
-  double timeout = 0;        // seconds before the swarm is stopped (0: 270, quick 150)
+  double timeout = 0;        // seconds before the swarm is stopped (0: 5 per iteration, at least 270; quick 150)
   bool no_churn = false;     // no kill, no join (the swarm alone)
   // What happens to the victim (a relay of stage 2, or with kill-holder a data holder) at iteration I = iterations/3:
   //   kill         SIGKILL as it starts a backward pass (gwtf-node --die-at)
