@@ -34,7 +34,8 @@ int main(int argc, char** argv) {
   demo->add_option("--fault", demo_options.fault, "What churn: kill (SIGKILL mid-backward), stop (SIGSTOP: a hang, "
                                                   "found by heartbeats), term (graceful leave), kill-holder")
       ->capture_default_str()->check(CLI::IsMember({"kill", "stop", "term", "kill-holder"}));
-  demo->add_option("--timeout", demo_options.timeout, "Seconds before the swarm is stopped (default: 5 per iteration, at least 270; quick 150)");
+  demo->add_option("--timeout", demo_options.timeout,
+                   "Seconds before the swarm is stopped (default: 5 per iteration, at least 270; quick 150)");
   demo->add_option("--iterations", demo_run.iterations, "Iterations of the run")->check(CLI::Range(int64_t{2}, int64_t{100000}));
   auto* info = app.add_subcommand("info", "Print the build configuration: library versions, BLAS, threads");
 
