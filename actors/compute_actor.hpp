@@ -31,9 +31,11 @@ struct DieAt {
   train::Iter iter = 0;
   int64_t mb = -1;  // -1: any microbatch
   bool actor_only = false;
+  bool or_later = false;  // also any later iteration (the routing may give this node no such task in `iter`)
 
   bool matches(const train::ComputeTask& t) const {
-    return t.kind == kind && t.iter == iter && (mb < 0 || !train::is_work(t.kind) || t.mb == mb);
+    return t.kind == kind && (t.iter == iter || (or_later && t.iter > iter)) && !t.replay &&
+           (mb < 0 || !train::is_work(t.kind) || t.mb == mb);
   }
 };
 

@@ -52,7 +52,14 @@ std::optional<gwtf::DieAt> parse_die_at(const std::string& s) {
     if (kind == name) d.kind = k, found = true;
   if (!found) return std::nullopt;
   try {
-    d.iter = std::stoull(s.substr(a + 1, b - a - 1));
+    std::string iter = s.substr(a + 1, b - a - 1);
+    if (!iter.empty() && iter.back() == '+') {
+      d.or_later = true;
+      iter.pop_back();
+    }
+    size_t used = 0;
+    d.iter = std::stoull(iter, &used);
+    if (used != iter.size()) return std::nullopt;
     const std::string mb = s.substr(b + 1);
     d.mb = mb == "*" ? -1 : static_cast<int64_t>(std::stoul(mb));
   } catch (const std::exception&) {
@@ -90,7 +97,8 @@ int main(int argc, char** argv) {
   app.add_option("--peer-timeout", peer_timeout, "Seconds of silence (no heartbeat) after which a peer is taken "
                                                  "for dead (a killed process is noticed at once)")
       ->capture_default_str()->check(CLI::Range(0.2, 3600.0));
-  app.add_option("--die-at", die_at, "Fault injection: kill this process (SIGKILL) when it starts KIND:ITER:MB (MB * for any), "
+  app.add_option("--die-at", die_at, "Fault injection: kill this process (SIGKILL) when it starts KIND:ITER:MB (ITER+ for that or a later "
+                                     "iteration, MB * for any), "
                                      "KIND one of forward, backward, reduce, apply, snapshot, start-forward, "
                                      "end-backward, start-backward");
   app.add_option("--threads", threads, "LibTorch intra-op threads")->capture_default_str()->check(CLI::Range(1, 256));

@@ -204,7 +204,7 @@ int run_demo(RunConfig run, const DemoOptions& o) {
     p.args = {"--role", "data", "--seed", seed_at};
     if (!o.no_churn && holder_victim && h == run.holders - 1) {
       p.what = "victim";
-      p.args.insert(p.args.end(), {"--die-at", "end-backward:" + std::to_string(kill_iter) + ":*"});
+      p.args.insert(p.args.end(), {"--die-at", "end-backward:" + std::to_string(kill_iter) + "+:*"});
     }
     common(p);
     procs.push_back(p);
@@ -217,7 +217,7 @@ int run_demo(RunConfig run, const DemoOptions& o) {
       p.args = {"--role", "relay", "--stage", std::to_string(s), "--seed", seed_at};
       if (!o.no_churn && !holder_victim && s == victim_stage && r == 0) {
         p.what = "victim";
-        if (fault == "kill") p.args.insert(p.args.end(), {"--die-at", "backward:" + std::to_string(kill_iter) + ":*"});
+        if (fault == "kill") p.args.insert(p.args.end(), {"--die-at", "backward:" + std::to_string(kill_iter) + "+:*"});
       }
       common(p);
       procs.push_back(p);
@@ -293,8 +293,10 @@ int run_demo(RunConfig run, const DemoOptions& o) {
             ++crashes;
             if (victim_died < 0) victim_died = elapsed();
             churn_log.push_back("node " + std::to_string(p.id) + " (stage " + std::to_string(p.stage) + ") " +
-                                describe_exit(status) + (holder_victim ? " as it started computing a loss" :
-                                " in the middle of a backward pass") + " of iteration " + std::to_string(kill_iter));
+                                describe_exit(status) +
+                                (signalled_at >= 0 ? std::string(" by the demo")
+                                 : (holder_victim ? " as it started computing a loss" : " in the middle of a backward pass") +
+                                       std::string(" (iteration ") + std::to_string(kill_iter) + " or later)"));
             std::printf("  >> %s\n", churn_log.back().c_str());
           } else if (&p == victim && fault == "term") {
             ++leaves;
@@ -308,6 +310,15 @@ int run_demo(RunConfig run, const DemoOptions& o) {
       }
       // A hung victim never exits by itself: it is stopped for good once everyone else finished.
       all_done = all_done && (!p.running || (&p == victim && fault == "stop" && victim_died >= 0));
+    }
+    // The flows may route no backward work to the victim for a while: if it is still alive three iterations
+    // after its planned death, it is killed at whatever it is doing.
+    if (victim && victim->running && victim_died < 0 && (fault == "kill" || holder_victim) && signalled_at < 0 &&
+        loss.size() > kill_iter + 3) {
+      signalled_at = elapsed();
+      kill(victim->pid, SIGKILL);
+      std::printf("  >> node %llu had no such work since iteration %llu: SIGKILL now\n",
+                  static_cast<unsigned long long>(victim->id), static_cast<unsigned long long>(kill_iter));
     }
     if (victim && signalled_at < 0 && (fault == "stop" || fault == "term") && loss.size() > kill_iter) {
       signalled_at = elapsed();

@@ -58,7 +58,7 @@ NodeOptions node(const app::RunConfig& c, uint64_t id, train::Role role, std::op
   return opt;
 }
 
-DieAt die(ComputeKind kind) { return DieAt{kind, 1, -1, true}; }
+DieAt die(ComputeKind kind) { return DieAt{kind, 1, -1, true, true}; }  // iteration 1 or later
 
 // Starts the founders (holders first, ids from 1), runs `churn`, waits for the end and checks the outcome.
 void train_through(uint32_t holders, std::map<uint64_t, DieAt> dies,
