@@ -1,5 +1,7 @@
 #include "apps/common/run_config.hpp"
 
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -124,6 +126,8 @@ void RunConfig::add_flags(CLI::App& app) {
   app.add_option("--seq", seq_len, "Sequence length (at most the preset's context)");
   app.add_option("--lr", lr, "Peak learning rate (AdamW, warm-up then cosine)");
   app.add_option("--data", data, "Training text: files or directories (default: Debian's fortunes corpus)");
+  app.add_option("--in-flight", in_flight, "Microbatches a data holder keeps in the pipeline")
+      ->check(CLI::Range(1, 100000));
   app.add_option("--holders", holders, "Founding data holders of the swarm")->check(CLI::Range(1, 1000));
   app.add_option("--replicas", replicas, "Founding replicas per relay stage, e.g. 2,2,2 (also sets the cut)")
       ->delimiter(',');
@@ -212,6 +216,13 @@ NodeOptions node_options(const RunConfig& c, const std::vector<int32_t>& tokens)
   opt.compute.data_seed = c.data_seed;
   opt.compute.stream = &tokens;
   return opt;
+}
+
+void set_compute_threads(int threads) {
+  at::set_num_threads(threads);
+  // Looked up, not linked: the BLAS in use is whatever Debian's alternatives give LibTorch.
+  using SetThreads = void (*)(int);
+  if (auto f = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(threads);
 }
 
 Result<model::Corpus, std::string> load_corpus(const RunConfig& c) {

@@ -60,6 +60,11 @@ struct RunConfig {
 // `tokens` must outlive the node.
 NodeOptions node_options(const RunConfig& c, const std::vector<int32_t>& tokens);
 
+// Compute threads of this process: LibTorch's intra-op pool and OpenBLAS's own pool (when OpenBLAS is the BLAS).
+// A node is one compute thread; OpenBLAS's default pool on top of it oversubscribes the cores as soon as several
+// nodes share a host (measured: the actor pipeline 758 -> 520 ms per iteration with 1 instead of 2, bench/runtime).
+void set_compute_threads(int threads);
+
 // The training tokens of a configuration (its data files, or Debian's fortunes corpus).
 Result<model::Corpus, std::string> load_corpus(const RunConfig& c);
 

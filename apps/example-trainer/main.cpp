@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
     spdlog::error("{}", ok.error());
     return 2;
   }
-  at::set_num_threads(1);
+  gwtf::app::set_compute_threads(1);
   auto corpus = gwtf::app::load_corpus(run);
   if (!corpus) {
     spdlog::error("{}", corpus.error());

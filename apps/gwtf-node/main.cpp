@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
     spdlog::error("{}", ok.error());
     return 2;
   }
-  at::set_num_threads(threads);
+  gwtf::app::set_compute_threads(threads);
 
   auto corpus = gwtf::app::load_corpus(run);
   if (!corpus) {

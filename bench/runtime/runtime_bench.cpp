@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <sys/resource.h>
 #include <thread>
 
 #include "actors/local_swarm.hpp"
@@ -19,6 +20,14 @@ namespace {
 
 using json = nlohmann::json;
 using namespace std::chrono_literals;
+
+// CPU seconds (user + system) this process has used so far, all threads.
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec * 1e-6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
 
 std::vector<double> stepped_times(const gwtf::SwarmEvents& events, uint64_t holder) {
   std::vector<double> t;
@@ -40,7 +49,7 @@ int main(int argc, char** argv) {
   app.add_option("--tick", tick, "Seconds between the protocol's ticks on every node")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
-  at::set_num_threads(1);
+  gwtf::app::set_compute_threads(1);  // the reference and every node alike
   auto corpus = gwtf::app::load_corpus(run);
   if (!corpus) {
     std::fprintf(stderr, "%s\n", corpus.error().c_str());
@@ -48,7 +57,9 @@ int main(int argc, char** argv) {
   }
 
   // 1. The same work: the reference trainer, then the actor pipeline.
+  const double cpu0 = cpu_seconds();
   auto ref = gwtf::model::train_local(run.reference_options(), *corpus);
+  const double ref_cpu = (cpu_seconds() - cpu0) / static_cast<double>(run.iterations);
   if (!ref) {
     std::fprintf(stderr, "%s\n", ref.error().c_str());
     return 1;
@@ -66,8 +77,9 @@ int main(int argc, char** argv) {
     }
     return true;
   };
-  double pipe_per_iter = 0;
+  double pipe_per_iter = 0, pipe_cpu = 0;
   {
+    const double cpu1 = cpu_seconds();
     gwtf::LocalSwarm swarm;
     if (!start_all(swarm, run)) return 1;
     if (!swarm.wait_all_exited(600s)) {
@@ -77,6 +89,7 @@ int main(int argc, char** argv) {
     const auto t = stepped_times(*swarm.events, 1);
     if (t.size() < 2) return 1;
     pipe_per_iter = (t.back() - t.front()) / static_cast<double>(t.size() - 1);
+    pipe_cpu = (cpu_seconds() - cpu1) / static_cast<double>(run.iterations);  // start-up and linger included
   }
 
   // 2. Crash to reroute: 2 replicas per stage, a relay's actor killed while iteration 3 is under way.
@@ -118,6 +131,8 @@ int main(int argc, char** argv) {
   std::printf("  reference trainer          %8.1f ms/iteration\n", ref_per_iter * 1e3);
   std::printf("  actor pipeline (1/stage)   %8.1f ms/iteration\n", pipe_per_iter * 1e3);
   std::printf("  pipeline / reference       %8.2f   (target <= 1.05)\n", pipe_per_iter / ref_per_iter);
+  std::printf("  CPU per iteration          %8.1f ms reference, %.1f ms pipeline (all threads; ratio %.2f)\n",
+              ref_cpu * 1e3, pipe_cpu * 1e3, pipe_cpu / ref_cpu);
   std::printf("  tick                       %8.0f ms\n", tick * 1e3);
   std::printf("  kill -> peer down          %8.1f ms\n", detected * 1e3);
   if (rerouted >= 0) std::printf("  kill -> first redo         %8.1f ms\n", rerouted * 1e3);

@@ -63,7 +63,7 @@ DieAt die(ComputeKind kind) { return DieAt{kind, 1, -1, true, true}; }  // itera
 // Starts the founders (holders first, ids from 1), runs `churn`, waits for the end and checks the outcome.
 void train_through(uint32_t holders, std::map<uint64_t, DieAt> dies,
                    const std::function<void(LocalSwarm&, const app::RunConfig&)>& churn = {}) {
-  at::set_num_threads(1);
+  app::set_compute_threads(1);
   const auto c = run(holders);
   LocalSwarm s;
   const uint64_t founders = c.layout().founders();
