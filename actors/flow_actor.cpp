@@ -2,7 +2,6 @@
 
 #include <caf/all.hpp>
 
-#include <algorithm>
 #include <chrono>
 #include <memory>
 
@@ -27,11 +26,7 @@ caf::behavior flow_actor(caf::event_based_actor* self, flow::FlowConfig config, 
     FromFlow f;
     f.messages = std::move(out.messages);
     f.events = std::move(out.events);
-    std::vector<flow::NodeId> hops;
-    for (const auto& h : st->fn.out_hops())
-      if (h.established) hops.push_back(h.next);
-    std::sort(hops.begin(), hops.end());
-    hops.erase(std::unique(hops.begin(), hops.end()), hops.end());
+    auto hops = st->fn.next_hops();
     if (hops != st->hops) {
       st->hops = hops;
       f.next_hops = std::move(hops);

@@ -11,6 +11,7 @@
 
 #include "actors/event_log.hpp"
 #include "actors/flow_actor.hpp"
+#include "kernels/flow/cost_model.hpp"
 #include "actors/frame.hpp"
 #include "actors/frame_io.hpp"
 #include "kernels/base/overloaded.hpp"
@@ -38,10 +39,10 @@ struct Node {
   std::optional<train::TrainNode> train;
   std::shared_ptr<SharedBlobs> blobs = std::make_shared<SharedBlobs>();
   caf::actor compute, flows;
-  // Link measurements: smoothed round trip per peer (heartbeats), smoothed compute seconds per work task, here
-  // and as each peer advertised (capacity updates).
-  std::map<NodeId, double> rtt, peer_compute;
-  double compute_seconds = 0;
+  // Link measurements (kernels/flow/cost_model): per peer, latency from heartbeat round trips and the compute
+  // time it advertises; this node's own smoothed compute seconds per task.
+  std::map<NodeId, flow::LinkMeasurements> links;
+  flow::Ewma compute_s{0.1};
   uint64_t heartbeat_seq = 0;
   double last_heartbeat = -1e9;
   std::map<NodeId, caf::actor> peers;
@@ -171,6 +172,13 @@ struct Node {
     to_flow(flow::PeerDown{id});
   }
 
+  // A member both machines learn of: serving already (ready) or still fetching its state.
+  void add_peer(const train::MemberInfo& m, bool ready) {
+    if (ready) step(train::PeerUp{m.id, m.stage});
+    else step(train::PeerJoining{m.id, m.stage});
+    to_flow(flow::PeerUp{m.id, m.stage});
+  }
+
   void to_flow(flow::Input in) {
     if (flows) self->send(flows, ToFlow{std::move(in)});
   }
@@ -209,8 +217,7 @@ struct Node {
     for (const auto& other : roster.live())
       if (other.id != opt.id && other.id != m.id)
         if (auto p = peers.find(other.id); p != peers.end()) send_membership(p->second, train::Joined{m});
-    step(train::PeerJoining{m.id, m.stage});
-    to_flow(flow::PeerUp{m.id, m.stage});
+    add_peer(m, false);
   }
 
   // The roster for member `id`; once training runs, who serves already comes from the protocol (a joiner that
@@ -259,9 +266,7 @@ struct Node {
     flows = self->spawn(flow_actor, fc, opt.id, caf::actor_cast<caf::actor>(self));
     for (const auto& m : r.members) {
       connect(m);
-      if (m.ready) step(train::PeerUp{m.id, m.stage});
-      else step(train::PeerJoining{m.id, m.stage});
-      to_flow(flow::PeerUp{m.id, m.stage});
+      add_peer(m, m.ready);
     }
   }
 
@@ -270,8 +275,7 @@ struct Node {
     roster.joined(m);
     connect(m);
     note("peer_joining", {{"peer", m.id}, {"stage", m.stage}});
-    step(train::PeerJoining{m.id, m.stage});
-    to_flow(flow::PeerUp{m.id, m.stage});
+    add_peer(m, false);
   }
 
   // ---- frames --------------------------------------------------------------------------------------------------
@@ -313,7 +317,7 @@ struct Node {
     if (auto* fm = std::get_if<wire::FlowMessage>(&msg->body)) return to_flow(flow::Receive{claimed, std::move(fm->body)});
     if (auto* h = std::get_if<wire::Heartbeat>(&msg->body)) return on_heartbeat(claimed, *h);
     if (auto* c = std::get_if<wire::CapacityUpdate>(&msg->body)) {
-      peer_compute[claimed] = static_cast<double>(c->compute_ns_per_microbatch) * 1e-9;
+      links[claimed].compute_peer_s.add(static_cast<double>(c->compute_ns_per_microbatch) * 1e-9);
       return;
     }
     auto* t = std::get_if<wire::TrainMessage>(&msg->body);
@@ -374,7 +378,7 @@ struct Node {
     last_heartbeat = now();
     ++heartbeat_seq;
     const wire::CapacityUpdate cap{static_cast<uint16_t>(train->stage()), opt.flow_capacity, 0,
-                                   static_cast<uint64_t>(compute_seconds * 1e9), 0};
+                                   static_cast<uint64_t>(compute_s.value() * 1e9), 0};
     for (const auto& [id, handle] : peers) {
       send_frame(handle, wire::Heartbeat{heartbeat_seq, now_ns(), 0, 0, 0});
       send_frame(handle, cap);
@@ -389,12 +393,15 @@ struct Node {
       if (p != peers.end()) send_frame(p->second, wire::Heartbeat{0, now_ns(), h.seq, h.sent_at_ns, 0});
       return;
     }
-    const double sample = static_cast<double>(now_ns() - h.echo_sent_at_ns - h.echo_held_ns) * 1e-9;
-    if (!(sample >= 0)) return;
-    auto [it, fresh] = rtt.emplace(from, sample);
-    if (!fresh) it->second = 0.8 * it->second + 0.2 * sample;
-    const double peer_c = peer_compute.count(from) ? peer_compute[from] : compute_seconds;
-    to_flow(flow::LinkCost{from, (compute_seconds + peer_c) / 2 + it->second / 2});
+    const double rtt = static_cast<double>(now_ns() - h.echo_sent_at_ns - h.echo_held_ns) * 1e-9;
+    if (!(rtt >= 0)) return;
+    auto& link = links[from];
+    link.latency_out_s.add(rtt / 2);
+    link.latency_in_s.add(rtt / 2);
+    const double peer = link.compute_peer_s.has_value() ? link.compute_peer_s.value() : compute_s.value();
+    // No bandwidth term: nothing measures it yet (bytes 0).
+    to_flow(flow::LinkCost{from, flow::edge_cost(compute_s.value(), peer, link.latency_out_s.value(),
+                                                 link.latency_in_s.value(), 1, 1, 0)});
   }
 
   void on_flow(FromFlow& f) {
@@ -515,7 +522,7 @@ caf::behavior node_actor(caf::event_based_actor* self, NodeOptions options, std:
   return {
       [node](Frame& f) { node->on_frame(f); },
       [node](ComputeResult& r) {
-        node->compute_seconds = node->compute_seconds == 0 ? r.seconds : 0.9 * node->compute_seconds + 0.1 * r.seconds;
+        node->compute_s.add(r.seconds);
         if (node->train) node->step(train::Finished{std::move(r.done)});
       },
       [node](FromFlow& f) { node->on_flow(f); },

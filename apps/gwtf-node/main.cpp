@@ -9,7 +9,6 @@
 
 #include <csignal>
 #include <cstring>
-#include <functional>
 #include <string>
 
 #include "actors/node_actor.hpp"

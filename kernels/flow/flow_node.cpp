@@ -1067,6 +1067,13 @@ double FlowNode::mean_link() const {
   return n ? sum / n : 1.0;
 }
 
+std::vector<NodeId> FlowNode::next_hops() const {
+  std::set<NodeId> hops;
+  for (const auto& [id, o] : outs_)
+    if (o.established) hops.insert(o.next);
+  return {hops.begin(), hops.end()};
+}
+
 std::vector<Route> FlowNode::routes() const {
   std::vector<Route> r;
   for (const auto& [key, in] : ins_)
