@@ -54,6 +54,11 @@ struct Node {
   double last_hello = -1e9;
   double finished_at = -1;
   EventLog log;
+  // What /metrics and the swarm page show (folded from the same events as the log), and the server of both.
+  std::shared_ptr<StatusBoard> board = std::make_shared<StatusBoard>();
+  std::unique_ptr<StatusServer> status_server;
+  std::map<train::TaskId, std::pair<train::ComputeKind, bool>> running;  // compute task -> kind, replay
+  std::map<NodeId, double> last_heard;  // per peer: when its last frame arrived (detection latency)
   FrameStats stats;
   uint64_t frames_sent = 0, bytes_sent = 0, bytes_received = 0;
 
@@ -69,6 +74,10 @@ struct Node {
     fields["node"] = opt.id;
     fields["event"] = event;
     log.write(fields);
+    {
+      std::lock_guard<std::mutex> lock(board->mu);
+      board->status.on_event(fields);
+    }
     if (opt.observer) self->send(opt.observer, NodeEvent{opt.id, fields.dump()});
   }
   wire::Header header() const { return {0, opt.swarm_id, opt.id}; }
@@ -146,7 +155,7 @@ struct Node {
 
   train::MemberInfo me() const {
     const auto* m = roster.find(opt.id);
-    return m ? *m : train::MemberInfo{opt.id, 0, opt.host, opt.port, false};
+    return m ? *m : train::MemberInfo{opt.id, 0, opt.host, opt.port, false, status_port()};
   }
 
   void on_down(const caf::down_msg& d) {
@@ -166,7 +175,12 @@ struct Node {
     }
     if (!roster.find(id)) return;
     roster.down(id);
-    note("peer_down", {{"peer", id}, {"why", why}});
+    nlohmann::json down{{"peer", id}, {"why", why}};
+    if (auto h = last_heard.find(id); h != last_heard.end()) {
+      down["silent_s"] = now() - h->second;  // how long the peer was silent before it was declared down
+      last_heard.erase(h);
+    }
+    note("peer_down", std::move(down));
     spdlog::info("member {} is gone ({})", id, why);
     if (train) step(train::PeerDown{id});
     to_flow(flow::PeerDown{id});
@@ -185,7 +199,28 @@ struct Node {
 
   // ---- membership ----------------------------------------------------------------------------------------------
   train::Hello hello() const {
-    return {opt.id, opt.role, opt.stage, opt.host, opt.port, opt.config_hash};
+    return {opt.id, opt.role, opt.stage, opt.host, opt.port, opt.config_hash, status_port()};
+  }
+  uint16_t status_port() const { return status_server ? status_server->port() : 0; }
+
+  // Each tick: what the status board shows besides the events (traffic, the members, the links).
+  void update_board() {
+    std::vector<obs::MemberView> members;
+    for (const auto& m : roster.live())
+      members.push_back({m.id, static_cast<int>(m.stage), true,
+                         m.id == opt.id ? train->ready() : train->serves(m.id), m.host, m.status_port});
+    std::vector<obs::LinkView> view;
+    for (const auto& [peer, link] : links) {
+      if (!link.latency_out_s.has_value()) continue;
+      const double theirs = link.compute_peer_s.has_value() ? link.compute_peer_s.value() : compute_s.value();
+      view.push_back({peer, link.latency_out_s.value(),
+                      flow::edge_cost(compute_s.value(), theirs, link.latency_out_s.value(),
+                                      link.latency_in_s.value(), 1, 1, 0)});
+    }
+    std::lock_guard<std::mutex> lock(board->mu);
+    board->status.set_members(std::move(members));
+    board->status.set_links(std::move(view));
+    board->status.set_traffic({frames_sent, bytes_sent, bytes_received, stats.rejected});
   }
 
   void on_hello(const caf::actor& from, const train::Hello& h) {
@@ -293,6 +328,7 @@ struct Node {
       return;
     }
     if (known == by_addr.end() && roster.find(claimed)) bind(claimed, sender);  // a member's greeting
+    if (roster.find(claimed)) last_heard[claimed] = now();
     if (auto* m = std::get_if<wire::MembershipMessage>(&msg->body)) {
       std::visit(Overloaded{
                      [&](const train::Hello& h) {
@@ -421,11 +457,22 @@ struct Node {
     train::Output out;
     train->step(in, now(), out);
     for (auto& m : out.send) send_train(std::move(m));
-    for (auto& t : out.compute) self->send(compute, ComputeJob{std::move(t), blobs->reserve()});
+    for (auto& t : out.compute) {
+      running[t.id] = {t.kind, t.replay};
+      self->send(compute, ComputeJob{std::move(t), blobs->reserve()});
+    }
     for (auto b : out.release) blobs->release(b);
     for (const auto& e : out.events) on_event(e);
     for (const auto& a : out.applied)
       note("applied", {{"iter", a.iter}, {"done", a.done}, {"end_done", a.end_done}});
+  }
+
+  void on_compute_done(const ComputeResult& r) {
+    auto it = running.find(r.done.id);
+    if (it == running.end()) return;
+    std::lock_guard<std::mutex> lock(board->mu);
+    board->status.add_compute(train::compute_name(it->second.first), r.seconds, it->second.second, !r.done.finite);
+    running.erase(it);
   }
 
   void on_event(const train::Event& e) {
@@ -459,6 +506,7 @@ struct Node {
     if (train) {
       check_connections();
       send_heartbeats();
+      update_board();
       step(train::Tick{});
       if (train->finished() && train->committed() >= opt.params.iterations) {
         if (finished_at < 0) {
@@ -478,7 +526,24 @@ struct Node {
     opt.port = port;
     opt.id = id;
     log = EventLog(opt.events_path);
-    note("start", {{"host", opt.host}, {"port", opt.port}, {"role", train::role_name(opt.role)}});
+    {
+      obs::StatusOptions so;
+      so.tokens_per_iteration = static_cast<uint64_t>(opt.params.microbatches) *
+                                static_cast<uint64_t>(opt.compute.microbatch_size * opt.compute.seq_len);
+      std::lock_guard<std::mutex> lock(board->mu);
+      board->status = obs::NodeStatus(so);
+    }
+    if (opt.http) {
+      auto server = StatusServer::start(opt.http->first, opt.http->second, board);
+      if (!server) {
+        stop(2, server.error());
+        return;
+      }
+      status_server = std::move(server).value();
+      spdlog::info("status: http://{}:{}/ (the swarm page), /metrics", opt.http->first, status_port());
+    }
+    note("start", {{"host", opt.host}, {"port", opt.port}, {"role", train::role_name(opt.role)},
+                   {"status_port", status_port()}});
     if (opt.seeds.empty()) {  // the seed of a new swarm admits itself first
       auto a = roster.admit(hello());
       if (!a) {
@@ -523,6 +588,7 @@ caf::behavior node_actor(caf::event_based_actor* self, NodeOptions options, std:
       [node](Frame& f) { node->on_frame(f); },
       [node](ComputeResult& r) {
         node->compute_s.add(r.seconds);
+        node->on_compute_done(r);
         if (node->train) node->step(train::Finished{std::move(r.done)});
       },
       [node](FromFlow& f) { node->on_flow(f); },

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "actors/compute_actor.hpp"
+#include "actors/status_server.hpp"
 #include "kernels/train/roster.hpp"
 #include "kernels/train/train_node.hpp"
 
@@ -42,6 +43,10 @@ struct NodeOptions {
   double flow_period = 0.5;    // seconds per round of the flow protocol
   double heartbeat = 1.0;      // seconds between heartbeats to each peer (they measure the links' round trips)
   caf::actor observer;         // when set, gets every event of the log as a NodeEvent (apps and tests watch with it)
+  // The HTTP status server (/metrics, /api/node, /api/swarm, the swarm page; actors/status_server); none: not
+  // served. Port 0: any free port. Members fetch each other's status at their `host` and this server's port, so
+  // bind it to that address or to 0.0.0.0.
+  std::optional<std::pair<std::string, uint16_t>> http;
 };
 
 // One line of the node's event log, live: {"event": ..., "node": ..., "t": ..., fields...} as JSON text.

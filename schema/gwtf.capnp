@@ -305,6 +305,7 @@ struct MemberInfo {
   host @2 :Text;             # where its node actor is published
   port @3 :UInt16;
   ready @4 :Bool;            # serves its stage (founders from the start; a joiner once it has the state)
+  statusPort @5 :UInt16;     # its HTTP status server on `host` (/metrics, the swarm page); 0: none
 }
 struct Hello {
   id @0 :UInt64;
@@ -313,6 +314,7 @@ struct Hello {
   host @3 :Text;
   port @4 :UInt16;
   configHash @5 :UInt64;     # fingerprint of the run's configuration: a node of another run is refused
+  statusPort @6 :UInt16;     # its HTTP status server (0: none)
   enum Role {
     data @0;
     relay @1;

@@ -5,101 +5,33 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
-#include <map>
-#include <set>
 #include <sstream>
 
 #include "kernels/model/preset.hpp"
 
 namespace gwtf::app {
 
-namespace {
-
-const std::map<std::string, std::set<std::string>> kKeys = {
-    {"model", {"arch", "preset", "seed"}},
-    {"train", {"iterations", "microbatches", "microbatch_size", "seq_len", "lr", "data_seed", "in_flight", "data"}},
-    {"swarm", {"holders", "replicas", "swarm_id"}},
-};
-
-std::string known(const std::set<std::string>& keys) {
-  std::string s;
-  for (const auto& k : keys) s += (s.empty() ? "" : ", ") + k;
-  return s;
+void RunConfig::declare(ConfigSchema& s) {
+  s.text("model.arch", arch, {"gpt", "llama"});
+  s.text("model.preset", preset);
+  s.integer("model.seed", model_seed, uint64_t{0}, uint64_t{INT64_MAX});
+  s.integer("train.iterations", iterations, int64_t{1}, int64_t{100000000});
+  s.integer("train.microbatches", microbatches, 1u, 100000u);
+  s.integer("train.microbatch_size", microbatch_size, int64_t{1}, int64_t{100000});
+  s.integer("train.seq_len", seq_len, int64_t{1}, int64_t{1} << 20);
+  s.number("train.lr", lr, 1e-12, 10);
+  s.integer("train.data_seed", data_seed, uint64_t{0}, uint64_t{INT64_MAX});
+  s.integer("train.in_flight", in_flight, 1u, 100000u);
+  s.texts("train.data", data, "file or directory names");
+  s.integer("swarm.holders", holders, 1u, 1000u);
+  s.integers("swarm.replicas", replicas, 1, 1000, "[2, 2, 2] (founders per relay stage)");
+  s.integer("swarm.swarm_id", swarm_id, uint64_t{0}, uint64_t{INT64_MAX});
 }
 
-}  // namespace
-
 Result<void*, std::string> RunConfig::load_toml(const std::string& path) {
-  toml::table root;
-  try {
-    root = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    std::ostringstream where;
-    where << e.source().begin;
-    return Err{path + ": " + std::string(e.description()) + " at " + where.str()};
-  }
-  std::string error;
-  auto fail = [&](const std::string& key, const std::string& expected) {
-    if (error.empty()) error = path + ": key '" + key + "' must be " + expected;
-  };
-  for (const auto& [section, node] : root) {
-    const std::string name(section.str());
-    auto keys = kKeys.find(name);
-    if (keys == kKeys.end()) return Err{path + ": unknown section [" + name + "] (known: model, train, swarm)"};
-    const auto* table = node.as_table();
-    if (!table) return Err{path + ": '" + name + "' must be a table ([" + name + "])"};
-    for (const auto& [key, value] : *table) {
-      const std::string k(key.str()), full = name + "." + k;
-      if (!keys->second.count(k))
-        return Err{path + ": unknown key '" + full + "' (known in [" + name + "]: " + known(keys->second) + ")"};
-      auto integer = [&](auto& out, int64_t lo, int64_t hi) {
-        auto v = value.value<int64_t>();
-        if (!v || *v < lo || *v > hi) return fail(full, "an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
-        out = static_cast<std::decay_t<decltype(out)>>(*v);
-      };
-      auto text = [&](std::string& out) {
-        auto v = value.value<std::string>();
-        if (!v) return fail(full, "a string");
-        out = *v;
-      };
-      if (full == "model.arch") text(arch);
-      else if (full == "model.preset") text(preset);
-      else if (full == "model.seed") integer(model_seed, 0, INT64_MAX);
-      else if (full == "train.iterations") integer(iterations, 1, 100000000);
-      else if (full == "train.microbatches") integer(microbatches, 1, 100000);
-      else if (full == "train.microbatch_size") integer(microbatch_size, 1, 100000);
-      else if (full == "train.seq_len") integer(seq_len, 1, 1 << 20);
-      else if (full == "train.data_seed") integer(data_seed, 0, INT64_MAX);
-      else if (full == "train.in_flight") integer(in_flight, 1, 100000);
-      else if (full == "train.lr") {
-        auto v = value.value<double>();
-        if (!v || !(*v > 0)) fail(full, "a positive number");
-        else lr = *v;
-      } else if (full == "train.data") {
-        const auto* list = value.as_array();
-        data.clear();
-        if (!list) fail(full, "a list of file or directory names");
-        else
-          for (const auto& e : *list) {
-            auto v = e.value<std::string>();
-            if (!v) fail(full, "a list of file or directory names");
-            else data.push_back(*v);
-          }
-      } else if (full == "swarm.holders") integer(holders, 1, 1000);
-      else if (full == "swarm.replicas") {
-        const auto* list = value.as_array();
-        replicas.clear();
-        if (!list || list->empty()) fail(full, "a list of founders per relay stage, e.g. [2, 2, 2]");
-        else
-          for (const auto& e : *list) {
-            auto v = e.value<int64_t>();
-            if (!v || *v < 1 || *v > 1000) fail(full, "a list of integers in 1..1000");
-            else replicas.push_back(static_cast<uint32_t>(*v));
-          }
-      } else if (full == "swarm.swarm_id") integer(swarm_id, 0, INT64_MAX);
-    }
-  }
-  if (!error.empty()) return Err{error};
+  ConfigSchema s;
+  declare(s);
+  if (auto ok = s.load(path); !ok) return ok;
   return validate();
 }
 

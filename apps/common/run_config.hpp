@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "actors/node_actor.hpp"
+#include "apps/common/config_file.hpp"
 #include "kernels/base/result.hpp"
 #include "kernels/model/data.hpp"
 #include "kernels/model/reference_trainer.hpp"
@@ -40,7 +41,9 @@ struct RunConfig {
   std::vector<uint32_t> replicas{2, 2, 2};
   uint64_t swarm_id = 1;
 
-  // Reads `path` over the current values. Errors name the file, the key and the expected form.
+  // Its keys ([model], [train], [swarm]) in a binary's config file schema.
+  void declare(ConfigSchema& schema);
+  // Reads `path` (these sections only) over the current values. Errors name the file, the key and the form.
   Result<void*, std::string> load_toml(const std::string& path);
   std::string to_toml() const;
   // Flags over the file (call load_toml first, then parse): --iterations, --microbatches, ...

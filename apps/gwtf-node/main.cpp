@@ -68,56 +68,84 @@ std::optional<gwtf::DieAt> parse_die_at(const std::string& s) {
 }
 
 
+
+// gwtf-node's own settings: the [node] section of its config file, and the flags of the same names.
+struct NodeSettings {
+  std::string listen = "127.0.0.1:0", role = "auto", stage = "auto", events, die_at, http;
+  std::vector<std::string> seeds;
+  uint64_t id = 0;
+  double join_timeout = 30, peer_timeout = 4;
+  int threads = 1;
+  int stage_number = 0;  // [node] stage in the file (0: auto)
+  gwtf::app::LogOptions log;
+
+  void declare(gwtf::app::ConfigSchema& s) {
+    s.text("node.listen", listen);
+    s.texts("node.seeds", seeds, "HOST:PORT strings");
+    s.text("node.role", role, {"data", "relay", "auto"});
+    s.integer("node.stage", stage_number, 0, 1000);
+    s.integer("node.id", id, uint64_t{0}, uint64_t{INT64_MAX});
+    s.text("node.events", events);
+    s.text("node.http", http);
+    s.number("node.join_timeout", join_timeout, 0.1, 86400);
+    s.number("node.peer_timeout", peer_timeout, 0.2, 3600);
+    s.integer("node.threads", threads, 1, 256);
+    s.text("node.log_level", log.level, {"trace", "debug", "info", "warn", "error", "critical", "off"});
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"gwtf-node — one node of a gwtf training swarm (a data holder or a relay of a pipeline stage)"};
   gwtf::app::RunConfig run;
-  std::string config_file, listen = "127.0.0.1:0", role = "auto", stage = "auto", events, die_at;
-  std::vector<std::string> seeds;
-  uint64_t id = 0;
-  double join_timeout = 30, peer_timeout = 4;
-  int threads = 1;
-  gwtf::app::LogOptions log;
-  app.add_option("--config", config_file, "TOML file with the run's configuration ([model], [train], [swarm]); "
-                                          "flags override it (docs/runtime.md lists every key)");
-  app.add_option("--listen", listen, "HOST:PORT this node accepts peers on (port 0: any free port; a seed needs a "
-                                     "known one)")->capture_default_str();
-  app.add_option("--seed", seeds, "HOST:PORT of a member to join through (repeatable; none: found a new swarm)");
-  app.add_option("--role", role, "data | relay | auto: a data holder owns data, embedding, head and loss; a relay "
-                                 "serves a block stage; auto takes what the swarm lacks")
-      ->check(CLI::IsMember({"data", "relay", "auto"}))->capture_default_str();
-  app.add_option("--stage", stage, "N | auto: the relay stage to serve (auto: the one that limits the flow)")
-      ->capture_default_str();
-  app.add_option("--id", id, "Node id (default: derived from the listen address and the process id)");
-  app.add_option("--events", events, "Append the node's JSON-lines event log to this file");
-  app.add_option("--join-timeout", join_timeout, "Seconds to keep trying the seeds before giving up")
-      ->capture_default_str()->check(CLI::Range(0.1, 86400.0));
-  app.add_option("--peer-timeout", peer_timeout, "Seconds of silence (no heartbeat) after which a peer is taken "
-                                                 "for dead (a killed process is noticed at once)")
-      ->capture_default_str()->check(CLI::Range(0.2, 3600.0));
-  app.add_option("--die-at", die_at, "Fault injection: kill this process (SIGKILL) when it starts KIND:ITER:MB (ITER+ for that or a later "
-                                     "iteration, MB * for any), "
-                                     "KIND one of forward, backward, reduce, apply, snapshot, start-forward, "
-                                     "end-backward, start-backward");
-  app.add_option("--threads", threads, "LibTorch intra-op threads")->capture_default_str()->check(CLI::Range(1, 256));
-  run.add_flags(app);
-  gwtf::app::add_log_flags(app, log);
-
-  // The file first, then the flags over it.
-  for (int k = 1; k + 1 < argc; ++k)
-    if (std::strcmp(argv[k], "--config") == 0) config_file = argv[k + 1];
-  for (int k = 1; k < argc; ++k)
-    if (std::strncmp(argv[k], "--config=", 9) == 0) config_file = argv[k] + 9;
-  if (!config_file.empty()) {
-    if (auto loaded = run.load_toml(config_file); !loaded) {
+  NodeSettings node;
+  std::string config_file;
+  // The file first ([node], [model], [train], [swarm]), then the flags over it.
+  if (const auto path = gwtf::app::config_path(argc, argv); !path.empty()) {
+    gwtf::app::ConfigSchema schema;
+    run.declare(schema);
+    node.declare(schema);
+    auto loaded = schema.load(path);
+    if (loaded) loaded = run.validate();
+    if (!loaded) {
       std::fprintf(stderr, "gwtf-node: %s\n", loaded.error().c_str());
       return 2;
     }
+    if (node.stage_number > 0) node.stage = std::to_string(node.stage_number);
   }
+  app.add_option("--config", config_file, "TOML file: [node] (this node's settings, the flags' names with _) and the "
+                                          "run's [model], [train], [swarm]; flags override it (docs/config.md "
+                                          "lists every key)");
+  app.add_option("--listen", node.listen, "HOST:PORT this node accepts peers on (port 0: any free port; a seed needs "
+                                          "a known one)")->capture_default_str();
+  app.add_option("--seed", node.seeds, "HOST:PORT of a member to join through (repeatable; none: found a new swarm)");
+  app.add_option("--role", node.role, "data | relay | auto: a data holder owns data, embedding, head and loss; a "
+                                      "relay serves a block stage; auto takes what the swarm lacks")
+      ->check(CLI::IsMember({"data", "relay", "auto"}))->capture_default_str();
+  app.add_option("--stage", node.stage, "N | auto: the relay stage to serve (auto: the one that limits the flow)")
+      ->capture_default_str();
+  app.add_option("--id", node.id, "Node id (default: derived from the listen address and the process id)");
+  app.add_option("--events", node.events, "Append the node's JSON-lines event log to this file");
+  app.add_option("--http", node.http, "HOST:PORT of this node's status server: /metrics (Prometheus), /api/node, "
+                                      "/api/swarm and the live swarm page at / (port 0: any free port; default: "
+                                      "none). Members reach each other's at their --listen host");
+  app.add_option("--join-timeout", node.join_timeout, "Seconds to keep trying the seeds before giving up")
+      ->capture_default_str()->check(CLI::Range(0.1, 86400.0));
+  app.add_option("--peer-timeout", node.peer_timeout, "Seconds of silence (no heartbeat) after which a peer is "
+                                                      "taken for dead (a killed process is noticed at once)")
+      ->capture_default_str()->check(CLI::Range(0.2, 3600.0));
+  app.add_option("--die-at", node.die_at, "Fault injection: kill this process (SIGKILL) when it starts KIND:ITER:MB "
+                                          "(ITER+ for that or a later iteration, MB * for any), "
+                                          "KIND one of forward, backward, reduce, apply, snapshot, start-forward, "
+                                          "end-backward, start-backward");
+  app.add_option("--threads", node.threads, "LibTorch intra-op threads")->capture_default_str()->check(CLI::Range(1, 256));
+  run.add_flags(app);
+  gwtf::app::add_log_flags(app, node.log);
+
   CLI11_PARSE(app, argc, argv);
   try {
-    gwtf::app::setup_logging(log, "gwtf-node");
+    gwtf::app::setup_logging(node.log, "gwtf-node");
   } catch (const CLI::Error& e) {
     return app.exit(e);
   }
@@ -125,7 +153,7 @@ int main(int argc, char** argv) {
     spdlog::error("{}", ok.error());
     return 2;
   }
-  gwtf::app::set_compute_threads(threads);
+  gwtf::app::set_compute_threads(node.threads);
 
   auto corpus = gwtf::app::load_corpus(run);
   if (!corpus) {
@@ -133,12 +161,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   gwtf::NodeOptions opt = gwtf::app::node_options(run, corpus->train);
-  if (!parse_endpoint(listen, opt.host, opt.port, true)) {
-    spdlog::error("--listen '{}' is not HOST:PORT (port 0..65535)", listen);
+  if (!parse_endpoint(node.listen, opt.host, opt.port, true)) {
+    spdlog::error("--listen '{}' is not HOST:PORT (port 0..65535)", node.listen);
     return 2;
   }
   const uint16_t listen_port = opt.port;
-  for (const auto& s : seeds) {
+  for (const auto& s : node.seeds) {
     std::string host;
     uint16_t port = 0;
     if (!parse_endpoint(s, host, port, false)) {
@@ -147,44 +175,52 @@ int main(int argc, char** argv) {
     }
     opt.seeds.emplace_back(host, port);
   }
-  opt.role = role == "data" ? gwtf::train::Role::kData : role == "relay" ? gwtf::train::Role::kRelay : gwtf::train::Role::kAny;
-  if (stage != "auto") {
+  opt.role = node.role == "data" ? gwtf::train::Role::kData : node.role == "relay" ? gwtf::train::Role::kRelay : gwtf::train::Role::kAny;
+  if (node.stage != "auto") {
     try {
-      const long s = std::stol(stage);
+      const long s = std::stol(node.stage);
       if (s < 1 || s > static_cast<long>(run.replicas.size())) throw std::out_of_range("stage");
       opt.stage = static_cast<gwtf::train::Stage>(s);
       if (opt.role == gwtf::train::Role::kAny) opt.role = gwtf::train::Role::kRelay;
     } catch (const std::exception&) {
-      spdlog::error("--stage '{}' must be auto or a relay stage 1..{}", stage, run.replicas.size());
+      spdlog::error("--stage '{}' must be auto or a relay stage 1..{}", node.stage, run.replicas.size());
       return 2;
     }
   }
-  if (!die_at.empty()) {
-    opt.die_at = parse_die_at(die_at);
+  if (!node.die_at.empty()) {
+    opt.die_at = parse_die_at(node.die_at);
     if (!opt.die_at) {
-      spdlog::error("--die-at '{}' is not KIND:ITER:MB (e.g. backward:3:1)", die_at);
+      spdlog::error("--die-at '{}' is not KIND:ITER:MB (e.g. backward:3:1)", node.die_at);
       return 2;
     }
   }
-  opt.events_path = events;
-  opt.join_timeout = join_timeout;
+  if (!node.http.empty()) {
+    std::pair<std::string, uint16_t> http;
+    if (!parse_endpoint(node.http, http.first, http.second, true)) {
+      spdlog::error("--http '{}' is not HOST:PORT (port 0..65535)", node.http);
+      return 2;
+    }
+    opt.http = http;
+  }
+  opt.events_path = node.events;
+  opt.join_timeout = node.join_timeout;
 
   std::signal(SIGTERM, [](int) { gwtf::g_leave_requested = true; });
   std::signal(SIGINT, [](int) { gwtf::g_leave_requested = true; });
 
   gwtf::RuntimeOptions runtime;
-  runtime.connection_timeout = std::chrono::milliseconds(static_cast<int64_t>(peer_timeout * 1000));
+  runtime.connection_timeout = std::chrono::milliseconds(static_cast<int64_t>(node.peer_timeout * 1000));
   runtime.heartbeat_interval = std::min(runtime.connection_timeout / 4, std::chrono::milliseconds(250));
   gwtf::SystemConfig cfg{runtime};
   caf::actor_system sys{cfg};
   auto outcome = std::make_shared<gwtf::NodeOutcome>();
-  opt.id = id;
-  auto node = gwtf::start_node(sys, opt, listen_port, outcome);
-  if (!node) {
-    spdlog::error("{}", node.error());
+  opt.id = node.id;
+  auto started = gwtf::start_node(sys, opt, listen_port, outcome);
+  if (!started) {
+    spdlog::error("{}", started.error());
     return 2;
   }
-  spdlog::info("node {} listening on {}:{} (config {:016x})", node->id, opt.host, node->port, opt.config_hash);
+  spdlog::info("node {} listening on {}:{} (config {:016x})", started->id, opt.host, started->port, opt.config_hash);
   sys.await_all_actors_done();
   return outcome->exit_code;
 }

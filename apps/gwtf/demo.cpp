@@ -1,6 +1,7 @@
 #include "apps/gwtf/demo.hpp"
 
 #include "actors/ledger_tally.hpp"
+#include "apps/common/plot.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -95,6 +96,25 @@ std::string describe_exit(int status) {
   return "status " + std::to_string(status);
 }
 
+// loss.png (the swarm beside the run without churn) and throughput.png (tokens/s per iteration), churn events as
+// dashed vertical lines, from the report's CSV files.
+Result<void*, std::string> plot_report(const fs::path& dir, const std::vector<size_t>& churn_iter) {
+  auto path = [&](const char* name) { return gnuplot_quote((dir / name).string()); };
+  std::string marks;
+  for (size_t k = 0; k < churn_iter.size(); ++k)
+    marks += "set arrow from " + std::to_string(churn_iter[k]) + ", graph 0 to " + std::to_string(churn_iter[k]) +
+             ", graph 1 nohead dashtype 2 linecolor rgb '#888888'\n";
+  const std::string script =
+      "set terminal pngcairo size 900,420 font ',10'\nset datafile separator ','\nset key top right\n"
+      "set grid\nset xlabel 'iteration'\n" + marks +
+      "set output " + path("loss.png") + "\nset ylabel 'loss'\nset title 'Training loss: the swarm with churn and the "
+      "run without churn'\nplot " + path("loss.csv") + " using 1:2 skip 1 with lines linewidth 2 title 'swarm (churn)', "
+      "'' using 1:3 skip 1 with lines dashtype 2 linewidth 2 title 'without churn'\n"
+      "set output " + path("throughput.png") + "\nset ylabel 'tokens/s'\nset title 'Swarm throughput per iteration'\n"
+      "plot " + path("throughput.csv") + " using 1:($3 > 0 ? $3 : 1/0) skip 1 with linespoints title 'tokens/s'\n";
+  return run_gnuplot((dir / "plots.gp").string(), script);
+}
+
 }  // namespace
 
 int run_demo(RunConfig run, const DemoOptions& o) {
@@ -164,7 +184,7 @@ int run_demo(RunConfig run, const DemoOptions& o) {
   auto common = [&](Proc& p) {
     p.events = (dir / ("node-" + std::to_string(p.id) + ".jsonl")).string();
     p.args.insert(p.args.end(), {"--config", config, "--id", std::to_string(p.id), "--events", p.events,
-                                 "--peer-timeout", std::to_string(kPeerTimeout)});
+                                 "--peer-timeout", std::to_string(kPeerTimeout), "--http", "127.0.0.1:0"});
   };
   uint64_t next_id = 1;
   Proc seed;
@@ -175,13 +195,16 @@ int run_demo(RunConfig run, const DemoOptions& o) {
   if (!launch(seed, binary, dir)) return 1;
   procs.push_back(seed);
   // The seed's port, from its event log.
-  int port = 0;
+  int port = 0, status_port = 0;
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   std::map<uint64_t, std::vector<json>> events;
   while (port == 0 && elapsed() < 30) {
     for (auto& e : read_events(procs[0])) {
-      if (e.value("event", "") == "start") port = e.value("port", 0);
+      if (e.value("event", "") == "start") {
+        port = e.value("port", 0);
+        status_port = e.value("status_port", 0);
+      }
       events[procs[0].id].push_back(e);
     }
     int status = 0;
@@ -197,6 +220,8 @@ int run_demo(RunConfig run, const DemoOptions& o) {
     return 1;
   }
   const std::string seed_at = "127.0.0.1:" + std::to_string(port);
+  if (status_port)
+    std::printf("      live swarm page: http://127.0.0.1:%d/ (metrics: /metrics), while the swarm runs\n", status_port);
   for (uint32_t h = 1; h < run.holders; ++h) {
     Proc p;
     p.id = next_id++;
@@ -227,6 +252,7 @@ int run_demo(RunConfig run, const DemoOptions& o) {
 
   // Watch: reap processes, read event logs, print progress, start the joiner once the victim is gone.
   std::map<uint64_t, double> loss;  // iteration -> mean loss (the holders agree)
+  std::map<uint64_t, double> step_at;  // iteration -> seconds into the swarm's run when its loss arrived
   double first_step = -1, last_step = -1;
   bool joiner_started = o.no_churn;
   double victim_died = -1, signalled_at = -1, detected_after = -1;
@@ -235,6 +261,12 @@ int run_demo(RunConfig run, const DemoOptions& o) {
   for (auto& p : procs)
     if (p.what == "victim") victim = &p;
   std::vector<std::string> churn_log;
+  std::vector<size_t> churn_iter;  // iterations done when each churn event happened (the plots mark them)
+  auto churn = [&](std::string what) {
+    churn_log.push_back(std::move(what));
+    churn_iter.push_back(loss.size());
+    std::printf("  >> %s\n", churn_log.back().c_str());
+  };
   auto live_per_stage = [&] {
     std::vector<int> n(stages + 1, 0);
     for (const auto& p : procs)
@@ -253,6 +285,7 @@ int run_demo(RunConfig run, const DemoOptions& o) {
           const uint64_t i = e.value("iter", uint64_t{0});
           if (!loss.count(i)) {
             loss[i] = e.value("value", 0.0);
+            step_at[i] = elapsed();
             if (first_step < 0) first_step = elapsed();
             last_step = elapsed();
             const double per_iter = static_cast<double>(run.microbatches) * run.microbatch_size * run.seq_len;
@@ -267,19 +300,17 @@ int run_demo(RunConfig run, const DemoOptions& o) {
           }
         }
         if (ev == "train" && e.value("kind", "") == "joined") {
-          churn_log.push_back("node " + std::to_string(p.id) + " imported the state of stage " +
+          churn("node " + std::to_string(p.id) + " imported the state of stage " +
                               std::to_string(p.stage) + " after " + std::to_string(e.value("iter", 0)) +
                               " iterations and serves");
-          std::printf("  >> %s\n", churn_log.back().c_str());
         }
         if (ev == "peer_down" && victim && e.value("peer", uint64_t{0}) == victim->id && victim_died < 0) {
           victim_died = elapsed();
           if (signalled_at >= 0) detected_after = victim_died - signalled_at;
           if (fault == "stop") {
             ++crashes;
-            churn_log.push_back("node " + std::to_string(victim->id) + " (hung) declared dead by node " +
+            churn("node " + std::to_string(victim->id) + " (hung) declared dead by node " +
                                 std::to_string(p.id) + " " + std::to_string(detected_after) + " s after SIGSTOP");
-            std::printf("  >> %s\n", churn_log.back().c_str());
           }
         }
         events[p.id].push_back(std::move(e));
@@ -292,16 +323,14 @@ int run_demo(RunConfig run, const DemoOptions& o) {
           if (WIFSIGNALED(status)) {
             ++crashes;
             if (victim_died < 0) victim_died = elapsed();
-            churn_log.push_back("node " + std::to_string(p.id) + " (stage " + std::to_string(p.stage) + ") " +
+            churn("node " + std::to_string(p.id) + " (stage " + std::to_string(p.stage) + ") " +
                                 describe_exit(status) +
                                 (signalled_at >= 0 ? std::string(" by the demo")
                                  : (holder_victim ? " as it started computing a loss" : " in the middle of a backward pass") +
                                        std::string(" (iteration ") + std::to_string(kill_iter) + " or later)"));
-            std::printf("  >> %s\n", churn_log.back().c_str());
           } else if (&p == victim && fault == "term") {
             ++leaves;
-            churn_log.push_back("node " + std::to_string(p.id) + " left after SIGTERM (" + describe_exit(status) + ")");
-            std::printf("  >> %s\n", churn_log.back().c_str());
+            churn("node " + std::to_string(p.id) + " left after SIGTERM (" + describe_exit(status) + ")");
           } else if (WEXITSTATUS(status) != 0) {
             std::printf("  >> node %llu stopped: %s (see %s/node-%llu.log)\n", static_cast<unsigned long long>(p.id),
                         describe_exit(status).c_str(), dir.string().c_str(), static_cast<unsigned long long>(p.id));
@@ -332,8 +361,7 @@ int run_demo(RunConfig run, const DemoOptions& o) {
       j.args = {"--role", "relay", "--stage", std::to_string(victim_stage), "--seed", seed_at};
       common(j);
       if (launch(j, binary, dir)) {
-        churn_log.push_back("node 100 started: joins stage " + std::to_string(victim_stage));
-        std::printf("  >> %s\n", churn_log.back().c_str());
+        churn("node 100 started: joins stage " + std::to_string(victim_stage));
       }
       const uint64_t victim_id = victim ? victim->id : 0;
       procs.push_back(j);  // may move the vector: find the victim again
@@ -411,6 +439,22 @@ int run_demo(RunConfig run, const DemoOptions& o) {
     for (const auto& [i, l] : loss) csv << i << ',' << l << ',' << baseline->losses[i] << '\n';
   }
   {
+    // Throughput per iteration: the tokens of one iteration over the time since the previous one.
+    std::ofstream csv(dir / "throughput.csv");
+    csv << "iteration,seconds,tokens_per_s\n";
+    const double per_iter = static_cast<double>(run.microbatches) * run.microbatch_size * run.seq_len;
+    for (auto it = step_at.begin(); it != step_at.end(); ++it) {
+      auto prev = it == step_at.begin() ? step_at.end() : std::prev(it);
+      const bool rate = prev != step_at.end() && prev->first + 1 == it->first && it->second > prev->second;
+      csv << it->first << ',' << it->second << ',' << (rate ? per_iter / (it->second - prev->second) : 0) << '\n';
+    }
+    std::ofstream churn_csv(dir / "churn.csv");
+    churn_csv << "iteration,event\n";
+    for (size_t k = 0; k < churn_log.size(); ++k) churn_csv << churn_iter[k] << ",\"" << churn_log[k] << "\"\n";
+  }
+  const auto plots = plot_report(dir, churn_iter);
+  if (!plots) std::printf("(no plots: %s)\n", plots.error().c_str());
+  {
     std::ofstream md(dir / "report.md");
     md << "# gwtf demo\n\n| | |\n|---|---|\n| iterations | " << loss.size() << " / " << run.iterations
        << " |\n| final loss | " << (loss.empty() ? std::nan("") : loss.rbegin()->second) << " |\n| without churn | "
@@ -418,7 +462,9 @@ int run_demo(RunConfig run, const DemoOptions& o) {
        << "microbatches | " << lost << " / " << duplicated << " |\n| crashes / joins | " << crashes << " / " << joins
        << " |\n| tokens/s | " << tokens_per_s << " |\n\n## Churn\n\n";
     for (const auto& c : churn_log) md << "- " << c << "\n";
-    md << "\nLoss curve: loss.csv; every node's events: node-<id>.jsonl, its log: node-<id>.log.\n";
+    if (plots) md << "\n![loss](loss.png)\n\n![throughput](throughput.png)\n\nDashed lines: churn events.\n";
+    md << "\nData: loss.csv, throughput.csv, churn.csv; every node's events: node-<id>.jsonl, its log: "
+          "node-<id>.log.\n";
   }
 
   const bool same = max_diff <= 1e-3;

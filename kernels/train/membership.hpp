@@ -17,6 +17,7 @@ struct MemberInfo {
   std::string host;  // where its node actor is published
   uint16_t port = 0;
   bool ready = true;  // serves its stage (a joiner: once it imported the state)
+  uint16_t status_port = 0;  // its HTTP status server on `host` (/metrics, the swarm page); 0: none
 };
 
 enum class Role : uint8_t { kData, kRelay, kAny };
@@ -29,6 +30,7 @@ struct Hello {
   std::string host;
   uint16_t port = 0;
   uint64_t config_hash = 0;  // fingerprint of the run's configuration (model, cut, schedule, data)
+  uint16_t status_port = 0;
 };
 struct RosterMsg {
   std::vector<MemberInfo> members;

@@ -32,12 +32,13 @@ void fill_member(schema::MemberInfo::Builder b, const MemberInfo& m) {
   b.setHost(capnp::Text::Reader(m.host.data(), m.host.size()));
   b.setPort(m.port);
   b.setReady(m.ready);
+  b.setStatusPort(m.status_port);
 }
 
 Result<MemberInfo, WireError> read_member(schema::MemberInfo::Reader r, const char* field) {
   auto host = text(r.getHost(), kMaxHost, std::string(field) + ".host");
   if (!host) return Err{std::move(host).error()};
-  return MemberInfo{r.getId(), r.getStage(), std::move(host).value(), r.getPort(), r.getReady()};
+  return MemberInfo{r.getId(), r.getStage(), std::move(host).value(), r.getPort(), r.getReady(), r.getStatusPort()};
 }
 
 }  // namespace
@@ -54,6 +55,7 @@ void fill_membership(schema::MembershipMessage::Builder out, const MembershipBod
                    b.setHost(capnp::Text::Reader(h.host.data(), h.host.size()));
                    b.setPort(h.port);
                    b.setConfigHash(h.config_hash);
+                   b.setStatusPort(h.status_port);
                  },
                  [&](const RosterMsg& r) {
                    auto b = out.initRoster();
@@ -88,6 +90,7 @@ Result<MembershipBody, WireError> read_membership(schema::MembershipMessage::Rea
       out.host = std::move(host).value();
       out.port = h.getPort();
       out.config_hash = h.getConfigHash();
+      out.status_port = h.getStatusPort();
       return MembershipBody{std::move(out)};
     }
     case schema::MembershipMessage::ROSTER: {

@@ -31,7 +31,35 @@ cat >"$WORK/bad-type.toml" <<'TOML'
 [swarm]
 replicas = [2, "two"]
 TOML
-expect 2 "key 'swarm.replicas' must be a list of integers" -- --config "$WORK/bad-type.toml"
+expect 2 "key 'swarm.replicas' must be a non-empty list of integers in 1..1000" -- --config "$WORK/bad-type.toml"
+cat >"$WORK/bad-node-key.toml" <<'TOML'
+[node]
+listen = "127.0.0.1:0"
+peer_timout = 3
+TOML
+expect 2 "unknown key 'node.peer_timout' \\(known in \\[node\\]: .*peer_timeout" -- --config "$WORK/bad-node-key.toml"
+cat >"$WORK/bad-role.toml" <<'TOML'
+[node]
+role = "leader"
+TOML
+expect 2 "key 'node.role' must be one of \"data, relay, auto\"" -- --config "$WORK/bad-role.toml"
+cat >"$WORK/bad-section.toml" <<'TOML'
+[nodes]
+listen = "127.0.0.1:0"
+TOML
+expect 2 "unknown section \\[nodes\\] \\(known here: model, node, swarm, train\\)" -- --config "$WORK/bad-section.toml"
+# The [node] section is read, and flags override it: the file's seed and timeout, the flag's timeout.
+cat >"$WORK/node.toml" <<'TOML'
+[node]
+seeds = ["127.0.0.1:9"]
+join_timeout = 60
+TOML
+expect 3 "no seed answered within 1 s \\(tried 127.0.0.1:9\\)" -- --config "$WORK/node.toml" --join-timeout 1
+expect 2 "http 'localhost' is not HOST:PORT" -- --http localhost
+# The documented example of each role loads (with --help, nothing starts).
+DOCS=$(dirname "$0")/../../docs/examples
+expect 0 "http TEXT" -- --config "$DOCS/data-holder.toml" --help
+expect 0 "http TEXT" -- --config "$DOCS/relay.toml" --help
 expect 2 "is not HOST:PORT" -- --seed localhost
 expect 2 "must be auto or a relay stage 1..3" -- --stage 9
 expect 2 "is not KIND:ITER:MB" -- --die-at sideways:1:1

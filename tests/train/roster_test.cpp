@@ -10,7 +10,7 @@ namespace {
 constexpr uint64_t kConfig = 42;
 
 Hello hello(NodeId id, Role role = Role::kAny, Stage stage = 0, uint64_t config = kConfig) {
-  return {id, role, stage, "127.0.0.1", static_cast<uint16_t>(7000 + id), config};
+  return {id, role, stage, "127.0.0.1", static_cast<uint16_t>(7000 + id), config, 0};
 }
 
 Roster founded() {

@@ -165,17 +165,19 @@ TEST(Frame, EveryMembershipMessageKindRoundTripsByteForByte) {
   EXPECT_EQ(back.members[1].host, "node-b.example");
   EXPECT_FALSE(back.members[1].ready);
   EXPECT_EQ(back.you.stage, 3u);
+  EXPECT_EQ(back.members[0].status_port, 9411u);
+  EXPECT_EQ(back.you.status_port, 8080u);
 }
 
 TEST(FrameRejects, MembershipMessagesWithImpossibleValues) {
   using namespace gwtf::train;
   for (const auto& [body, needle] : std::vector<std::pair<MembershipBody, std::string>>{
-           {Hello{1, Role::kData, 0, "", 7000, 1}, "hello.host"},
-           {Hello{1, Role::kData, 0, std::string(300, 'h'), 7000, 1}, "hello.host"},
-           {Hello{1, Role::kData, 0, "h", 0, 1}, "hello.port"},
-           {Joined{MemberInfo{1, 1, std::string(256, 'x'), 1, true}}, "joined.host"},
+           {Hello{1, Role::kData, 0, "", 7000, 1, 0}, "hello.host"},
+           {Hello{1, Role::kData, 0, std::string(300, 'h'), 7000, 1, 0}, "hello.host"},
+           {Hello{1, Role::kData, 0, "h", 0, 1, 0}, "hello.port"},
+           {Joined{MemberInfo{1, 1, std::string(256, 'x'), 1, true, 0}}, "joined.host"},
            {Refused{std::string(5000, 'r')}, "refused"},
-           {Hello{1, Role::kData, 0, std::string("a\0b", 3), 7000, 1}, "NUL"},
+           {Hello{1, Role::kData, 0, std::string("a\0b", 3), 7000, 1, 0}, "NUL"},
        }) {
     auto r = decode_frame(encode_frame({0, kSwarm, 42}, MembershipMessage{body}), options());
     ASSERT_FALSE(r.ok()) << needle;
