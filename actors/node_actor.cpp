@@ -508,7 +508,10 @@ struct Node {
       send_heartbeats();
       update_board();
       step(train::Tick{});
-      if (train->finished() && train->committed() >= opt.params.iterations) {
+      // Done when every stage committed the last iteration — or, for a node that stepped it (a joiner that imported
+      // the final state, say) but heard no commit, when every other member has left: nobody is left to tell it.
+      const bool alone = roster.live().size() <= 1;
+      if (train->finished() && (train->committed() >= opt.params.iterations || alone)) {
         if (finished_at < 0) {
           finished_at = now();
           note("finished", {{"iterations", train->stepped()}});
