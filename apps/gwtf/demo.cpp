@@ -117,6 +117,14 @@ Result<void*, std::string> plot_report(const fs::path& dir, const std::vector<si
 
 }  // namespace
 
+void DemoOptions::declare(ConfigSchema& s) {
+  s.boolean("demo.quick", quick);
+  s.boolean("demo.no_churn", no_churn);
+  s.text("demo.out", out);
+  s.text("demo.fault", fault, {"kill", "stop", "term", "kill-holder"});
+  s.number("demo.timeout", timeout, 0, 86400);
+}
+
 int run_demo(RunConfig run, const DemoOptions& o) {
   if (o.quick) run.iterations = std::min<int64_t>(run.iterations, 12);
   const fs::path dir = o.out.empty() ? fs::path("runs") / now_stamp() : fs::path(o.out);

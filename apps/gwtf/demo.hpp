@@ -22,6 +22,9 @@ struct DemoOptions {
   //   term         SIGTERM once iteration I is stepped: a graceful leave
   //   kill-holder  a data holder SIGKILLed as it starts computing a loss (--die-at end-backward)
   std::string fault = "kill";
+
+  // Its keys in a config file ([demo] quick, no_churn, out, fault, timeout).
+  void declare(ConfigSchema& schema);
 };
 
 // Returns the exit code: 0 when every iteration committed, nothing was lost or counted twice and the loss curve

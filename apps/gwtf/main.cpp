@@ -28,7 +28,22 @@ int main(int argc, char** argv) {
                                           "relay dies mid-backward and a fresh node joins; report in runs/<time>/");
   gwtf::app::RunConfig demo_run;
   gwtf::app::DemoOptions demo_options;
-  demo->add_flag("--quick", demo_options.quick, "The same story in fewer iterations (under 2 minutes; CI runs it)");
+  std::string demo_config;
+  // `gwtf demo --config FILE`: the file ([demo] and the swarm's [model], [train], [swarm]) first, flags over it.
+  if (argc > 1 && std::string(argv[1]) == "demo")
+    if (const auto path = gwtf::app::config_path(argc, argv); !path.empty()) {
+      gwtf::app::ConfigSchema schema;
+      demo_run.declare(schema);
+      demo_options.declare(schema);
+      auto loaded = schema.load(path);
+      if (loaded) loaded = demo_run.validate();
+      if (!loaded) {
+        std::fprintf(stderr, "gwtf demo: %s\n", loaded.error().c_str());
+        return 2;
+      }
+    }
+  demo->add_option("--config", demo_config, "TOML file: [demo] (quick, no_churn, out, fault, timeout) and the swarm's "
+                                            "[model], [train], [swarm] (docs/config.md); flags override it");  demo->add_flag("--quick", demo_options.quick, "The same story in fewer iterations (under 2 minutes; CI runs it)");
   demo->add_flag("--no-churn", demo_options.no_churn, "No crash and no join: the swarm alone");
   demo->add_option("--out", demo_options.out, "Run directory (default runs/<time>)");
   demo->add_option("--fault", demo_options.fault, "What churn: kill (SIGKILL mid-backward), stop (SIGSTOP: a hang, "
