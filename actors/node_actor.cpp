@@ -467,6 +467,18 @@ struct Node {
       note("applied", {{"iter", a.iter}, {"done", a.done}, {"end_done", a.end_done}});
   }
 
+  // A joiner: its state transfer's progress, once a second while it runs.
+  double last_transfer_note = -1e9;
+  void report_transfer() {
+    auto p = train->transfer_progress();
+    if (!p || now() - last_transfer_note < 1.0) return;
+    last_transfer_note = now();
+    note("state_transfer", {{"version", p->version}, {"chunks", p->verified}, {"total", p->total},
+                            {"donors", p->donors}});
+    spdlog::info("fetching the stage's state after {} iterations: {}/{} chunks ({:.0f}%) from {} donor(s)",
+                 p->version, p->verified, p->total, p->total ? 100.0 * p->verified / p->total : 0.0, p->donors);
+  }
+
   void on_compute_done(const ComputeResult& r) {
     auto it = running.find(r.done.id);
     if (it == running.end()) return;
@@ -507,6 +519,7 @@ struct Node {
       check_connections();
       send_heartbeats();
       update_board();
+      report_transfer();
       step(train::Tick{});
       // Done when every stage committed the last iteration — or, for a node that stepped it (a joiner that imported
       // the final state, say) but heard no commit, when every other member has left: nobody is left to tell it.

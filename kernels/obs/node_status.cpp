@@ -62,12 +62,18 @@ void NodeStatus::fold(const nlohmann::json& line) {
   } else if (ev == "applied") {
     // The microbatches this node contributed to the step (a holder: its start part).
     if (line.contains("done") && line["done"].is_array()) microbatches_ += line["done"].size();
+  } else if (ev == "state_transfer") {
+    transfer_ = {{"version", line.value("version", 0)}, {"chunks", line.value("chunks", 0)},
+                 {"total", line.value("total", 0)}, {"donors", line.value("donors", 0)}};
   } else if (ev == "finished") {
     finished_ = true;
   } else if (ev == "train") {
     const std::string kind = line.value("kind", std::string("?"));
     ++protocol_[kind];
-    if (kind == "joined") joining_ = false;
+    if (kind == "joined") {
+      joining_ = false;
+      transfer_ = nullptr;
+    }
     if (kind != "stepped") return;
     Point p;
     p.iter = line.value("iter", int64_t{0}) + 1;  // iterations applied so far
@@ -121,6 +127,11 @@ std::string NodeStatus::prometheus() const {
   p.family("gwtf_peers_ready", "gauge", "Live members per stage that serve it (joiners excluded until they have the state).");
   for (const auto& [s, n] : per_stage) p.sample("gwtf_peers_ready", n.second, {{"stage", std::to_string(s)}});
 
+  if (transfer_.is_object()) {
+    p.family("gwtf_state_transfer_chunks", "gauge", "A joiner's stage state: chunks verified and in all.");
+    p.sample("gwtf_state_transfer_chunks", transfer_.value("chunks", 0.0), {{"of", "verified"}});
+    p.sample("gwtf_state_transfer_chunks", transfer_.value("total", 0.0), {{"of", "total"}});
+  }
   p.family("gwtf_flows", "gauge", "Next-stage replicas the flow layer routes this node's work to.");
   p.sample("gwtf_flows", static_cast<double>(next_hops_.size()));
   p.family("gwtf_link_cost_seconds", "gauge", "The flow layer's edge cost to a peer (compute + latency).");
@@ -186,6 +197,7 @@ nlohmann::json NodeStatus::to_json() const {
   auto& links = j["links"] = nlohmann::json::array();
   for (const auto& l : links_) links.push_back({{"peer", l.peer}, {"latency_s", l.latency_s}, {"cost_s", l.cost_s}});
   j["recent"] = nlohmann::json(recent_);
+  if (transfer_.is_object()) j["transfer"] = transfer_;
   j["counters"] = {{"peer_failures", peer_failures_},
                    {"joins", joins_},
                    {"refused", refused_},

@@ -88,6 +88,7 @@ class NodeStatus {
   std::map<std::string, double> compute_s_;  // by task kind
   double wasted_s_ = 0;
   std::deque<nlohmann::json> recent_;  // churn: peers down, joins, refusals
+  nlohmann::json transfer_;  // a joiner's state transfer so far (null: none running)
 };
 
 }  // namespace gwtf::obs

@@ -48,6 +48,7 @@ class StateFetcher {
   std::optional<std::string> assemble();
   Iter version() const { return target_ ? target_->version : 0; }
   size_t verified_chunks() const { return chunks_.size(); }
+  size_t total_chunks() const { return target_ ? chunk_count(*target_) : 0; }
   std::set<NodeId> donors_used() const { return used_; }
   void reset();
 

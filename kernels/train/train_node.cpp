@@ -87,6 +87,12 @@ std::optional<NodeId> TrainNode::owner(Iter, Mb mb) const {
 
 // The hint wins: a replica that already computed this microbatch answers a replay from its cache, any other
 // replica would compute it a second time.
+std::optional<TrainNode::TransferProgress> TrainNode::transfer_progress() const {
+  if (ready_ || !fetcher_.has_target()) return std::nullopt;
+  return TransferProgress{fetcher_.version(), fetcher_.verified_chunks(), fetcher_.total_chunks(),
+                          fetcher_.donors_used().size()};
+}
+
 std::optional<NodeId> TrainNode::pick_next(Iter i, Mb mb, NodeId avoid, NodeId hint) const {
   const Stage ns = next_stage();
   if (ns == 0) return owner(i, mb);

@@ -60,6 +60,13 @@ class TrainNode {
   Iter stepped() const { return stepped_; }  // iterations this node has applied
   bool finished() const { return ready_ && stepped_ >= params_.iterations; }
   bool ready() const { return ready_; }  // serves its stage (a joiner: once it has the state)
+  // A joiner's state transfer so far (progress lines, the status page); nullopt once it serves or before offers.
+  struct TransferProgress {
+    Iter version = 0;  // the iterations of the state being fetched
+    size_t verified = 0, total = 0;  // chunks
+    size_t donors = 0;  // that delivered a verified chunk so far
+  };
+  std::optional<TransferProgress> transfer_progress() const;
   bool serves(NodeId n) const;  // n is a live member that serves its stage, as far as this node knows
   // Iteration i is committed when every stage stepped it (as far as this node has heard).
   Iter committed() const;

@@ -112,6 +112,9 @@ TEST(NodeStatus, RelaysHaveNoLossAndHistoryIsBounded) {
   NodeStatus s(o);
   s.on_event(ev(0, "member", {{"stage", 2}, {"joining", true}}));
   EXPECT_TRUE(has_line(s.prometheus(), "gwtf_node_info{node=\"7\",stage=\"2\",role=\"relay\",state=\"joining\"} 1"));
+  s.on_event(ev(0.5, "state_transfer", {{"version", 3}, {"chunks", 5}, {"total", 20}, {"donors", 2}}));
+  EXPECT_TRUE(has_line(s.prometheus(), "gwtf_state_transfer_chunks{of=\"verified\"} 5"));
+  EXPECT_EQ(s.to_json()["transfer"]["total"], 20);
   s.on_event(ev(1, "train", {{"kind", "joined"}, {"iter", 3}}));
   for (int i = 3; i < 20; ++i) s.on_event(stepped(i, i, 0));
   for (int k = 0; k < 5; ++k) s.on_event(ev(30 + k, "peer_down", {{"peer", k}, {"why", "x"}}));
@@ -119,6 +122,7 @@ TEST(NodeStatus, RelaysHaveNoLossAndHistoryIsBounded) {
   EXPECT_EQ(text.find("gwtf_loss"), std::string::npos) << "a relay computes no loss";
   EXPECT_TRUE(has_line(text, "gwtf_iteration 20"));
   EXPECT_TRUE(has_line(text, "gwtf_node_info{node=\"7\",stage=\"2\",role=\"relay\",state=\"serving\"} 1"));
+  EXPECT_EQ(text.find("gwtf_state_transfer_chunks"), std::string::npos) << "the transfer is over";
   const json j = s.to_json();
   EXPECT_EQ(j["series"].size(), 5u);
   EXPECT_EQ(j["recent"].size(), 2u);

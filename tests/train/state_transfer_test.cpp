@@ -97,6 +97,7 @@ TEST(StateTransfer, ResumesWhenTheSameStateIsOfferedAgainAndRestartsOnAnother) {
   Transfer t(2048, 2, 2, {10});
   for (const auto& [donor, index] : t.f.requests()) t.answer(donor, index);
   EXPECT_EQ(t.f.verified_chunks(), 2u);
+  EXPECT_EQ(t.f.total_chunks(), chunk_count(t.m));  // the progress a joiner reports: 2 of total
   t.f.on_donor_down(10);
   EXPECT_TRUE(t.f.needs_offers());
   t.f.on_manifest(12, t.m);  // the same state from another donor: the verified chunks stay
