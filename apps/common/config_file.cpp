@@ -1,8 +1,11 @@
 #include "apps/common/config_file.hpp"
 
+#include <CLI/CLI.hpp>
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 #include <sstream>
@@ -124,6 +127,59 @@ void ConfigSchema::boolean(const std::string& key, bool& out) {
   });
 }
 
+void ConfigSchema::flags(const std::string& section, CLI::App& app) {
+  for (CLI::Option* opt : app.get_options()) {
+    const auto& names = opt->get_lnames();
+    if (names.empty() || names[0] == "help" || names[0] == "config") continue;
+    std::string key = names[0];
+    std::replace(key.begin(), key.end(), '-', '_');
+    const std::string full = section + "." + key;
+    add(full, [pending = pending_, opt, full](const Value& w) -> std::optional<std::string> {
+      auto scalar = [](const toml::node& n) -> std::optional<std::string> {
+        if (auto s = n.value_exact<std::string>()) return *s;
+        if (auto b = n.value_exact<bool>()) return std::string(*b ? "true" : "false");
+        if (auto i = n.value_exact<int64_t>()) return std::to_string(*i);
+        if (auto d = n.value_exact<double>()) {  // the shortest text that reads back as the same double
+          char buf[40];
+          for (int precision = 15; precision <= 17; ++precision) {
+            std::snprintf(buf, sizeof buf, "%.*g", precision, *d);
+            if (std::strtod(buf, nullptr) == *d) break;
+          }
+          return std::string(buf);
+        }
+        return std::nullopt;
+      };
+      std::vector<std::string> values;
+      if (const auto* list = w.node.as_array()) {
+        for (const auto& e : *list) {
+          auto v = scalar(e);
+          if (!v) return std::string("a list of strings or numbers");
+          values.push_back(*v);
+        }
+      } else if (auto v = scalar(w.node)) {
+        values.push_back(*v);
+      } else {
+        return std::string("a string, number, boolean or a list of them");
+      }
+      (*pending)[full] = Pending{opt, std::move(values)};
+      return std::nullopt;
+    });
+  }
+}
+
+Result<void*, std::string> ConfigSchema::apply_flags() const {
+  for (const auto& [key, p] : *pending_) {
+    if (p.option->count() > 0) continue;  // given on the command line: the flag wins
+    try {
+      p.option->add_result(p.values);
+      p.option->run_callback();
+    } catch (const CLI::Error& e) {
+      return Err{path_ + ": key '" + key + "' (flag --" + p.option->get_lnames()[0] + "): " + e.what()};
+    }
+  }
+  return nullptr;
+}
+
 std::vector<std::string> ConfigSchema::keys() const {
   std::vector<std::string> k;
   for (const auto& [section, keys] : sections_)
@@ -131,7 +187,8 @@ std::vector<std::string> ConfigSchema::keys() const {
   return k;
 }
 
-Result<void*, std::string> ConfigSchema::load(const std::string& path) const {
+Result<void*, std::string> ConfigSchema::load(const std::string& path) {
+  path_ = path;
   toml::table root;
   try {
     root = toml::parse_file(path);
@@ -144,11 +201,12 @@ Result<void*, std::string> ConfigSchema::load(const std::string& path) const {
   for (const auto& [s, keys] : sections_) known.push_back(s);
   for (const auto& [section, node] : root) {
     const std::string name(section.str());
+    const auto* table = node.as_table();
+    if (!table)
+      return Err{path + ": key '" + name + "' is outside any section; keys belong in one of [" + join(known) + "]"};
     auto keys = sections_.find(name);
     if (keys == sections_.end())
       return Err{path + ": unknown section [" + name + "] (known here: " + join(known) + ")"};
-    const auto* table = node.as_table();
-    if (!table) return Err{path + ": '" + name + "' must be a table ([" + name + "])"};
     for (const auto& [key, value] : *table) {
       const std::string k(key.str()), full = name + "." + k;
       auto set = keys->second.find(k);
@@ -161,6 +219,12 @@ Result<void*, std::string> ConfigSchema::load(const std::string& path) const {
     }
   }
   return nullptr;
+}
+
+Result<void*, std::string> ConfigSchema::load_from_args(int argc, char** argv) {
+  const std::string path = config_path(argc, argv);
+  if (path.empty()) return nullptr;
+  return load(path);
 }
 
 std::string config_path(int argc, char** argv) {

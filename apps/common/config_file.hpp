@@ -7,11 +7,17 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "kernels/base/result.hpp"
+
+namespace CLI {
+class App;
+class Option;
+}  // namespace CLI
 
 namespace gwtf::app {
 
@@ -26,8 +32,15 @@ class ConfigSchema {
   void texts(const std::string& key, std::vector<std::string>& out, const std::string& what);
   void integers(const std::string& key, std::vector<uint32_t>& out, uint32_t lo, uint32_t hi, const std::string& example);
   void boolean(const std::string& key, bool& out);
+  // Every long flag of `app` as a key of `section` (--microbatch-size: section.microbatch_size), for binaries
+  // whose settings are their flags. The values are checked and applied by apply_flags() after the command line
+  // is parsed — by the flags' own checks, to the flags the command line did not give.
+  void flags(const std::string& section, CLI::App& app);
+  Result<void*, std::string> apply_flags() const;
 
-  Result<void*, std::string> load(const std::string& path) const;
+  Result<void*, std::string> load(const std::string& path);
+  // load(config_path(argc, argv)) when the command line names a file; nothing otherwise.
+  Result<void*, std::string> load_from_args(int argc, char** argv);
   std::vector<std::string> keys() const;  // section.name, sorted
 
  private:
@@ -36,6 +49,12 @@ class ConfigSchema {
   using Setter = std::function<std::optional<std::string>(const Value&)>;
   void add(const std::string& key, Setter set);
   std::map<std::string, std::map<std::string, Setter>> sections_;
+  struct Pending {
+    CLI::Option* option;
+    std::vector<std::string> values;
+  };
+  std::shared_ptr<std::map<std::string, Pending>> pending_ = std::make_shared<std::map<std::string, Pending>>();
+  std::string path_;
 };
 
 // The value of --config FILE or --config=FILE in argv (empty: none), read before the flags are parsed so that the

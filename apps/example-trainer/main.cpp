@@ -77,6 +77,16 @@ int main(int argc, char** argv) {
   app.add_option("--csv", csv, "Where the evaluation actor writes iteration,loss,smoothed")->capture_default_str();
   gwtf::app::LogOptions log;
   gwtf::app::add_log_flags(app, log);
+  // --config FILE: the run's [model], [train], [swarm] and [trainer] csv; flags override it.
+  gwtf::app::ConfigSchema schema;
+  run.declare(schema);
+  schema.text("trainer.csv", csv);
+  std::string config_file;
+  app.add_option("--config", config_file, "TOML file: [model], [train], [swarm] (docs/config.md) and [trainer] csv");
+  if (auto ok = schema.load_from_args(argc, argv); !ok) {
+    std::fprintf(stderr, "example-trainer: %s\n", ok.error().c_str());
+    return 2;
+  }
   CLI11_PARSE(app, argc, argv);
   gwtf::app::setup_logging(log, "example-trainer");
   if (auto ok = run.validate(); !ok) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/common/config_file.hpp"
 #include "apps/common/logging.hpp"
 #include "kernels/sim/flow_experiment.hpp"
 #include "kernels/sim/train_sim.hpp"
@@ -249,7 +250,23 @@ int main(int argc, char** argv) {
   train->add_flag("--trace", tr.trace, "Print every message, task and event");
   train->add_flag("--json", json, "Print one JSON object instead of a table");
 
+  // --config FILE: [flow] and [train] hold the subcommands' flags by name (--kill-fraction: kill_fraction).
+  gwtf::app::ConfigSchema schema;
+  schema.flags("flow", *flow);
+  schema.flags("train", *train);
+  std::string config_file;
+  for (auto* sub : {flow, train})
+    sub->add_option("--config", config_file, "TOML file with this subcommand's flags in [" + sub->get_name() +
+                                                 "] (key = the flag's name with _); flags override it");
+  if (auto ok = schema.load_from_args(argc, argv); !ok) {
+    std::fprintf(stderr, "gwtf-sim: %s\n", ok.error().c_str());
+    return 2;
+  }
   CLI11_PARSE(app, argc, argv);
+  if (auto ok = schema.apply_flags(); !ok) {
+    std::fprintf(stderr, "gwtf-sim: %s\n", ok.error().c_str());
+    return 2;
+  }
   try {
     gwtf::app::setup_logging(log, "gwtf-sim");
   } catch (const CLI::Error& e) {

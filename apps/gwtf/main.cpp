@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "apps/common/config_file.hpp"
 #include "apps/common/logging.hpp"
 #include "apps/gwtf/build_info.hpp"
 #include "apps/gwtf/demo.hpp"
@@ -28,22 +29,7 @@ int main(int argc, char** argv) {
                                           "relay dies mid-backward and a fresh node joins; report in runs/<time>/");
   gwtf::app::RunConfig demo_run;
   gwtf::app::DemoOptions demo_options;
-  std::string demo_config;
-  // `gwtf demo --config FILE`: the file ([demo] and the swarm's [model], [train], [swarm]) first, flags over it.
-  if (argc > 1 && std::string(argv[1]) == "demo")
-    if (const auto path = gwtf::app::config_path(argc, argv); !path.empty()) {
-      gwtf::app::ConfigSchema schema;
-      demo_run.declare(schema);
-      demo_options.declare(schema);
-      auto loaded = schema.load(path);
-      if (loaded) loaded = demo_run.validate();
-      if (!loaded) {
-        std::fprintf(stderr, "gwtf demo: %s\n", loaded.error().c_str());
-        return 2;
-      }
-    }
-  demo->add_option("--config", demo_config, "TOML file: [demo] (quick, no_churn, out, fault, timeout) and the swarm's "
-                                            "[model], [train], [swarm] (docs/config.md); flags override it");  demo->add_flag("--quick", demo_options.quick, "The same story in fewer iterations (under 2 minutes; CI runs it)");
+  demo->add_flag("--quick", demo_options.quick, "The same story in fewer iterations (under 2 minutes; CI runs it)");
   demo->add_flag("--no-churn", demo_options.no_churn, "No crash and no join: the swarm alone");
   demo->add_option("--out", demo_options.out, "Run directory (default runs/<time>)");
   demo->add_option("--fault", demo_options.fault, "What churn: kill (SIGKILL mid-backward), stop (SIGSTOP: a hang, "
@@ -88,8 +74,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> eval_data;
   int64_t max_windows = 0;
   auto* eval = app.add_subcommand("eval", "Mean next-token loss of a checkpointed model over a text");
-  eval->add_option("--checkpoint", eval_dir, "Directory of stage-*.ckpt files (train-local --save)")->required();
-  eval->add_option("--data", eval_data, "Text files or directories")->required();
+  eval->add_option("--checkpoint", eval_dir, "Directory of stage-*.ckpt files (train-local --save); required");
+  eval->add_option("--data", eval_data, "Text files or directories; required");
   eval->add_option("--max-windows", max_windows, "At most this many windows of the context length (0: all)")
       ->capture_default_str();
   std::string eval_tokenizer;
@@ -98,10 +84,35 @@ int main(int argc, char** argv) {
   std::string export_from, export_to;
   auto* exp = app.add_subcommand("export", "Write a checkpointed model as Hugging Face model.safetensors + config.json "
                                            "(GPT2LMHeadModel / LlamaForCausalLM)");
-  exp->add_option("--checkpoint", export_from, "Directory of stage-*.ckpt files")->required();
-  exp->add_option("--out", export_to, "Output directory (created)")->required();
+  exp->add_option("--checkpoint", export_from, "Directory of stage-*.ckpt files; required");
+  exp->add_option("--out", export_to, "Output directory (created); required");
 
+  // --config FILE (every subcommand): [demo] and the demo swarm's [model], [train], [swarm]; [train-local], [eval]
+  // and [export] hold those subcommands' flags by name (--microbatch-size: microbatch_size). Flags override it.
+  gwtf::app::ConfigSchema schema;
+  demo_run.declare(schema);
+  demo_options.declare(schema);
+  schema.flags("train-local", *local);
+  schema.flags("eval", *eval);
+  schema.flags("export", *exp);
+  std::string config_file;
+  for (auto* sub : {demo, local, eval, exp})
+    sub->add_option("--config", config_file, "TOML file: [demo] with the swarm's [model], [train], [swarm], and "
+                                             "[train-local], [eval], [export] by flag name (docs/config.md); flags "
+                                             "override it");
+  {
+    auto ok = schema.load_from_args(argc, argv);
+    if (ok) ok = demo_run.validate();
+    if (!ok) {
+      std::fprintf(stderr, "gwtf: %s\n", ok.error().c_str());
+      return 2;
+    }
+  }
   CLI11_PARSE(app, argc, argv);
+  if (auto ok = schema.apply_flags(); !ok) {
+    std::fprintf(stderr, "gwtf: %s\n", ok.error().c_str());
+    return 2;
+  }
   try {
     gwtf::app::setup_logging(log, "gwtf");
   } catch (const CLI::Error& e) {
@@ -114,6 +125,14 @@ int main(int argc, char** argv) {
     spdlog::warn("--threads {} without OMP_WAIT_POLICY=PASSIVE in the environment: idle OpenMP threads will spin "
                  "(export it, as scripts/run-demo does)", threads);
 
+  // Required, from the command line or the file.
+  if ((eval->parsed() && (eval_dir.empty() || eval_data.empty())) ||
+      (exp->parsed() && (export_from.empty() || export_to.empty()))) {
+    const bool e = eval->parsed();
+    std::fprintf(stderr, "gwtf %s: %s are required (flags, or keys of [%s] in --config)\n", e ? "eval" : "export",
+                 e ? "--checkpoint and --data" : "--checkpoint and --out", e ? "eval" : "export");
+    return 2;
+  }
   if (exp->parsed()) {
     auto model = gwtf::model::load_model(export_from);
     if (!model) {
