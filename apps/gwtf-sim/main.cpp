@@ -15,6 +15,7 @@
 
 #include "apps/common/config_file.hpp"
 #include "apps/common/logging.hpp"
+#include "apps/common/progress.hpp"
 #include "kernels/sim/flow_experiment.hpp"
 #include "kernels/sim/train_sim.hpp"
 
@@ -80,6 +81,14 @@ int run_train(TrainRun& t, bool json) {
     }
   }
   if (t.trace) t.cfg.trace = &std::cout;
+  app::ProgressLine line("gwtf-sim train");
+  const auto iterations = t.cfg.params.iterations;
+  t.cfg.progress = [&line, iterations](double time, train::Iter stepped) {
+    const double rate = line.elapsed() > 0 && stepped > 0 ? stepped / line.elapsed() : 0;
+    line.update("iteration " + std::to_string(stepped) + "/" + std::to_string(iterations) + ", simulated " +
+                app::format_duration(time) + ", ETA " +
+                (rate > 0 ? app::format_duration((iterations - stepped) / rate) : std::string("?")));
+  };
   sim::TrainSim sim(t.cfg);
   const double horizon = static_cast<double>(t.cfg.params.iterations) * t.cfg.params.microbatches *
                          t.cfg.forward_time * 3 * static_cast<double>(t.cfg.replicas.size()) /
@@ -276,6 +285,12 @@ int main(int argc, char** argv) {
   if (flow->parsed()) {
     const auto t0 = std::chrono::steady_clock::now();
     gwtf::sim::FlowExperimentResult r;
+    gwtf::app::ProgressLine line("gwtf-sim flow");
+    x.progress = [&line](const char* phase, int round, int rounds, uint32_t flow_value) {
+      line.update(std::string(phase) + ": round " + std::to_string(round) + "/" + std::to_string(rounds) +
+                  ", flow value " + std::to_string(flow_value) + ", ETA " +
+                  gwtf::app::format_duration(line.elapsed() / round * (rounds - round)));
+    };
     try {
       r = gwtf::sim::run_flow_experiment(x);
     } catch (const std::exception& e) {

@@ -2,6 +2,7 @@
 
 #include "actors/ledger_tally.hpp"
 #include "apps/common/plot.hpp"
+#include "apps/common/progress.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -40,6 +41,7 @@ struct Proc {
   bool running = false;
   int status = 0;
   int stage = -1;  // once the node reported its place
+  size_t next_hops = 0;  // its flows' next-stage replicas, as it last reported them
   std::string events;
   std::streamoff read = 0;  // how far its event log was read
 };
@@ -289,6 +291,7 @@ int run_demo(RunConfig run, const DemoOptions& o) {
       for (auto& e : read_events(p)) {
         const std::string ev = e.value("event", "");
         if (ev == "member") p.stage = e.value("stage", -1);
+        if (ev == "next_hops" && e.contains("hops") && e["hops"].is_array()) p.next_hops = e["hops"].size();
         if (ev == "train" && e.value("kind", "") == "stepped" && p.stage == 0) {
           const uint64_t i = e.value("iter", uint64_t{0});
           if (!loss.count(i)) {
@@ -299,11 +302,16 @@ int run_demo(RunConfig run, const DemoOptions& o) {
             const double per_iter = static_cast<double>(run.microbatches) * run.microbatch_size * run.seq_len;
             std::string replicas;
             for (int s = 1; s <= stages; ++s) replicas += (s > 1 ? " " : "") + std::to_string(live_per_stage()[s]);
-            std::printf("iter %3llu/%lld  loss %.4f (without churn %.4f)  tokens/s %7.0f  replicas per stage [%s]\n",
+            const double per_step = loss.size() > 1 ? (last_step - first_step) / (loss.size() - 1) : 0;
+            size_t edges = 0;  // the flows' next-hop links in use, as the live nodes last reported them
+            for (const auto& q : procs)
+              if (q.running) edges += q.next_hops;
+            std::printf("iter %3llu/%lld  loss %.4f (without churn %.4f)  tokens/s %7.0f  replicas per stage [%s]  "
+                        "flow links %zu  ETA %s\n",
                         static_cast<unsigned long long>(i + 1), static_cast<long long>(run.iterations), loss[i],
                         i < baseline->losses.size() ? baseline->losses[i] : std::nan(""),
-                        last_step > first_step ? per_iter * (loss.size() - 1) / (last_step - first_step) : 0.0,
-                        replicas.c_str());
+                        per_step > 0 ? per_iter / per_step : 0.0, replicas.c_str(), edges,
+                        per_step > 0 ? format_duration(per_step * (run.iterations - loss.size())).c_str() : "?");
             std::fflush(stdout);
           }
         }

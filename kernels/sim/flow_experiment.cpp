@@ -18,7 +18,8 @@ namespace {
 // Runs `rounds` rounds, recording (flow value, total cost) after each; then freezes the annealing, lets the
 // moves in flight finish and anti-entropy settle (losses go on), and measures the routing the nodes hold.
 // A measurement in the middle of a move would count a flow handed over but not yet installed as missing.
-FlowOutcome run_phase(FlowSim& sim, int rounds, int settle_rounds, std::string& violation) {
+FlowOutcome run_phase(FlowSim& sim, int rounds, int settle_rounds, std::string& violation,
+                      const FlowExperimentOptions& options, const char* phase) {
   FlowOutcome o;
   const uint64_t messages0 = sim.messages_sent();
   std::vector<std::pair<uint32_t, double>> trace;
@@ -26,6 +27,7 @@ FlowOutcome run_phase(FlowSim& sim, int rounds, int settle_rounds, std::string& 
     if (!sim.run_rounds(1)) violation = sim.violation();
     const FlowStats now = sim.measure();
     trace.push_back({now.flow_value, now.total_cost});
+    if (options.progress) options.progress(phase, r, rounds, now.flow_value);
   }
   sim.set_frozen(true);
   if (violation.empty() && !sim.run_rounds(settle_rounds)) violation = sim.violation();
@@ -69,7 +71,7 @@ FlowExperimentResult run_flow_experiment(const FlowExperimentOptions& options) {
   FlowSim sim(gen.make(), cfg, rng.next_u64());
   FlowExperimentResult result;
   result.nodes = static_cast<int>(sim.instance().nodes.size());
-  result.before = run_phase(sim, options.rounds, options.settle_rounds, result.violation);
+  result.before = run_phase(sim, options.rounds, options.settle_rounds, result.violation, options, "routing");
   add_oracle(sim.instance(), result.before);
 
   if (result.violation.empty() && (options.kill_fraction > 0 || options.joins > 0)) {
@@ -104,7 +106,8 @@ FlowExperimentResult run_flow_experiment(const FlowExperimentOptions& options) {
       sim.join(spec, links);
       ++result.joined;
     }
-    result.after_churn = run_phase(sim, options.churn_rounds, options.settle_rounds, result.violation);
+    result.after_churn =
+        run_phase(sim, options.churn_rounds, options.settle_rounds, result.violation, options, "after churn");
     add_oracle(sim.instance(), *result.after_churn);
   }
   if (result.violation.empty() && options.quiesce) {

@@ -3,6 +3,8 @@
 // Shared by `gwtf-sim flow`, the flow tests and bench/flow.
 #pragma once
 
+#include <functional>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -24,6 +26,8 @@ struct FlowExperimentOptions {
   bool check_invariants = false;  // after every event (slow; property tests)
   bool quiesce = false;         // settle, drain and check that no reservation dangles at the end
   flow::FlowParams params;
+  // Called after every round (phase "routing" or "after churn"): a progress line for long runs. Optional.
+  std::function<void(const char* phase, int round, int rounds, uint32_t flow_value)> progress;
 };
 
 struct FlowOutcome {

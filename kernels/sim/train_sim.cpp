@@ -429,6 +429,12 @@ TrainSimReport TrainSim::run(double time_limit) {
         }
         for (auto& [id, n] : nodes_) deliver(id, Tick{});
         queue_.push(now_ + cfg_.tick, Ev{Ev::kTick, 0, Tick{}, 0});
+        if (cfg_.progress) {
+          train::Iter stepped = cfg_.params.iterations;
+          for (const auto& [id, n] : nodes_)
+            if (n.sm->is_holder() && !n.crashed && !n.expelled) stepped = std::min(stepped, n.sm->stepped());
+          cfg_.progress(now_, stepped);
+        }
         break;
     }
     if (report_.finished) break;

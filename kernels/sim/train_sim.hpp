@@ -58,6 +58,9 @@ struct TrainSimConfig {
   std::ostream* trace = nullptr;
   ComputeHook* compute = nullptr;  // when set, real compute (not owned)
   uint64_t state_bytes = 128 << 10;  // a relay's modeled state (weights and optimizer), transferred to joiners
+  // Called at every protocol tick with the simulated time and the iterations every live holder has stepped: a
+  // progress line for long runs. Optional.
+  std::function<void(double time, train::Iter stepped)> progress;
 };
 
 // Where a crash is placed: when `node` starts work of this kind for (iter, mb) (mb ignored for aggregation work).
