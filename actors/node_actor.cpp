@@ -445,6 +445,7 @@ struct Node {
       if (auto p = peers.find(m.to); p != peers.end()) send_frame(p->second, wire::FlowMessage{std::move(m.body)});
     if (f.next_hops && train) {
       note("next_hops", {{"hops", *f.next_hops}});
+      flow_hops = f.next_hops->size();
       step(train::SetNextHops{*f.next_hops});
     }
     for (const auto& e : f.events)
@@ -487,11 +488,31 @@ struct Node {
     running.erase(it);
   }
 
+  // A data holder's line per iteration: loss, throughput, ETA, live replicas per stage, flows.
+  double first_step_at = -1;
+  train::Iter first_step = 0;
+  size_t flow_hops = 0;
+  void progress_line(train::Iter iter, double loss) {
+    if (first_step_at < 0) {
+      first_step_at = now();
+      first_step = iter;
+    }
+    const double per_step = iter > first_step ? (now() - first_step_at) / static_cast<double>(iter - first_step) : 0;
+    const double tokens = static_cast<double>(opt.params.microbatches) *
+                          static_cast<double>(opt.compute.microbatch_size * opt.compute.seq_len);
+    std::string replicas;
+    for (train::Stage s = 1; s <= opt.layout.relay_stages(); ++s)
+      replicas += (s > 1 ? " " : "") + std::to_string(roster.live_count(s));
+    const double left = static_cast<double>(opt.params.iterations - (iter + 1)) * per_step;
+    spdlog::info("iteration {}/{}: loss {:.4f}, {:.0f} tokens/s, ETA {:.0f} s, replicas per stage [{}], {} next hops",
+                 iter + 1, opt.params.iterations, loss, per_step > 0 ? tokens / per_step : 0.0,
+                 per_step > 0 ? left : 0.0, replicas, flow_hops);
+  }
+
   void on_event(const train::Event& e) {
     nlohmann::json j{{"kind", train::event_name(e.kind)}, {"iter", e.iter}, {"mb", e.mb}, {"peer", e.peer},
                      {"value", e.value}};
-    if (e.kind == train::EventKind::kStepped && train->is_holder())
-      spdlog::info("iteration {} stepped: loss {:.4f}", e.iter, e.value);
+    if (e.kind == train::EventKind::kStepped && train->is_holder()) progress_line(e.iter, e.value);
     if (e.kind == train::EventKind::kJoined) spdlog::info("imported the stage state after {} iterations: serving", e.iter);
     note("train", std::move(j));
   }
