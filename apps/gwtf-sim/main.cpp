@@ -16,6 +16,7 @@
 #include "apps/common/config_file.hpp"
 #include "apps/common/logging.hpp"
 #include "apps/common/progress.hpp"
+#include "apps/gwtf-sim/run_command.hpp"
 #include "kernels/sim/flow_experiment.hpp"
 #include "kernels/sim/train_sim.hpp"
 
@@ -259,12 +260,18 @@ int main(int argc, char** argv) {
   train->add_flag("--trace", tr.trace, "Print every message, task and event");
   train->add_flag("--json", json, "Print one JSON object instead of a table");
 
+  gwtf::app::RunCommand run_command;
+  auto* run = app.add_subcommand("run", "The paper's experiments: a scenario under several routing policies on the "
+                                        "training protocol; summary.json, CSV, plots and summary.md in a run directory");
+  run_command.add_flags(*run);
+
   // --config FILE: [flow] and [train] hold the subcommands' flags by name (--kill-fraction: kill_fraction).
   gwtf::app::ConfigSchema schema;
   schema.flags("flow", *flow);
   schema.flags("train", *train);
+  schema.flags("run", *run);
   std::string config_file;
-  for (auto* sub : {flow, train})
+  for (auto* sub : {flow, train, run})
     sub->add_option("--config", config_file, "TOML file with this subcommand's flags in [" + sub->get_name() +
                                                  "] (key = the flag's name with _); flags override it");
   if (auto ok = schema.load_from_args(argc, argv); !ok) {
@@ -324,5 +331,6 @@ int main(int argc, char** argv) {
     return r.violation.empty() ? 0 : 1;
   }
   if (train->parsed()) return run_train(tr, json);
+  if (run->parsed()) return run_command.execute();
   return 0;
 }

@@ -146,6 +146,15 @@ bool FlowSim::run_rounds(int rounds) {
   return true;
 }
 
+bool FlowSim::run_until(double t) {
+  while (!queue_.empty() && queue_.next_time() <= t) {
+    auto [time, e] = queue_.pop();
+    if (!process(time, e)) return false;
+  }
+  now_ = std::max(now_, t);
+  return true;
+}
+
 bool FlowSim::quiesce(int settle_rounds) {
   loss_ = 0;
   set_frozen(true);

@@ -46,6 +46,8 @@ class FlowSim {
   // Advances the simulated time by `rounds` tick periods. Returns false (and stops) when an invariant broke
   // and check_every_event is on; violation() says which.
   bool run_rounds(int rounds);
+  // Advances the simulated time to `t` (no invariant checks at round ends): lockstep with another engine.
+  bool run_until(double t);
   // Stops injecting loss and new annealing moves, lets anti-entropy settle what moves in flight left, then drains
   // every message in flight without further ticks: afterwards no message is in flight and the system is quiet.
   bool quiesce(int settle_rounds);

@@ -12,6 +12,7 @@
 namespace gwtf::sim {
 
 extern const char* const kRegionsCsv;  // data/regions.csv, embedded by CMake (regions_csv.cpp)
+extern const char* const kCitiesCsv;   // data/cities-dtfm.csv
 
 using namespace gwtf::flow;
 
@@ -26,10 +27,12 @@ RegionTable RegionTable::parse(std::string_view csv, double same_latency_s, doub
   std::istringstream in{std::string(csv)};
   std::string line;
   bool header = true;
+  double unit = 1u << 30;  // bytes/s per unit of the bandwidth column
   while (std::getline(in, line)) {
     if (line.empty() || line[0] == '#') continue;
-    if (header) {  // region_a,region_b,latency_ms,bandwidth_gib_s
+    if (header) {  // a,b,latency_ms,bandwidth_gib_s | bandwidth_gbit_s
       header = false;
+      if (line.find("gbit") != std::string::npos) unit = 1e9 / 8;
       continue;
     }
     std::istringstream fields(line);
@@ -53,7 +56,7 @@ RegionTable RegionTable::parse(std::string_view csv, double same_latency_s, doub
   for (const auto& r : rows) {
     const size_t i = index[r.a], j = index[r.b];
     t.latency_s[i][j] = t.latency_s[j][i] = r.lat_ms / 1000.0;
-    t.bandwidth_Bps[i][j] = t.bandwidth_Bps[j][i] = r.bw_gib * (1u << 30);
+    t.bandwidth_Bps[i][j] = t.bandwidth_Bps[j][i] = r.bw_gib * unit;
   }
   return t;
 }
@@ -61,6 +64,21 @@ RegionTable RegionTable::parse(std::string_view csv, double same_latency_s, doub
 const RegionTable& RegionTable::builtin() {
   static const RegionTable table = parse(kRegionsCsv);
   return table;
+}
+
+const RegionTable& RegionTable::cities() {
+  static const RegionTable table = parse(kCitiesCsv, 0.005, 2e9 / 8);
+  return table;
+}
+
+double link_factor(const InstanceOptions& o, NodeId a, NodeId b) {
+  if (o.link_spread <= 1) return 1;
+  uint64_t x = (std::min(a, b) * 0x9e3779b97f4a7c15ull) ^ (std::max(a, b) + 0x632be59bd9b4e019ull) ^ o.link_seed;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;  // splitmix64's finalizer
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  x ^= x >> 31;
+  const double u = static_cast<double>(x >> 11) * 0x1.0p-53;
+  return 1.0 / (1 + (o.link_spread - 1) * u);  // in [1/spread, 1]
 }
 
 InstanceGenerator::InstanceGenerator(InstanceOptions options, uint64_t seed) : o_(std::move(options)), rng_(seed) {
@@ -89,7 +107,7 @@ NodeSpec InstanceGenerator::new_node(Stage stage) {
                                                   : rng_.between(o_.min_capacity, o_.max_capacity));
     return n;
   }
-  n.region = static_cast<int>(rng_.below(RegionTable::builtin().names.size()));
+  n.region = static_cast<int>(rng_.below(table().names.size()));
   const double slowdown = 1 + (o_.max_slowdown - 1) * rng_.uniform();
   n.compute_s = stage_compute_s_.at(stage) * slowdown;
   // Memory 0.5x-1.5x the nominal; a microbatch holds its activations (about 12 boundary tensors per block
@@ -105,9 +123,9 @@ NodeSpec InstanceGenerator::new_node(Stage stage) {
 
 double InstanceGenerator::edge(const NodeSpec& a, const NodeSpec& b) {
   if (!o_.geo) return static_cast<double>(rng_.between(o_.min_cost, o_.max_cost));
-  const auto& t = RegionTable::builtin();
+  const auto& t = table();
   const double lat = t.latency_s[a.region][b.region];
-  const double bw = t.bandwidth_Bps[a.region][b.region];
+  const double bw = t.bandwidth_Bps[a.region][b.region] * link_factor(o_, a.id, b.id);
   return edge_cost(a.compute_s, b.compute_s, lat, lat, bw, bw, boundary_bytes_);
 }
 

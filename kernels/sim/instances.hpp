@@ -17,13 +17,16 @@
 
 namespace gwtf::sim {
 
-// One-way latency and bandwidth between named regions (a CSV as in data/regions.csv).
+// One-way latency and bandwidth between named regions (a CSV as in data/regions.csv: a,b,latency_ms,bandwidth
+// with the bandwidth's unit in its header: bandwidth_gib_s or bandwidth_gbit_s).
 struct RegionTable {
   std::vector<std::string> names;
   std::vector<std::vector<double>> latency_s;      // symmetric
   std::vector<std::vector<double>> bandwidth_Bps;  // symmetric
   static RegionTable parse(std::string_view csv, double same_latency_s = 0.001, double same_bw_Bps = 2.0 * (1u << 30));
-  static const RegionTable& builtin();  // data/regions.csv, embedded at build time
+  static const RegionTable& builtin();  // data/regions.csv (12 cloud regions), embedded at build time
+  // data/cities-dtfm.csv: DT-FM's 10 cities (very probably the paper's 10 locations); within a city 5 ms, 2 Gbit/s.
+  static const RegionTable& cities();
 };
 
 struct InstanceOptions {
@@ -42,7 +45,15 @@ struct InstanceOptions {
   double device_flops = 100e12;   // effective FLOP/s of the fastest device
   double max_slowdown = 4.0;      // compute speeds spread over 1x .. this
   uint64_t memory_bytes = 24ull << 30;
+  const RegionTable* table = nullptr;  // geo: where nodes are placed (nullptr: RegionTable::builtin())
+  // Heterogeneous links: each link's bandwidth is its regions' times a factor in [1/link_spread, 1], fixed per
+  // pair of nodes (link_factor); 1: every link as its regions say.
+  double link_spread = 1;
+  uint64_t link_seed = 0;
 };
+
+// The bandwidth factor of the link between nodes a and b (symmetric, a pure function of the pair and the seed).
+double link_factor(const InstanceOptions& o, flow::NodeId a, flow::NodeId b);
 
 class InstanceGenerator {
  public:
@@ -51,6 +62,10 @@ class InstanceGenerator {
   // A new node for `stage` of `instance`, with its links (as FlowSim::join takes them).
   std::pair<flow::NodeSpec, std::vector<std::pair<flow::NodeId, double>>> joiner(const flow::Instance& instance,
                                                                                  flow::Stage stage);
+  const RegionTable& table() const { return o_.table ? *o_.table : RegionTable::builtin(); }
+  double boundary_bytes() const { return boundary_bytes_; }  // geo: one activation or gradient
+  double stage_compute_s(flow::Stage s) const { return stage_compute_s_.at(s); }  // geo: fwd+bwd at full speed
+  const InstanceOptions& options() const { return o_; }
 
  private:
   flow::NodeSpec new_node(flow::Stage stage);

@@ -72,7 +72,10 @@ TrainSim::TrainSim(TrainSimConfig cfg) : cfg_(std::move(cfg)), rng_(cfg_.seed) {
   for (int h = 0; h < cfg_.holders; ++h) all.push_back({next_id_++, 0});
   for (size_t s = 0; s < cfg_.replicas.size(); ++s)
     for (int r = 0; r < cfg_.replicas[s]; ++r) all.push_back({next_id_++, static_cast<Stage>(s + 1)});
-  for (const auto& [id, stage] : all) nodes_[id].sm = std::make_unique<TrainNode>(id, stage, cfg_.params);
+  for (const auto& [id, stage] : all) {
+    nodes_[id].sm = std::make_unique<TrainNode>(id, stage, cfg_.params);
+    if (cfg_.slowdown) nodes_[id].speed = 1.0 / cfg_.slowdown(id);
+  }
   for (const auto& [id, stage] : all)
     for (const auto& [peer, peer_stage] : all)
       if (peer != id) queue_.push(0, Ev{Ev::kInput, id, PeerUp{peer, peer_stage}, 0});
@@ -100,6 +103,7 @@ NodeId TrainSim::join_at(Stage s, double t) {
 void TrainSim::join(NodeId id, Stage s) {
   Node& node = nodes_[id];
   node.sm = std::make_unique<TrainNode>(id, s, cfg_.params, /*joining=*/true);
+  if (cfg_.slowdown) node.speed = 1.0 / cfg_.slowdown(id);
   node.started = now_;
   if (cfg_.trace) *cfg_.trace << now_ << " " << id << " JOIN stage " << s << "\n";
   for (const auto& [other, n] : nodes_) {
@@ -157,6 +161,7 @@ void TrainSim::crash(NodeId n) {
   node.accumulator.clear();  // its memory is gone
   if (cfg_.compute) cfg_.compute->crash(n);
   crashed_at_[n] = now_;
+  if (cfg_.router) cfg_.router->crashed(n, now_);
   for (auto& [id, other] : nodes_)
     if (id != n && !other.crashed)
       queue_.push(now_ + cfg_.detect_after * (1 + 0.5 * rng_.uniform()), Ev{Ev::kInput, id, PeerDown{n}, 0});
@@ -202,7 +207,16 @@ void TrainSim::carry_out(NodeId n, Output& out) {
       --nodes_.at(n).corrupt;
       c->bytes[c->bytes.size() / 2] ^= 0x5a;  // one byte flipped on the way
     }
-    const double delay = cfg_.latency * (0.5 + rng_.uniform());
+    double delay = 0;
+    if (cfg_.delay) {
+      uint64_t bytes = 256;
+      train::for_each_blob(m.body, [&](Blob& b) {
+        if (b) bytes += cfg_.tensor_bytes;
+      });
+      delay = cfg_.delay(n, m.to, bytes);
+    } else {
+      delay = cfg_.latency * (0.5 + rng_.uniform());
+    }
     queue_.push(now_ + delay, Ev{Ev::kInput, m.to, Receive{m}, 0});
   }
   for (const auto& e : out.events) {
@@ -318,9 +332,16 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
     }
     case ComputeKind::kApply: {
       if (const Payload* p = input(0, Payload::kSum, s)) {
-        // The ledger, checked on the modeled gradient itself: each microbatch exactly once at this stage.
+        // The ledger, checked on the modeled gradient itself: each microbatch exactly once at this stage. The first
+        // member to apply a stage's iteration counts what is missing or doubled (the others apply the same sum).
+        const bool first = !node.expelled && applied_[{s, t.iter}].empty();
         for (Mb mb = 0; mb < cfg_.params.microbatches; ++mb) {
           auto count = [&](const std::map<Mb, int>& m) { auto f = m.find(mb); return f == m.end() ? 0 : f->second; };
+          if (first) {
+            const int c = count(p->start);
+            report_.lost_contributions += c == 0;
+            report_.duplicated_contributions += c > 1 ? static_cast<uint64_t>(c - 1) : 0;
+          }
           if (count(p->start) != 1) violation("microbatch " + std::to_string(mb) + " counted " +
                                               std::to_string(count(p->start)) + " times");
           if (s == 0 && count(p->end) != 1) violation("microbatch " + std::to_string(mb) + " loss counted " +
@@ -414,7 +435,10 @@ TrainSimReport TrainSim::run(double time_limit) {
     switch (ev.kind) {
       case Ev::kInput: deliver(ev.node, ev.input); break;
       case Ev::kCrash: crash(ev.node); break;
-      case Ev::kJoin: join(ev.node, std::get<PeerJoining>(ev.input).stage); break;
+      case Ev::kJoin:
+        join(ev.node, std::get<PeerJoining>(ev.input).stage);
+        if (cfg_.router) cfg_.router->joined(ev.node, std::get<PeerJoining>(ev.input).stage, now_);
+        break;
       case Ev::kDown:
         nodes_.at(ev.about).expelled = true;
         nodes_.at(ev.about).left = std::min(nodes_.at(ev.about).left, now_);
@@ -427,6 +451,13 @@ TrainSimReport TrainSim::run(double time_limit) {
           report_.finished = true;
           break;
         }
+        if (cfg_.router)
+          for (auto& [id, hops] : cfg_.router->route(now_)) {
+            auto n = nodes_.find(id);
+            if (n == nodes_.end() || n->second.crashed || hops_given_[id] == hops) continue;
+            hops_given_[id] = hops;
+            deliver(id, SetNextHops{hops});
+          }
         for (auto& [id, n] : nodes_) deliver(id, Tick{});
         queue_.push(now_ + cfg_.tick, Ev{Ev::kTick, 0, Tick{}, 0});
         if (cfg_.progress) {

@@ -37,6 +37,17 @@ class ComputeHook {
   virtual bool import_state(train::NodeId node, train::Stage stage, const std::string& bytes) = 0;
 };
 
+// Routing for the training protocol (gwtf-sim run's policies): the next-stage replicas each node should use
+// (the flow layer's choice in the runtime, SetNextHops). Told of crashes and joins as they happen.
+class Router {
+ public:
+  virtual ~Router() = default;
+  // At every tick, before the nodes tick: the next hops per node (nodes left out keep theirs).
+  virtual std::map<train::NodeId, std::vector<train::NodeId>> route(double now) = 0;
+  virtual void crashed(train::NodeId node, double now) = 0;
+  virtual void joined(train::NodeId node, train::Stage stage, double now) = 0;
+};
+
 struct TrainSimConfig {
   train::TrainParams params = [] {
     train::TrainParams p;
@@ -58,6 +69,13 @@ struct TrainSimConfig {
   std::ostream* trace = nullptr;
   ComputeHook* compute = nullptr;  // when set, real compute (not owned)
   uint64_t state_bytes = 128 << 10;  // a relay's modeled state (weights and optimizer), transferred to joiners
+  // A world of heterogeneous links (gwtf-sim run): the one-way delay of a message of `bytes` from one node to
+  // another. When set it replaces `latency`; a message weighs 256 bytes plus `tensor_bytes` per tensor it carries.
+  std::function<double(train::NodeId from, train::NodeId to, uint64_t bytes)> delay;
+  uint64_t tensor_bytes = 0;
+  Router* router = nullptr;  // none: every node uses every live replica of the next stage (not owned)
+  // Heterogeneous compute: a node's task times are the nominal ones times this (slow_down does it per node).
+  std::function<double(train::NodeId)> slowdown;
   // Called at every protocol tick with the simulated time and the iterations every live holder has stepped: a
   // progress line for long runs. Optional.
   std::function<void(double time, train::Iter stepped)> progress;
@@ -97,6 +115,9 @@ struct TrainSimReport {
   std::map<std::string, uint64_t> events;
   std::map<train::Iter, IterationAccount> iterations;
   uint64_t messages = 0, lost_messages = 0;
+  // The ledger as the first member of a stage to apply an iteration saw it: microbatches missing from its
+  // reduced sum, and contributions beyond the first (both 0 when the protocol is right).
+  uint64_t lost_contributions = 0, duplicated_contributions = 0;
   struct Join {
     train::NodeId node = 0;
     double seconds = 0;     // join -> serving
@@ -186,6 +207,7 @@ class TrainSim {
   std::map<std::pair<train::Stage, train::Iter>, uint64_t> exported_chain_;  // a donor's chain per state exported
   std::map<train::NodeId, double> crashed_at_;
   std::vector<double> recovery_latencies_;
+  std::map<train::NodeId, std::vector<train::NodeId>> hops_given_;  // the router's last hops per node
   TrainSimReport report_;
   uint64_t next_identity_ = 1;
 };

@@ -1,0 +1,254 @@
+#include "apps/gwtf-sim/run_command.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "apps/common/config_file.hpp"
+#include "apps/common/plot.hpp"
+#include "apps/common/progress.hpp"
+#include "kernels/sim/scenario.hpp"
+
+namespace gwtf::app {
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using sim::PolicyRun;
+using sim::Scenario;
+
+// A scenario file: [scenario] with Scenario's fields, and churn = none | medium | high or mttf_s.
+Result<Scenario, std::string> load_scenario_file(const std::string& path) {
+  Scenario s;
+  s.name = fs::path(path).stem().string();
+  std::string churn;
+  ConfigSchema schema;
+  schema.text("scenario.name", s.name);
+  schema.text("scenario.table", s.table, {"cities", "regions"});
+  schema.integer("scenario.holders", s.holders, 1, 10000);
+  schema.integer("scenario.stages", s.stages, 1, 1000);
+  schema.integer("scenario.relays", s.relays, 1, 1000000);
+  schema.number("scenario.max_slowdown", s.max_slowdown, 1, 1000);
+  schema.number("scenario.link_spread", s.link_spread, 1, 1e6);
+  schema.text("scenario.preset", s.preset, {"tiny", "small", "124m", "500m", "1.5b"});
+  schema.integer("scenario.microbatch_size", s.microbatch_size, 1, 100000);
+  schema.number("scenario.device_flops", s.device_flops, 1e6, 1e18);
+  schema.integer("scenario.microbatches", s.microbatches, 1u, 1000000u);
+  schema.integer("scenario.in_flight", s.in_flight, 1u, 1000000u);
+  schema.integer("scenario.iterations", s.iterations, 1, 1000000);
+  schema.text("scenario.churn", churn, {"none", "medium", "high"});
+  schema.number("scenario.mttf_s", s.mttf_s, 0, 1e12);
+  schema.number("scenario.join_after_s", s.join_after_s, 0, 1e9);
+  schema.number("scenario.detect_after_s", s.detect_after_s, 0.001, 1e6);
+  if (auto ok = schema.load(path); !ok) return Err{ok.error()};
+  if (s.relays < s.stages) return Err{path + ": scenario.relays must be at least scenario.stages"};
+  if (!churn.empty()) s.mttf_s = sim::churn_mttf(churn, sim::ideal_iteration_s(s)).value();
+  return s;
+}
+
+json scenario_json(const Scenario& s) {
+  return {{"name", s.name},          {"table", s.table},
+          {"holders", s.holders},    {"stages", s.stages},
+          {"relays", s.relays},      {"max_slowdown", s.max_slowdown},
+          {"link_spread", s.link_spread}, {"preset", s.preset},
+          {"microbatch_size", s.microbatch_size}, {"microbatches", s.microbatches},
+          {"in_flight", s.in_flight}, {"iterations", s.iterations},
+          {"mttf_s", s.mttf_s},      {"join_after_s", s.join_after_s},
+          {"detect_after_s", s.detect_after_s}, {"ideal_iteration_s", sim::ideal_iteration_s(s)}};
+}
+
+json policy_json(const PolicyRun& r) {
+  json j{{"time_to_train_s", r.time_to_train_s},
+         {"throughput_microbatches_per_s", r.throughput_microbatches_per_s},
+         {"wasted_compute_fraction", r.report.wasted_fraction},
+         {"idle_fraction", r.report.idle_fraction},
+         {"lost_microbatches", r.lost_microbatches},
+         {"duplicated_microbatches", r.duplicated_microbatches},
+         {"mean_recovery_latency_s", r.report.mean_recovery_latency},
+         {"finished", r.report.finished},
+         {"crashes", r.crashes},
+         {"joins", r.joins},
+         {"messages", r.report.messages},
+         {"violations", r.report.violations}};
+  if (!r.routing.empty()) {
+    double flow = 0, oracle = 0, worst = 1e300;
+    for (const auto& s : r.routing) {
+      flow += s.flow_value;
+      oracle += s.oracle_flow_value;
+      if (s.oracle_flow_value) worst = std::min(worst, static_cast<double>(s.flow_value) / s.oracle_flow_value);
+    }
+    j["mean_flow_value_vs_oracle"] = oracle > 0 ? flow / oracle : 0;
+    j["worst_flow_value_vs_oracle"] = worst > 1e299 ? 0 : worst;
+  }
+  return j;
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+Result<void*, std::string> write_plots(const fs::path& dir, const std::vector<PolicyRun>& runs) {
+  auto q = [&](const std::string& name) { return gnuplot_quote((dir / name).string()); };
+  std::string progress = "plot ", throughput = "plot ", routing;
+  for (size_t k = 0; k < runs.size(); ++k) {
+    const std::string file = q("iterations-" + runs[k].policy + ".csv");
+    progress += std::string(k ? ", " : "") + file + " using 2:1 skip 1 with steps linewidth 2 title '" +
+                runs[k].policy + "'";
+    if (!runs[k].routing.empty() && routing.empty())
+      routing = "plot " + q("routing-" + runs[k].policy + ".csv") +
+                " using 1:($3 > 0 ? $2/$3 : 1/0) skip 1 with lines linewidth 2 title 'flow value / oracle (" +
+                runs[k].policy + ")', '' using 1:($5 > 0 ? $4/$5 : 1/0) skip 1 with lines title 'max path cost / "
+                "oracle (" + runs[k].policy + ")'\n";
+  }
+  throughput += q("summary.csv") + " using 3:xtic(1) skip 1 with boxes fill solid 0.6 title 'microbatches/s'\n";
+  std::string script = "set terminal pngcairo size 900,420 font ',10'\nset datafile separator ','\nset grid\n"
+                       "set key top left\n"
+                       "set output " + q("progress.png") + "\nset title 'Iterations committed over simulated time'\n"
+                       "set xlabel 'simulated seconds'\nset ylabel 'iterations'\n" + progress + "\n"
+                       "set output " + q("throughput.png") + "\nset title 'Throughput per policy'\nset xlabel ''\n"
+                       "set ylabel 'microbatches/s'\nset style data histogram\nset boxwidth 0.6\nset yrange [0:*]\n" +
+                       throughput;
+  if (!routing.empty())
+    script += "set output " + q("routing.png") + "\nset title 'Routing quality against the oracle on the live swarm'"
+              "\nset xlabel 'simulated seconds'\nset ylabel 'ratio'\nset yrange [0:*]\nset autoscale x\n" + routing;
+  return run_gnuplot((dir / "plots.gp").string(), script);
+}
+
+}  // namespace
+
+void RunCommand::add_flags(CLI::App& run) {
+  std::string names;
+  for (const auto& n : sim::builtin_scenarios()) names += (names.empty() ? "" : ", ") + n;
+  run.add_option("--scenario", scenario, "Built-in scenario (" + names + ") or a TOML file with [scenario]")
+      ->capture_default_str();
+  run.add_option("--policies", policies, "Comma-separated routing policies (gwtf, oracle, round-robin)")
+      ->capture_default_str();
+  run.add_option("--churn", churn, "none | medium | high: overrides the scenario's churn")
+      ->check(CLI::IsMember({"none", "medium", "high"}));
+  run.add_option("--seed", seed, "Seed: the same seed, the same world, churn and results")->capture_default_str();
+  run.add_option("--out", out, "Run directory (default runs/sim-<scenario>-<seed>)");
+  run.add_option("--iterations", iterations, "Iterations (default: the scenario's)")->check(CLI::Range(1, 1000000));
+}
+
+int RunCommand::execute() const {
+  auto loaded = fs::exists(scenario) ? load_scenario_file(scenario) : sim::builtin_scenario(scenario);
+  if (!loaded) {
+    spdlog::error("{}", loaded.error());
+    return 2;
+  }
+  Scenario s = loaded.value();
+  if (iterations > 0) s.iterations = iterations;
+  if (!churn.empty()) s.mttf_s = sim::churn_mttf(churn, sim::ideal_iteration_s(s)).value();
+  const auto list = split(policies);
+  if (list.empty()) {
+    spdlog::error("--policies: name at least one of gwtf, oracle, round-robin");
+    return 2;
+  }
+  const fs::path dir = out.empty() ? fs::path("runs") / ("sim-" + s.name + "-" + std::to_string(seed)) : fs::path(out);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    spdlog::error("cannot create {}: {}", dir.string(), ec.message());
+    return 2;
+  }
+  std::printf("gwtf-sim run: scenario %s (%d holders, %d relays in %d stages, %d iterations of %u microbatches, "
+              "relay MTTF %s), seed %llu -> %s\n",
+              s.name.c_str(), s.holders, s.relays, s.stages, s.iterations, s.microbatches,
+              s.mttf_s > 0 ? format_duration(s.mttf_s).c_str() : "none", static_cast<unsigned long long>(seed),
+              dir.string().c_str());
+  std::fflush(stdout);
+
+  std::vector<PolicyRun> runs;
+  json summary{{"scenario", scenario_json(s)}, {"seed", seed}, {"policies", json::object()}};
+  for (const auto& policy : list) {
+    ProgressLine line("gwtf-sim run " + policy);
+    const auto started = std::chrono::steady_clock::now();
+    const int total = s.iterations;
+    auto r = sim::run_scenario(s, policy, seed, [&](double t, uint64_t done) {
+      const double rate = done > 0 ? static_cast<double>(done) / line.elapsed() : 0;
+      line.update("iteration " + std::to_string(done) + "/" + std::to_string(total) + ", simulated " +
+                  format_duration(t) + ", ETA " +
+                  (rate > 0 ? format_duration((total - static_cast<double>(done)) / rate) : std::string("?")));
+    });
+    if (!r) {
+      spdlog::error("{}", r.error());
+      return 2;
+    }
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const auto& run = r.value();
+    std::printf("  %-12s time to train %9.1f s  %8.2f microbatches/s  wasted %5.2f%%  idle %5.1f%%  lost %llu  "
+                "duplicated %llu  crashes %llu  joins %llu  (%.1f s wall)\n",
+                policy.c_str(), run.time_to_train_s, run.throughput_microbatches_per_s,
+                100 * run.report.wasted_fraction, 100 * run.report.idle_fraction,
+                static_cast<unsigned long long>(run.lost_microbatches),
+                static_cast<unsigned long long>(run.duplicated_microbatches),
+                static_cast<unsigned long long>(run.crashes), static_cast<unsigned long long>(run.joins), wall);
+    std::fflush(stdout);
+    summary["policies"][policy] = policy_json(run);
+    std::ofstream it(dir / ("iterations-" + policy + ".csv"));
+    it << "iterations,committed_at_s,work_s,wasted_s,idle_fraction,redos\n0,0,0,0,0,0\n";
+    for (const auto& [i, a] : run.report.iterations)
+      if (a.committed_at >= 0)
+        it << i + 1 << ',' << a.committed_at << ',' << a.work_seconds << ',' << a.wasted_seconds << ','
+           << a.idle_fraction << ',' << a.redos << '\n';
+    if (!run.routing.empty()) {
+      std::ofstream rc(dir / ("routing-" + policy + ".csv"));
+      rc << "t,flow_value,oracle_flow_value,max_path_cost,oracle_max_path_cost\n";
+      for (const auto& q : run.routing)
+        rc << q.t << ',' << q.flow_value << ',' << q.oracle_flow_value << ',' << q.max_path_cost << ','
+           << q.oracle_max_path_cost << '\n';
+    }
+    runs.push_back(run);
+  }
+  std::ofstream(dir / "summary.json") << summary.dump(2) << '\n';
+  {
+    std::ofstream csv(dir / "summary.csv");
+    csv << "policy,time_to_train_s,throughput_microbatches_per_s,wasted_compute_fraction,idle_fraction,"
+           "lost_microbatches,duplicated_microbatches,mean_recovery_latency_s\n";
+    for (const auto& r : runs)
+      csv << r.policy << ',' << r.time_to_train_s << ',' << r.throughput_microbatches_per_s << ','
+          << r.report.wasted_fraction << ',' << r.report.idle_fraction << ',' << r.lost_microbatches << ','
+          << r.duplicated_microbatches << ',' << r.report.mean_recovery_latency << '\n';
+  }
+  const auto plots = write_plots(dir, runs);
+  if (!plots) std::printf("(no plots: %s)\n", plots.error().c_str());
+  {
+    std::ofstream md(dir / "summary.md");
+    md << "# gwtf-sim run: " << s.name << ", seed " << seed << "\n\n" << s.holders << " data holders, " << s.relays
+       << " relays in " << s.stages << " stages (" << s.table << " table, compute spread " << s.max_slowdown
+       << "x, link spread " << s.link_spread << "x), " << s.iterations << " iterations of " << s.microbatches
+       << " microbatches; relay MTTF " << (s.mttf_s > 0 ? format_duration(s.mttf_s) : std::string("none"))
+       << ".\n\n| policy | time to train (s) | microbatches/s | wasted | idle | lost | duplicated | recovery (s) |"
+          " crashes | joins |\n|---|---|---|---|---|---|---|---|---|---|\n";
+    for (const auto& r : runs) {
+      char row[512];
+      std::snprintf(row, sizeof row, "| %s | %.1f | %.3f | %.2f%% | %.1f%% | %llu | %llu | %.2f | %llu | %llu |\n",
+                    r.policy.c_str(), r.time_to_train_s, r.throughput_microbatches_per_s,
+                    100 * r.report.wasted_fraction, 100 * r.report.idle_fraction,
+                    static_cast<unsigned long long>(r.lost_microbatches),
+                    static_cast<unsigned long long>(r.duplicated_microbatches), r.report.mean_recovery_latency,
+                    static_cast<unsigned long long>(r.crashes), static_cast<unsigned long long>(r.joins));
+      md << row;
+    }
+    if (plots) md << "\n![progress](progress.png)\n\n![throughput](throughput.png)\n\n![routing](routing.png)\n";
+    md << "\nData: summary.json, summary.csv, iterations-<policy>.csv, routing-<policy>.csv.\n";
+  }
+  bool ok = true;
+  for (const auto& r : runs) ok = ok && r.report.finished && r.lost_microbatches == 0 && r.duplicated_microbatches == 0;
+  std::printf("%s: %s\n", ok ? "done" : "FAILED (a policy did not finish, or lost or doubled work)",
+              (dir / "summary.md").string().c_str());
+  return ok ? 0 : 1;
+}
+
+}  // namespace gwtf::app

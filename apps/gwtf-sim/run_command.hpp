@@ -1,0 +1,25 @@
+// `gwtf-sim run`: a scenario (built in, or a TOML file) under several routing policies, from one seed; writes
+// summary.json, CSV files, plots and summary.md into a run directory.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace gwtf::app {
+
+struct RunCommand {
+  std::string scenario = "paper-geo";
+  std::string policies = "gwtf,oracle,round-robin";
+  std::string churn;  // none | medium | high: overrides the scenario's
+  uint64_t seed = 1;
+  std::string out;    // default: runs/sim-<scenario>-<seed>
+  int iterations = 0; // 0: the scenario's
+
+  void add_flags(CLI::App& run);
+  int execute() const;  // the exit status
+};
+
+}  // namespace gwtf::app
