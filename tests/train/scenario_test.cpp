@@ -1,0 +1,93 @@
+// gwtf-sim run's engine (kernels/sim/scenario): a scenario's world and churn from one seed, the same for every
+// policy; every policy trains every microbatch exactly once through the churn; the same seed gives the same run.
+#include <gtest/gtest.h>
+
+#include "kernels/sim/scenario.hpp"
+
+namespace gwtf::sim {
+namespace {
+
+Scenario small(const std::string& churn) {
+  Scenario s = builtin_scenario("paper-geo").value();
+  s.relays = 9;
+  s.stages = 3;
+  s.microbatches = 8;
+  s.in_flight = 4;
+  s.iterations = 4;
+  s.mttf_s = churn_mttf(churn, ideal_iteration_s(s)).value();
+  return s;
+}
+
+TEST(Scenario, EveryPolicyTrainsEveryMicrobatchOnceThroughChurn) {
+  uint64_t crashes = 0;
+  for (uint64_t seed = 1; seed <= 10; ++seed)
+    for (const auto& policy : routing_policies()) {
+      auto r = run_scenario(small("high"), policy, seed);
+      ASSERT_TRUE(r.ok()) << r.error();
+      const auto& run = r.value();
+      EXPECT_TRUE(run.report.finished) << policy << " seed " << seed;
+      EXPECT_TRUE(run.report.violations.empty()) << policy << " seed " << seed << ": " << run.report.violations[0];
+      EXPECT_EQ(run.lost_microbatches, 0u) << policy << " seed " << seed;
+      EXPECT_EQ(run.duplicated_microbatches, 0u) << policy << " seed " << seed;
+      EXPECT_GT(run.throughput_microbatches_per_s, 0) << policy;
+      EXPECT_EQ(run.report.loss.size(), 4u) << policy;
+      crashes += run.crashes;
+    }
+  EXPECT_GE(crashes, 30u) << "the churn must be there to survive";
+}
+
+TEST(Scenario, TheSameSeedGivesTheSameRunAndTheSameChurnForEveryPolicy) {
+  const Scenario s = small("high");
+  std::map<std::string, uint64_t> crashes;
+  for (const auto& policy : routing_policies()) {
+    auto a = run_scenario(s, policy, 7).value();
+    auto b = run_scenario(s, policy, 7).value();
+    EXPECT_EQ(a.time_to_train_s, b.time_to_train_s) << policy;
+    EXPECT_EQ(a.report.messages, b.report.messages) << policy;
+    EXPECT_EQ(a.report.wasted_fraction, b.report.wasted_fraction) << policy;
+    EXPECT_EQ(a.report.loss, b.report.loss) << policy;
+    EXPECT_EQ(a.routing.size(), b.routing.size()) << policy;
+    crashes[policy] = a.crashes;
+  }
+  auto other = run_scenario(s, "gwtf", 8).value();
+  auto first = run_scenario(s, "gwtf", 7).value();
+  EXPECT_NE(other.time_to_train_s, first.time_to_train_s) << "another seed, another world";
+  EXPECT_GT(crashes["gwtf"], 0u) << "high churn crashes relays in a 4-iteration run";
+}
+
+TEST(Scenario, WithoutChurnTheFlowLayerRoutesCloseToTheOracleAndBeatsNoRouting) {
+  Scenario s = small("none");
+  s.iterations = 8;
+  auto gwtf = run_scenario(s, "gwtf", 1).value();
+  auto oracle = run_scenario(s, "oracle", 1).value();
+  auto rr = run_scenario(s, "round-robin", 1).value();
+  EXPECT_EQ(gwtf.crashes, 0u);
+  ASSERT_FALSE(gwtf.routing.empty());
+  // Once built (after the first samples), the flows carry the oracle's flow value.
+  const auto& last = gwtf.routing.back();
+  EXPECT_EQ(last.flow_value, last.oracle_flow_value);
+  for (const auto& q : oracle.routing) EXPECT_EQ(q.flow_value, q.oracle_flow_value);
+  EXPECT_GT(gwtf.throughput_microbatches_per_s, rr.throughput_microbatches_per_s);
+  EXPECT_GE(oracle.throughput_microbatches_per_s, 0.9 * gwtf.throughput_microbatches_per_s);
+}
+
+TEST(Scenario, BuiltInsAndErrors) {
+  for (const auto& name : builtin_scenarios()) {
+    auto s = builtin_scenario(name);
+    ASSERT_TRUE(s.ok()) << name;
+    EXPECT_GT(ideal_iteration_s(s.value()), 0) << name;
+  }
+  EXPECT_EQ(builtin_scenario("paper-geo-none").value().mttf_s, 0);
+  EXPECT_GT(builtin_scenario("paper-geo").value().mttf_s, 0);
+  EXPECT_LT(builtin_scenario("paper-geo").value().mttf_s, builtin_scenario("paper-geo-medium").value().mttf_s);
+  auto unknown = builtin_scenario("moon-base");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.error().find("built in: paper-geo"), std::string::npos);
+  auto policy = run_scenario(small("none"), "carrier-pigeon", 1);
+  ASSERT_FALSE(policy.ok());
+  EXPECT_NE(policy.error().find("available: gwtf, oracle, round-robin"), std::string::npos) << policy.error();
+  EXPECT_FALSE(churn_mttf("extreme", 1).ok());
+}
+
+}  // namespace
+}  // namespace gwtf::sim
