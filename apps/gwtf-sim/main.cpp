@@ -16,6 +16,7 @@
 #include "apps/common/config_file.hpp"
 #include "apps/common/logging.hpp"
 #include "apps/common/progress.hpp"
+#include "apps/gwtf-sim/results_command.hpp"
 #include "apps/gwtf-sim/run_command.hpp"
 #include "kernels/sim/flow_experiment.hpp"
 #include "kernels/sim/train_sim.hpp"
@@ -264,6 +265,10 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "The paper's experiments: a scenario under several routing policies on the "
                                         "training protocol; summary.json, CSV, plots and summary.md in a run directory");
   run_command.add_flags(*run);
+  gwtf::app::ResultsCommand results_command;
+  auto* results = app.add_subcommand("results", "docs/results.md's table from gwtf-sim run directories (means and "
+                                                "spreads over seeds, the goals checked)");
+  results_command.add_flags(*results);
 
   // --config FILE: [flow] and [train] hold the subcommands' flags by name (--kill-fraction: kill_fraction).
   gwtf::app::ConfigSchema schema;
@@ -332,5 +337,6 @@ int main(int argc, char** argv) {
   }
   if (train->parsed()) return run_train(tr, json);
   if (run->parsed()) return run_command.execute();
+  if (results->parsed()) return results_command.execute();
   return 0;
 }
