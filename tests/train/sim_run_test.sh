@@ -23,4 +23,12 @@ fi
 "$SIM" run --scenario paper-geo --policies gwtf,telepathy --iterations 2 --out "$OUT/c" >"$OUT/err" 2>&1
 [[ $? -eq 2 ]] && grep -q "policy 'telepathy' is not implemented (available: gwtf, oracle, round-robin)" "$OUT/err" ||
   fail "an unknown policy: $(cat "$OUT/err")"
-echo "ok: report, determinism, unknown policy"
+# A scenario file: its keys are read, and a wrong one is named.
+printf '[scenario]\nname = "tiny-swarm"\nrelays = 6\nstages = 2\nmicrobatches = 8\niterations = 2\nchurn = "medium"\n' >"$OUT/s.toml"
+"$SIM" run --scenario "$OUT/s.toml" --policies gwtf --out "$OUT/d" >"$OUT/log" 2>&1 || fail "scenario file: $(cat "$OUT/log")"
+grep -q '"name": "tiny-swarm"' "$OUT/d/summary.json" && grep -q '"relays": 6' "$OUT/d/summary.json" ||
+  fail "the scenario file's keys were not used"
+printf '[scenario]\nrelais = 6\n' >"$OUT/bad.toml"
+"$SIM" run --scenario "$OUT/bad.toml" --out "$OUT/e" >"$OUT/err" 2>&1
+[[ $? -eq 2 ]] && grep -q "unknown key 'scenario.relais'" "$OUT/err" || fail "a bad scenario key: $(cat "$OUT/err")"
+echo "ok: report, determinism, unknown policy, scenario files"
