@@ -1068,7 +1068,7 @@ double FlowNode::mean_link() const {
 }
 
 std::vector<NodeId> FlowNode::next_hops() const {
-  std::set<NodeId> hops;
+  std::multiset<NodeId> hops;
   for (const auto& [id, o] : outs_)
     if (o.established) hops.insert(o.next);
   return {hops.begin(), hops.end()};

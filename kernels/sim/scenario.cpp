@@ -95,9 +95,9 @@ class LiveSwarm {
   Instance live_;
 };
 
-// Next hops per node along a set of paths (holder, relay 1..S, holder).
+// Next hops per node along a set of paths (holder, relay 1..S, holder), once per path (as FlowNode::next_hops).
 std::map<NodeId, std::vector<NodeId>> hops_of(const std::vector<std::vector<NodeId>>& paths) {
-  std::map<NodeId, std::set<NodeId>> sets;
+  std::map<NodeId, std::multiset<NodeId>> sets;
   for (const auto& p : paths)
     for (size_t k = 0; k + 1 < p.size(); ++k) sets[p[k]].insert(p[k + 1]);
   std::map<NodeId, std::vector<NodeId>> out;

@@ -183,7 +183,9 @@ using flow::Tick;
 struct Finished {
   ComputeDone done;
 };
-struct SetNextHops {  // the flow layer's current choice of next-stage replicas for this node (empty: any live one)
+// The flow layer's current choice of next-stage replicas for this node, each listed once per flow through it (its
+// share of the microbatches); empty: any live one.
+struct SetNextHops {
   std::vector<NodeId> hops;
 };
 // A newcomer of `stage` without state yet: it serves once its Ready arrives. (A PeerUp is a founding member, ready
