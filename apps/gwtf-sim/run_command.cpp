@@ -132,7 +132,7 @@ void RunCommand::add_flags(CLI::App& run) {
   for (const auto& n : sim::builtin_scenarios()) names += (names.empty() ? "" : ", ") + n;
   run.add_option("--scenario", scenario, "Built-in scenario (" + names + ") or a TOML file with [scenario]")
       ->capture_default_str();
-  run.add_option("--policies", policies, "Comma-separated routing policies (gwtf, oracle, round-robin)")
+  run.add_option("--policies", policies, "Comma-separated policies (gwtf, oracle, round-robin, swarm)")
       ->capture_default_str();
   run.add_option("--churn", churn, "none | medium | high: overrides the scenario's churn")
       ->check(CLI::IsMember({"none", "medium", "high"}));
@@ -152,7 +152,7 @@ int RunCommand::execute() const {
   if (!churn.empty()) s.mttf_s = sim::churn_mttf(churn, sim::ideal_iteration_s(s)).value();
   const auto list = split(policies);
   if (list.empty()) {
-    spdlog::error("--policies: name at least one of gwtf, oracle, round-robin");
+    spdlog::error("--policies: name at least one of gwtf, oracle, round-robin, swarm");
     return 2;
   }
   const fs::path dir = out.empty() ? fs::path("runs") / ("sim-" + s.name + "-" + std::to_string(seed)) : fs::path(out);
@@ -245,8 +245,12 @@ int RunCommand::execute() const {
     md << "\nData: summary.json, summary.csv, iterations-<policy>.csv, routing-<policy>.csv.\n";
   }
   bool ok = true;
-  for (const auto& r : runs) ok = ok && r.report.finished && r.lost_microbatches == 0 && r.duplicated_microbatches == 0;
-  std::printf("%s: %s\n", ok ? "done" : "FAILED (a policy did not finish, or lost or doubled work)",
+  // Every policy must finish; those on the GWTF training protocol must also lose and double nothing (SWARM's
+  // losses and doubles are its measured behaviour, reported, not a failure of the run).
+  for (const auto& r : runs)
+    ok = ok && r.report.finished &&
+         (r.policy == "swarm" || (r.lost_microbatches == 0 && r.duplicated_microbatches == 0));
+  std::printf("%s: %s\n", ok ? "done" : "FAILED (a policy did not finish, or the protocol lost or doubled work)",
               (dir / "summary.md").string().c_str());
   return ok ? 0 : 1;
 }

@@ -9,6 +9,7 @@
 #include "kernels/flow/oracle.hpp"
 #include "kernels/sim/flow_sim.hpp"
 #include "kernels/sim/instances.hpp"
+#include "kernels/sim/swarm_sim.hpp"
 
 namespace gwtf::sim {
 
@@ -317,11 +318,11 @@ Result<Scenario, std::string> builtin_scenario(const std::string& name) {
   return s;
 }
 
-std::vector<std::string> routing_policies() { return {"gwtf", "oracle", "round-robin"}; }
+std::vector<std::string> policies() { return {"gwtf", "oracle", "round-robin", "swarm"}; }
 
 Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string& policy, uint64_t seed,
                                             const std::function<void(double, uint64_t)>& progress) {
-  const auto known = routing_policies();
+  const auto known = policies();
   if (std::find(known.begin(), known.end(), policy) == known.end()) {
     std::string list;
     for (const auto& p : known) list += (list.empty() ? "" : ", ") + p;
@@ -345,6 +346,57 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
 
   PolicyRun run;
   run.policy = policy;
+  if (policy == "swarm") {
+    SwarmWorld w;
+    w.holders = s.holders;
+    for (const auto& n : founders.nodes)
+      if (n.stage > 0) w.servers.push_back({n.id, n.stage});
+    for (const auto& c : churn.crashes) w.crashes.push_back({c.node, c.t});
+    for (const auto& j : churn.joins) w.joins.push_back({j.node, j.stage, j.t});
+    w.stages = static_cast<train::Stage>(s.stages);
+    w.microbatches = s.microbatches;
+    w.in_flight = s.in_flight;
+    w.iterations = s.iterations;
+    w.forward_time = gen.stage_compute_s(1) / 3;
+    w.holder_time = gen.stage_compute_s(0) / 3;
+    w.detect_after = s.detect_after_s;
+    w.transfer_s = 5 * s.detect_after_s;  // as the churn schedule assumes for every newcomer
+    w.rebalance_s = 10;
+    w.tensor_bytes = static_cast<uint64_t>(gen.boundary_bytes());
+    const RegionTable& table = gen.table();
+    const Instance* all = &u.all;
+    w.delay = [all, &table, io](train::NodeId a, train::NodeId b, uint64_t bytes) {
+      const auto* na = all->node(a);
+      const auto* nb = all->node(b);
+      if (!na || !nb) return 0.1;
+      const double bw = table.bandwidth_Bps[na->region][nb->region] * link_factor(io, a, b);
+      return table.latency_s[na->region][nb->region] + static_cast<double>(bytes) / bw;
+    };
+    w.slowdown = [all, &gen](train::NodeId n) {
+      const auto* spec = all->node(n);
+      return spec ? spec->compute_s / gen.stage_compute_s(spec->stage) : 1.0;
+    };
+    w.seed = seed;
+    w.progress = progress;
+    const SwarmReport r = run_swarm(w, horizon);
+    run.report.finished = r.finished;
+    run.report.time = r.time;
+    run.report.wasted_fraction = r.wasted_fraction;
+    run.report.idle_fraction = r.idle_fraction;
+    run.report.mean_recovery_latency = r.mean_recovery_latency;
+    run.report.messages = r.messages;
+    for (size_t i = 0; i < r.committed_at.size(); ++i) run.report.iterations[i].committed_at = r.committed_at[i];
+    run.crashes = static_cast<uint64_t>(std::count_if(churn.crashes.begin(), churn.crashes.end(),
+                                                      [&](const Churn::Crash& c) { return c.t <= r.time; }));
+    run.joins = static_cast<uint64_t>(std::count_if(churn.joins.begin(), churn.joins.end(),
+                                                    [&](const Churn::Join& j) { return j.t + w.transfer_s <= r.time; }));
+    run.time_to_train_s = r.time;
+    const double trained = static_cast<double>(s.microbatches) * static_cast<double>(r.committed_at.size());
+    run.throughput_microbatches_per_s = r.time > 0 ? trained / r.time : 0;
+    run.lost_microbatches = r.lost_contributions;
+    run.duplicated_microbatches = r.duplicated_contributions;
+    return run;
+  }
   TrainSimConfig cfg;
   cfg.seed = seed;
   cfg.holders = s.holders;

@@ -42,10 +42,11 @@ Result<Scenario, std::string> builtin_scenario(const std::string& name);
 // medium (1%), high (4%).
 Result<double, std::string> churn_mttf(const std::string& level, double ideal_iteration);
 
-// The routing policies on the same engine: gwtf (the flow protocol's state machines in lockstep with the
-// training protocol), oracle (the centralized optimum recomputed the moment anything changes), round-robin
-// (no routing: every live replica of the next stage in turn).
-std::vector<std::string> routing_policies();
+// The policies on the same world, compute model and churn: gwtf (the flow protocol's state machines in lockstep
+// with the training protocol), oracle (the centralized optimum recomputed the moment anything changes),
+// round-robin (no routing: every live replica of the next stage in turn) — all three on the training protocol's
+// state machines — and swarm (SWARM's trainer-driven pipeline, kernels/sim/swarm_sim).
+std::vector<std::string> policies();
 
 struct PolicyRun {
   std::string policy;
