@@ -344,6 +344,21 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
   const double horizon = 20 * ideal_iteration_s(s) * s.iterations + 60;
   const Churn churn = draw_churn(s, founders, gen, u, churn_rng, horizon);
 
+  // The world every policy runs in: message delays between places, and each node's compute slowdown.
+  const RegionTable& table = gen.table();
+  const Instance* all = &u.all;
+  const auto delay = [all, &table, io](train::NodeId a, train::NodeId b, uint64_t bytes) {
+    const auto* na = all->node(a);
+    const auto* nb = all->node(b);
+    if (!na || !nb) return 0.1;
+    const double bw = table.bandwidth_Bps[na->region][nb->region] * link_factor(io, a, b);
+    return table.latency_s[na->region][nb->region] + static_cast<double>(bytes) / bw;
+  };
+  const auto slowdown = [all, &gen](train::NodeId n) {
+    const auto* spec = all->node(n);
+    return spec ? spec->compute_s / gen.stage_compute_s(spec->stage) : 1.0;
+  };
+
   PolicyRun run;
   run.policy = policy;
   if (policy == "swarm") {
@@ -363,19 +378,8 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
     w.transfer_s = 5 * s.detect_after_s;  // as the churn schedule assumes for every newcomer
     w.rebalance_s = 10;
     w.tensor_bytes = static_cast<uint64_t>(gen.boundary_bytes());
-    const RegionTable& table = gen.table();
-    const Instance* all = &u.all;
-    w.delay = [all, &table, io](train::NodeId a, train::NodeId b, uint64_t bytes) {
-      const auto* na = all->node(a);
-      const auto* nb = all->node(b);
-      if (!na || !nb) return 0.1;
-      const double bw = table.bandwidth_Bps[na->region][nb->region] * link_factor(io, a, b);
-      return table.latency_s[na->region][nb->region] + static_cast<double>(bytes) / bw;
-    };
-    w.slowdown = [all, &gen](train::NodeId n) {
-      const auto* spec = all->node(n);
-      return spec ? spec->compute_s / gen.stage_compute_s(spec->stage) : 1.0;
-    };
+    w.delay = delay;
+    w.slowdown = slowdown;
     w.seed = seed;
     w.progress = progress;
     const SwarmReport r = run_swarm(w, horizon);
@@ -412,20 +416,8 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
   cfg.holder_time = gen.stage_compute_s(0) / 3;
   cfg.detect_after = s.detect_after_s;
   cfg.tensor_bytes = static_cast<uint64_t>(gen.boundary_bytes());
-  const RegionTable& table = gen.table();
-  const Instance* all = &u.all;
-  cfg.delay = [all, &table, io](train::NodeId a, train::NodeId b, uint64_t bytes) {
-    const auto* na = all->node(a);
-    const auto* nb = all->node(b);
-    if (!na || !nb) return 0.1;
-    const double bw = table.bandwidth_Bps[na->region][nb->region] * link_factor(io, a, b);
-    return table.latency_s[na->region][nb->region] + static_cast<double>(bytes) / bw;
-  };
-  cfg.slowdown = [all, &gen](train::NodeId n) {
-    const auto* spec = all->node(n);
-    if (!spec) return 1.0;
-    return spec->compute_s / gen.stage_compute_s(spec->stage);
-  };
+  cfg.delay = delay;
+  cfg.slowdown = slowdown;
   cfg.progress = progress ? std::function<void(double, train::Iter)>(progress) : nullptr;
 
   std::unique_ptr<Router> router;
@@ -436,11 +428,7 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
     FlowSimConfig fc;
     fc.params.period = 0.5;  // the runtime's flow period
     fc.detection_delay = s.detect_after_s / fc.params.period;
-    fc.delay = [all, &table](NodeId a, NodeId b, size_t) {
-      const auto* na = all->node(a);
-      const auto* nb = all->node(b);
-      return na && nb ? table.latency_s[na->region][nb->region] : 0.1;
-    };
+    fc.delay = [delay](NodeId a, NodeId b, size_t bytes) { return delay(a, b, bytes); };
     router = std::make_unique<FlowRouter>(u, fc, seed, run, sample_every);
   }
   cfg.router = router.get();
