@@ -117,6 +117,14 @@ int ResultsCommand::execute() const {
     if (!vs_rr.v.empty())
       row("routing pays: throughput above no routing (round-robin)", sc, fmt(vs_rr, "%.2f") + "x",
           vs_rr.min() > 1 ? "yes" : "no");
+    const Stat vs_greedy = ratio(t, sc, "gwtf", "greedy", "throughput_microbatches_per_s");
+    if (!vs_greedy.v.empty())
+      row("the flow algorithm pays over greedy routing (throughput above greedy's)", sc, fmt(vs_greedy, "%.2f") + "x",
+          vs_greedy.min() > 1 ? "yes" : "no");
+    const Stat vs_static = ratio(t, sc, "gwtf", "static", "throughput_microbatches_per_s");
+    if (!vs_static.v.empty())
+      row("rerouting pays over a static schedule (throughput above static's)", sc, fmt(vs_static, "%.2f") + "x",
+          vs_static.min() > 1 ? "yes" : "no");
     if (policies.count("swarm")) {
       const Stat time = ratio(t, sc, "gwtf", "swarm", "time_to_train_s");
       row("time to train ≤ 0.55x SWARM's (paper: up to 45% less)", sc, fmt(time, "%.2f") + "x",

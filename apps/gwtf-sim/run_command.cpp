@@ -132,7 +132,7 @@ void RunCommand::add_flags(CLI::App& run) {
   for (const auto& n : sim::builtin_scenarios()) names += (names.empty() ? "" : ", ") + n;
   run.add_option("--scenario", scenario, "Built-in scenario (" + names + ") or a TOML file with [scenario]")
       ->capture_default_str();
-  run.add_option("--policies", policies, "Comma-separated policies (gwtf, oracle, round-robin, swarm)")
+  run.add_option("--policies", policies, "Comma-separated policies (gwtf, oracle, round-robin, greedy, static, swarm)")
       ->capture_default_str();
   run.add_option("--churn", churn, "none | medium | high: overrides the scenario's churn")
       ->check(CLI::IsMember({"none", "medium", "high"}));
@@ -152,7 +152,7 @@ int RunCommand::execute() const {
   if (!churn.empty()) s.mttf_s = sim::churn_mttf(churn, sim::ideal_iteration_s(s)).value();
   const auto list = split(policies);
   if (list.empty()) {
-    spdlog::error("--policies: name at least one of gwtf, oracle, round-robin, swarm");
+    spdlog::error("--policies: name at least one of gwtf, oracle, round-robin, greedy, static, swarm");
     return 2;
   }
   const fs::path dir = out.empty() ? fs::path("runs") / ("sim-" + s.name + "-" + std::to_string(seed)) : fs::path(out);

@@ -18,6 +18,7 @@ namespace {
 using flow::Instance;
 using flow::NodeId;
 using flow::NodeSpec;
+using flow::kInfCost;
 using Links = std::vector<std::pair<NodeId, double>>;
 
 InstanceOptions instance_options(const Scenario& s, uint64_t seed) {
@@ -150,6 +151,84 @@ class OracleRouter : public Router {
   PolicyRun& run_;
   std::map<NodeId, std::vector<NodeId>> hops_;
   bool dirty_ = true;
+};
+
+// DT-FM-like: the oracle's schedule once; nodes use only their scheduled hops (TrainParams::strict_hops), so a
+// crash stalls the work routed through the dead node until its replacement takes its place in the schedule.
+class StaticRouter : public Router {
+ public:
+  explicit StaticRouter(const Universe& u) {
+    LiveSwarm swarm(u);
+    hops_ = hops_of(flow::solve_oracle(swarm.instance()).paths);
+  }
+  std::map<NodeId, std::vector<NodeId>> route(double) override { return hops_; }
+  void crashed(NodeId node, double) override { dead_.push_back(node); }
+  void joined(NodeId node, flow::Stage stage, double) override {
+    // The replacement restarts the first dead scheduled slot of its stage: it takes that node's place everywhere.
+    for (auto it = dead_.begin(); it != dead_.end(); ++it)
+      if (stage_of_[*it] == stage && scheduled(*it)) {
+        const NodeId old = *it;
+        dead_.erase(it);
+        for (auto& [n, hops] : hops_)
+          for (auto& h : hops)
+            if (h == old) h = node;
+        if (auto own = hops_.find(old); own != hops_.end()) {
+          hops_[node] = own->second;
+          hops_.erase(old);
+        }
+        return;
+      }
+  }
+  void set_stage(NodeId n, flow::Stage s) { stage_of_[n] = s; }
+
+ private:
+  bool scheduled(NodeId n) const {
+    if (hops_.count(n)) return true;
+    for (const auto& [k, hops] : hops_)
+      if (std::find(hops.begin(), hops.end(), n) != hops.end()) return true;
+    return false;
+  }
+  std::map<NodeId, std::vector<NodeId>> hops_;
+  std::vector<NodeId> dead_;
+  std::map<NodeId, flow::Stage> stage_of_;
+};
+
+// The thesis prototype's first fault-tolerant pipeline: each node sends everything to the next-stage replica with
+// the lowest (smoothed) delay it knows alive — here the true edge cost, its best measurement — with no notion of
+// capacity; a crash is known after the detection delay, and the protocol's recovery resends what was lost.
+class GreedyRouter : public Router {
+ public:
+  GreedyRouter(const Universe& u, double detect_after) : swarm_(u), detect_after_(detect_after) {}
+  std::map<NodeId, std::vector<NodeId>> route(double now) override {
+    for (auto it = dying_.begin(); it != dying_.end();)
+      if (it->second <= now) {
+        swarm_.remove(it->first);
+        it = dying_.erase(it);
+      } else {
+        ++it;
+      }
+    std::map<NodeId, std::vector<NodeId>> out;
+    const auto& live = swarm_.instance();
+    for (const auto& n : live.nodes) {
+      const flow::Stage next = flow::next_stage(n.stage, live.relay_stages);
+      if (next == 0) continue;  // the last stage sends to the microbatch's data holder
+      NodeId best = 0;
+      double cost = kInfCost;
+      for (NodeId peer : live.neighbours(n.id)) {
+        const auto* p = live.node(peer);
+        if (p && p->stage == next && live.cost(n.id, peer) < cost) cost = live.cost(n.id, peer), best = peer;
+      }
+      out[n.id] = best ? std::vector<NodeId>{best} : std::vector<NodeId>{};
+    }
+    return out;
+  }
+  void crashed(NodeId node, double now) override { dying_[node] = now + detect_after_; }
+  void joined(NodeId node, flow::Stage, double) override { swarm_.add(node); }
+
+ private:
+  LiveSwarm swarm_;
+  double detect_after_;
+  std::map<NodeId, double> dying_;  // crashed, known dead from then
 };
 
 // The flow protocol's state machines (FlowSim) in lockstep with the training protocol: at each tick the flow
@@ -318,7 +397,7 @@ Result<Scenario, std::string> builtin_scenario(const std::string& name) {
   return s;
 }
 
-std::vector<std::string> policies() { return {"gwtf", "oracle", "round-robin", "swarm"}; }
+std::vector<std::string> policies() { return {"gwtf", "oracle", "round-robin", "greedy", "static", "swarm"}; }
 
 Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string& policy, uint64_t seed,
                                             const std::function<void(double, uint64_t)>& progress) {
@@ -424,6 +503,13 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
   const double sample_every = std::max(1.0, ideal_iteration_s(s) / 2);
   if (policy == "oracle") {
     router = std::make_unique<OracleRouter>(u, run);
+  } else if (policy == "greedy") {
+    router = std::make_unique<GreedyRouter>(u, s.detect_after_s);
+  } else if (policy == "static") {
+    auto r = std::make_unique<StaticRouter>(u);
+    for (const auto& n : u.all.nodes) r->set_stage(n.id, n.stage);
+    cfg.params.strict_hops = true;
+    router = std::move(r);
   } else if (policy == "gwtf") {
     FlowSimConfig fc;
     fc.params.period = 0.5;  // the runtime's flow period

@@ -44,8 +44,10 @@ Result<double, std::string> churn_mttf(const std::string& level, double ideal_it
 
 // The policies on the same world, compute model and churn: gwtf (the flow protocol's state machines in lockstep
 // with the training protocol), oracle (the centralized optimum recomputed the moment anything changes),
-// round-robin (no routing: every live replica of the next stage in turn) — all three on the training protocol's
-// state machines — and swarm (SWARM's trainer-driven pipeline, kernels/sim/swarm_sim).
+// round-robin (no routing: every live replica of the next stage in turn), greedy (each node to its cheapest live
+// next-stage replica, no capacity), static (the oracle's schedule once; a dead hop stalls its work until its
+// replacement) — all on the training protocol's state machines — and swarm (SWARM's trainer-driven pipeline,
+// kernels/sim/swarm_sim).
 std::vector<std::string> policies();
 
 struct PolicyRun {

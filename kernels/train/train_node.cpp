@@ -85,14 +85,14 @@ std::optional<NodeId> TrainNode::owner(Iter, Mb mb) const {
   return std::nullopt;
 }
 
-// The hint wins: a replica that already computed this microbatch answers a replay from its cache, any other
-// replica would compute it a second time.
 std::optional<TrainNode::TransferProgress> TrainNode::transfer_progress() const {
   if (ready_ || !fetcher_.has_target()) return std::nullopt;
   return TransferProgress{fetcher_.version(), fetcher_.verified_chunks(), fetcher_.total_chunks(),
                           fetcher_.donors_used().size()};
 }
 
+// The hint wins: a replica that already computed this microbatch answers a replay from its cache, any other
+// replica would compute it a second time.
 std::optional<NodeId> TrainNode::pick_next(Iter i, Mb mb, NodeId avoid, NodeId hint) const {
   const Stage ns = next_stage();
   if (ns == 0) return owner(i, mb);
@@ -106,7 +106,12 @@ std::optional<NodeId> TrainNode::pick_next(Iter i, Mb mb, NodeId avoid, NodeId h
   std::vector<NodeId> candidates;
   for (NodeId h : next_hops_)
     if (h != avoid && serves(h)) candidates.push_back(h);
-  if (candidates.empty())
+  // Routes from the flow layer are a preference; a static schedule (strict_hops) is all there is: work routed
+  // through a dead hop waits for the schedule to name its replacement (a live hop that cannot serve this
+  // iteration yet — a newcomer with later state — is no reason to wait).
+  bool hop_dead = false;
+  for (NodeId h : next_hops_) hop_dead = hop_dead || !alive(h);
+  if (candidates.empty() && !(params_.strict_hops && hop_dead))
     for (NodeId h : live(ns))
       if (h != avoid && serves(h)) candidates.push_back(h);
   if (candidates.empty()) return std::nullopt;
@@ -155,7 +160,10 @@ void TrainNode::step(const Input& in, double now, Output& out) {
                  [&](const PeerJoining& j) { add_member(j.peer, j.stage, false, out); },
                  [&](const PeerDown& d) { on_peer_down(d.peer, out); },
                  [&](const Finished& f) { on_finished(f.done, out); },
-                 [&](const SetNextHops& h) { next_hops_ = h.hops; },
+                 [&](const SetNextHops& h) {
+                   next_hops_ = h.hops;
+                   if (ready_) resend_unrouted(out);  // new hops may route what found no replica so far
+                 },
              },
              in);
   // Holders begin only once ticking: the driver delivers the membership it knows before the first tick, and

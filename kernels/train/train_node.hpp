@@ -44,6 +44,9 @@ struct TrainParams {
   uint32_t reduced_log = 8;       // reduced gradients kept to let a lagging member of the stage catch up
   uint32_t state_chunk = 1u << 20;  // bytes per state-transfer chunk
   uint32_t state_window = 4;        // a joiner's chunk requests in flight (spread over its donors)
+  // Use only the next hops given (SetNextHops), never another live replica: a static schedule's semantics (the
+  // simulator's `static` baseline), where a dead hop stalls its work until the schedule names a replacement.
+  bool strict_hops = false;
 };
 
 class TrainNode {

@@ -21,7 +21,7 @@ Scenario small(const std::string& churn) {
 TEST(Scenario, EveryPolicyTrainsEveryMicrobatchOnceThroughChurn) {
   uint64_t crashes = 0;
   for (uint64_t seed = 1; seed <= 10; ++seed)
-    for (const auto& policy : {"gwtf", "oracle", "round-robin"}) {
+    for (const auto& policy : {"gwtf", "oracle", "round-robin", "greedy", "static"}) {
       auto r = run_scenario(small("high"), policy, seed);
       ASSERT_TRUE(r.ok()) << r.error();
       const auto& run = r.value();
@@ -71,6 +71,18 @@ TEST(Scenario, WithoutChurnTheFlowLayerRoutesCloseToTheOracleAndBeatsNoRouting) 
   EXPECT_GE(oracle.throughput_microbatches_per_s, 0.9 * gwtf.throughput_microbatches_per_s);
 }
 
+TEST(Scenario, AStaticScheduleStallsOnACrashUntilTheReplacementTakesTheSlot) {
+  // Without churn the static schedule is the oracle's; with churn it waits for replacements, the others route
+  // around: same world, same crashes.
+  Scenario calm = small("none");
+  EXPECT_EQ(run_scenario(calm, "static", 1).value().time_to_train_s, run_scenario(calm, "oracle", 1).value().time_to_train_s);
+  double slower = 0;
+  for (uint64_t seed = 1; seed <= 5; ++seed)
+    slower += run_scenario(small("high"), "static", seed).value().time_to_train_s -
+              run_scenario(small("high"), "oracle", seed).value().time_to_train_s;
+  EXPECT_GT(slower, 0);
+}
+
 TEST(Scenario, SwarmFinishesButLosesAndDoublesContributionsUnderChurn) {
   uint64_t lost = 0, duplicated = 0;
   for (uint64_t seed = 1; seed <= 10; ++seed) {
@@ -105,7 +117,8 @@ TEST(Scenario, BuiltInsAndErrors) {
   EXPECT_NE(unknown.error().find("built in: paper-geo"), std::string::npos);
   auto policy = run_scenario(small("none"), "carrier-pigeon", 1);
   ASSERT_FALSE(policy.ok());
-  EXPECT_NE(policy.error().find("available: gwtf, oracle, round-robin, swarm"), std::string::npos) << policy.error();
+  EXPECT_NE(policy.error().find("available: gwtf, oracle, round-robin, greedy, static, swarm"), std::string::npos)
+      << policy.error();
   EXPECT_FALSE(churn_mttf("extreme", 1).ok());
 }
 

@@ -14,14 +14,14 @@ for f in summary.json summary.csv summary.md iterations-gwtf.csv routing-gwtf.cs
 done
 for key in time_to_train_s throughput_microbatches_per_s wasted_compute_fraction idle_fraction lost_microbatches \
            duplicated_microbatches mean_recovery_latency_s; do
-  [[ $(grep -c "\"$key\"" "$OUT/a/summary.json") -eq 4 ]] || fail "summary.json lacks $key for the 4 policies"
+  [[ $(grep -c "\"$key\"" "$OUT/a/summary.json") -eq 6 ]] || fail "summary.json lacks $key for the 6 policies"
 done
 cmp -s "$OUT/a/summary.json" "$OUT/b/summary.json" || fail "the same seed gave another summary.json"
 if command -v gnuplot >/dev/null; then
   for f in progress.png throughput.png routing.png; do [[ -s $OUT/a/$f ]] || fail "no plot $f"; done
 fi
 "$SIM" run --scenario paper-geo --policies gwtf,telepathy --iterations 2 --out "$OUT/c" >"$OUT/err" 2>&1
-[[ $? -eq 2 ]] && grep -q "policy 'telepathy' is not implemented (available: gwtf, oracle, round-robin, swarm)" "$OUT/err" ||
+[[ $? -eq 2 ]] && grep -q "policy 'telepathy' is not implemented (available: gwtf, oracle, round-robin, greedy, static, swarm)" "$OUT/err" ||
   fail "an unknown policy: $(cat "$OUT/err")"
 # A scenario file: its keys are read, and a wrong one is named.
 printf '[scenario]\nname = "tiny-swarm"\nrelays = 6\nstages = 2\nmicrobatches = 8\niterations = 2\nchurn = "medium"\n' >"$OUT/s.toml"
