@@ -45,7 +45,7 @@ struct Table {
   std::map<std::string, json> scenario;
 };
 
-const char* kMetrics[] = {"time_to_train_s", "throughput_microbatches_per_s", "wasted_compute_fraction",
+const char* kMetrics[] = {"finished", "time_to_train_s", "throughput_microbatches_per_s", "wasted_compute_fraction",
                           "idle_fraction", "mean_recovery_latency_s", "crashes", "lost_microbatches",
                           "duplicated_microbatches", "mean_flow_value_vs_oracle"};
 
@@ -87,6 +87,7 @@ int ResultsCommand::execute() const {
     for (const auto& [policy, r] : j["policies"].items())
       for (const char* m : kMetrics)
         if (r.contains(m) && r[m].is_number()) t.data[sc][policy][m].v.push_back(r[m].get<double>());
+        else if (r.contains(m) && r[m].is_boolean()) t.data[sc][policy][m].v.push_back(r[m].get<bool>() ? 1 : 0);
   }
   std::ostringstream md;
   md << "# Results: gwtf-sim run beside the paper's claims\n\n"
@@ -159,7 +160,12 @@ int ResultsCommand::execute() const {
           "oracle |\n|---|---|---|---|---|---|---|---|\n";
     for (const auto& [policy, m] : policies) {
       auto get = [&](const char* k) { return m.count(k) ? m.at(k) : Stat{}; };
-      md << "| " << policy << " | " << fmt(get("time_to_train_s"), "%.1f") << " | "
+      const Stat fin = get("finished");
+      const int unfinished = static_cast<int>(std::count(fin.v.begin(), fin.v.end(), 0.0));
+      md << "| " << policy << (unfinished ? " (" + std::to_string(unfinished) + " of " +
+                                                std::to_string(fin.v.size()) + " seeds did not finish)"
+                                          : std::string())
+         << " | " << fmt(get("time_to_train_s"), "%.1f") << " | "
          << fmt(get("throughput_microbatches_per_s"), "%.2f") << " | " << fmt(get("wasted_compute_fraction"), "%.2f%%", 100)
          << " | " << fmt(get("idle_fraction"), "%.1f%%", 100) << " | " << fmt(get("mean_recovery_latency_s"), "%.2f")
          << " | " << fmt(get("crashes"), "%.0f") << " | "

@@ -132,7 +132,7 @@ void RunCommand::add_flags(CLI::App& run) {
   for (const auto& n : sim::builtin_scenarios()) names += (names.empty() ? "" : ", ") + n;
   run.add_option("--scenario", scenario, "Built-in scenario (" + names + ") or a TOML file with [scenario]")
       ->capture_default_str();
-  run.add_option("--policies", policies, "Comma-separated policies (gwtf, oracle, round-robin, greedy, static, swarm)")
+  run.add_option("--policies", policies, "Comma-separated policies (gwtf, oracle, round-robin, greedy, static, swarm; static is experimental)")
       ->capture_default_str();
   run.add_option("--churn", churn, "none | medium | high: overrides the scenario's churn")
       ->check(CLI::IsMember({"none", "medium", "high"}));
@@ -245,12 +245,17 @@ int RunCommand::execute() const {
     md << "\nData: summary.json, summary.csv, iterations-<policy>.csv, routing-<policy>.csv.\n";
   }
   bool ok = true;
-  // Every policy must finish; those on the GWTF training protocol must also lose and double nothing (SWARM's
-  // losses and doubles are its measured behaviour, reported, not a failure of the run).
-  for (const auto& r : runs)
-    ok = ok && r.report.finished &&
-         (r.policy == "swarm" || (r.lost_microbatches == 0 && r.duplicated_microbatches == 0));
-  std::printf("%s: %s\n", ok ? "done" : "FAILED (a policy did not finish, or the protocol lost or doubled work)",
+  // The system under test must hold: gwtf finishes, and no policy on the GWTF training protocol loses or doubles
+  // a microbatch. A baseline that does not finish within the horizon (a static schedule under heavy churn) or
+  // SWARM's losses and doubles are measured behaviour: reported, not a failure of the run.
+  for (const auto& r : runs) {
+    if (r.policy == "gwtf") ok = ok && r.report.finished;
+    if (r.policy != "swarm") ok = ok && r.lost_microbatches == 0 && r.duplicated_microbatches == 0;
+    if (!r.report.finished)
+      std::printf("  (%s did not finish within the horizon of %.0f simulated seconds)\n", r.policy.c_str(),
+                  r.report.time);
+  }
+  std::printf("%s: %s\n", ok ? "done" : "FAILED (gwtf did not finish, or the protocol lost or doubled work)",
               (dir / "summary.md").string().c_str());
   return ok ? 0 : 1;
 }

@@ -540,9 +540,6 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
   run.throughput_microbatches_per_s = run.time_to_train_s > 0 ? trained / run.time_to_train_s : 0;
   run.lost_microbatches = run.report.lost_contributions;
   run.duplicated_microbatches = run.report.duplicated_contributions;
-  if (!run.report.finished)
-    run.lost_microbatches += static_cast<uint64_t>(s.microbatches) *
-                             (static_cast<uint64_t>(s.iterations) - static_cast<uint64_t>(trained / s.microbatches));
   return run;
 }
 
