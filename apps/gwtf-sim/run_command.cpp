@@ -12,6 +12,7 @@
 #include "apps/common/config_file.hpp"
 #include "apps/common/plot.hpp"
 #include "apps/common/progress.hpp"
+#include "kernels/base/split.hpp"
 #include "kernels/sim/scenario.hpp"
 
 namespace gwtf::app {
@@ -89,15 +90,6 @@ json policy_json(const PolicyRun& r) {
   return j;
 }
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
 Result<void*, std::string> write_plots(const fs::path& dir, const std::vector<PolicyRun>& runs) {
   auto q = [&](const std::string& name) { return gnuplot_quote((dir / name).string()); };
   std::string progress = "plot ", throughput = "plot ", routing;
@@ -150,7 +142,7 @@ int RunCommand::execute() const {
   Scenario s = loaded.value();
   if (iterations > 0) s.iterations = iterations;
   if (!churn.empty()) s.mttf_s = sim::churn_mttf(churn, sim::ideal_iteration_s(s)).value();
-  const auto list = split(policies);
+  const auto list = split_list(policies);
   if (list.empty()) {
     spdlog::error("--policies: name at least one of gwtf, oracle, round-robin, greedy, static, swarm");
     return 2;

@@ -6,24 +6,11 @@
 // Usage: sim_bench [--sizes 100,1000] [--policies round-robin,oracle,gwtf] [--iterations 2] [--seed 1]
 #include <chrono>
 #include <cstdio>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "kernels/base/split.hpp"
 #include "kernels/sim/scenario.hpp"
-
-namespace {
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> sizes{"100", "1000"}, policies{"round-robin", "oracle", "gwtf"};
@@ -36,8 +23,8 @@ int main(int argc, char** argv) {
       return 2;
     }
     const std::string value = argv[++i];
-    if (flag == "--sizes") sizes = split(value);
-    else if (flag == "--policies") policies = split(value);
+    if (flag == "--sizes") sizes = gwtf::split_list(value);
+    else if (flag == "--policies") policies = gwtf::split_list(value);
     else if (flag == "--iterations") iterations = std::stoi(value);
     else if (flag == "--seed") seed = std::stoull(value);
     else {
