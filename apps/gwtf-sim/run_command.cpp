@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "apps/common/config_file.hpp"
 #include "apps/common/plot.hpp"
