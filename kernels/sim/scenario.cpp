@@ -318,8 +318,8 @@ Churn draw_churn(const Scenario& s, const Instance& founders, InstanceGenerator&
 }  // namespace
 
 std::vector<std::string> builtin_scenarios() {
-  return {"paper-geo", "paper-geo-medium", "paper-geo-none", "paper-homogeneous", "paper-hetero-links",
-          "regions-12", "scale"};
+  return {"paper-geo", "paper-geo-medium", "paper-geo-none", "paper-geo-busy", "paper-homogeneous",
+          "paper-hetero-links", "regions-12", "scale"};
 }
 
 double ideal_iteration_s(const Scenario& s) {
@@ -374,6 +374,10 @@ Result<Scenario, std::string> builtin_scenario(const std::string& name) {
     churn = "medium";
   } else if (name == "paper-geo-none") {
     churn = "none";
+  } else if (name == "paper-geo-busy") {
+    s.microbatches = 96;  // a busier pipeline: 96 microbatches in flight keep the relays computing
+    s.in_flight = 48;
+    s.iterations = 8;
   } else if (name == "paper-homogeneous") {
     s.max_slowdown = 1;
   } else if (name == "paper-hetero-links") {

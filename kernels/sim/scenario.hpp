@@ -34,8 +34,8 @@ struct Scenario {
   double detect_after_s = 2;     // crash -> survivors told (the runtime's heartbeat timeout)
 };
 
-// The built-in scenarios (docs/results.md): paper-geo (with churn none|medium|high), paper-homogeneous,
-// paper-hetero-links, regions-12, scale.
+// The built-in scenarios (docs/simulator.md): paper-geo (with churn none|medium|high), paper-geo-busy (more
+// microbatches in flight), paper-homogeneous, paper-hetero-links, regions-12, scale.
 std::vector<std::string> builtin_scenarios();
 Result<Scenario, std::string> builtin_scenario(const std::string& name);
 // Churn levels as a relay's mean time to failure, from its chance to fail within one ideal iteration: none,
