@@ -123,7 +123,7 @@ void RunCommand::add_flags(CLI::App& run) {
   for (const auto& n : sim::builtin_scenarios()) names += (names.empty() ? "" : ", ") + n;
   run.add_option("--scenario", scenario, "Built-in scenario (" + names + ") or a TOML file with [scenario]")
       ->capture_default_str();
-  run.add_option("--policies", policies, "Comma-separated policies (gwtf, oracle, round-robin, greedy, static, swarm; static is experimental)")
+  run.add_option("--policies", policies, "Comma-separated policies (gwtf, oracle, round-robin, greedy, static, swarm)")
       ->capture_default_str();
   run.add_option("--churn", churn, "none | medium | high: overrides the scenario's churn")
       ->check(CLI::IsMember({"none", "medium", "high"}));

@@ -12,8 +12,7 @@ namespace gwtf::app {
 
 struct RunCommand {
   std::string scenario = "paper-geo";
-  // static is left out by default: it can stall for good under heavy churn (docs/simulator.md).
-  std::string policies = "gwtf,oracle,round-robin,greedy,swarm";
+  std::string policies = "gwtf,oracle,round-robin,greedy,static,swarm";
   std::string churn;  // none | medium | high: overrides the scenario's
   uint64_t seed = 1;
   std::string out;    // default: runs/sim-<scenario>-<seed>

@@ -1040,6 +1040,11 @@ void TrainNode::on_ready(NodeId from, const Ready& r, Output& out) {
   const auto lead = leader(stage_);
   m.ready = true;
   m.seniority = r.seniority;
+  // It serves: it fetches no copy from us any more (a late retransmitted StateAsk after its StateDone would
+  // otherwise keep it listed, and our copy — stale by then — would be offered to every later newcomer).
+  fetching_.erase(from);
+  state_askers_.erase(from);
+  if (fetching_.empty() && state_askers_.empty()) snapshot_.reset();
   // A newcomer hears the founders' Ready in any order: when one it had not heard of yet leads our stage, our
   // progress goes to that one.
   if (m.stage == stage_ && leader(stage_) != lead)
@@ -1062,8 +1067,10 @@ void TrainNode::on_ready(NodeId from, const Ready& r, Output& out) {
 
 void TrainNode::on_state_ask(NodeId from, Output& out) {
   if (!ready_ || is_holder() || members_[from].ready) return;  // (a late retransmission from a newcomer that serves)
-  // A copy someone still fetches stays the offer (the newcomer catches up from it); otherwise a fresh one.
-  if (snapshot_ && (snapshot_manifest_.version == stepped_ || !fetching_.empty())) {
+  // A copy someone still fetches stays the offer (the newcomer catches up from it), as long as the reduced-
+  // gradient log still covers the steps since; otherwise a fresh one.
+  if (snapshot_ && (snapshot_manifest_.version == stepped_ ||
+                    (!fetching_.empty() && snapshot_manifest_.version + params_.reduced_log > stepped_))) {
     offer_state(from, out);
     return;
   }

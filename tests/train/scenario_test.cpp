@@ -83,6 +83,18 @@ TEST(Scenario, AStaticScheduleStallsOnACrashUntilTheReplacementTakesTheSlot) {
   EXPECT_GT(slower, 0);
 }
 
+// A regression found by gwtf-sim run: a donor kept a newcomer listed as fetching when a retransmitted StateAsk
+// arrived after its StateDone, and so offered its old copy to every later newcomer, until the copy was too old to
+// catch up from (the reduced-gradient log) and the stage could never step again. Heavy churn with a static
+// schedule (long runs, many joins) found it: paper-hetero-links, seed 1, stalled after iteration 12.
+TEST(Scenario, NewcomersNeverGetACopyTooOldToCatchUpFrom) {
+  auto r = run_scenario(builtin_scenario("paper-hetero-links").value(), "static", 1);
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_TRUE(r.value().report.finished);
+  EXPECT_GT(r.value().joins, 50u) << "the heavy churn that exposed it";
+  EXPECT_EQ(r.value().lost_microbatches + r.value().duplicated_microbatches, 0u);
+}
+
 TEST(Scenario, SwarmFinishesButLosesAndDoublesContributionsUnderChurn) {
   uint64_t lost = 0, duplicated = 0;
   for (uint64_t seed = 1; seed <= 10; ++seed) {

@@ -14,7 +14,7 @@ for f in summary.json summary.csv summary.md iterations-gwtf.csv routing-gwtf.cs
 done
 for key in time_to_train_s throughput_microbatches_per_s wasted_compute_fraction idle_fraction lost_microbatches \
            duplicated_microbatches mean_recovery_latency_s; do
-  [[ $(grep -c "\"$key\"" "$OUT/a/summary.json") -eq 5 ]] || fail "summary.json lacks $key for the 5 policies"
+  [[ $(grep -c "\"$key\"" "$OUT/a/summary.json") -eq 6 ]] || fail "summary.json lacks $key for the 6 policies"
 done
 cmp -s "$OUT/a/summary.json" "$OUT/b/summary.json" || fail "the same seed gave another summary.json"
 if command -v gnuplot >/dev/null; then
