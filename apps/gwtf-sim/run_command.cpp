@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 #include "apps/common/config_file.hpp"
 #include "apps/common/plot.hpp"
@@ -130,6 +131,8 @@ void RunCommand::add_flags(CLI::App& run) {
   run.add_option("--seed", seed, "Seed: the same seed, the same world, churn and results")->capture_default_str();
   run.add_option("--out", out, "Run directory (default runs/sim-<scenario>-<seed>)");
   run.add_option("--iterations", iterations, "Iterations (default: the scenario's)")->check(CLI::Range(1, 1000000));
+  run.add_option("--trace", trace, "Write every message, task, crash and event of the training protocol to FILE "
+                                   "(one policy, not swarm): how a stall or a slow run is read");
 }
 
 int RunCommand::execute() const {
@@ -145,6 +148,18 @@ int RunCommand::execute() const {
   if (list.empty()) {
     spdlog::error("--policies: name at least one of gwtf, oracle, round-robin, greedy, static, swarm");
     return 2;
+  }
+  std::unique_ptr<std::ofstream> trace_file;
+  if (!trace.empty()) {
+    if (list.size() != 1 || list[0] == "swarm") {
+      spdlog::error("--trace needs exactly one policy of the training protocol (--policies gwtf, say)");
+      return 2;
+    }
+    trace_file = std::make_unique<std::ofstream>(trace);
+    if (!*trace_file) {
+      spdlog::error("cannot write the trace to {}", trace);
+      return 2;
+    }
   }
   const fs::path dir = out.empty() ? fs::path("runs") / ("sim-" + s.name + "-" + std::to_string(seed)) : fs::path(out);
   std::error_code ec;
@@ -171,7 +186,7 @@ int RunCommand::execute() const {
       line.update("iteration " + std::to_string(done) + "/" + std::to_string(total) + ", simulated " +
                   format_duration(t) + ", ETA " +
                   (rate > 0 ? format_duration((total - static_cast<double>(done)) / rate) : std::string("?")));
-    });
+    }, trace_file.get());
     if (!r) {
       spdlog::error("{}", r.error());
       return 2;

@@ -17,6 +17,7 @@ struct RunCommand {
   uint64_t seed = 1;
   std::string out;    // default: runs/sim-<scenario>-<seed>
   int iterations = 0; // 0: the scenario's
+  std::string trace;  // a file for the protocol trace (one policy only)
 
   void add_flags(CLI::App& run);
   int execute() const;  // the exit status

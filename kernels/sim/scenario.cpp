@@ -404,7 +404,8 @@ Result<Scenario, std::string> builtin_scenario(const std::string& name) {
 std::vector<std::string> policies() { return {"gwtf", "oracle", "round-robin", "greedy", "static", "swarm"}; }
 
 Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string& policy, uint64_t seed,
-                                            const std::function<void(double, uint64_t)>& progress) {
+                                            const std::function<void(double, uint64_t)>& progress,
+                                            std::ostream* trace) {
   const auto known = policies();
   if (std::find(known.begin(), known.end(), policy) == known.end()) {
     std::string list;
@@ -523,6 +524,7 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
   }
   cfg.router = router.get();
 
+  cfg.trace = trace;
   TrainSim sim(cfg);
   for (const auto& c : churn.crashes) sim.crash_at(c.node, c.t);
   for (const auto& j : churn.joins) {

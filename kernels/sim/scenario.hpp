@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <string>
 #include <vector>
 
@@ -71,8 +72,10 @@ struct PolicyRun {
 double ideal_iteration_s(const Scenario& s);
 
 // Runs `policy` on the scenario's world and churn drawn from `seed`. `progress` (optional) is called at every
-// protocol tick with the simulated time and the iterations done.
+// protocol tick with the simulated time and the iterations done; `trace` (optional) gets every message, task,
+// crash and event of the training protocol's nodes, one per line (how a stall is read; not for swarm).
 Result<PolicyRun, std::string> run_scenario(const Scenario& scenario, const std::string& policy, uint64_t seed,
-                                            const std::function<void(double, uint64_t)>& progress = {});
+                                            const std::function<void(double, uint64_t)>& progress = {},
+                                            std::ostream* trace = nullptr);
 
 }  // namespace gwtf::sim

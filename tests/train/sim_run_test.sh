@@ -31,4 +31,10 @@ grep -q '"name": "tiny-swarm"' "$OUT/d/summary.json" && grep -q '"relays": 6' "$
 printf '[scenario]\nrelais = 6\n' >"$OUT/bad.toml"
 "$SIM" run --scenario "$OUT/bad.toml" --out "$OUT/e" >"$OUT/err" 2>&1
 [[ $? -eq 2 ]] && grep -q "unknown key 'scenario.relais'" "$OUT/err" || fail "a bad scenario key: $(cat "$OUT/err")"
-echo "ok: report, determinism, unknown policy, scenario files"
+# A protocol trace for one policy.
+"$SIM" run --scenario "$OUT/s.toml" --policies gwtf --trace "$OUT/trace.txt" --out "$OUT/f" >/dev/null 2>&1 ||
+  fail "--trace run failed"
+grep -q " event stepped " "$OUT/trace.txt" || fail "the trace holds no step"
+"$SIM" run --scenario "$OUT/s.toml" --trace "$OUT/t2.txt" --out "$OUT/g" >"$OUT/err" 2>&1
+[[ $? -eq 2 ]] && grep -q "trace needs exactly one policy" "$OUT/err" || fail "--trace with several policies accepted"
+echo "ok: report, determinism, unknown policy, scenario files, trace"
