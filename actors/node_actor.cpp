@@ -210,13 +210,8 @@ struct Node {
       members.push_back({m.id, static_cast<int>(m.stage), true,
                          m.id == opt.id ? train->ready() : train->serves(m.id), m.host, m.status_port});
     std::vector<obs::LinkView> view;
-    for (const auto& [peer, link] : links) {
-      if (!link.latency_out_s.has_value()) continue;
-      const double theirs = link.compute_peer_s.has_value() ? link.compute_peer_s.value() : compute_s.value();
-      view.push_back({peer, link.latency_out_s.value(),
-                      flow::edge_cost(compute_s.value(), theirs, link.latency_out_s.value(),
-                                      link.latency_in_s.value(), 1, 1, 0)});
-    }
+    for (const auto& [peer, link] : links)
+      if (link.latency_out_s.has_value()) view.push_back({peer, link.latency_out_s.value(), link_cost(link)});
     std::lock_guard<std::mutex> lock(board->mu);
     board->status.set_members(std::move(members));
     board->status.set_links(std::move(view));
@@ -434,10 +429,14 @@ struct Node {
     auto& link = links[from];
     link.latency_out_s.add(rtt / 2);
     link.latency_in_s.add(rtt / 2);
+    to_flow(flow::LinkCost{from, link_cost(link)});
+  }
+
+  // The edge cost to a peer from what was measured (a peer's unknown compute taken as ours). No bandwidth term:
+  // nothing measures it yet (bytes 0).
+  double link_cost(const flow::LinkMeasurements& link) const {
     const double peer = link.compute_peer_s.has_value() ? link.compute_peer_s.value() : compute_s.value();
-    // No bandwidth term: nothing measures it yet (bytes 0).
-    to_flow(flow::LinkCost{from, flow::edge_cost(compute_s.value(), peer, link.latency_out_s.value(),
-                                                 link.latency_in_s.value(), 1, 1, 0)});
+    return flow::edge_cost(compute_s.value(), peer, link.latency_out_s.value(), link.latency_in_s.value(), 1, 1, 0);
   }
 
   void on_flow(FromFlow& f) {
@@ -445,7 +444,6 @@ struct Node {
       if (auto p = peers.find(m.to); p != peers.end()) send_frame(p->second, wire::FlowMessage{std::move(m.body)});
     if (f.next_hops && train) {
       note("next_hops", {{"hops", *f.next_hops}});
-      flow_hops = f.next_hops->size();
       step(train::SetNextHops{*f.next_hops});
     }
     for (const auto& e : f.events)
@@ -488,33 +486,27 @@ struct Node {
     running.erase(it);
   }
 
-  // A data holder's line per iteration: loss, throughput, ETA, live replicas per stage, flows.
-  double first_step_at = -1;
-  train::Iter first_step = 0;
-  size_t flow_hops = 0;
+  // A data holder's line per iteration (after the step went into the status): loss, throughput, ETA, live
+  // replicas per stage, flows.
   void progress_line(train::Iter iter, double loss) {
-    if (first_step_at < 0) {
-      first_step_at = now();
-      first_step = iter;
+    obs::NodeStatus::Progress p;
+    {
+      std::lock_guard<std::mutex> lock(board->mu);
+      p = board->status.progress(static_cast<int64_t>(opt.params.iterations));
     }
-    const double per_step = iter > first_step ? (now() - first_step_at) / static_cast<double>(iter - first_step) : 0;
-    const double tokens = static_cast<double>(opt.params.microbatches) *
-                          static_cast<double>(opt.compute.microbatch_size * opt.compute.seq_len);
     std::string replicas;
     for (train::Stage s = 1; s <= opt.layout.relay_stages(); ++s)
       replicas += (s > 1 ? " " : "") + std::to_string(roster.live_count(s));
-    const double left = static_cast<double>(opt.params.iterations - (iter + 1)) * per_step;
     spdlog::info("iteration {}/{}: loss {:.4f}, {:.0f} tokens/s, ETA {:.0f} s, replicas per stage [{}], {} next hops",
-                 iter + 1, opt.params.iterations, loss, per_step > 0 ? tokens / per_step : 0.0,
-                 per_step > 0 ? left : 0.0, replicas, flow_hops);
+                 iter + 1, opt.params.iterations, loss, p.tokens_per_s, p.eta_s, replicas, p.next_hops);
   }
 
   void on_event(const train::Event& e) {
     nlohmann::json j{{"kind", train::event_name(e.kind)}, {"iter", e.iter}, {"mb", e.mb}, {"peer", e.peer},
                      {"value", e.value}};
-    if (e.kind == train::EventKind::kStepped && train->is_holder()) progress_line(e.iter, e.value);
     if (e.kind == train::EventKind::kJoined) spdlog::info("imported the stage state after {} iterations: serving", e.iter);
     note("train", std::move(j));
+    if (e.kind == train::EventKind::kStepped && train->is_holder()) progress_line(e.iter, e.value);
   }
 
   void on_tick() {

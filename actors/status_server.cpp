@@ -3,6 +3,7 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <algorithm>
 #include <future>
 #include <map>
 #include <vector>
@@ -32,16 +33,28 @@ nlohmann::json swarm(StatusBoard& board) {
     self = board.status.to_json();
   }
   const uint64_t me = self.value("id", uint64_t{0});
-  std::map<uint64_t, std::future<std::optional<nlohmann::json>>> pending;
+  struct Target {
+    uint64_t id;
+    std::string host;
+    uint16_t port;
+  };
+  std::vector<Target> targets;
   for (const auto& m : self.value("members", nlohmann::json::array())) {
     const uint64_t id = m.value("id", uint64_t{0});
     const uint16_t port = m.value("status_port", uint16_t{0});
     if (id == me || port == 0 || !m.value("alive", true)) continue;
-    pending.emplace(id, std::async(std::launch::async, fetch_node, m.value("host", std::string()), port));
+    targets.push_back({id, m.value("host", std::string()), port});
   }
+  // In parallel, a bounded number at a time (a large swarm must not cost a thread per member per page poll).
+  constexpr size_t kParallel = 16;
   std::map<uint64_t, nlohmann::json> fetched;
-  for (auto& [id, f] : pending)
-    if (auto j = f.get()) fetched.emplace(id, std::move(*j));
+  for (size_t k = 0; k < targets.size(); k += kParallel) {
+    std::vector<std::pair<uint64_t, std::future<std::optional<nlohmann::json>>>> batch;
+    for (size_t j = k; j < std::min(targets.size(), k + kParallel); ++j)
+      batch.emplace_back(targets[j].id, std::async(std::launch::async, fetch_node, targets[j].host, targets[j].port));
+    for (auto& [id, f] : batch)
+      if (auto j = f.get()) fetched.emplace(id, std::move(*j));
+  }
   return obs::swarm_view(self, fetched);
 }
 

@@ -74,6 +74,7 @@ json policy_json(const PolicyRun& r) {
          {"mean_recovery_latency_s", r.report.mean_recovery_latency},
          {"finished", r.report.finished},
          {"crashes", r.crashes},
+         {"crashes_skipped", r.crashes_skipped},
          {"joins", r.joins},
          {"messages", r.report.messages},
          {"violations", r.report.violations}};

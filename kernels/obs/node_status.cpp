@@ -92,6 +92,18 @@ void NodeStatus::add_compute(const std::string& kind, double seconds, bool repla
   if (replay || discarded) wasted_s_ += seconds;
 }
 
+NodeStatus::Progress NodeStatus::progress(int64_t iterations) const {
+  Progress p;
+  p.next_hops = next_hops_.size();
+  if (series_.size() < 2 || series_.back().iter <= series_.front().iter) return p;
+  const double per_step = (series_.back().t - series_.front().t) /
+                          static_cast<double>(series_.back().iter - series_.front().iter);
+  if (per_step <= 0) return p;
+  p.tokens_per_s = static_cast<double>(opt_.tokens_per_iteration) / per_step;
+  p.eta_s = per_step * static_cast<double>(std::max<int64_t>(0, iterations - stepped_));
+  return p;
+}
+
 std::string NodeStatus::prometheus() const {
   PromText p;
   p.family("gwtf_node_info", "gauge", "This node: its stage (0: data holder) and role.");

@@ -58,6 +58,15 @@ class NodeStatus {
   uint64_t id() const { return id_; }
   int64_t iteration() const { return stepped_; }
 
+  // Training progress for a progress line: the mean step time over the kept series, the throughput it gives and
+  // the time left for `iterations` in all (0 while fewer than two steps are known).
+  struct Progress {
+    double tokens_per_s = 0;
+    double eta_s = 0;
+    size_t next_hops = 0;  // the flows this node routes
+  };
+  Progress progress(int64_t iterations) const;
+
  private:
   struct Point {
     int64_t iter = 0;

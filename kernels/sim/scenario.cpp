@@ -71,10 +71,10 @@ class LiveSwarm {
     live_.relay_stages = u.all.relay_stages;
     for (NodeId id : u.founders) add(id);
   }
-  void add(NodeId id) {
+  void add(NodeId id) {  // a node joins once: none of its links exists yet
     live_.add_node(*u_.all.node(id));
     for (const auto& [peer, cost] : u_.links.at(id))
-      if (live_.node(peer) && std::isinf(live_.cost(id, peer)) && !linked(id, peer)) live_.link(id, peer, cost);
+      if (live_.node(peer)) live_.link(id, peer, cost);
   }
   void remove(NodeId id) {
     if (live_.node(id)) live_.remove_node(id);
@@ -88,11 +88,6 @@ class LiveSwarm {
   }
 
  private:
-  bool linked(NodeId a, NodeId b) const {
-    for (NodeId x : live_.neighbours(a))
-      if (x == b) return true;
-    return false;
-  }
   const Universe& u_;
   Instance live_;
 };
@@ -107,8 +102,7 @@ std::map<NodeId, std::vector<NodeId>> hops_of(const std::vector<std::vector<Node
   return out;
 }
 
-// The flow value and max path cost that a set of next hops gives on the live swarm: flows follow the hops,
-// each relay carrying at most its capacity (the same measure for every policy).
+// The flow value and max path cost of a policy's flow paths on the live swarm, beside the oracle's there.
 PolicyRun::Sample quality(const Instance& live, const std::vector<std::vector<NodeId>>& paths) {
   PolicyRun::Sample s;
   s.flow_value = static_cast<uint32_t>(paths.size());
@@ -157,7 +151,7 @@ class OracleRouter : public Router {
 // crash stalls the work routed through the dead node until its replacement takes its place in the schedule.
 class StaticRouter : public Router {
  public:
-  explicit StaticRouter(const Universe& u) {
+  explicit StaticRouter(const Universe& u) : u_(u) {
     LiveSwarm swarm(u);
     hops_ = hops_of(flow::solve_oracle(swarm.instance()).paths);
   }
@@ -166,7 +160,7 @@ class StaticRouter : public Router {
   void joined(NodeId node, flow::Stage stage, double) override {
     // The replacement restarts the first dead scheduled slot of its stage: it takes that node's place everywhere.
     for (auto it = dead_.begin(); it != dead_.end(); ++it)
-      if (stage_of_[*it] == stage && scheduled(*it)) {
+      if (u_.all.node(*it)->stage == stage && scheduled(*it)) {
         const NodeId old = *it;
         dead_.erase(it);
         for (auto& [n, hops] : hops_)
@@ -179,8 +173,6 @@ class StaticRouter : public Router {
         return;
       }
   }
-  void set_stage(NodeId n, flow::Stage s) { stage_of_[n] = s; }
-
  private:
   bool scheduled(NodeId n) const {
     if (hops_.count(n)) return true;
@@ -188,9 +180,9 @@ class StaticRouter : public Router {
       if (std::find(hops.begin(), hops.end(), n) != hops.end()) return true;
     return false;
   }
+  const Universe& u_;
   std::map<NodeId, std::vector<NodeId>> hops_;
   std::vector<NodeId> dead_;
-  std::map<NodeId, flow::Stage> stage_of_;
 };
 
 // The thesis prototype's first fault-tolerant pipeline: each node sends everything to the next-stage replica with
@@ -273,6 +265,10 @@ class FlowRouter : public Router {
 
 double exponential(Rng& rng, double mean) { return -mean * std::log(1 - rng.uniform()); }
 
+// A newcomer's state download, roughly (the churn schedule counts it before a joiner serves; SWARM's newcomers
+// and moved servers take as long).
+double transfer_estimate_s(const Scenario& s) { return 5 * s.detect_after_s; }
+
 Churn draw_churn(const Scenario& s, const Instance& founders, InstanceGenerator& gen, Universe& u, Rng& rng,
                  double horizon) {
   Churn c;
@@ -285,7 +281,7 @@ Churn draw_churn(const Scenario& s, const Instance& founders, InstanceGenerator&
   std::vector<Life> lives;
   for (const auto& n : founders.nodes)
     if (n.stage != 0) lives.push_back({n.id, n.stage, 0, horizon});
-  const double transfer = 5 * s.detect_after_s;  // a joiner's state transfer, roughly
+  const double transfer = transfer_estimate_s(s);
   // Candidate failures in time order; each crash brings a replacement, which may fail in turn.
   std::multimap<double, size_t> next;  // failure time -> index in lives
   for (size_t k = 0; k < lives.size(); ++k) next.emplace(lives[k].from + exponential(rng, s.mttf_s), k);
@@ -425,7 +421,8 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
   }
   const Instance founders = u.all;
   Rng churn_rng(seed ^ 0xc4u);
-  const double horizon = 20 * ideal_iteration_s(s) * s.iterations + 60;
+  const double ideal = ideal_iteration_s(s);
+  const double horizon = 20 * ideal * s.iterations + 60;
   const Churn churn = draw_churn(s, founders, gen, u, churn_rng, horizon);
 
   // The world every policy runs in: message delays between places, and each node's compute slowdown.
@@ -445,6 +442,11 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
 
   PolicyRun run;
   run.policy = policy;
+  run.crashes_skipped = churn.skipped;
+  auto crashes_by = [&](double t) {
+    return static_cast<uint64_t>(std::count_if(churn.crashes.begin(), churn.crashes.end(),
+                                               [t](const Churn::Crash& c) { return c.t <= t; }));
+  };
   if (policy == "swarm") {
     SwarmWorld w;
     w.holders = s.holders;
@@ -459,7 +461,7 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
     w.forward_time = gen.stage_compute_s(1) / 3;
     w.holder_time = gen.stage_compute_s(0) / 3;
     w.detect_after = s.detect_after_s;
-    w.transfer_s = 5 * s.detect_after_s;  // as the churn schedule assumes for every newcomer
+    w.transfer_s = transfer_estimate_s(s);
     w.rebalance_s = 10;
     w.tensor_bytes = static_cast<uint64_t>(gen.boundary_bytes());
     w.delay = delay;
@@ -474,8 +476,7 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
     run.report.mean_recovery_latency = r.mean_recovery_latency;
     run.report.messages = r.messages;
     for (size_t i = 0; i < r.committed_at.size(); ++i) run.report.iterations[i].committed_at = r.committed_at[i];
-    run.crashes = static_cast<uint64_t>(std::count_if(churn.crashes.begin(), churn.crashes.end(),
-                                                      [&](const Churn::Crash& c) { return c.t <= r.time; }));
+    run.crashes = crashes_by(r.time);
     run.joins = static_cast<uint64_t>(std::count_if(churn.joins.begin(), churn.joins.end(),
                                                     [&](const Churn::Join& j) { return j.t + w.transfer_s <= r.time; }));
     run.time_to_train_s = r.time;
@@ -505,16 +506,14 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
   cfg.progress = progress ? std::function<void(double, train::Iter)>(progress) : nullptr;
 
   std::unique_ptr<Router> router;
-  const double sample_every = std::max(1.0, ideal_iteration_s(s) / 2);
+  const double sample_every = std::max(1.0, ideal / 2);
   if (policy == "oracle") {
     router = std::make_unique<OracleRouter>(u, run);
   } else if (policy == "greedy") {
     router = std::make_unique<GreedyRouter>(u, s.detect_after_s);
   } else if (policy == "static") {
-    auto r = std::make_unique<StaticRouter>(u);
-    for (const auto& n : u.all.nodes) r->set_stage(n.id, n.stage);
+    router = std::make_unique<StaticRouter>(u);
     cfg.params.strict_hops = true;
-    router = std::move(r);
   } else if (policy == "gwtf") {
     FlowSimConfig fc;
     fc.params.period = 0.5;  // the runtime's flow period
@@ -532,8 +531,7 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
     if (id != j.node) return Err{std::string("internal: joiner ids of the world and the simulator differ")};
   }
   run.report = sim.run(horizon);
-  run.crashes = static_cast<uint64_t>(std::count_if(churn.crashes.begin(), churn.crashes.end(),
-                                                    [&](const Churn::Crash& c) { return c.t <= run.report.time; }));
+  run.crashes = crashes_by(run.report.time);
   run.joins = run.report.joins.size();
   // Trained: every iteration once all live nodes finished (the last commit may go unannounced as they stop),
   // else the committed ones, over the time the run took.

@@ -57,6 +57,7 @@ struct PolicyRun {
   double time_to_train_s = 0;                // the last iteration committed
   double throughput_microbatches_per_s = 0;  // microbatches trained / time to train
   uint64_t crashes = 0, joins = 0;  // relays crashed during the run; newcomers that got their state and served
+  uint64_t crashes_skipped = 0;     // drawn crashes left out: they would have left a stage with nobody serving
   uint64_t lost_microbatches = 0, duplicated_microbatches = 0;  // from the simulator's own ledger checks
   // Routing quality over time (policies that route): at each sample, the flow value and max path cost the
   // policy's next hops give, beside the oracle's on the same live swarm.

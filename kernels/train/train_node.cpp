@@ -109,9 +109,12 @@ std::optional<NodeId> TrainNode::pick_next(Iter i, Mb mb, NodeId avoid, NodeId h
   // Routes from the flow layer are a preference; a static schedule (strict_hops) is all there is: work routed
   // through a dead hop waits for the schedule to name its replacement (a live hop that cannot serve this
   // iteration yet — a newcomer with later state — is no reason to wait).
-  bool hop_dead = false;
-  for (NodeId h : next_hops_) hop_dead = hop_dead || !alive(h);
-  if (candidates.empty() && !(params_.strict_hops && hop_dead))
+  auto a_hop_died = [&] {
+    for (NodeId h : next_hops_)
+      if (!alive(h)) return true;
+    return false;
+  };
+  if (candidates.empty() && !(params_.strict_hops && a_hop_died()))
     for (NodeId h : live(ns))
       if (h != avoid && serves(h)) candidates.push_back(h);
   if (candidates.empty()) return std::nullopt;

@@ -70,7 +70,8 @@ for id in 1 2 4; do check "the page shows node $id serving" "class=\"node ready\
 check "the page shows the flows between the nodes" 'class="edge"' "$dom"
 check "the page draws the loss curve" '<polyline class="line" stroke="#d92d20"' "$dom"
 check "the page lists the crash" 'node 3 went down' "$dom"
-check "the page shows stage 1 short of replicas" 'short of replicas' "$dom"
+check "the page shows stage 1 short of replicas after the crash" \
+  '<td>1</td><td>relay stage</td><td>1</td><td class="short">1 \(short of replicas\)' "$dom"
 timeout 60 "${chrome[@]}" --window-size=1280,1100 --screenshot="$OUT/swarm-page.png" "$url" >/dev/null 2>&1
 [[ -s $OUT/swarm-page.png ]] && echo "ok: screenshot $OUT/swarm-page.png" || { echo "FAIL: no screenshot"; failures=$((failures + 1)); }
 exit $((failures > 0))

@@ -97,6 +97,8 @@ TEST(ConfigFile, EveryErrorNamesTheFileTheKeyAndTheForm) {
   EXPECT_FALSE(schema.load("/nonexistent/gwtf.toml").ok());
 }
 
+// A binary whose settings are its flags: `flow --nodes N --geo --replicas a,b --loss-rate x`, with the file's
+// [flow] section mirrored onto them.
 struct SimFlags {
   CLI::App app{"test"};
   CLI::App* flow = app.add_subcommand("flow");
@@ -104,54 +106,44 @@ struct SimFlags {
   bool geo = false;
   std::vector<int> replicas{1};
   double loss = 0;
+  ConfigSchema schema;
   SimFlags() {
     flow->add_option("--nodes", nodes)->check(CLI::Range(2, 1000));
     flow->add_flag("--geo", geo);
     flow->add_option("--replicas", replicas)->delimiter(',');
     flow->add_option("--loss-rate", loss);
+    schema.flags("flow", *flow);
+  }
+  // The file first, then the command line, then the file's values onto the flags the command line left out.
+  Result<void*, std::string> run(const std::string& path, const std::string& command_line) {
+    if (auto ok = schema.load(path); !ok) return ok;
+    app.parse(command_line, false);
+    return schema.apply_flags();
   }
 };
 
 TEST(ConfigFile, MirroredFlagsTakeTheFileUnlessTheCommandLineGivesThem) {
   const std::string path = write("flags.toml", "[flow]\nnodes = 100\ngeo = true\nreplicas = [2, 3]\nloss_rate = 0.25\n");
-  {
-    SimFlags f;
-    ConfigSchema schema;
-    schema.flags("flow", *f.flow);
-    ASSERT_TRUE(schema.load(path).ok());
-    f.app.parse(std::string("flow"), false);
-    ASSERT_TRUE(schema.apply_flags().ok());
-    EXPECT_EQ(f.nodes, 100);
-    EXPECT_TRUE(f.geo);
-    EXPECT_EQ(f.replicas, (std::vector<int>{2, 3}));
-    EXPECT_EQ(f.loss, 0.25);
-  }
-  {
-    SimFlags f;
-    ConfigSchema schema;
-    schema.flags("flow", *f.flow);
-    ASSERT_TRUE(schema.load(path).ok());
-    f.app.parse(std::string("flow --nodes 7"), false);
-    ASSERT_TRUE(schema.apply_flags().ok());
-    EXPECT_EQ(f.nodes, 7) << "the flag overrides the file";
-    EXPECT_TRUE(f.geo);
-  }
+  SimFlags f;
+  ASSERT_TRUE(f.run(path, "flow").ok());
+  EXPECT_EQ(f.nodes, 100);
+  EXPECT_TRUE(f.geo);
+  EXPECT_EQ(f.replicas, (std::vector<int>{2, 3}));
+  EXPECT_EQ(f.loss, 0.25);
+  SimFlags g;
+  ASSERT_TRUE(g.run(path, "flow --nodes 7").ok());
+  EXPECT_EQ(g.nodes, 7) << "the flag overrides the file";
+  EXPECT_TRUE(g.geo);
 }
 
 TEST(ConfigFile, AMirroredFlagsValueIsCheckedByTheFlagsOwnCheck) {
   SimFlags f;
-  ConfigSchema schema;
-  schema.flags("flow", *f.flow);
   const std::string path = write("range.toml", "[flow]\nnodes = 1\n");
-  ASSERT_TRUE(schema.load(path).ok());
-  f.app.parse(std::string("flow"), false);
-  auto r = schema.apply_flags();
+  auto r = f.run(path, "flow");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().find(path + ": key 'flow.nodes' (flag --nodes): "), std::string::npos) << r.error();
-  ConfigSchema unknown;
   SimFlags g;
-  unknown.flags("flow", *g.flow);
-  auto u = unknown.load(write("unknown.toml", "[flow]\nnode = 3\n"));
+  auto u = g.run(write("unknown.toml", "[flow]\nnode = 3\n"), "flow");
   ASSERT_FALSE(u.ok());
   EXPECT_NE(u.error().find("unknown key 'flow.node' (known in [flow]: geo, loss_rate, nodes, replicas)"),
             std::string::npos) << u.error();

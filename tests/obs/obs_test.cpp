@@ -91,6 +91,12 @@ TEST(NodeStatus, FoldsTheEventLogIntoMetrics) {
                            "gwtf_uptime_seconds 3.5"})
     EXPECT_TRUE(has_line(text, line)) << "missing: " << line << "\nin:\n" << text;
 
+  const auto progress = s.progress(10);
+  EXPECT_EQ(progress.tokens_per_s, 2000);  // one step in 0.5 s, 1000 tokens each
+  EXPECT_EQ(progress.eta_s, 4.0);          // 8 steps left
+  EXPECT_EQ(progress.next_hops, 2u);
+  EXPECT_EQ(NodeStatus(o).progress(10).tokens_per_s, 0) << "no step yet";
+
   const json j = s.to_json();
   EXPECT_EQ(j["iteration"], 2);
   ASSERT_EQ(j["series"].size(), 2u);
