@@ -34,7 +34,7 @@ struct DieAt {
   bool or_later = false;  // also any later iteration (the routing may give this node no such task in `iter`)
 
   bool matches(const train::ComputeTask& t) const {
-    return t.kind == kind && (t.iter == iter || (or_later && t.iter > iter)) && !t.replay &&
+    return t.kind == kind && (t.iter == iter || (or_later && t.iter > iter)) && !t.replay && !t.retract &&
            (mb < 0 || !train::is_work(t.kind) || t.mb == mb);
   }
 };

@@ -234,6 +234,16 @@ struct TrainProgress {
   iteration @0 :UInt64;
   done @1 :List(UInt32);
   endDone @2 :List(UInt32);
+  version @3 :UInt64;        # grows with every report of the sender
+  orphaned @4 :List(UInt32); # contributions whose upstream the sender knows dead
+  endOrphaned @5 :List(UInt32);
+}
+struct Retract {             # leader to member: subtract microbatch `mb` from your sum (another member has it)
+  iteration @0 :UInt64;
+  mb @1 :UInt32;
+  end @2 :Bool;              # a holder's end part
+  version @3 :UInt64;        # the member's progress report that listed it
+  kept @4 :UInt64;           # whose copy stays (if it dies, the member contributes again)
 }
 struct GradSum {
   iteration @0 :UInt64;
@@ -244,6 +254,7 @@ struct GradSum {
     tensor @4 :Tensor;
   }
   lossSum @5 :Float64;
+  version @6 :UInt64;        # the member's last progress report of the iteration when it summed
 }
 struct Reduced {
   iteration @0 :UInt64;
@@ -292,6 +303,7 @@ struct TrainMessage {
     stateDone @16 :Void;
     ready @17 :UInt64;       # seniority
     ack @18 :UInt64;         # the acknowledged seq
+    retract @19 :Retract;
   }
 }
 

@@ -259,8 +259,8 @@ int RunCommand::execute() const {
     if (r.policy == "gwtf") ok = ok && r.report.finished;
     if (r.policy != "swarm") ok = ok && r.lost_microbatches == 0 && r.duplicated_microbatches == 0;
     if (!r.report.finished)
-      std::printf("  (%s did not finish within the horizon of %.0f simulated seconds)\n", r.policy.c_str(),
-                  r.report.time);
+      std::printf("  (%s did not finish within the horizon of %.0f simulated seconds; %s)\n", r.policy.c_str(),
+                  r.report.time, r.report.stall.c_str());
   }
   std::printf("%s: %s\n", ok ? "done" : "FAILED (gwtf did not finish, or the protocol lost or doubled work)",
               (dir / "summary.md").string().c_str());

@@ -222,7 +222,7 @@ at::Tensor StageModule::backward(const at::Tensor& input, const at::Tensor& grad
   const bool wants_input_grad = kind_ != Kind::kStart;
   auto x = wants_input_grad ? input.detach().requires_grad_(true) : input;
   auto y = forward(x, targets);
-  if (kind_ == Kind::kEnd) y.backward();
+  if (kind_ == Kind::kEnd && !grad_output.defined()) y.backward();
   else y.backward(grad_output);
   return wants_input_grad ? x.grad() : at::Tensor();
 }
@@ -235,7 +235,7 @@ StageModule::Saved StageModule::forward_saved(const at::Tensor& input, const at:
 }
 
 at::Tensor StageModule::backward(Saved&& saved, const at::Tensor& grad_output) {
-  if (kind_ == Kind::kEnd) saved.output.backward();
+  if (kind_ == Kind::kEnd && !grad_output.defined()) saved.output.backward();
   else saved.output.backward(grad_output);
   return kind_ != Kind::kStart ? saved.input.grad() : at::Tensor();
 }

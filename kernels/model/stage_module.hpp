@@ -42,7 +42,7 @@ class StageModule {
   Kind kind() const { return kind_; }
 
   at::Tensor forward(const at::Tensor& input, const at::Tensor& targets = {});
-  // For kEnd, `grad_output` is ignored (the loss is the output): pass the targets.
+  // For kEnd the loss is the output: pass the targets, and no `grad_output` (or a scalar scale of the loss).
   at::Tensor backward(const at::Tensor& input, const at::Tensor& grad_output, const at::Tensor& targets = {});
 
   // The replica that ran the forward keeps its autograd state and skips the recomputation: same result as

@@ -139,10 +139,17 @@ double TrainCompute::compute(const train::ComputeTask& t, train::Blob output, Bl
       const auto targets = tokens(t.iter, t.mb, true);
       auto saved = end_->forward_saved(in(0), targets);
       const double loss = saved.output.item<double>();
-      put(end_->backward(std::move(saved), at::Tensor()));
+      // A retraction: the loss scaled by -1 takes exactly the earlier contribution back out (backward is linear).
+      const at::Tensor scale = t.retract ? -at::ones_like(saved.output) : at::Tensor();
+      auto grad = end_->backward(std::move(saved), scale);
+      if (!t.retract) put(grad);
       return loss;
     }
     case ComputeKind::kBackward: {
+      if (t.retract) {  // the negated output gradient: the earlier contribution back out; the input gradient unused
+        blocks_->backward(in(0), in(1).neg());
+        return 0;
+      }
       auto it = saved_.find({t.iter, t.mb});
       if (!t.replay && it != saved_.end() && it->second.input.is_same(in(0))) {
         put(blocks_->backward(std::move(it->second.saved), in(1)));
@@ -155,7 +162,7 @@ double TrainCompute::compute(const train::ComputeTask& t, train::Blob output, Bl
       return 0;
     }
     case ComputeKind::kStartBackward:
-      start_->backward(tokens(t.iter, t.mb, false), in(0));
+      start_->backward(tokens(t.iter, t.mb, false), t.retract ? in(0).neg() : in(0));
       return 0;
     case ComputeKind::kSnapshot:
       put(flat_grads());

@@ -75,6 +75,7 @@ TrainSim::TrainSim(TrainSimConfig cfg) : cfg_(std::move(cfg)), rng_(cfg_.seed) {
   for (const auto& [id, stage] : all) {
     nodes_[id].sm = std::make_unique<TrainNode>(id, stage, cfg_.params);
     if (cfg_.slowdown) nodes_[id].speed = 1.0 / cfg_.slowdown(id);
+    if (cfg_.trace) *cfg_.trace << 0 << " " << id << " FOUNDER stage " << stage << "\n";
   }
   for (const auto& [id, stage] : all)
     for (const auto& [peer, peer_stage] : all)
@@ -288,6 +289,7 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
   if (t.replay && node.sm->stepped() != t.iter + 1) violation("replay needs weights older than one step");
   Payload scratch;
   Payload& acc = t.replay ? scratch : node.accumulator[t.iter];
+  const int sign = t.retract ? -1 : 1;  // a retraction takes an earlier contribution back out
   switch (t.kind) {
     case ComputeKind::kStartForward:
       done.output = store({Payload::kActivation, t.iter, t.mb, 0, {}, {}, 0, 0});
@@ -299,18 +301,18 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
     case ComputeKind::kEndBackward:
       input(0, Payload::kActivation, S);
       done.loss = modeled_loss(t.iter, t.mb);
-      done.output = store({Payload::kGradient, t.iter, t.mb, static_cast<Stage>(S + 1), {}, {}, 0, 0});
-      if (!poisoned) ++acc.end[t.mb];
+      if (!t.retract) done.output = store({Payload::kGradient, t.iter, t.mb, static_cast<Stage>(S + 1), {}, {}, 0, 0});
+      if (!poisoned) acc.end[t.mb] += sign;
       break;
     case ComputeKind::kBackward:
       input(0, Payload::kActivation, static_cast<Stage>(s - 1));
       input(1, Payload::kGradient, static_cast<Stage>(s + 1));
-      done.output = store({Payload::kGradient, t.iter, t.mb, s, {}, {}, 0, 0});
-      if (!poisoned) ++acc.start[t.mb];
+      if (!t.retract) done.output = store({Payload::kGradient, t.iter, t.mb, s, {}, {}, 0, 0});
+      if (!poisoned) acc.start[t.mb] += sign;
       break;
     case ComputeKind::kStartBackward:
       input(0, Payload::kGradient, 1);
-      if (!poisoned) ++acc.start[t.mb];
+      if (!poisoned) acc.start[t.mb] += sign;
       break;
     case ComputeKind::kSnapshot: {
       Payload p = acc;
@@ -411,6 +413,50 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
   queue_.push(now_ + time, Ev{Ev::kInput, n, Finished{done}, 0});
 }
 
+std::string TrainSim::stall_report() const {
+  auto live = [](const Node& n) { return !n.crashed && !n.expelled && n.sm->ready(); };
+  Iter oldest = cfg_.params.iterations;
+  for (const auto& [id, n] : nodes_)
+    if (live(n)) oldest = std::min(oldest, n.sm->stepped());
+  if (oldest >= cfg_.params.iterations) return "";
+  std::ostringstream o;
+  o << "iteration " << oldest << ":";
+  for (Stage s = 0; s <= cfg_.params.relay_stages; ++s) {
+    std::map<Mb, std::vector<NodeId>> start, end;
+    bool behind = false;
+    for (const auto& [id, n] : nodes_) {
+      if (!live(n) || n.sm->stage() != s) continue;
+      behind |= n.sm->stepped() <= oldest;
+      const auto [done, end_done] = n.sm->contributions(oldest);
+      for (Mb mb : done) start[mb].push_back(id);
+      for (Mb mb : end_done) end[mb].push_back(id);
+    }
+    if (!behind) continue;
+    o << " stage " << s << " {";
+    auto describe = [&](const std::map<Mb, std::vector<NodeId>>& part, const char* label) {
+      o << label;
+      bool exact = true;
+      for (Mb mb = 0; mb < cfg_.params.microbatches; ++mb) {
+        auto f = part.find(mb);
+        if (f != part.end() && f->second.size() == 1) continue;
+        exact = false;
+        if (f == part.end()) {
+          o << " missing " << mb;
+          continue;
+        }
+        o << " doubled " << mb << " (nodes";
+        for (NodeId id : f->second) o << " " << id;
+        o << ")";
+      }
+      if (exact) o << " every microbatch once";
+    };
+    describe(start, s == 0 ? "start part:" : "");
+    if (s == 0) describe(end, "; end part:");
+    o << " }";
+  }
+  return o.str();
+}
+
 void TrainSim::relay_idle(double from, double to, double& live, double& idle) const {
   for (const auto& [id, n] : nodes_) {
     if (n.sm->stage() == 0) continue;
@@ -460,6 +506,9 @@ TrainSimReport TrainSim::run(double time_limit) {
           }
         for (auto& [id, n] : nodes_) deliver(id, Tick{});
         queue_.push(now_ + cfg_.tick, Ev{Ev::kTick, 0, Tick{}, 0});
+        // Where every unfinished stage stands, every 10 simulated seconds: a stall reads off the trace.
+        if (cfg_.trace && std::floor(now_ / 10) != std::floor((now_ - cfg_.tick) / 10))
+          *cfg_.trace << now_ << " 0 STANDING " << stall_report() << "\n";
         if (cfg_.progress) {
           train::Iter stepped = cfg_.params.iterations;
           for (const auto& [id, n] : nodes_)
@@ -480,6 +529,7 @@ TrainSimReport TrainSim::run(double time_limit) {
         if (n.sm->stage() == st && !n.crashed && !n.expelled) chains.insert(n.chain);
       if (chains.size() > 1) report_.violations.push_back("replicas of stage " + std::to_string(st) + " diverged");
     }
+  if (!report_.finished) report_.stall = stall_report();
   const double M = cfg_.params.microbatches, I = static_cast<double>(cfg_.params.iterations);
   const double S = cfg_.params.relay_stages;
   report_.useful_tasks = static_cast<uint64_t>(I * M * (3 + 2 * S));

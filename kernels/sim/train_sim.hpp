@@ -125,6 +125,9 @@ struct TrainSimReport {
   };
   std::vector<Join> joins;  // newcomers that got their stage's state and serve
   std::map<train::NodeId, uint64_t> chunks_served;  // state chunks sent, per donor
+  // When it did not finish: per stage that has not stepped the oldest unfinished iteration, the microbatches its
+  // live members' sums miss or hold twice — where a stall is (empty when finished).
+  std::string stall;
 };
 
 class TrainSim {
@@ -148,6 +151,8 @@ class TrainSim {
 
   TrainSimReport run(double time_limit);
   const train::TrainNode& node(train::NodeId n) const { return *nodes_.at(n).sm; }
+  // Neither crashed nor presumed dead (a node presumed dead is out of the swarm: what it computes is its own).
+  bool in_swarm(train::NodeId n) const { return !nodes_.at(n).crashed && !nodes_.at(n).expelled; }
 
  private:
   struct Payload {
@@ -187,6 +192,7 @@ class TrainSim {
   double task_time(const Node& node, const train::ComputeTask& t) const;
   void join(train::NodeId id, train::Stage s);
   void relay_idle(double from, double to, double& live, double& idle) const;
+  std::string stall_report() const;
   std::string modeled_state(train::Stage s, train::Iter version, uint64_t chain) const;
 
   TrainSimConfig cfg_;

@@ -59,6 +59,22 @@ struct Progress {  // a stage member to its stage leader: its whole contribution
   Iter iter = 0;
   std::vector<Mb> done;
   std::vector<Mb> end_done;  // holders only
+  // Grows with every report of the sender: a late retransmission of an older report is recognised (a set may
+  // shrink, see Retract), and a Retract names the report it answers.
+  uint64_t version = 0;
+  // Contributions whose upstream (the sender of the activation) the member knows dead: nobody alive may know the
+  // path through it any more, so of two copies of a microbatch the leader keeps the other one.
+  std::vector<Mb> orphaned, end_orphaned;
+};
+// Leader to a member: take microbatch mb back out of your sum — another live member contributed it too (a
+// recomputation that could not know of the first copy: the path to it died). The member subtracts it by running
+// the same backward with the output gradient negated.
+struct Retract {
+  Iter iter = 0;
+  Mb mb = 0;
+  bool end = false;      // holders: the end part (loss)
+  uint64_t version = 0;  // the member's Progress that listed it: a contribution made after that one is not meant
+  NodeId kept = 0;       // the member whose copy stays: if it dies, the member contributes its own again
 };
 struct Collect {  // leader to members: the stage's work is complete, send your gradient sums
   Iter iter = 0;
@@ -69,6 +85,7 @@ struct GradSum {  // member to leader: its summed gradient and exactly which con
   std::vector<Mb> end_done;
   Blob data = 0;
   double loss_sum = 0;  // holders: the losses of its end contributions
+  uint64_t version = 0;  // the member's last Progress of the iteration when it summed (orders retransmissions)
 };
 struct Reduced {  // leader to members: the reduced gradient every member applies (they stay bit-identical)
   Iter iter = 0;
@@ -111,7 +128,7 @@ struct Ack {
 };
 
 using Body = std::variant<Activation, Forwarded, Gradient, WhoHolds, Adopt, Progress, Collect, GradSum, Reduced,
-                          Committed, StateAsk, StateOffer, ChunkAsk, Chunk, StateDone, Ready, Ack>;
+                          Committed, StateAsk, StateOffer, ChunkAsk, Chunk, StateDone, Ready, Retract, Ack>;
 
 struct Message {
   NodeId from = 0, to = 0;
@@ -160,6 +177,9 @@ struct ComputeTask {
   // cached answer): it runs on the weights from before that step — the driver keeps one such copy — and
   // accumulates nothing (no gradient, no loss).
   bool replay = false;
+  // kBackward/kStartBackward/kEndBackward: the same work with the output gradient (the loss) negated, which takes
+  // this node's earlier contribution of the microbatch back out of its accumulator (a Retract); sends nothing.
+  bool retract = false;
   std::shared_ptr<const std::string> state;  // kImport
 };
 
@@ -208,7 +228,8 @@ enum class EventKind : uint8_t {
   kIterationCommitted,  // every stage stepped: the iteration's buffers are freed
   kRejectedChunk,       // a state chunk whose checksum did not match: asked again from another donor
   kJoined,              // this newcomer imported its stage's state and serves (value: the state's iterations)
-  kDoubleContribution,  // leader: two live members contributed microbatch mb (peer: the second); it cannot reduce
+  kDoubleContribution,  // leader: two live members contributed microbatch mb (peer: the second); one must retract
+  kRetracted,           // this node took microbatch mb back out of its sum (value: 1 for a holder's end part)
 };
 const char* event_name(EventKind k);
 

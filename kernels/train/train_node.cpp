@@ -225,6 +225,7 @@ void TrainNode::on_message(const Message& m, Output& out) {
                    if (fetching_.empty() && state_askers_.empty()) snapshot_.reset();  // memory back
                  },
                  [&](const Ready& r) { on_ready(m.from, r, out); },
+                 [&](const Retract& r) { on_retract(m.from, r, out); },
                  [&](const Ack&) {},
              },
              m.body);
@@ -263,9 +264,11 @@ void TrainNode::on_activation(NodeId from, const Activation& a, Output& out) {
     // second takes over if the first dies.
     (end ? st.end_alt : st.alt) = from;
     if (end ? st.end_done : st.bwd_done) send(from, Gradient{a.iter, a.mb, end ? st.end_grad : st.grad_out}, out);
+    if (!stale) replayed(a.iter, a.mb, st, end);
     return;
   }
   if (up != from || stale) {  // a replay by a replacement upstream: our work stands, answer from the buffers
+    if (!stale && up != from) replayed(a.iter, a.mb, st, end);
     up = from;
     if (!end) announce_path(a.iter, a.mb, st, out);
     if (end ? st.end_done : st.bwd_done) send(from, Gradient{a.iter, a.mb, end ? st.end_grad : st.grad_out}, out);
@@ -338,9 +341,11 @@ void TrainNode::on_gradient(NodeId from, const Gradient& g, Output& out) {
     return;
   }
   MbState& st = *known;
+  const NodeId previous_to = st.to;
   st.point_to(from, true);
   const bool started = is_holder() ? st.injected && (st.bwd_queued || st.bwd_done) : st.bwd_queued || st.bwd_done;
   if (started) {  // the upstream answer to a replay we already handled
+    if (is_holder() && g.iter >= stepped_ && from != previous_to) replayed(g.iter, g.mb, st, false);
     out.events.push_back({EventKind::kDuplicate, g.iter, g.mb, from});
     out.release.push_back(g.data);
     return;
@@ -398,6 +403,7 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
     if (d.output) out.release.push_back(d.output);
     return;
   }
+  if (t.retract) return on_retracted(t, d, it->second, out);
   switch (t.kind) {
     case ComputeKind::kStartForward:
     case ComputeKind::kForward: {
@@ -412,12 +418,14 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       MbState& st = it->second.mbs[t.mb];
       st.bwd_done = true;
       if (t.kind == ComputeKind::kBackward) {
+        if (st.grad_out && st.grad_out != d.output) out.release.push_back(st.grad_out);  // contributed again
         st.grad_out = d.output;
         send(st.from, Gradient{t.iter, t.mb, d.output}, out);
         if (st.alt && alive(st.alt)) send(st.alt, Gradient{t.iter, t.mb, d.output}, out);
       }
       if (t.replay) return;
       it->second.done.insert(t.mb);
+      st.part.stamp = progress_version_ + 1;  // the report below
       report_progress(t.iter, out);
       if (is_holder()) inject(out);
       return;
@@ -425,18 +433,21 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
     case ComputeKind::kEndBackward: {
       MbState& st = it->second.mbs[t.mb];
       st.end_done = true;
+      if (st.end_grad && st.end_grad != d.output) out.release.push_back(st.end_grad);  // contributed again
       st.end_grad = d.output;
       send(st.end_from, Gradient{t.iter, t.mb, d.output}, out);
       if (st.end_alt && alive(st.end_alt)) send(st.end_alt, Gradient{t.iter, t.mb, d.output}, out);
       if (t.replay) return;
       it->second.end_done.insert(t.mb);
       it->second.loss_sum += d.loss;
+      st.end_part.stamp = progress_version_ + 1;
       report_progress(t.iter, out);
       return;
     }
     case ComputeKind::kSnapshot: {
       it->second.snapshot_queued = false;
-      GradSum g{t.iter, as_vector(it->second.done), as_vector(it->second.end_done), d.output, it->second.loss_sum};
+      GradSum g{t.iter,   as_vector(it->second.done),  as_vector(it->second.end_done),
+                d.output, it->second.loss_sum,         it->second.reported};
       auto lead = leader(stage_);
       if (!lead) return;
       if (*lead == id_) on_gradsum(id_, g, out);
@@ -725,6 +736,7 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
   try_commit(out);
 
   for (auto& [i, it] : iters_) {
+    bool orphaned = false;  // a contribution of ours lost its upstream: the leader keeps another copy if any
     for (auto& [mb, st] : it.mbs) {
       redo(i, mb, st, peer, out);
       // Our upstream died, and another sender of the same microbatch is alive: it is the one waiting now.
@@ -745,7 +757,11 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
           if (st.bwd_done) send(*o, Gradient{i, mb, st.grad_out}, out);
         }
       }
+      orphaned |= (st.from == peer && it.done.count(mb)) || (st.end_from == peer && it.end_done.count(mb));
+      if (i >= stepped_ && st.part.kept == peer) replayed(i, mb, st, false);
+      if (i >= stepped_ && st.end_part.kept == peer) replayed(i, mb, st, true);
     }
+    if (orphaned && i >= stepped_) report_progress(i, out);
     if (is_holder() && dead_stage == 0 && it.injection_open) ask_who_holds(i, out);
     if (is_holder()) it.adopt_wait.erase(peer);
 
@@ -769,11 +785,21 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
 // ---------------------------------------------------------------------------------------------------------------
 // Aggregation
 
+// Our contributions (those being retracted no longer count), and which of them lost their upstream.
 void TrainNode::report_progress(Iter i, Output& out) {
   auto l = leader(stage_);
   if (!l) return;
   auto& it = iters_[i];
-  Progress p{i, as_vector(it.done), as_vector(it.end_done)};
+  Progress p{i, {}, {}, ++progress_version_, {}, {}};
+  it.reported = p.version;
+  for (bool end : {false, true})
+    for (Mb mb : end ? it.end_done : it.done) {
+      const MbState& st = it.mbs[mb];
+      if ((end ? st.end_part : st.part).retracting) continue;
+      (end ? p.end_done : p.done).push_back(mb);
+      const NodeId up = end ? st.end_from : st.from;
+      if (up && !alive(up)) (end ? p.end_orphaned : p.orphaned).push_back(mb);
+    }
   if (*l == id_) on_progress(id_, p, out);
   else send(*l, p, out);
 }
@@ -784,9 +810,9 @@ void TrainNode::on_progress(NodeId from, const Progress& p, Output& out) {
     return;
   }
   // Kept even when we do not (yet) see ourselves as the leader: the sender may know of the old one's death first.
-  // A member's set only grows within an iteration: a retransmitted older report arriving late changes nothing.
+  // A retransmitted older report arriving late changes nothing.
   auto& known = iters_[p.iter].lead.progress[from];
-  if (p.done.size() + p.end_done.size() < known.done.size() + known.end_done.size()) return;
+  if (p.version < known.version) return;
   known = p;
   if (leader(stage_) == id_) leader_check(p.iter, out);
 }
@@ -814,26 +840,20 @@ void TrainNode::leader_check(Iter i, Output& out) {
   auto& it = iters_[i];
   auto& lead = it.lead;
   if (lead.reducing || i != stepped_ || it.reduced) return;
-  // A microbatch two live members both contributed can never reduce: say so once (a liveness bug, not a ledger
-  // error — nothing wrong is applied; docs/training.md, the residual stalls).
-  std::map<Mb, int> seen;
-  for (const auto& [n, p] : lead.progress)
-    for (Mb mb : p.done)
-      if (++seen[mb] == 2 && lead.doubled.insert(mb).second)
-        out.events.push_back({EventKind::kDoubleContribution, i, mb, n});
+  resolve_doubles(i, out);
   if (!covers_exactly(lead.progress, params_.microbatches, is_holder())) return;
   bool answered = true;
   for (NodeId n : live(stage_)) {
     auto p = lead.progress.find(n);
     auto s = lead.sums.find(n);
-    const size_t size = p == lead.progress.end() ? 0 : p->second.done.size() + p->second.end_done.size();
-    if (s != lead.sums.end() && (p == lead.progress.end() || (s->second.done == p->second.done &&
-                                                               s->second.end_done == p->second.end_done)))
+    const uint64_t version = p == lead.progress.end() ? 0 : p->second.version;
+    if (s != lead.sums.end() && s->second.version == version &&
+        (p == lead.progress.end() || (s->second.done == p->second.done && s->second.end_done == p->second.end_done)))
       continue;
     answered = false;
     auto asked = lead.asked.find(n);
-    if (asked != lead.asked.end() && asked->second == size) continue;  // asked for exactly this already
-    lead.asked[n] = size;
+    if (asked != lead.asked.end() && asked->second == version) continue;  // asked for exactly this already
+    lead.asked[n] = version;
     if (n == id_) on_collect(id_, Collect{i}, out);
     else send(n, Collect{i}, out);
   }
@@ -857,7 +877,7 @@ void TrainNode::on_collect(NodeId from, const Collect& c, Output& out) {
     if (n != id_ && n != from && senior(n, from)) on_peer_down(n, out);
   auto& it = iters_[c.iter];
   if (it.done.empty() && it.end_done.empty()) {  // no work: an empty answer, no snapshot needed
-    const GradSum empty{c.iter, {}, {}, 0, 0};
+    const GradSum empty{c.iter, {}, {}, 0, 0, it.reported};
     if (from == id_) on_gradsum(id_, empty, out);
     else send(from, empty, out);
     return;
@@ -869,10 +889,88 @@ void TrainNode::on_collect(NodeId from, const Collect& c, Output& out) {
 
 void TrainNode::on_gradsum(NodeId from, const GradSum& g, Output& out) {
   if (g.iter < stepped_) return;
-  auto& known = iters_[g.iter].lead.sums[from];
-  if (known.data && g.done.size() + g.end_done.size() < known.done.size() + known.end_done.size()) return;
-  known = g;
+  auto& sums = iters_[g.iter].lead.sums;
+  if (auto known = sums.find(from); known != sums.end() && g.version < known->second.version) return;  // older
+  sums[from] = g;
   if (leader(stage_) == id_) leader_check(g.iter, out);
+}
+
+// Two live members contributed the same microbatch: a recomputation that could not know of the first copy (the
+// path to it died with two nodes in a row). Keep one — a copy whose upstream lives (the living know its path, so
+// a later crash gets it redone), the lowest id among equals — and ask the others to take theirs back out. A
+// member stops reporting a copy once asked, so a later decision never retracts the last copy.
+void TrainNode::resolve_doubles(Iter i, Output& out) {
+  auto& lead = iters_[i].lead;
+  for (bool end : {false, true}) {
+    std::map<Mb, std::vector<NodeId>> holders;
+    for (const auto& [n, p] : lead.progress)
+      if (alive(n))
+        for (Mb mb : end ? p.end_done : p.done) holders[mb].push_back(n);
+    for (const auto& [mb, ns] : holders) {
+      if (ns.size() < 2) continue;
+      if (lead.doubled.insert(mb).second) out.events.push_back({EventKind::kDoubleContribution, i, mb, ns[1]});
+      auto orphan = [&, mb = mb](NodeId n) {
+        const auto& o = end ? lead.progress[n].end_orphaned : lead.progress[n].orphaned;
+        return std::find(o.begin(), o.end(), mb) != o.end();
+      };
+      auto keep = std::find_if(ns.begin(), ns.end(), [&](NodeId n) { return !orphan(n); });
+      const NodeId kept = keep == ns.end() ? ns.front() : *keep;
+      for (NodeId n : ns) {
+        if (n == kept) continue;
+        const Retract r{i, mb, end, lead.progress[n].version, kept};
+        if (!lead.retracts.insert({n, mb, end, r.version}).second) continue;
+        if (n == id_) on_retract(id_, r, out);
+        else send(n, r, out);
+      }
+    }
+  }
+}
+
+// Only the leader in our view decides (a Retract of a leader we learnt dead is dropped with its messages; the new
+// one decides on what we report to it), and only on the contribution it saw: one made since is another.
+void TrainNode::on_retract(NodeId from, const Retract& r, Output& out) {
+  if (r.iter != stepped_ || leader(stage_) != from) return;
+  auto it = iters_.find(r.iter);
+  if (it == iters_.end() || !(r.end ? it->second.end_done : it->second.done).count(r.mb)) return;
+  MbState& st = it->second.mbs[r.mb];
+  auto& c = r.end ? st.end_part : st.part;
+  if (c.retracting || c.stamp > r.version || !alive(r.kept)) return;
+  c.retracting = true;
+  c.kept = r.kept;
+  contribute(r.iter, r.mb, st, r.end, /*retract=*/true);
+  report_progress(r.iter, out);  // no longer ours
+}
+
+void TrainNode::on_retracted(const ComputeTask& t, const ComputeDone& d, IterState& it, Output& out) {
+  if (d.output) out.release.push_back(d.output);
+  const bool end = t.kind == ComputeKind::kEndBackward;
+  MbState& st = it.mbs[t.mb];
+  auto& c = end ? st.end_part : st.part;
+  c.retracting = false;
+  (end ? it.end_done : it.done).erase(t.mb);
+  if (end) it.loss_sum -= d.loss;
+  out.events.push_back({EventKind::kRetracted, t.iter, t.mb, id_, end ? 1.0 : 0.0});
+  if (std::exchange(c.again, false)) contribute(t.iter, t.mb, st, end, /*retract=*/false);
+  else c.retracted = true;
+  report_progress(t.iter, out);
+}
+
+// A replay reached us for a microbatch whose contribution we took back out, or the member whose copy was kept
+// instead died: the stage needs ours again — from the buffers, the backward only.
+void TrainNode::replayed(Iter i, Mb mb, MbState& st, bool end) {
+  auto& c = end ? st.end_part : st.part;
+  c.kept = 0;
+  if (c.retracting) c.again = true;
+  else if (std::exchange(c.retracted, false)) contribute(i, mb, st, end, /*retract=*/false);
+}
+
+// The backward of a contribution from the buffers: to add it (again) or, negated, to take it back out.
+void TrainNode::contribute(Iter i, Mb mb, const MbState& st, bool end, bool retract) {
+  ComputeTask t = end          ? task(ComputeKind::kEndBackward, i, mb, {st.end_input})
+                  : is_holder() ? task(ComputeKind::kStartBackward, i, mb, {st.grad_in})
+                                : task(ComputeKind::kBackward, i, mb, {st.input, st.grad_in});
+  t.retract = retract;
+  queue(std::move(t));
 }
 
 void TrainNode::on_reduced(const Reduced& r, Output& out) {
@@ -906,7 +1004,7 @@ void TrainNode::catch_up(Output& out) {
   last_catch_up_ = now_;
   auto& it = iters_[stepped_];
   for (NodeId n : live(stage_))
-    if (n != id_) send(n, Progress{stepped_, as_vector(it.done), as_vector(it.end_done)}, out);
+    if (n != id_) send(n, Progress{stepped_, as_vector(it.done), as_vector(it.end_done), 0, {}, {}}, out);
 }
 
 // The leader announces its stage's step only when every live member acknowledged the reduced gradient: other
@@ -1114,7 +1212,7 @@ bool TrainNode::runnable(const ComputeTask& t) const {
 void TrainNode::pump(Output& out) {
   if (running_) return;
   auto rank = [](const ComputeTask& t) {
-    if (!is_work(t.kind)) return 0;  // aggregation and state transfer first
+    if (!is_work(t.kind) || t.retract) return 0;  // aggregation and state transfer first
     return is_backward(t.kind) ? 1 : 2;
   };
   auto best = tasks_.end();
@@ -1132,7 +1230,7 @@ const char* body_name(const Body& b) {
   static constexpr const char* kNames[] = {"activation", "forwarded",   "gradient",  "who-holds", "adopt",
                                            "progress",   "collect",     "gradsum",   "reduced",   "committed",
                                            "state-ask",  "state-offer", "chunk-ask", "chunk",     "state-done",
-                                           "ready",      "ack"};
+                                           "ready",      "retract",     "ack"};
   static_assert(std::size(kNames) == std::variant_size_v<Body>);
   return kNames[b.index()];
 }
@@ -1152,7 +1250,8 @@ const char* event_name(EventKind k) {
   static constexpr const char* kNames[] = {"dropped-from-dead", "dropped-unknown", "dropped-stale",
                                            "duplicate",         "rejected-non-finite", "redo",
                                            "adopted",           "stepped",          "iteration-committed",
-                                           "rejected-chunk",    "joined",           "double-contribution"};
+                                           "rejected-chunk",    "joined",           "double-contribution",
+                                           "retracted"};
   return kNames[static_cast<int>(k)];
 }
 

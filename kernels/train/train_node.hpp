@@ -28,6 +28,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <tuple>
 #include <vector>
 
 #include "kernels/train/messages.hpp"
@@ -96,6 +97,16 @@ class TrainNode {
     bool end_done = false;
     bool injected = false;  // holders: the start part entered the pipeline (here or, adopted, by a dead owner)
     bool replay = false;    // recomputed after this node stepped the iteration, only to answer a replay
+    // This node's contribution of the microbatch to its stage's sum (part: forward-backward or a holder's start
+    // part; end_part: a holder's loss), see Retract.
+    struct Contribution {
+      uint64_t stamp = 0;       // the version of the first Progress that listed it (a Retract names a version)
+      bool retracting = false;  // the leader asked to take it back out: queued, no longer reported
+      bool retracted = false;   // taken back out; a later replay to this node contributes it again
+      bool again = false;       // a replay came while retracting
+      NodeId kept = 0;          // whose copy the leader kept instead: when it dies, ours counts again
+    };
+    Contribution part, end_part;
 
     void point_to(NodeId n, bool confirmed) {
       if (n != to) down_seq = 0;  // another sender numbers its announcements anew
@@ -106,14 +117,16 @@ class TrainNode {
   struct LeaderState {
     std::map<NodeId, Progress> progress;
     std::map<NodeId, GradSum> sums;
-    std::map<NodeId, size_t> asked;  // Collect sent, for a progress of this many contributions
-    std::set<Mb> doubled;            // microbatches reported as contributed twice
+    std::map<NodeId, uint64_t> asked;  // Collect sent, for the member's Progress of this version
+    std::set<Mb> doubled;              // microbatches reported as contributed twice
+    std::set<std::tuple<NodeId, Mb, bool, uint64_t>> retracts;  // sent: member, microbatch, end part, version
     bool reducing = false;
   };
   struct IterState {
     std::map<Mb, MbState> mbs;
     std::set<Mb> done, end_done;  // contributions in this node's accumulator
     double loss_sum = 0;
+    uint64_t reported = 0;  // the version of our last Progress of this iteration (a GradSum names it)
     // holders: stage-1 relays yet to say what they hold of dead owners' work, and the dead owners asked about
     std::map<NodeId, std::vector<NodeId>> adopt_wait;
     bool injection_open = false;  // holders: may inject owned microbatches
@@ -146,6 +159,11 @@ class TrainNode {
   void on_collect(NodeId from, const Collect& c, Output& out);
   void on_gradsum(NodeId from, const GradSum& g, Output& out);
   void on_reduced(const Reduced& r, Output& out);
+  void on_retract(NodeId from, const Retract& r, Output& out);
+  void on_retracted(const ComputeTask& t, const ComputeDone& d, IterState& it, Output& out);
+  void replayed(Iter i, Mb mb, MbState& st, bool end);
+  void contribute(Iter i, Mb mb, const MbState& st, bool end, bool retract);
+  void resolve_doubles(Iter i, Output& out);
   void on_committed(const Committed& c, Output& out);
   void on_peer_down(NodeId peer, Output& out);
   void redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out);
@@ -202,6 +220,7 @@ class TrainNode {
   Iter ask_until_ = 0;        // holders: iterations a dead holder may have begun (ask stage 1 before injecting)
   bool any_holder_died_ = false;
   uint64_t next_seq_ = 1;
+  uint64_t progress_version_ = 0;
   std::map<uint64_t, Pending> outbox_;
   TaskId next_task_ = 1;
   std::deque<ComputeTask> tasks_;

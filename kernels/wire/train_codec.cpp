@@ -105,6 +105,9 @@ void fill_train(schema::TrainMessage::Builder out, const TrainMessage& m, capnp:
                    b.setIteration(p.iter);
                    put_list(b.initDone(static_cast<unsigned>(p.done.size())), p.done);
                    put_list(b.initEndDone(static_cast<unsigned>(p.end_done.size())), p.end_done);
+                   b.setVersion(p.version);
+                   put_list(b.initOrphaned(static_cast<unsigned>(p.orphaned.size())), p.orphaned);
+                   put_list(b.initEndOrphaned(static_cast<unsigned>(p.end_orphaned.size())), p.end_orphaned);
                  },
                  [&](const Collect& c) { body.setCollect(c.iter); },
                  [&](const GradSum& g) {
@@ -115,6 +118,7 @@ void fill_train(schema::TrainMessage::Builder out, const TrainMessage& m, capnp:
                    if (g.data) tensor(b.initSum().initTensor(), g.data);
                    else b.initSum().setNone();
                    b.setLossSum(g.loss_sum);
+                   b.setVersion(g.version);
                  },
                  [&](const Reduced& r) {
                    auto b = body.initReduced();
@@ -149,6 +153,14 @@ void fill_train(schema::TrainMessage::Builder out, const TrainMessage& m, capnp:
                  },
                  [&](const StateDone&) { body.setStateDone(); },
                  [&](const Ready& r) { body.setReady(r.seniority); },
+                 [&](const Retract& x) {
+                   auto b = body.initRetract();
+                   b.setIteration(x.iter);
+                   b.setMb(x.mb);
+                   b.setEnd(x.end);
+                   b.setVersion(x.version);
+                   b.setKept(x.kept);
+                 },
                  [&](const Ack& a) { body.setAck(a.seq); },
              },
              m.msg.body);
@@ -203,14 +215,16 @@ Result<TrainMessage, WireError> read_train(schema::TrainMessage::Reader in, uint
     }
     case W::PROGRESS: {
       auto p = body.getProgress();
-      m.msg.body = Progress{p.getIteration(), r.list<Mb>(p.getDone(), "done"), r.list<Mb>(p.getEndDone(), "endDone")};
+      m.msg.body = Progress{p.getIteration(),       r.list<Mb>(p.getDone(), "done"),
+                            r.list<Mb>(p.getEndDone(), "endDone"), p.getVersion(),
+                            r.list<Mb>(p.getOrphaned(), "orphaned"), r.list<Mb>(p.getEndOrphaned(), "endOrphaned")};
       break;
     }
     case W::COLLECT: m.msg.body = Collect{body.getCollect()}; break;
     case W::GRAD_SUM: {
       auto g = body.getGradSum();
       GradSum out{g.getIteration(), r.list<Mb>(g.getDone(), "done"), r.list<Mb>(g.getEndDone(), "endDone"), 0,
-                  r.finite(g.getLossSum(), "lossSum")};
+                  r.finite(g.getLossSum(), "lossSum"), g.getVersion()};
       if (g.getSum().isTensor()) out.data = r.tensor(g.getSum().getTensor());
       m.msg.body = std::move(out);
       break;
@@ -251,6 +265,11 @@ Result<TrainMessage, WireError> read_train(schema::TrainMessage::Reader in, uint
     case W::STATE_DONE: m.msg.body = StateDone{}; break;
     case W::READY: m.msg.body = Ready{body.getReady()}; break;
     case W::ACK: m.msg.body = Ack{body.getAck()}; break;
+    case W::RETRACT: {
+      auto x = body.getRetract();
+      m.msg.body = Retract{x.getIteration(), x.getMb(), x.getEnd(), x.getVersion(), x.getKept()};
+      break;
+    }
     default:
       return Err<WireError>{WireError{WireErrc::kUnknownKind,
                                       "unknown kind: train message " + std::to_string(static_cast<unsigned>(body.which()))}};

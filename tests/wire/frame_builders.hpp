@@ -73,9 +73,9 @@ inline std::vector<train::Body> train_examples() {
           train::Gradient{3, 9, 2},
           WhoHolds{4, {1, 2}},
           Adopt{4, {1}, {0, 5}, {{11, 12}, {}}},
-          Progress{4, {0, 1, 7}, {7}},
+          Progress{4, {0, 1, 7}, {7}, 21, {1}, {7}},
           Collect{5},
-          GradSum{5, {1, 2}, {2}, 1, 7.25},
+          GradSum{5, {1, 2}, {2}, 1, 7.25, 22},
           GradSum{5, {}, {}, 0, 0},
           Reduced{5, 2, 3.5},
           Committed{5, 2},
@@ -85,6 +85,7 @@ inline std::vector<train::Body> train_examples() {
           Chunk{6, 2, std::string("\x01\x00\xff", 3)},
           StateDone{},
           Ready{7},
+          Retract{4, 7, true, 21, 44},
           Ack{12345}};
 }
 
