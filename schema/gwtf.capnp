@@ -304,6 +304,7 @@ struct TrainMessage {
     ready @17 :UInt64;       # seniority
     ack @18 :UInt64;         # the acknowledged seq
     retract @19 :Retract;
+    leaving @20 :Void;       # no new work for me; I leave once my iterations are committed
   }
 }
 

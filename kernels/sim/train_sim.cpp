@@ -91,6 +91,7 @@ std::vector<NodeId> TrainSim::stage_nodes(Stage s) const {
 }
 
 void TrainSim::crash_at(NodeId n, double t) { queue_.push(t, Ev{Ev::kCrash, n, Tick{}, 0}); }
+void TrainSim::leave_at(NodeId n, double t) { queue_.push(t, Ev{Ev::kInput, n, train::Leave{}, 0}); }
 void TrainSim::corrupt_chunks(NodeId donor, int count) { nodes_.at(donor).corrupt += count; }
 
 NodeId TrainSim::join_at(Stage s, double t) {
@@ -153,12 +154,12 @@ double TrainSim::task_time(const Node& node, const ComputeTask& t) const {
   return base / node.speed;
 }
 
-void TrainSim::crash(NodeId n) {
+void TrainSim::crash(NodeId n, const char* how) {
   Node& node = nodes_.at(n);
   if (node.crashed) return;
   node.crashed = true;
   node.left = std::min(node.left, now_);
-  if (cfg_.trace) *cfg_.trace << now_ << " " << n << " CRASH\n";
+  if (cfg_.trace) *cfg_.trace << now_ << " " << n << " " << how << "\n";
   node.accumulator.clear();  // its memory is gone
   if (cfg_.compute) cfg_.compute->crash(n);
   crashed_at_[n] = now_;
@@ -505,6 +506,11 @@ TrainSimReport TrainSim::run(double time_limit) {
             deliver(id, SetNextHops{hops});
           }
         for (auto& [id, n] : nodes_) deliver(id, Tick{});
+        for (auto& [id, n] : nodes_)
+          if (!n.crashed && !n.expelled && n.sm->drained()) {  // left gracefully: gone, as if its process ended
+            ++report_.departures;
+            crash(id, "LEFT");
+          }
         queue_.push(now_ + cfg_.tick, Ev{Ev::kTick, 0, Tick{}, 0});
         // Where every unfinished stage stands, every 10 simulated seconds: a stall reads off the trace.
         if (cfg_.trace && std::floor(now_ / 10) != std::floor((now_ - cfg_.tick) / 10))

@@ -124,6 +124,7 @@ struct TrainSimReport {
     train::Iter state = 0;  // the iterations its imported state had (it caught up from there)
   };
   std::vector<Join> joins;  // newcomers that got their stage's state and serve
+  uint64_t departures = 0;  // nodes that left gracefully once drained
   std::map<train::NodeId, uint64_t> chunks_served;  // state chunks sent, per donor
   // When it did not finish: per stage that has not stepped the oldest unfinished iteration, the microbatches its
   // live members' sums miss or hold twice — where a stall is (empty when finished).
@@ -137,6 +138,8 @@ class TrainSim {
   // Node ids: holders 1..H, then the relays stage by stage.
   std::vector<train::NodeId> stage_nodes(train::Stage s) const;
   void crash_at(train::NodeId n, double t);
+  // A graceful leave (SIGTERM in the runtime) asked at `t`: the node goes once drained, and the others hear of it.
+  void leave_at(train::NodeId n, double t);
   void crash_when(CrashPoint p);
   // The node keeps running, but every other node is told it is dead at `t` (a slow node presumed dead).
   void presume_dead_at(train::NodeId n, double t);
@@ -178,7 +181,7 @@ class TrainSim {
     int corrupt = 0;     // chunks still to corrupt
   };
   struct Ev {
-    enum Kind { kInput, kCrash, kTick, kDown, kJoin } kind = kInput;
+    enum Kind { kInput, kCrash, kTick, kDown, kJoin } kind = kInput;  // (a Leave is an input)
     train::NodeId node = 0;
     train::Input input;
     train::NodeId about = 0;
@@ -187,7 +190,7 @@ class TrainSim {
   void deliver(train::NodeId n, const train::Input& in);
   void carry_out(train::NodeId n, train::Output& out);
   void start_compute(train::NodeId n, const train::ComputeTask& t);
-  void crash(train::NodeId n);
+  void crash(train::NodeId n, const char* how = "CRASH");
   train::Blob store(Payload p);
   double task_time(const Node& node, const train::ComputeTask& t) const;
   void join(train::NodeId id, train::Stage s);

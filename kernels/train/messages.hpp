@@ -76,6 +76,9 @@ struct Retract {
   uint64_t version = 0;  // the member's Progress that listed it: a contribution made after that one is not meant
   NodeId kept = 0;       // the member whose copy stays: if it dies, the member contributes its own again
 };
+// A member to every other: I take no new work (route around me) and leave once the iterations I have work or
+// buffers in are committed — a graceful leave that leaves nothing to redo.
+struct Leaving {};
 struct Collect {  // leader to members: the stage's work is complete, send your gradient sums
   Iter iter = 0;
 };
@@ -128,7 +131,8 @@ struct Ack {
 };
 
 using Body = std::variant<Activation, Forwarded, Gradient, WhoHolds, Adopt, Progress, Collect, GradSum, Reduced,
-                          Committed, StateAsk, StateOffer, ChunkAsk, Chunk, StateDone, Ready, Retract, Ack>;
+                          Committed, StateAsk, StateOffer, ChunkAsk, Chunk, StateDone, Ready, Retract, Leaving,
+                          Ack>;
 
 struct Message {
   NodeId from = 0, to = 0;
@@ -214,7 +218,11 @@ struct PeerJoining {
   NodeId peer = 0;
   Stage stage = 0;
 };
-using Input = std::variant<Receive, Tick, PeerUp, PeerDown, Finished, SetNextHops, PeerJoining>;
+// The driver asks this node to leave gracefully (SIGTERM): it announces Leaving, takes no new work, and is
+// drained() once what it holds is committed. A holder begins no further iteration (its data passes to the other
+// holders when it is gone).
+struct Leave {};
+using Input = std::variant<Receive, Tick, PeerUp, PeerDown, Finished, SetNextHops, PeerJoining, Leave>;
 
 enum class EventKind : uint8_t {
   kDroppedFromDead,     // a message from a peer presumed dead (a late answer): dropped

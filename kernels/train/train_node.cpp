@@ -99,7 +99,7 @@ std::optional<NodeId> TrainNode::pick_next(Iter i, Mb mb, NodeId avoid, NodeId h
   // A newcomer serves from the iteration its state was taken at: it has no buffers or old weights before it.
   auto serves = [&](NodeId n) {
     const Member& m = members_.at(n);
-    return m.alive && m.ready && m.stage == ns && (m.seniority == 0 || i + 1 >= m.seniority);
+    return m.alive && m.ready && !m.leaving && m.stage == ns && (m.seniority == 0 || i + 1 >= m.seniority);
   };
   // A hint is on the microbatch's path: it has it, whatever we heard of its readiness yet.
   if (hint && hint != avoid && alive(hint) && members_.at(hint).stage == ns) return hint;
@@ -163,6 +163,7 @@ void TrainNode::step(const Input& in, double now, Output& out) {
                  [&](const PeerJoining& j) { add_member(j.peer, j.stage, false, out); },
                  [&](const PeerDown& d) { on_peer_down(d.peer, out); },
                  [&](const Finished& f) { on_finished(f.done, out); },
+                 [&](const Leave&) { leave(out); },
                  [&](const SetNextHops& h) {
                    next_hops_ = h.hops;
                    if (ready_) resend_unrouted(out);  // new hops may route what found no replica so far
@@ -171,7 +172,8 @@ void TrainNode::step(const Input& in, double now, Output& out) {
              in);
   // Holders begin only once ticking: the driver delivers the membership it knows before the first tick, and
   // microbatch ownership depends on it.
-  if (ticking_ && is_holder() && holder_started_ == stepped_ && stepped_ < params_.iterations) begin_iteration(out);
+  if (ticking_ && is_holder() && !leaving_ && holder_started_ == stepped_ && stepped_ < params_.iterations)
+    begin_iteration(out);
   pump(out);
 }
 
@@ -226,6 +228,7 @@ void TrainNode::on_message(const Message& m, Output& out) {
                  },
                  [&](const Ready& r) { on_ready(m.from, r, out); },
                  [&](const Retract& r) { on_retract(m.from, r, out); },
+                 [&](const Leaving&) { it->second.leaving = true; },
                  [&](const Ack&) {},
              },
              m.body);
@@ -697,6 +700,23 @@ void TrainNode::regenerate(Iter i, Mb mb, MbState& st) {
     if (!route[j] || !alive(route[j])) route[j] = st.route[j] ? st.route[j] : route[j];
   st.route = std::move(route);
   queue(task(ComputeKind::kStartForward, i, mb, {}, st.replay));
+}
+
+// A graceful leave: the others route around us from now on (Leaving); we finish what we hold and may go once it is
+// committed (drained), so nobody redoes anything of ours.
+void TrainNode::leave(Output& out) {
+  if (leaving_) return;
+  leaving_ = true;
+  members_[id_].leaving = true;
+  for (const auto& [n, m] : members_)
+    if (n != id_ && m.alive) send(n, Leaving{}, out);
+}
+
+bool TrainNode::drained() const {
+  if (!leaving_ || running_ || !tasks_.empty() || !outbox_.empty() || !commit_pending_.empty()) return false;
+  for (const auto& [i, it] : iters_)
+    if (!it.mbs.empty()) return false;  // work or buffers of an iteration not committed everywhere yet
+  return true;
 }
 
 void TrainNode::on_peer_down(NodeId peer, Output& out) {
@@ -1230,7 +1250,7 @@ const char* body_name(const Body& b) {
   static constexpr const char* kNames[] = {"activation", "forwarded",   "gradient",  "who-holds", "adopt",
                                            "progress",   "collect",     "gradsum",   "reduced",   "committed",
                                            "state-ask",  "state-offer", "chunk-ask", "chunk",     "state-done",
-                                           "ready",      "retract",     "ack"};
+                                           "ready",      "retract",     "leaving",   "ack"};
   static_assert(std::size(kNames) == std::variant_size_v<Body>);
   return kNames[b.index()];
 }

@@ -64,6 +64,9 @@ class TrainNode {
   Iter stepped() const { return stepped_; }  // iterations this node has applied
   bool finished() const { return ready_ && stepped_ >= params_.iterations; }
   bool ready() const { return ready_; }  // serves its stage (a joiner: once it has the state)
+  // Asked to leave (Leave) and holding nothing any more that an uncommitted iteration needs: it may go.
+  bool drained() const;
+  bool leaving() const { return leaving_; }
   // A joiner's state transfer so far (progress lines, the status page); nullopt once it serves or before offers.
   struct TransferProgress {
     Iter version = 0;  // the iterations of the state being fetched
@@ -139,6 +142,7 @@ class TrainNode {
     bool alive = true;
     bool ready = true;        // serves its stage (a joiner: after its Ready)
     uint64_t seniority = 0;   // leadership order within the stage, with the id (see Ready)
+    bool leaving = false;     // announced Leaving: no new work goes to it
   };
   struct Pending {
     Message msg;
@@ -166,6 +170,7 @@ class TrainNode {
   void resolve_doubles(Iter i, Output& out);
   void on_committed(const Committed& c, Output& out);
   void on_peer_down(NodeId peer, Output& out);
+  void leave(Output& out);
   void redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out);
   void regenerate(Iter i, Mb mb, MbState& st);
   void on_finished(const ComputeDone& d, Output& out);
@@ -221,6 +226,7 @@ class TrainNode {
   bool any_holder_died_ = false;
   uint64_t next_seq_ = 1;
   uint64_t progress_version_ = 0;
+  bool leaving_ = false;
   std::map<uint64_t, Pending> outbox_;
   TaskId next_task_ = 1;
   std::deque<ComputeTask> tasks_;

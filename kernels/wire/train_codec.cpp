@@ -161,6 +161,7 @@ void fill_train(schema::TrainMessage::Builder out, const TrainMessage& m, capnp:
                    b.setVersion(x.version);
                    b.setKept(x.kept);
                  },
+                 [&](const Leaving&) { body.setLeaving(); },
                  [&](const Ack& a) { body.setAck(a.seq); },
              },
              m.msg.body);
@@ -265,6 +266,7 @@ Result<TrainMessage, WireError> read_train(schema::TrainMessage::Reader in, uint
     case W::STATE_DONE: m.msg.body = StateDone{}; break;
     case W::READY: m.msg.body = Ready{body.getReady()}; break;
     case W::ACK: m.msg.body = Ack{body.getAck()}; break;
+    case W::LEAVING: m.msg.body = Leaving{}; break;
     case W::RETRACT: {
       auto x = body.getRetract();
       m.msg.body = Retract{x.getIteration(), x.getMb(), x.getEnd(), x.getVersion(), x.getKept()};

@@ -1,6 +1,6 @@
 // The randomized soak's world from a seed (tests/train/train_soak_test.cpp): 1-3 holders, 1-4 relay stages of 1-4
 // replicas, 2-12 microbatches, 2-6 iterations, message loss on 30% of runs, and a churn — crashes (never a whole
-// stage), slow nodes presumed dead, newcomers — placed at random times. Shared with the LibTorch suite, which
+// stage), slow nodes presumed dead, graceful leaves, newcomers — placed at random times. Shared with the LibTorch suite, which
 // replays a seed's world with real compute.
 #pragma once
 
@@ -16,7 +16,9 @@ struct SoakWorld {
   std::function<void(TrainSim&)> churn;  // places the crashes, slowdowns and joins on a sim of `config`
 };
 
-inline SoakWorld soak_world(uint64_t seed) {
+// `leaves`: also graceful leaves (a relay that is neither crashed nor its stage's last, with probability 0.2 per
+// stage), drawn from a second stream so the rest of a seed's world is the same either way.
+inline SoakWorld soak_world(uint64_t seed, bool leaves = true) {
   Rng rng(seed);
   TrainSimConfig cfg;
   cfg.seed = seed;
@@ -30,10 +32,12 @@ inline SoakWorld soak_world(uint64_t seed) {
   cfg.forward_time = 0.05 + 0.1 * rng.uniform();
   // Failures: up to (replicas - 1) per stage, at random times within the first part of the run.
   const double horizon = static_cast<double>(cfg.params.iterations) * cfg.params.microbatches * 0.15 * stages;
-  auto churn = [rng, stages, horizon](TrainSim& sim) mutable {
+  auto churn = [rng, leave_rng = Rng(seed ^ 0x6c65617665ull), leaves, stages, horizon](TrainSim& sim) mutable {
     for (train::Stage s = 0; s <= static_cast<train::Stage>(stages); ++s) {
       auto nodes = sim.stage_nodes(s);
       const int victims = static_cast<int>(rng.below(nodes.size()));  // never all of a stage
+      if (leaves && s != 0 && victims + 2 <= static_cast<int>(nodes.size()) && leave_rng.chance(0.2))
+        sim.leave_at(nodes[static_cast<size_t>(victims)], horizon * leave_rng.uniform());
       for (int v = 0; v < victims; ++v) {
         const auto n = nodes[static_cast<size_t>(v)];
         const double t = horizon * rng.uniform();

@@ -102,6 +102,28 @@ TEST(TrainChaos, KillTwoOfThreeReplicasOfAStage) {
   expect_only_stage_recomputes(r, 2, 3);
 }
 
+// A graceful leave (SIGTERM) in the middle of an iteration: the leaver finishes what it holds, nothing new is
+// routed to it, it goes once that is committed — and nobody redoes anything.
+TEST(TrainChaos, AGracefulLeaveRedoesNothing) {
+  for (Stage stage : {Stage{2}, Stage{0}}) {
+    SCOPED_TRACE("a node of stage " + std::to_string(stage) + " leaves");
+    TrainSim sim(swarm());
+    const auto leaver = sim.stage_nodes(stage).front();
+    sim.leave_at(leaver, 1.0);
+    auto r = sim.run(1000);
+    expect_clean_ledger(r);
+    EXPECT_EQ(r.departures, 1u);
+    EXPECT_FALSE(sim.in_swarm(leaver));
+    EXPECT_EQ(r.events["redo"], 0u);
+    EXPECT_NEAR(r.wasted_fraction, 0, 1e-12);
+    expect_only_stage_recomputes(r, 99, 3);
+    // The same node crashing at that moment costs work: it held some, so the case tests what it names.
+    TrainSim crashed(swarm());
+    crashed.crash_at(leaver, 1.0);
+    EXPECT_GT(crashed.run(1000).wasted_fraction, 0);
+  }
+}
+
 TEST(TrainChaos, ASlowNodePresumedDeadIsIgnoredWhenItAnswers) {
   TrainSim sim(swarm());
   const auto slow = sim.stage_nodes(1).front();

@@ -22,8 +22,8 @@ uint64_t env_or(const char* name, uint64_t fallback) {
   return v ? std::strtoull(v, nullptr, 10) : fallback;
 }
 
-TrainSimReport soak_run(uint64_t seed) {
-  auto world = testing::soak_world(seed);
+TrainSimReport soak_run(uint64_t seed, bool leaves = true) {
+  auto world = testing::soak_world(seed, leaves);
   if (std::getenv("GWTF_TRACE")) world.config.trace = &std::cout;  // every message, task and event of a replay
   TrainSim sim(world.config);
   world.churn(sim);
@@ -41,9 +41,11 @@ TEST(TrainSoak, RandomChurnNeverLosesOrDoublesAMicrobatch) {
       std::getenv("GWTF_SOAK_SEED") ? 1 : env_or("GWTF_SOAK_RUNS", 300) * env_or("GWTF_SOAK_SCALE", 1);
   std::printf("train soak: seeds %llu..%llu\n", static_cast<unsigned long long>(first),
               static_cast<unsigned long long>(first + runs - 1));
-  uint64_t failures = 0;
+  uint64_t failures = 0, departures = 0, retractions = 0;
   for (uint64_t seed = first; seed < first + runs && failures < 5; ++seed) {
     const auto r = soak_run(seed);
+    departures += r.departures;
+    retractions += r.events.count("retracted") ? r.events.at("retracted") : 0;
     if (r.finished && r.violations.empty()) continue;
     ++failures;
     ADD_FAILURE() << "seed " << seed << " (replay: GWTF_SOAK_SEED=" << seed << "): "
@@ -51,6 +53,8 @@ TEST(TrainSoak, RandomChurnNeverLosesOrDoublesAMicrobatch) {
                   << (r.events.count("double-contribution") ? "a stage saw a double contribution; " : "")
                   << (r.violations.empty() ? "" : r.violations.front());
   }
+  std::printf("train soak: %llu graceful departures, %llu retracted double contributions\n",
+              static_cast<unsigned long long>(departures), static_cast<unsigned long long>(retractions));
 }
 
 // Seeds the soak once found stalled: a microbatch recomputed through a second replica of a later stage after the
@@ -59,7 +63,7 @@ TEST(TrainSoak, RandomChurnNeverLosesOrDoublesAMicrobatch) {
 TEST(TrainSoak, SeedsThatOnceStalledOnADoubleContributionFinish) {
   uint64_t retracted = 0;
   for (uint64_t seed : {103496, 123822, 162251, 166558, 246886}) {
-    const auto r = soak_run(seed);
+    const auto r = soak_run(seed, /*leaves=*/false);  // the worlds as they were found
     EXPECT_TRUE(r.finished) << "seed " << seed << ": " << r.stall;
     for (const auto& v : r.violations) ADD_FAILURE() << "seed " << seed << ": " << v;
     retracted += r.events.count("retracted") ? r.events.at("retracted") : 0;

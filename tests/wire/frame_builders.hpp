@@ -86,6 +86,7 @@ inline std::vector<train::Body> train_examples() {
           StateDone{},
           Ready{7},
           Retract{4, 7, true, 21, 44},
+          Leaving{},
           Ack{12345}};
 }
 
