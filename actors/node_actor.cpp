@@ -19,7 +19,7 @@
 
 namespace gwtf {
 
-std::atomic<bool> g_leave_requested{false};
+std::atomic<int> g_leave_requests{0};
 
 namespace {
 
@@ -509,11 +509,36 @@ struct Node {
     if (e.kind == train::EventKind::kStepped && train->is_holder()) progress_line(e.iter, e.value);
   }
 
-  void on_tick() {
-    if (g_leave_requested) {
-      stop(0, "leaving on request (SIGTERM): the stage's other replicas redo what this node owed");
-      return;
+  // SIGTERM/SIGINT: the first asks the training node to leave gracefully (no new work comes here; it goes once
+  // what it holds is committed), a second — or the leave timeout — goes at once. True: the node stopped.
+  double leave_asked_at = 0;
+  bool leave(int asked) {
+    if (asked > 1 || !train) {
+      stop(0, "leaving at once on a second signal: the stage's other replicas redo what this node still held");
+      return true;
     }
+    if (!train->leaving()) {
+      leave_asked_at = now();
+      step(train::Leave{});
+      note("leaving", {{"timeout_s", opt.leave_timeout}});
+      spdlog::info("leaving gracefully: no new work comes here; going once what this node holds is committed "
+                   "(at most {:.0f} s; a second signal: at once)", opt.leave_timeout);
+      return false;
+    }
+    if (train->drained()) {
+      stop(0, "left gracefully: every iteration this node held work of is committed, nothing to redo");
+      return true;
+    }
+    if (now() - leave_asked_at > opt.leave_timeout) {
+      stop(0, "the graceful leave took over " + std::to_string(static_cast<int>(opt.leave_timeout)) +
+                  " s: leaving now, the stage's other replicas redo what this node still held");
+      return true;
+    }
+    return false;
+  }
+
+  void on_tick() {
+    if (const int asked = g_leave_requests.load(); asked > 0 && leave(asked)) return;
     if (!admitted) {
       if (now() > opt.join_timeout) {
         std::string tried;

@@ -38,6 +38,7 @@ struct NodeOptions {
   std::string events_path;  // JSON-lines event log (empty: none)
   double tick = 0.1;           // seconds between the protocol's ticks
   double join_timeout = 30;    // no seed answered within this: give up
+  double leave_timeout = 60;   // a graceful leave not drained within this: go anyway (the others redo the rest)
   double linger = 2;           // after the last iteration committed: stay this long for stragglers' acks
   uint32_t flow_capacity = 4;  // relays: concurrent flows this node offers (the flow layer's node capacity)
   double flow_period = 0.5;    // seconds per round of the flow protocol
@@ -60,8 +61,10 @@ struct NodeOutcome {
   std::atomic<int> exit_code{0};
 };
 
-// Set by a SIGTERM handler: the node leaves at its next tick (its peers redo what it owed).
-extern std::atomic<bool> g_leave_requested;
+// Counted by a SIGTERM/SIGINT handler. The first: a graceful leave — the node takes no new work, finishes what it
+// holds and goes once that is committed (nobody redoes anything), or after NodeOptions::leave_timeout. A second:
+// it goes at its next tick (its peers redo what it owed).
+extern std::atomic<int> g_leave_requests;
 
 // The node actor starts when told its published port and id: (caf::publish_atom, uint16_t port, uint64_t id).
 caf::behavior node_actor(caf::event_based_actor* self, NodeOptions options, std::shared_ptr<NodeOutcome> outcome);

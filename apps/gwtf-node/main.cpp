@@ -74,7 +74,7 @@ struct NodeSettings {
   std::string listen = "127.0.0.1:0", role = "auto", stage = "auto", events, die_at, http;
   std::vector<std::string> seeds;
   uint64_t id = 0;
-  double join_timeout = 30, peer_timeout = 4;
+  double join_timeout = 30, peer_timeout = 4, leave_timeout = 60;
   int threads = 1;
   int stage_number = 0;  // [node] stage in the file (0: auto)
   gwtf::app::LogOptions log;
@@ -89,6 +89,7 @@ struct NodeSettings {
     s.text("node.http", http);
     s.number("node.join_timeout", join_timeout, 0.1, 86400);
     s.number("node.peer_timeout", peer_timeout, 0.2, 3600);
+    s.number("node.leave_timeout", leave_timeout, 0, 86400);
     s.integer("node.threads", threads, 1, 256);
     s.text("node.log_level", log.level, {"trace", "debug", "info", "warn", "error", "critical", "off"});
   }
@@ -135,6 +136,10 @@ int main(int argc, char** argv) {
   app.add_option("--peer-timeout", node.peer_timeout, "Seconds of silence (no heartbeat) after which a peer is "
                                                       "taken for dead (a killed process is noticed at once)")
       ->capture_default_str()->check(CLI::Range(0.2, 3600.0));
+  app.add_option("--leave-timeout", node.leave_timeout,
+                 "On SIGTERM/SIGINT the node leaves gracefully: it takes no new work, finishes what it holds and goes "
+                 "once that is committed; after this many seconds it goes anyway. A second signal: at once")
+      ->capture_default_str()->check(CLI::Range(0.0, 86400.0));
   app.add_option("--die-at", node.die_at, "Fault injection: kill this process (SIGKILL) when it starts KIND:ITER:MB "
                                           "(ITER+ for that or a later iteration, MB * for any), "
                                           "KIND one of forward, backward, reduce, apply, snapshot, start-forward, "
@@ -205,8 +210,10 @@ int main(int argc, char** argv) {
   opt.events_path = node.events;
   opt.join_timeout = node.join_timeout;
 
-  std::signal(SIGTERM, [](int) { gwtf::g_leave_requested = true; });
-  std::signal(SIGINT, [](int) { gwtf::g_leave_requested = true; });
+  opt.leave_timeout = node.leave_timeout;
+
+  std::signal(SIGTERM, [](int) { ++gwtf::g_leave_requests; });
+  std::signal(SIGINT, [](int) { ++gwtf::g_leave_requests; });
 
   gwtf::RuntimeOptions runtime;
   runtime.connection_timeout = std::chrono::milliseconds(static_cast<int64_t>(node.peer_timeout * 1000));

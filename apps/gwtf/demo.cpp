@@ -487,7 +487,10 @@ int run_demo(RunConfig run, const DemoOptions& o) {
   // A hang is found by the heartbeat timeout: within it, plus a heartbeat period and the demo's polling.
   const bool detected = fault != "stop" || o.no_churn || (detected_after >= 0 && detected_after <= kPeerTimeout + 1.5);
   if (!detected) std::printf("the hung node was not declared dead within %.1f s of SIGSTOP\n", kPeerTimeout + 1.5);
-  const bool churned = o.no_churn || ((crashes >= 1 || leaves >= 1) && joins >= 1 && detected);
+  // A graceful leave (SIGTERM) hands nothing to redo: the leaver finishes what it holds before it goes.
+  const bool graceful = fault != "term" || o.no_churn || counts["redo"] == 0;
+  if (!graceful) std::printf("the graceful leave left %llu microbatch(es) to redo\n", static_cast<unsigned long long>(counts["redo"]));
+  const bool churned = o.no_churn || ((crashes >= 1 || leaves >= 1) && joins >= 1 && detected && graceful);
   std::printf("\n%s: %zu/%lld iterations, final loss %.4f (without churn %.4f, largest difference %.2e), "
               "%llu lost and %llu duplicated microbatches, %d crash(es), %d join(s), %.0f tokens/s\nreport: %s\n",
               complete && same && lost == 0 && duplicated == 0 && churned ? "done" : "FAILED", loss.size(),
