@@ -208,6 +208,11 @@ struct TrainActivation {
   microbatch @1 :UInt32;
   tensor @2 :Tensor;
   route @3 :List(UInt64);    # a redo: the nodes after the receiver that already have the microbatch
+  overflow @4 :Bool;         # every replica of the receiver's stage was busy: take it beyond the buffer budget
+}
+struct TrainBusy {           # a relay at its buffer budget did not take this microbatch
+  iteration @0 :UInt64;
+  microbatch @1 :UInt32;
 }
 struct TrainForwarded {
   iteration @0 :UInt64;
@@ -305,6 +310,7 @@ struct TrainMessage {
     ack @18 :UInt64;         # the acknowledged seq
     retract @19 :Retract;
     leaving @20 :Void;       # no new work for me; I leave once my iterations are committed
+    busy @21 :TrainBusy;
   }
 }
 

@@ -192,6 +192,7 @@ void TrainSim::deliver(NodeId n, const Input& in) {
   } else {
     node.sm->step(in, now_, out);
   }
+  if (!node.sm->is_holder()) report_.peak_buffered = std::max(report_.peak_buffered, node.sm->buffered());
   carry_out(n, out);
 }
 

@@ -125,6 +125,7 @@ struct TrainSimReport {
   };
   std::vector<Join> joins;  // newcomers that got their stage's state and serve
   uint64_t departures = 0;  // nodes that left gracefully once drained
+  size_t peak_buffered = 0;  // the most microbatches any relay held recovery buffers for at once
   std::map<train::NodeId, uint64_t> chunks_served;  // state chunks sent, per donor
   // When it did not finish: per stage that has not stepped the oldest unfinished iteration, the microbatches its
   // live members' sums miss or hold twice — where a stall is (empty when finished).

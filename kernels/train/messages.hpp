@@ -31,6 +31,8 @@ struct Activation {  // a stage's output for microbatch mb, to a node of the nex
   // A redo: the nodes after the receiver that already have this microbatch, stage by stage (the receiver's next
   // hop first). Following them, a replacement's replay is answered from caches instead of computed twice.
   std::vector<NodeId> route;
+  // Every live replica of the receiver's stage answered Busy lately: take it beyond your buffer budget.
+  bool overflow = false;
 };
 struct Forwarded {  // a relay to its upstream: the path microbatch mb took from it on (its next hop first)
   Iter iter = 0;
@@ -75,6 +77,12 @@ struct Retract {
   bool end = false;      // holders: the end part (loss)
   uint64_t version = 0;  // the member's Progress that listed it: a contribution made after that one is not meant
   NodeId kept = 0;       // the member whose copy stays: if it dies, the member contributes its own again
+};
+// A relay to the sender of an activation it did not take: it holds recovery buffers for as many microbatches as
+// its budget allows (TrainParams::buffer_budget) until an iteration commits. The sender gives it to another replica.
+struct Busy {
+  Iter iter = 0;
+  Mb mb = 0;
 };
 // A member to every other: I take no new work (route around me) and leave once the iterations I have work or
 // buffers in are committed — a graceful leave that leaves nothing to redo.
@@ -132,7 +140,7 @@ struct Ack {
 
 using Body = std::variant<Activation, Forwarded, Gradient, WhoHolds, Adopt, Progress, Collect, GradSum, Reduced,
                           Committed, StateAsk, StateOffer, ChunkAsk, Chunk, StateDone, Ready, Retract, Leaving,
-                          Ack>;
+                          Busy, Ack>;
 
 struct Message {
   NodeId from = 0, to = 0;
@@ -238,6 +246,8 @@ enum class EventKind : uint8_t {
   kJoined,              // this newcomer imported its stage's state and serves (value: the state's iterations)
   kDoubleContribution,  // leader: two live members contributed microbatch mb (peer: the second); one must retract
   kRetracted,           // this node took microbatch mb back out of its sum (value: 1 for a holder's end part)
+  kBusy,                // a relay at its buffer budget turned microbatch mb away (peer: the sender)
+  kOverBudget,          // ... or took it beyond the budget: every replica of its stage was full (value: buffered)
 };
 const char* event_name(EventKind k);
 

@@ -114,9 +114,17 @@ std::optional<NodeId> TrainNode::pick_next(Iter i, Mb mb, NodeId avoid, NodeId h
       if (!alive(h)) return true;
     return false;
   };
-  if (candidates.empty() && !(params_.strict_hops && a_hop_died()))
+  auto busy_all = [&] { return std::all_of(candidates.begin(), candidates.end(), [&](NodeId n) { return busy(n); }); };
+  // Every hop at its buffer budget: another replica before going over budget (not for a static schedule).
+  const bool widen = candidates.empty() ? !(params_.strict_hops && a_hop_died()) : !params_.strict_hops && busy_all();
+  if (widen)
     for (NodeId h : live(ns))
-      if (h != avoid && serves(h)) candidates.push_back(h);
+      if (h != avoid && serves(h) && std::find(candidates.begin(), candidates.end(), h) == candidates.end())
+        candidates.push_back(h);
+  // Replicas at their buffer budget only when every candidate is (the activation then says overflow).
+  std::vector<NodeId> free;
+  std::copy_if(candidates.begin(), candidates.end(), std::back_inserter(free), [&](NodeId n) { return !busy(n); });
+  if (!free.empty()) candidates.swap(free);
   if (candidates.empty()) return std::nullopt;
   return candidates[(i * params_.microbatches + mb) % candidates.size()];
 }
@@ -229,6 +237,7 @@ void TrainNode::on_message(const Message& m, Output& out) {
                  [&](const Ready& r) { on_ready(m.from, r, out); },
                  [&](const Retract& r) { on_retract(m.from, r, out); },
                  [&](const Leaving&) { it->second.leaving = true; },
+                 [&](const Busy& b) { on_busy(m.from, b, out); },
                  [&](const Ack&) {},
              },
              m.body);
@@ -247,6 +256,17 @@ void TrainNode::on_activation(NodeId from, const Activation& a, Output& out) {
     out.release.push_back(a.data);
     out.events.push_back({EventKind::kDroppedStale, a.iter, a.mb, from});
     return;
+  }
+  // New work for a relay at its buffer budget: another replica takes it, unless every one is full (overflow).
+  const bool known = !stale && iters_.count(a.iter) && iters_[a.iter].mbs.count(a.mb);
+  if (!end && !stale && !known && params_.buffer_budget && buffered() >= params_.buffer_budget) {
+    if (!a.overflow) {
+      out.release.push_back(a.data);
+      out.events.push_back({EventKind::kBusy, a.iter, a.mb, from});
+      send(from, Busy{a.iter, a.mb}, out);
+      return;
+    }
+    out.events.push_back({EventKind::kOverBudget, a.iter, a.mb, from, static_cast<double>(buffered() + 1)});
   }
   MbState& st = (stale ? found->second : iters_[a.iter]).mbs[a.mb];
   NodeId& up = end ? st.end_from : st.from;
@@ -369,8 +389,36 @@ void TrainNode::send_output(Iter i, Mb mb, MbState& st, Output& out) {
     st.down.assign(st.route.begin() + 1, st.route.end());
     st.down_confirmed.assign(st.down.size(), false);
   }
-  send(*next, Activation{i, mb, st.output, st.down}, out);
+  send(*next, Activation{i, mb, st.output, st.down, busy(*next)}, out);
   announce_path(i, mb, st, out);
+}
+
+size_t TrainNode::buffered() const {
+  size_t n = 0;
+  for (const auto& [i, it] : iters_)
+    for (const auto& [mb, st] : it.mbs) n += st.from != 0;
+  return n;
+}
+
+bool TrainNode::busy(NodeId n) const {
+  auto b = busy_until_.find(n);
+  return b != busy_until_.end() && b->second > now_;
+}
+
+// The replica we sent a microbatch to is at its buffer budget: another one takes it (or, when every live one said
+// so lately, that one beyond its budget).
+void TrainNode::on_busy(NodeId from, const Busy& b, Output& out) {
+  auto it = iters_.find(b.iter);
+  if (it == iters_.end()) return;
+  auto found = it->second.mbs.find(b.mb);
+  if (found == it->second.mbs.end() || found->second.to != from || !found->second.output) return;
+  MbState& st = found->second;
+  busy_until_[from] = now_ + params_.retransmit_after;
+  auto next = pick_next(b.iter, b.mb, from, 0);
+  if (!next) next = from;  // the stage's only replica
+  st.point_to(*next, false);
+  send(*next, Activation{b.iter, b.mb, st.output, st.down, busy(*next)}, out);
+  announce_path(b.iter, b.mb, st, out);
 }
 
 void TrainNode::resend_unrouted(Output& out) {
@@ -678,7 +726,7 @@ void TrainNode::redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out) {
     auto next = pick_next(i, mb, st.to, 0);
     if (!next) return;
     st.point_to(*next, false);
-    send(*next, Activation{i, mb, st.output, st.down}, out);
+    send(*next, Activation{i, mb, st.output, st.down, busy(*next)}, out);
     announce_path(i, mb, st, out);
     out.events.push_back({EventKind::kRedo, i, mb, peer});
   } else if (is_holder() && st.injected && !st.fwd_queued) {
@@ -790,8 +838,13 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
     it.lead.sums.erase(peer);
     if (dead_stage == stage_ && i >= stepped_) {
       if (was_leader) {
-        if (it.reduced) {  // we stepped with the old leader's result: hand it to the new one
+        // We hold the old leader's result (applied or being applied): the new leader must have it — and when we
+        // lead now, every member, before we announce the step (try_commit waits for their acknowledgements).
+        if (it.reduced) {
           if (auto l = leader(stage_); l && *l != id_) send(*l, *it.reduced, out);
+          else if (l)
+            for (NodeId n : live(stage_))
+              if (n != id_) send(n, *it.reduced, out);
         }
         report_progress(i, out);
         it.lead.reducing = false;
@@ -1250,7 +1303,7 @@ const char* body_name(const Body& b) {
   static constexpr const char* kNames[] = {"activation", "forwarded",   "gradient",  "who-holds", "adopt",
                                            "progress",   "collect",     "gradsum",   "reduced",   "committed",
                                            "state-ask",  "state-offer", "chunk-ask", "chunk",     "state-done",
-                                           "ready",      "retract",     "leaving",   "ack"};
+                                           "ready",      "retract",     "leaving",   "busy",      "ack"};
   static_assert(std::size(kNames) == std::variant_size_v<Body>);
   return kNames[b.index()];
 }
@@ -1271,7 +1324,7 @@ const char* event_name(EventKind k) {
                                            "duplicate",         "rejected-non-finite", "redo",
                                            "adopted",           "stepped",          "iteration-committed",
                                            "rejected-chunk",    "joined",           "double-contribution",
-                                           "retracted"};
+                                           "retracted",         "busy",             "over-budget"};
   return kNames[static_cast<int>(k)];
 }
 

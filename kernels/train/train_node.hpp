@@ -48,6 +48,11 @@ struct TrainParams {
   // Use only the next hops given (SetNextHops), never another live replica: a static schedule's semantics (the
   // simulator's `static` baseline), where a dead hop stalls its work until the schedule names a replacement.
   bool strict_hops = false;
+  // Relays: the most microbatches a node holds recovery buffers for (input, output, gradient; kept until their
+  // iteration commits) — its memory for them over one microbatch's boundary tensors. 0: no limit. A relay at its
+  // budget answers new work with Busy and the sender tries another replica; when every live replica of the stage
+  // is full, one takes it beyond its budget (an event says so) rather than the iteration never finishing.
+  uint32_t buffer_budget = 0;
 };
 
 class TrainNode {
@@ -78,6 +83,7 @@ class TrainNode {
   // Iteration i is committed when every stage stepped it (as far as this node has heard).
   Iter committed() const;
   size_t buffered_iterations() const { return iters_.size(); }
+  size_t buffered() const;  // microbatches whose recovery buffers this relay holds (see buffer_budget)
   size_t unacknowledged() const { return outbox_.size(); }
   // This node's contribution set of iteration `i` (holders: start part, then end part).
   std::pair<std::set<Mb>, std::set<Mb>> contributions(Iter i) const;
@@ -171,6 +177,8 @@ class TrainNode {
   void on_committed(const Committed& c, Output& out);
   void on_peer_down(NodeId peer, Output& out);
   void leave(Output& out);
+  void on_busy(NodeId from, const Busy& b, Output& out);
+  bool busy(NodeId n) const;   // n turned work away lately (Busy)
   void redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out);
   void regenerate(Iter i, Mb mb, MbState& st);
   void on_finished(const ComputeDone& d, Output& out);
@@ -227,6 +235,7 @@ class TrainNode {
   uint64_t next_seq_ = 1;
   uint64_t progress_version_ = 0;
   bool leaving_ = false;
+  std::map<NodeId, double> busy_until_;  // peers that answered Busy: not offered new work until then
   std::map<uint64_t, Pending> outbox_;
   TaskId next_task_ = 1;
   std::deque<ComputeTask> tasks_;

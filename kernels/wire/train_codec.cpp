@@ -71,6 +71,7 @@ void fill_train(schema::TrainMessage::Builder out, const TrainMessage& m, capnp:
                    b.setMicrobatch(a.mb);
                    tensor(b.initTensor(), a.data);
                    put_list(b.initRoute(static_cast<unsigned>(a.route.size())), a.route);
+                   b.setOverflow(a.overflow);
                  },
                  [&](const Forwarded& f) {
                    auto b = body.initForwarded();
@@ -162,6 +163,11 @@ void fill_train(schema::TrainMessage::Builder out, const TrainMessage& m, capnp:
                    b.setKept(x.kept);
                  },
                  [&](const Leaving&) { body.setLeaving(); },
+                 [&](const Busy& x) {
+                   auto b = body.initBusy();
+                   b.setIteration(x.iter);
+                   b.setMicrobatch(x.mb);
+                 },
                  [&](const Ack& a) { body.setAck(a.seq); },
              },
              m.msg.body);
@@ -179,7 +185,7 @@ Result<TrainMessage, WireError> read_train(schema::TrainMessage::Reader in, uint
     case W::ACTIVATION: {
       auto a = body.getActivation();
       m.msg.body = train::Activation{a.getIteration(), a.getMicrobatch(), r.tensor(a.getTensor()),
-                              r.list<NodeId>(a.getRoute(), "route")};
+                              r.list<NodeId>(a.getRoute(), "route"), a.getOverflow()};
       break;
     }
     case W::FORWARDED: {
@@ -267,6 +273,7 @@ Result<TrainMessage, WireError> read_train(schema::TrainMessage::Reader in, uint
     case W::READY: m.msg.body = Ready{body.getReady()}; break;
     case W::ACK: m.msg.body = Ack{body.getAck()}; break;
     case W::LEAVING: m.msg.body = Leaving{}; break;
+    case W::BUSY: m.msg.body = Busy{body.getBusy().getIteration(), body.getBusy().getMicrobatch()}; break;
     case W::RETRACT: {
       auto x = body.getRetract();
       m.msg.body = Retract{x.getIteration(), x.getMb(), x.getEnd(), x.getVersion(), x.getKept()};

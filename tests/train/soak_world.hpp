@@ -1,6 +1,7 @@
 // The randomized soak's world from a seed (tests/train/train_soak_test.cpp): 1-3 holders, 1-4 relay stages of 1-4
-// replicas, 2-12 microbatches, 2-6 iterations, message loss on 30% of runs, and a churn — crashes (never a whole
-// stage), slow nodes presumed dead, graceful leaves, newcomers — placed at random times. Shared with the LibTorch suite, which
+// replicas, 2-12 microbatches, 2-6 iterations, message loss on 30% of runs, recovery-buffer budgets on 30%, and a
+// churn — crashes (never a whole stage), slow nodes presumed dead, graceful leaves, newcomers — placed at random
+// times. Shared with the LibTorch suite, which
 // replays a seed's world with real compute.
 #pragma once
 
@@ -17,7 +18,7 @@ struct SoakWorld {
 };
 
 // `leaves`: also graceful leaves (a relay that is neither crashed nor its stage's last, with probability 0.2 per
-// stage), drawn from a second stream so the rest of a seed's world is the same either way.
+// stage) and buffer budgets — what the soak gained after the seeds below were found.
 inline SoakWorld soak_world(uint64_t seed, bool leaves = true) {
   Rng rng(seed);
   TrainSimConfig cfg;
@@ -30,9 +31,14 @@ inline SoakWorld soak_world(uint64_t seed, bool leaves = true) {
   cfg.params.max_in_flight = static_cast<uint32_t>(rng.between(1, 6));
   cfg.loss_rate = rng.chance(0.3) ? 0.05 : 0.0;
   cfg.forward_time = 0.05 + 0.1 * rng.uniform();
+  // A second stream (so the rest of a seed's world is the same either way): graceful leaves and, on 30% of runs,
+  // a recovery-buffer budget of 1 to all the microbatches of an iteration (tight ones force overflows).
+  Rng extra(seed ^ 0x6c65617665ull);
+  if (leaves && extra.chance(0.3))
+    cfg.params.buffer_budget = static_cast<uint32_t>(extra.between(1, cfg.params.microbatches));
   // Failures: up to (replicas - 1) per stage, at random times within the first part of the run.
   const double horizon = static_cast<double>(cfg.params.iterations) * cfg.params.microbatches * 0.15 * stages;
-  auto churn = [rng, leave_rng = Rng(seed ^ 0x6c65617665ull), leaves, stages, horizon](TrainSim& sim) mutable {
+  auto churn = [rng, leave_rng = extra, leaves, stages, horizon](TrainSim& sim) mutable {
     for (train::Stage s = 0; s <= static_cast<train::Stage>(stages); ++s) {
       auto nodes = sim.stage_nodes(s);
       const int victims = static_cast<int>(rng.below(nodes.size()));  // never all of a stage

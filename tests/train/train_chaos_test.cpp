@@ -124,6 +124,48 @@ TEST(TrainChaos, AGracefulLeaveRedoesNothing) {
   }
 }
 
+// Routes every node's work to one replica of the next stage (as a flow layer that found one replica cheapest).
+class OneReplica : public Router {
+ public:
+  explicit OneReplica(const TrainSim& sim, Stage stages) {
+    for (Stage s = 0; s <= stages; ++s)
+      for (auto n : sim.stage_nodes(s)) hops_[n] = {sim.stage_nodes(s == stages ? 0 : s + 1).front()};
+  }
+  std::map<train::NodeId, std::vector<train::NodeId>> route(double) override { return hops_; }
+  void crashed(train::NodeId, double) override {}
+  void joined(train::NodeId, Stage, double) override {}
+
+ private:
+  std::map<train::NodeId, std::vector<train::NodeId>> hops_;
+};
+
+// Recovery buffers within a budget: a relay holding buffers for as many microbatches as it may turns new work
+// away (Busy) and the sender tries the other replica; when both are full, one takes it beyond its budget and says
+// so, rather than the iteration never finishing.
+TEST(TrainChaos, RecoveryBuffersStayWithinTheBudget) {
+  auto run = [](uint32_t budget, bool crash) {
+    auto cfg = swarm();
+    cfg.params.buffer_budget = budget;
+    TrainSim probe(cfg);
+    OneReplica router(probe, 3);
+    cfg.router = &router;
+    TrainSim sim(cfg);
+    if (crash) sim.crash_when({sim.stage_nodes(2).back(), ComputeKind::kBackward, 1, 2});
+    return sim.run(1000);
+  };
+  ASSERT_EQ(run(0, false).peak_buffered, kMicrobatches) << "the case needs one replica taking all the work";
+  const auto r = run(4, false);  // 2 replicas x 4 = the 8 microbatches of an iteration
+  expect_clean_ledger(r);
+  expect_only_stage_recomputes(r, 99, 3);
+  EXPECT_LE(r.peak_buffered, 4u);
+  EXPECT_GT(r.events.at("busy"), 0u);
+  EXPECT_EQ(r.events.count("over-budget"), 0u);
+  const auto tight = run(3, false);  // 2 x 3 < 8: a relay must go beyond its budget
+  expect_clean_ledger(tight);
+  EXPECT_GT(tight.events.at("over-budget"), 0u);
+  expect_clean_ledger(run(4, true));  // a crash under a budget: the survivors take its work over
+}
+
 TEST(TrainChaos, ASlowNodePresumedDeadIsIgnoredWhenItAnswers) {
   TrainSim sim(swarm());
   const auto slow = sim.stage_nodes(1).front();

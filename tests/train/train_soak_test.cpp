@@ -41,11 +41,14 @@ TEST(TrainSoak, RandomChurnNeverLosesOrDoublesAMicrobatch) {
       std::getenv("GWTF_SOAK_SEED") ? 1 : env_or("GWTF_SOAK_RUNS", 300) * env_or("GWTF_SOAK_SCALE", 1);
   std::printf("train soak: seeds %llu..%llu\n", static_cast<unsigned long long>(first),
               static_cast<unsigned long long>(first + runs - 1));
-  uint64_t failures = 0, departures = 0, retractions = 0;
+  uint64_t failures = 0, departures = 0, retractions = 0, busy = 0, over = 0;
   for (uint64_t seed = first; seed < first + runs && failures < 5; ++seed) {
     const auto r = soak_run(seed);
     departures += r.departures;
-    retractions += r.events.count("retracted") ? r.events.at("retracted") : 0;
+    auto count = [&](const char* e) { return r.events.count(e) ? r.events.at(e) : 0; };
+    retractions += count("retracted");
+    busy += count("busy");
+    over += count("over-budget");
     if (r.finished && r.violations.empty()) continue;
     ++failures;
     ADD_FAILURE() << "seed " << seed << " (replay: GWTF_SOAK_SEED=" << seed << "): "
@@ -53,8 +56,10 @@ TEST(TrainSoak, RandomChurnNeverLosesOrDoublesAMicrobatch) {
                   << (r.events.count("double-contribution") ? "a stage saw a double contribution; " : "")
                   << (r.violations.empty() ? "" : r.violations.front());
   }
-  std::printf("train soak: %llu graceful departures, %llu retracted double contributions\n",
-              static_cast<unsigned long long>(departures), static_cast<unsigned long long>(retractions));
+  std::printf("train soak: %llu graceful departures, %llu retracted double contributions, %llu microbatches turned "
+              "away at a buffer budget, %llu taken beyond one\n",
+              static_cast<unsigned long long>(departures), static_cast<unsigned long long>(retractions),
+              static_cast<unsigned long long>(busy), static_cast<unsigned long long>(over));
 }
 
 // Seeds the soak once found stalled: a microbatch recomputed through a second replica of a later stage after the
@@ -69,6 +74,16 @@ TEST(TrainSoak, SeedsThatOnceStalledOnADoubleContributionFinish) {
     retracted += r.events.count("retracted") ? r.events.at("retracted") : 0;
   }
   EXPECT_GE(retracted, 3u);
+}
+
+// A member that had applied a dying leader's result and then led the stage announced the step without passing the
+// result on; a member that had dropped the dead leader's copy never applied it, and once the new leader left
+// (gracefully, seed 2429) nobody could give it: the stage stopped. The new leader now hands it to every member.
+TEST(TrainSoak, ANewLeaderPassesOnTheResultItHeld) {
+  const auto r = soak_run(2429);
+  EXPECT_TRUE(r.finished) << r.stall;
+  for (const auto& v : r.violations) ADD_FAILURE() << v;
+  EXPECT_GE(r.departures, 1u);
 }
 
 }  // namespace

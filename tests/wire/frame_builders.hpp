@@ -68,7 +68,7 @@ inline std::vector<flow::FlowBody> flow_examples() {
 // tensors train_tensors() gives.
 inline std::vector<train::Body> train_examples() {
   using namespace gwtf::train;
-  return {train::Activation{3, 9, 1, {11, 12}},
+  return {train::Activation{3, 9, 1, {11, 12}, true},
           Forwarded{3, 9, {11, 12, 1}, {true, false, true}},
           train::Gradient{3, 9, 2},
           WhoHolds{4, {1, 2}},
@@ -87,6 +87,7 @@ inline std::vector<train::Body> train_examples() {
           Ready{7},
           Retract{4, 7, true, 21, 44},
           Leaving{},
+          Busy{8, 3},
           Ack{12345}};
 }
 
