@@ -75,6 +75,7 @@ struct NodeSettings {
   std::vector<std::string> seeds;
   uint64_t id = 0;
   double join_timeout = 30, peer_timeout = 4, leave_timeout = 60;
+  uint32_t buffer_budget = 0;
   int threads = 1;
   int stage_number = 0;  // [node] stage in the file (0: auto)
   gwtf::app::LogOptions log;
@@ -90,6 +91,7 @@ struct NodeSettings {
     s.number("node.join_timeout", join_timeout, 0.1, 86400);
     s.number("node.peer_timeout", peer_timeout, 0.2, 3600);
     s.number("node.leave_timeout", leave_timeout, 0, 86400);
+    s.integer("node.buffer_budget", buffer_budget, 0u, 1000000u);
     s.integer("node.threads", threads, 1, 256);
     s.text("node.log_level", log.level, {"trace", "debug", "info", "warn", "error", "critical", "off"});
   }
@@ -140,6 +142,11 @@ int main(int argc, char** argv) {
                  "On SIGTERM/SIGINT the node leaves gracefully: it takes no new work, finishes what it holds and goes "
                  "once that is committed; after this many seconds it goes anyway. A second signal: at once")
       ->capture_default_str()->check(CLI::Range(0.0, 86400.0));
+  app.add_option("--buffer-budget", node.buffer_budget,
+                 "Relays: the most microbatches this node keeps recovery buffers for until their iteration commits "
+                 "(its memory for them over one microbatch's boundary tensors); beyond it new work goes to another "
+                 "replica, and only when every replica is full beyond the budget. 0: no limit")
+      ->capture_default_str()->check(CLI::Range(0u, 1000000u));
   app.add_option("--die-at", node.die_at, "Fault injection: kill this process (SIGKILL) when it starts KIND:ITER:MB "
                                           "(ITER+ for that or a later iteration, MB * for any), "
                                           "KIND one of forward, backward, reduce, apply, snapshot, start-forward, "
@@ -211,6 +218,7 @@ int main(int argc, char** argv) {
   opt.join_timeout = node.join_timeout;
 
   opt.leave_timeout = node.leave_timeout;
+  opt.params.buffer_budget = node.buffer_budget;  // this node's own memory: not part of the run's configuration
 
   std::signal(SIGTERM, [](int) { ++gwtf::g_leave_requests; });
   std::signal(SIGINT, [](int) { ++gwtf::g_leave_requests; });
