@@ -210,9 +210,10 @@ struct TrainActivation {
   route @3 :List(UInt64);    # a redo: the nodes after the receiver that already have the microbatch
   overflow @4 :Bool;         # every replica of the receiver's stage was busy: take it beyond the buffer budget
 }
-struct TrainBusy {           # a relay at its buffer budget did not take this microbatch
+struct TrainBusy {           # a relay at its buffer budget did not take this microbatch (instead of an ack)
   iteration @0 :UInt64;
   microbatch @1 :UInt32;
+  seq @2 :UInt64;            # the activation's
 }
 struct TrainForwarded {
   iteration @0 :UInt64;

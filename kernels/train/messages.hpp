@@ -78,11 +78,13 @@ struct Retract {
   uint64_t version = 0;  // the member's Progress that listed it: a contribution made after that one is not meant
   NodeId kept = 0;       // the member whose copy stays: if it dies, the member contributes its own again
 };
-// A relay to the sender of an activation it did not take: it holds recovery buffers for as many microbatches as
-// its budget allows (TrainParams::buffer_budget) until an iteration commits. The sender gives it to another replica.
+// A relay to the sender of an activation it did not take — in place of the acknowledgement, so the sender never
+// counts it as holding the microbatch: it holds recovery buffers for as many microbatches as its budget allows
+// (TrainParams::buffer_budget) until an iteration commits. The sender gives it to another replica.
 struct Busy {
   Iter iter = 0;
   Mb mb = 0;
+  uint64_t seq = 0;  // the activation's (a lost Busy: the sender retransmits it and hears Busy again)
 };
 // A member to every other: I take no new work (route around me) and leave once the iterations I have work or
 // buffers in are committed — a graceful leave that leaves nothing to redo.

@@ -214,6 +214,7 @@ void TrainNode::on_message(const Message& m, Output& out) {
     out.events.push_back({EventKind::kDroppedFromDead, 0, 0, m.from});
     return;
   }
+  if (auto* a = std::get_if<Activation>(&m.body); a && turned_away(m.from, m.seq, *a, out)) return;
   out.send.push_back(Message{id_, m.from, 0, Ack{m.seq}});
   std::visit(Overloaded{
                  [&](const Activation& a) { on_activation(m.from, a, out); },
@@ -256,17 +257,6 @@ void TrainNode::on_activation(NodeId from, const Activation& a, Output& out) {
     out.release.push_back(a.data);
     out.events.push_back({EventKind::kDroppedStale, a.iter, a.mb, from});
     return;
-  }
-  // New work for a relay at its buffer budget: another replica takes it, unless every one is full (overflow).
-  const bool known = !stale && iters_.count(a.iter) && iters_[a.iter].mbs.count(a.mb);
-  if (!end && !stale && !known && params_.buffer_budget && buffered() >= params_.buffer_budget) {
-    if (!a.overflow) {
-      out.release.push_back(a.data);
-      out.events.push_back({EventKind::kBusy, a.iter, a.mb, from});
-      send(from, Busy{a.iter, a.mb}, out);
-      return;
-    }
-    out.events.push_back({EventKind::kOverBudget, a.iter, a.mb, from, static_cast<double>(buffered() + 1)});
   }
   MbState& st = (stale ? found->second : iters_[a.iter]).mbs[a.mb];
   NodeId& up = end ? st.end_from : st.from;
@@ -393,6 +383,21 @@ void TrainNode::send_output(Iter i, Mb mb, MbState& st, Output& out) {
   announce_path(i, mb, st, out);
 }
 
+// New work for a relay at its buffer budget: answered with Busy instead of an acknowledgement, and another replica
+// takes it — unless every one is full (overflow), then we take it beyond the budget.
+bool TrainNode::turned_away(NodeId from, uint64_t seq, const Activation& a, Output& out) {
+  if (is_holder() || !params_.buffer_budget || a.iter < stepped_ || buffered() < params_.buffer_budget) return false;
+  if (auto it = iters_.find(a.iter); it != iters_.end() && it->second.mbs.count(a.mb)) return false;  // not new
+  if (a.overflow) {
+    out.events.push_back({EventKind::kOverBudget, a.iter, a.mb, from, static_cast<double>(buffered() + 1)});
+    return false;
+  }
+  out.release.push_back(a.data);
+  out.events.push_back({EventKind::kBusy, a.iter, a.mb, from});
+  send(from, Busy{a.iter, a.mb, seq}, out);
+  return true;
+}
+
 size_t TrainNode::buffered() const {
   size_t n = 0;
   for (const auto& [i, it] : iters_)
@@ -408,6 +413,10 @@ bool TrainNode::busy(NodeId n) const {
 // The replica we sent a microbatch to is at its buffer budget: another one takes it (or, when every live one said
 // so lately, that one beyond its budget).
 void TrainNode::on_busy(NodeId from, const Busy& b, Output& out) {
+  auto sent = outbox_.find(b.seq);  // gone: acknowledged after all (a retransmission found room), or re-routed
+  if (sent == outbox_.end() || sent->second.msg.to != from || !std::holds_alternative<Activation>(sent->second.msg.body))
+    return;
+  outbox_.erase(sent);
   auto it = iters_.find(b.iter);
   if (it == iters_.end()) return;
   auto found = it->second.mbs.find(b.mb);

@@ -178,6 +178,7 @@ class TrainNode {
   void on_peer_down(NodeId peer, Output& out);
   void leave(Output& out);
   void on_busy(NodeId from, const Busy& b, Output& out);
+  bool turned_away(NodeId from, uint64_t seq, const Activation& a, Output& out);
   bool busy(NodeId n) const;   // n turned work away lately (Busy)
   void redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out);
   void regenerate(Iter i, Mb mb, MbState& st);

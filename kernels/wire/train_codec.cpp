@@ -167,6 +167,7 @@ void fill_train(schema::TrainMessage::Builder out, const TrainMessage& m, capnp:
                    auto b = body.initBusy();
                    b.setIteration(x.iter);
                    b.setMicrobatch(x.mb);
+                   b.setSeq(x.seq);
                  },
                  [&](const Ack& a) { body.setAck(a.seq); },
              },
@@ -273,7 +274,11 @@ Result<TrainMessage, WireError> read_train(schema::TrainMessage::Reader in, uint
     case W::READY: m.msg.body = Ready{body.getReady()}; break;
     case W::ACK: m.msg.body = Ack{body.getAck()}; break;
     case W::LEAVING: m.msg.body = Leaving{}; break;
-    case W::BUSY: m.msg.body = Busy{body.getBusy().getIteration(), body.getBusy().getMicrobatch()}; break;
+    case W::BUSY: {
+      auto b = body.getBusy();
+      m.msg.body = Busy{b.getIteration(), b.getMicrobatch(), b.getSeq()};
+      break;
+    }
     case W::RETRACT: {
       auto x = body.getRetract();
       m.msg.body = Retract{x.getIteration(), x.getMb(), x.getEnd(), x.getVersion(), x.getKept()};
