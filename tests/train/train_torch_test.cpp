@@ -200,6 +200,28 @@ TEST(TrainTorch, ADoubleContributionRetractedChangesNothingLearned) {
   expect_same_training(r, train(world.config, [](TrainSim&) {}));
 }
 
+TEST(TrainTorch, AGracefulLeaveChangesNothingLearned) {
+  // A relay leaves (SIGTERM) in the first iteration and a data holder in the second: nothing is redone, the
+  // leavers go once drained, and the others learn exactly what the run without churn learns.
+  const Outcome r = train([](TrainSim& sim) {
+    sim.leave_at(sim.stage_nodes(2).front(), 0.3);
+    sim.leave_at(sim.stage_nodes(0).back(), 1.0);
+  });
+  expect_same_training(r);
+  EXPECT_EQ(r.report.departures, 2u);
+  EXPECT_EQ(r.report.events.count("redo"), 0u);
+}
+
+TEST(TrainTorch, RecoveryBuffersWithinABudgetChangeNothingLearned) {
+  auto cfg = swarm();
+  cfg.params.buffer_budget = 1;  // tight: work is turned away, and taken beyond the budget when both are full
+  const Outcome r = train(cfg, [](TrainSim& sim) {
+    sim.crash_when({sim.stage_nodes(1).front(), ComputeKind::kBackward, 1, 2});
+  });
+  EXPECT_GT(r.report.events.count("busy") ? r.report.events.at("busy") : 0, 0u);
+  expect_same_training(r);
+}
+
 TEST(TrainTorch, ANewcomerGetsItsStageStateAndLearnsTheSame) {
   // A relay joins during the second iteration; the original replicas of its stage die one after the other (in
   // the middle of backward passes): the newcomer alone carries the stage through the last iteration, from the
