@@ -112,8 +112,36 @@ double TrainCompute::run(const train::ComputeTask& t, train::Blob output, BlobSt
   return compute(t, output, store);
 }
 
+// A boundary tensor a peer sent (an activation or its gradient) must be (microbatch size, sequence, d_model) and
+// finite: checked before any compute touches the accumulated gradients, so a bad one is refused (the task fails
+// with this reason and the protocol does not count it) instead of poisoning the stage's sum.
+void TrainCompute::check_boundary(const at::Tensor& v, const train::ComputeTask& t, const char* what) const {
+  const std::vector<int64_t> want{cfg_.microbatch_size, cfg_.seq_len, cfg_.model.shape.d_model};
+  auto where = [&] {
+    return std::string(what) + " of iteration " + std::to_string(t.iter) + " microbatch " + std::to_string(t.mb);
+  };
+  if (!v.defined() || v.sizes().vec() != want) {
+    std::string got = v.defined() ? "" : "none";
+    for (int64_t d : v.defined() ? v.sizes().vec() : std::vector<int64_t>{}) got += (got.empty() ? "" : "x") + std::to_string(d);
+    throw std::runtime_error(where() + ": shape " + got + ", expected " + std::to_string(want[0]) + "x" +
+                             std::to_string(want[1]) + "x" + std::to_string(want[2]));
+  }
+  if (!v.is_floating_point() || !torch::isfinite(v).all().item<bool>())
+    throw std::runtime_error(where() + " holds NaN or Inf (or is not floating point): refused");
+}
+
 double TrainCompute::compute(const train::ComputeTask& t, train::Blob output, BlobStore& store) {
   auto in = [&](size_t k) { return store.at(t.inputs.at(k)); };
+  switch (t.kind) {  // what came from peers, before anything is computed or accumulated
+    case ComputeKind::kForward:
+    case ComputeKind::kEndBackward: check_boundary(in(0), t, "activation"); break;
+    case ComputeKind::kBackward:
+      check_boundary(in(0), t, "activation");
+      check_boundary(in(1), t, "gradient");
+      break;
+    case ComputeKind::kStartBackward: check_boundary(in(0), t, "gradient"); break;
+    default: break;
+  }
   auto put = [&](at::Tensor v) {
     if (output) store[output] = std::move(v);
   };

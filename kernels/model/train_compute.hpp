@@ -58,6 +58,7 @@ class TrainCompute {
   TrainCompute() = default;
   at::Tensor tokens(train::Iter i, train::Mb mb, bool targets) const;
   at::Tensor flat_grads() const;
+  void check_boundary(const at::Tensor& v, const train::ComputeTask& t, const char* what) const;
   void set_grads(const at::Tensor& flat);
   double compute(const train::ComputeTask& t, train::Blob output, BlobStore& store);
 

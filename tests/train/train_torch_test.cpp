@@ -222,6 +222,39 @@ TEST(TrainTorch, RecoveryBuffersWithinABudgetChangeNothingLearned) {
   expect_same_training(r);
 }
 
+// A peer's tensor of the wrong shape, or holding NaN, is refused before anything accumulates (the task fails with
+// the reason; the protocol counts nothing); a good one afterwards trains as usual.
+TEST(TrainTorch, ABadBoundaryTensorIsRefusedBeforeItTouchesTheGradients) {
+  TorchWorld world(kRelayStages);
+  TrainCompute& relay = world.compute(1, 1);
+  model::BlobStore store;
+  store[1] = at::randn({2, 16, 128});
+  store[2] = at::randn({2, 16, 128});
+  store[3] = at::full({2, 16, 128}, std::nan(""));
+  store[4] = at::randn({2, 8, 128});
+  train::ComputeTask t;
+  t.kind = ComputeKind::kBackward;
+  auto fails = [&](std::vector<train::Blob> inputs, const std::string& why) {
+    t.inputs = std::move(inputs);
+    try {
+      relay.run(t, 9, store);
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+      return;
+    }
+    ADD_FAILURE() << "accepted a bad input (" << why << ")";
+  };
+  fails({1, 3}, "gradient of iteration 0 microbatch 0 holds NaN");
+  fails({4, 2}, "activation of iteration 0 microbatch 0: shape 2x8x128, expected 2x16x128");
+  for (const auto& [name, p] : relay.parameters())
+    EXPECT_TRUE(!p.grad().defined() || p.grad().abs().sum().item<double>() == 0) << name << " was touched";
+  t.inputs = {1, 2};
+  relay.run(t, 9, store);
+  double touched = 0;
+  for (const auto& [name, p] : relay.parameters()) touched += p.grad().defined() ? p.grad().abs().sum().item<double>() : 0;
+  EXPECT_GT(touched, 0);
+}
+
 TEST(TrainTorch, ANewcomerGetsItsStageStateAndLearnsTheSame) {
   // A relay joins during the second iteration; the original replicas of its stage die one after the other (in
   // the middle of backward passes): the newcomer alone carries the stage through the last iteration, from the
