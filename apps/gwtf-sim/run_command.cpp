@@ -42,6 +42,7 @@ Result<Scenario, std::string> load_scenario_file(const std::string& path) {
   schema.number("scenario.device_flops", s.device_flops, 1e6, 1e18);
   schema.integer("scenario.microbatches", s.microbatches, 1u, 1000000u);
   schema.integer("scenario.in_flight", s.in_flight, 1u, 1000000u);
+  schema.integer("scenario.buffer_budget", s.buffer_budget, 0u, 1000000u);
   schema.integer("scenario.iterations", s.iterations, 1, 1000000);
   schema.text("scenario.churn", churn, {"none", "medium", "high"});
   schema.number("scenario.mttf_s", s.mttf_s, 0, 1e12);
@@ -59,7 +60,7 @@ json scenario_json(const Scenario& s) {
           {"relays", s.relays},      {"max_slowdown", s.max_slowdown},
           {"link_spread", s.link_spread}, {"preset", s.preset},
           {"microbatch_size", s.microbatch_size}, {"microbatches", s.microbatches},
-          {"in_flight", s.in_flight}, {"iterations", s.iterations},
+          {"in_flight", s.in_flight}, {"buffer_budget", s.buffer_budget}, {"iterations", s.iterations},
           {"mttf_s", s.mttf_s},      {"join_after_s", s.join_after_s},
           {"detect_after_s", s.detect_after_s}, {"ideal_iteration_s", sim::ideal_iteration_s(s)}};
 }
@@ -77,7 +78,10 @@ json policy_json(const PolicyRun& r) {
          {"crashes_skipped", r.crashes_skipped},
          {"joins", r.joins},
          {"messages", r.report.messages},
+         {"peak_buffered_microbatches", r.report.peak_buffered},
          {"violations", r.report.violations}};
+  if (r.report.events.count("busy")) j["busy_answers"] = r.report.events.at("busy");
+  if (r.report.events.count("over-budget")) j["over_budget"] = r.report.events.at("over-budget");
   if (!r.routing.empty()) {
     double flow = 0, oracle = 0, worst = 1e300;
     for (const auto& s : r.routing) {

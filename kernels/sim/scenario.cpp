@@ -496,6 +496,7 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
   cfg.params.microbatches = s.microbatches;
   cfg.params.iterations = static_cast<train::Iter>(s.iterations);
   cfg.params.max_in_flight = s.in_flight;
+  cfg.params.buffer_budget = s.buffer_budget;
   cfg.params.retransmit_after = 5;  // over the slowest link's round trip with a tensor on it
   cfg.forward_time = gen.stage_compute_s(1) / 3;  // fwd + bwd = 3 forwards; per node: its slowdown
   cfg.holder_time = gen.stage_compute_s(0) / 3;

@@ -1129,6 +1129,7 @@ void TrainNode::free_committed(Output& out) {
     for (auto q = tasks_.begin(); q != tasks_.end();)
       q = q->iter == i && is_work(q->kind) ? tasks_.erase(q) : std::next(q);
     out.events.push_back({EventKind::kIterationCommitted, i, 0, id_});
+    busy_until_.clear();  // every node frees that iteration's buffers now: room again
   }
 }
 
