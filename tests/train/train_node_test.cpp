@@ -1,0 +1,127 @@
+// The training node's handlers driven message by message (the simulator drives whole swarms; this pins single
+// decisions): a stage leader resolving a double contribution.
+#include "kernels/train/train_node.hpp"
+
+#include <gtest/gtest.h>
+
+namespace gwtf::train {
+namespace {
+
+// A leader of relay stage 1 (id 10, the most senior) with members 11 and 12, a holder 1 and a stage-2 relay 20.
+struct Stage1 {
+  TrainParams params = [] {
+    TrainParams p;
+    p.relay_stages = 2;
+    p.microbatches = 2;
+    return p;
+  }();
+  TrainNode leader{10, 1, params};
+  Output out;
+
+  Stage1() {
+    for (auto [peer, stage] : {std::pair<NodeId, Stage>{1, 0}, {11, 1}, {12, 1}, {20, 2}})
+      leader.step(PeerUp{peer, stage}, 0, out);
+  }
+  void progress(NodeId from, uint64_t version, std::vector<Mb> done, std::vector<Mb> orphaned) {
+    out.clear();
+    leader.step(Receive{Message{from, 10, version, Progress{0, std::move(done), {}, version, std::move(orphaned), {}}}},
+                1, out);
+  }
+  std::vector<std::pair<NodeId, Retract>> retracts() const {
+    std::vector<std::pair<NodeId, Retract>> r;
+    for (const auto& m : out.send)
+      if (auto* x = std::get_if<Retract>(&m.body)) r.push_back({m.to, *x});
+    return r;
+  }
+};
+
+TEST(TrainNodeLeader, KeepsTheCopyWhoseUpstreamLives) {
+  Stage1 s;
+  s.progress(11, 3, {0}, {0});  // 11's upstream for microbatch 0 is dead: nobody alive may know its path
+  EXPECT_TRUE(s.retracts().empty());
+  s.progress(12, 5, {0, 1}, {});
+  const auto r = s.retracts();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].first, 11u);
+  EXPECT_EQ(r[0].second.mb, 0u);
+  EXPECT_EQ(r[0].second.version, 3u);  // the report that listed it
+  EXPECT_EQ(r[0].second.kept, 12u);
+  EXPECT_FALSE(r[0].second.end);
+  // A retransmitted older report changes nothing; the same decision is not sent twice.
+  s.progress(11, 2, {}, {});
+  s.progress(12, 5, {0, 1}, {});
+  EXPECT_TRUE(s.retracts().empty());
+}
+
+TEST(TrainNodeLeader, AmongEqualCopiesKeepsTheLowestIdAndNeverTheLastOne) {
+  Stage1 s;
+  s.progress(11, 3, {0}, {});
+  s.progress(12, 4, {0, 1}, {});
+  auto r = s.retracts();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].first, 12u);
+  EXPECT_EQ(r[0].second.kept, 11u);
+  // 12 stops reporting its copy once asked: no double left, nothing more to retract.
+  s.progress(12, 6, {1}, {});
+  EXPECT_TRUE(s.retracts().empty());
+}
+
+TEST(TrainNodeMember, RetractsOnlyTheContributionItsLeaderSaw) {
+  TrainParams p;
+  p.relay_stages = 2;
+  p.microbatches = 2;
+  TrainNode member{11, 1, p};
+  Output out;
+  for (auto [peer, stage] : {std::pair<NodeId, Stage>{1, 0}, {10, 1}, {12, 1}, {20, 2}}) member.step(PeerUp{peer, stage}, 0, out);
+  // Microbatch 0: activation from holder 1, forward, gradient from 20, backward: a contribution.
+  auto run = [&](ComputeKind kind) {
+    for (const auto& t : out.compute)
+      if (t.kind == kind) {
+        const ComputeTask task = t;
+        out.clear();
+        member.step(Finished{ComputeDone{task.id, kind == ComputeKind::kForward ? Blob{101} : Blob{102}, 0, true, {}}},
+                    1, out);
+        return task;
+      }
+    ADD_FAILURE() << "no " << compute_name(kind) << " task";
+    return ComputeTask{};
+  };
+  out.clear();
+  member.step(Receive{Message{1, 11, 1, Activation{0, 0, 100, {}, false}}}, 1, out);
+  run(ComputeKind::kForward);
+  out.clear();
+  member.step(Receive{Message{20, 11, 1, Gradient{0, 0, 103}}}, 1, out);
+  run(ComputeKind::kBackward);
+  uint64_t version = 0;
+  for (const auto& m : out.send)
+    if (auto* pr = std::get_if<Progress>(&m.body)) version = pr->version;
+  ASSERT_GT(version, 0u);
+  ASSERT_EQ(member.contributions(0).first, std::set<Mb>{0});
+  // A Retract from someone who does not lead our stage, or naming a report before the contribution: ignored.
+  out.clear();
+  member.step(Receive{Message{12, 11, 2, Retract{0, 0, false, version, 10}}}, 1, out);
+  member.step(Receive{Message{10, 11, 2, Retract{0, 0, false, version - 1, 12}}}, 1, out);
+  EXPECT_TRUE(out.compute.empty());
+  // From the leader, for what it saw: the same backward, negated; the copy is no longer reported at once.
+  member.step(Receive{Message{10, 11, 3, Retract{0, 0, false, version, 12}}}, 1, out);
+  ASSERT_EQ(out.compute.size(), 1u);
+  EXPECT_TRUE(out.compute[0].retract);
+  EXPECT_EQ(out.compute[0].kind, ComputeKind::kBackward);
+  EXPECT_EQ(out.compute[0].inputs, (std::vector<Blob>{100, 103}));
+  bool reported_without = false;
+  for (const auto& m : out.send)
+    if (auto* pr = std::get_if<Progress>(&m.body)) reported_without = pr->done.empty();
+  EXPECT_TRUE(reported_without);
+  run(ComputeKind::kBackward);
+  EXPECT_TRUE(member.contributions(0).first.empty());
+  // The kept copy's member dies: ours counts again.
+  out.clear();
+  member.step(PeerDown{12}, 2, out);
+  ASSERT_EQ(out.compute.size(), 1u);
+  EXPECT_FALSE(out.compute[0].retract);
+  run(ComputeKind::kBackward);
+  EXPECT_EQ(member.contributions(0).first, std::set<Mb>{0});
+}
+
+}  // namespace
+}  // namespace gwtf::train
