@@ -128,8 +128,8 @@ std::string TrainSim::modeled_state(Stage s, Iter version, uint64_t chain) const
 }
 void TrainSim::crash_when(CrashPoint p) { crash_points_.push_back(p); }
 void TrainSim::slow_down(NodeId n, double factor) { nodes_.at(n).speed = 1.0 / factor; }
-void TrainSim::poison(NodeId n, ComputeKind kind, Iter iter) {
-  nodes_.at(n).poison.insert({static_cast<int>(kind), iter});
+void TrainSim::poison(NodeId n, ComputeKind kind, Iter iter, int times, int64_t mb) {
+  nodes_.at(n).poison[{static_cast<int>(kind), iter, mb}] += times;
 }
 
 void TrainSim::presume_dead_at(NodeId n, double t) {
@@ -285,7 +285,10 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
   ComputeDone done;
   done.id = t.id;
   const double time = task_time(node, t);
-  const bool poisoned = node.poison.erase({static_cast<int>(t.kind), t.iter}) > 0;
+  auto poison = node.poison.find({static_cast<int>(t.kind), t.iter, static_cast<int64_t>(t.mb)});
+  if (poison == node.poison.end()) poison = node.poison.find({static_cast<int>(t.kind), t.iter, -1});
+  const bool poisoned = poison != node.poison.end() && poison->second > 0;
+  if (poisoned && --poison->second == 0) node.poison.erase(poison);
   // A replay runs on the weights from before the node's last step (the only old copy a driver keeps) and
   // accumulates into nothing.
   if (t.replay && node.sm->stepped() != t.iter + 1) violation("replay needs weights older than one step");

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -150,8 +151,8 @@ class TrainSim {
   train::NodeId join_at(train::Stage s, double t);
   // The next `count` state chunks `donor` sends arrive with one byte flipped.
   void corrupt_chunks(train::NodeId donor, int count);
-  // The next result of this kind computed by `n` for `iter` holds NaN (rejected and recomputed).
-  void poison(train::NodeId n, train::ComputeKind kind, train::Iter iter);
+  // The next `times` results of this kind computed by `n` for `iter` (and microbatch `mb`, -1: any) hold NaN.
+  void poison(train::NodeId n, train::ComputeKind kind, train::Iter iter, int times = 1, int64_t mb = -1);
 
   TrainSimReport run(double time_limit);
   const train::TrainNode& node(train::NodeId n) const { return *nodes_.at(n).sm; }
@@ -174,7 +175,7 @@ class TrainSim {
     double speed = 1;
     std::map<train::Iter, Payload> accumulator;
     std::vector<std::pair<double, double>> busy;  // compute intervals (start, end)
-    std::set<std::pair<int, train::Iter>> poison;
+    std::map<std::tuple<int, train::Iter, int64_t>, int> poison;  // (kind, iteration, mb or -1) -> failures left
     uint64_t chain = 0;  // fold of the reduces applied: equal on replicas in the same state
     double started = 0;
     double left = std::numeric_limits<double>::infinity();  // crashed or expelled at

@@ -84,7 +84,8 @@ struct Retract {
 struct Busy {
   Iter iter = 0;
   Mb mb = 0;
-  uint64_t seq = 0;  // the activation's (a lost Busy: the sender retransmits it and hears Busy again)
+  uint64_t seq = 0;  // the activation's (a lost Busy: the sender retransmits it and hears Busy again); 0: a
+                     // microbatch taken earlier and given back (its forward failed twice here, see kGaveBack)
 };
 // A member to every other: I take no new work (route around me) and leave once the iterations I have work or
 // buffers in are committed — a graceful leave that leaves nothing to redo.
@@ -250,6 +251,7 @@ enum class EventKind : uint8_t {
   kRetracted,           // this node took microbatch mb back out of its sum (value: 1 for a holder's end part)
   kBusy,                // a relay at its buffer budget turned microbatch mb away (peer: the sender)
   kOverBudget,          // ... or took it beyond the budget: every replica of its stage was full (value: buffered)
+  kGaveBack,            // a forward failed twice here (a bad input or device): the sender gives it to another replica
 };
 const char* event_name(EventKind k);
 

@@ -398,6 +398,20 @@ bool TrainNode::turned_away(NodeId from, uint64_t seq, const Activation& a, Outp
   return true;
 }
 
+// Our forward of a microbatch failed twice: we forget it (its buffers too) and the sender gives it to another
+// replica of our stage, avoiding us for a while.
+void TrainNode::give_back(Iter i, Mb mb, Output& out) {
+  auto& it = iters_[i];
+  auto f = it.mbs.find(mb);
+  if (f == it.mbs.end()) return;
+  const NodeId up = f->second.from;
+  for (Blob b : {f->second.input, f->second.output})
+    if (b) out.release.push_back(b);
+  it.mbs.erase(f);
+  out.events.push_back({EventKind::kGaveBack, i, mb, up});
+  if (up && alive(up)) send(up, Busy{i, mb, 0}, out);
+}
+
 size_t TrainNode::buffered() const {
   size_t n = 0;
   for (const auto& [i, it] : iters_)
@@ -413,10 +427,13 @@ bool TrainNode::busy(NodeId n) const {
 // The replica we sent a microbatch to is at its buffer budget: another one takes it (or, when every live one said
 // so lately, that one beyond its budget).
 void TrainNode::on_busy(NodeId from, const Busy& b, Output& out) {
-  auto sent = outbox_.find(b.seq);  // gone: acknowledged after all (a retransmission found room), or re-routed
-  if (sent == outbox_.end() || sent->second.msg.to != from || !std::holds_alternative<Activation>(sent->second.msg.body))
-    return;
-  outbox_.erase(sent);
+  if (b.seq) {  // turned away unacknowledged (seq 0: given back after its acknowledgement)
+    auto sent = outbox_.find(b.seq);  // gone: acknowledged after all (a retransmission found room), or re-routed
+    if (sent == outbox_.end() || sent->second.msg.to != from ||
+        !std::holds_alternative<Activation>(sent->second.msg.body))
+      return;
+    outbox_.erase(sent);
+  }
   auto it = iters_.find(b.iter);
   if (it == iters_.end()) return;
   auto found = it->second.mbs.find(b.mb);
@@ -453,6 +470,12 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
   if (!d.finite && t.kind != ComputeKind::kImport) {  // never accumulated: run it again (an import: refused)
     out.events.push_back({EventKind::kRejectedNonFinite, t.iter, t.mb, id_});
     if (d.output) out.release.push_back(d.output);
+    // A forward failing again here (a bad input, or this device): another replica of our stage computes it.
+    if (auto it = iters_.find(t.iter); t.kind == ComputeKind::kForward && !t.replay && it != iters_.end() &&
+                                       ++it->second.mbs[t.mb].failures >= 2) {
+      give_back(t.iter, t.mb, out);
+      return;
+    }
     if (!is_work(t.kind) || iters_.count(t.iter)) queue(t);  // work of a freed iteration is needed no more
     return;
   }
@@ -1334,7 +1357,8 @@ const char* event_name(EventKind k) {
                                            "duplicate",         "rejected-non-finite", "redo",
                                            "adopted",           "stepped",          "iteration-committed",
                                            "rejected-chunk",    "joined",           "double-contribution",
-                                           "retracted",         "busy",             "over-budget"};
+                                           "retracted",         "busy",             "over-budget",
+                                           "gave-back"};
   return kNames[static_cast<int>(k)];
 }
 

@@ -106,6 +106,7 @@ class TrainNode {
     bool end_done = false;
     bool injected = false;  // holders: the start part entered the pipeline (here or, adopted, by a dead owner)
     bool replay = false;    // recomputed after this node stepped the iteration, only to answer a replay
+    int failures = 0;       // forwards of it that failed here (non-finite or refused input)
     // This node's contribution of the microbatch to its stage's sum (part: forward-backward or a holder's start
     // part; end_part: a holder's loss), see Retract.
     struct Contribution {
@@ -179,6 +180,7 @@ class TrainNode {
   void leave(Output& out);
   void on_busy(NodeId from, const Busy& b, Output& out);
   bool turned_away(NodeId from, uint64_t seq, const Activation& a, Output& out);
+  void give_back(Iter i, Mb mb, Output& out);
   bool busy(NodeId n) const;   // n turned work away lately (Busy)
   void redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out);
   void regenerate(Iter i, Mb mb, MbState& st);

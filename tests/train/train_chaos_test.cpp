@@ -195,6 +195,18 @@ TEST(TrainChaos, ANonFiniteGradientIsRejectedAndRecomputed) {
   EXPECT_EQ(r.events["rejected-non-finite"], 1u);
 }
 
+// A forward that fails twice on one node (a bad device, or an input it cannot use) is given back: the sender gives
+// the microbatch to the other replica of that stage, and only that stage computes more.
+TEST(TrainChaos, AForwardFailingTwiceIsComputedByAnotherReplica) {
+  TrainSim sim(swarm());
+  sim.poison(sim.stage_nodes(2).front(), ComputeKind::kForward, 1, 2, /*mb=*/2);  // routed to it
+  auto r = sim.run(1000);
+  expect_clean_ledger(r);
+  EXPECT_EQ(r.events["rejected-non-finite"], 2u);
+  EXPECT_EQ(r.events["gave-back"], 1u);
+  expect_only_stage_recomputes(r, 2, 3);
+}
+
 // Joins. The newcomer's state travels in chunks (many, to leave time for failures during the transfer).
 TrainSimConfig swarm_with_big_state() {
   auto cfg = swarm();
