@@ -38,12 +38,12 @@ inline SoakWorld soak_world(uint64_t seed, bool leaves = true) {
     cfg.params.buffer_budget = static_cast<uint32_t>(extra.between(1, cfg.params.microbatches));
   // Failures: up to (replicas - 1) per stage, at random times within the first part of the run.
   const double horizon = static_cast<double>(cfg.params.iterations) * cfg.params.microbatches * 0.15 * stages;
-  auto churn = [rng, leave_rng = extra, leaves, stages, horizon](TrainSim& sim) mutable {
+  auto churn = [rng, extra, leaves, stages, horizon](TrainSim& sim) mutable {
     for (train::Stage s = 0; s <= static_cast<train::Stage>(stages); ++s) {
       auto nodes = sim.stage_nodes(s);
       const int victims = static_cast<int>(rng.below(nodes.size()));  // never all of a stage
-      if (leaves && s != 0 && victims + 2 <= static_cast<int>(nodes.size()) && leave_rng.chance(0.2))
-        sim.leave_at(nodes[static_cast<size_t>(victims)], horizon * leave_rng.uniform());
+      if (leaves && s != 0 && victims + 2 <= static_cast<int>(nodes.size()) && extra.chance(0.2))
+        sim.leave_at(nodes[static_cast<size_t>(victims)], horizon * extra.uniform());
       for (int v = 0; v < victims; ++v) {
         const auto n = nodes[static_cast<size_t>(v)];
         const double t = horizon * rng.uniform();

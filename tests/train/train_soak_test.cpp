@@ -22,6 +22,11 @@ uint64_t env_or(const char* name, uint64_t fallback) {
   return v ? std::strtoull(v, nullptr, 10) : fallback;
 }
 
+uint64_t event_count(const TrainSimReport& r, const char* event) {
+  auto e = r.events.find(event);
+  return e == r.events.end() ? 0 : e->second;
+}
+
 TrainSimReport soak_run(uint64_t seed, bool leaves = true) {
   auto world = testing::soak_world(seed, leaves);
   if (std::getenv("GWTF_TRACE")) world.config.trace = &std::cout;  // every message, task and event of a replay
@@ -45,10 +50,9 @@ TEST(TrainSoak, RandomChurnNeverLosesOrDoublesAMicrobatch) {
   for (uint64_t seed = first; seed < first + runs && failures < 5; ++seed) {
     const auto r = soak_run(seed);
     departures += r.departures;
-    auto count = [&](const char* e) { return r.events.count(e) ? r.events.at(e) : 0; };
-    retractions += count("retracted");
-    busy += count("busy");
-    over += count("over-budget");
+    retractions += event_count(r, "retracted");
+    busy += event_count(r, "busy");
+    over += event_count(r, "over-budget");
     if (r.finished && r.violations.empty()) continue;
     ++failures;
     ADD_FAILURE() << "seed " << seed << " (replay: GWTF_SOAK_SEED=" << seed << "): "
@@ -71,7 +75,7 @@ TEST(TrainSoak, SeedsThatOnceStalledOnADoubleContributionFinish) {
     const auto r = soak_run(seed, /*leaves=*/false);  // the worlds as they were found
     EXPECT_TRUE(r.finished) << "seed " << seed << ": " << r.stall;
     for (const auto& v : r.violations) ADD_FAILURE() << "seed " << seed << ": " << v;
-    retracted += r.events.count("retracted") ? r.events.at("retracted") : 0;
+    retracted += event_count(r, "retracted");
   }
   EXPECT_GE(retracted, 3u);
 }
