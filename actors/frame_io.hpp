@@ -28,7 +28,8 @@ void send_message(Self* self, const Dest& dest, const wire::Header& header, cons
 }
 
 // Takes the frame's bytes (no copy) and decodes them. `from` names the peer in the log line.
+// `why`, when given, receives the error's code on failure.
 std::optional<wire::Message> open_frame(Frame& frame, const wire::DecodeOptions& options, FrameStats& stats,
-                                        std::string_view from);
+                                        std::string_view from, wire::WireErrc* why = nullptr);
 
 }  // namespace gwtf

@@ -2,9 +2,12 @@
 
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <map>
 #include <unistd.h>
 #include <set>
@@ -52,6 +55,7 @@ struct Node {
   std::map<NodeId, double> unbound_since;
   bool admitted = false;
   double last_hello = -1e9;
+  std::string last_seed_error;  // why the last connection to a seed failed (the join timeout's message)
   double finished_at = -1;
   EventLog log;
   // What /metrics and the swarm page show (folded from the same events as the log), and the server of both.
@@ -60,6 +64,8 @@ struct Node {
   std::map<train::TaskId, std::pair<train::ComputeKind, bool>> running;  // compute task -> kind, replay
   std::map<NodeId, double> last_heard;  // per peer: when its last frame arrived (detection latency)
   FrameStats stats;
+  PeerAuth auth{nullptr, 0, 0, ""};  // set up in begin(), once the id is known
+  std::set<caf::actor_addr> told_version;  // peers of another wire version that were told so (once each)
   uint64_t frames_sent = 0, bytes_sent = 0, bytes_received = 0;
 
   Node(caf::event_based_actor* s, NodeOptions o, std::shared_ptr<NodeOutcome> out)
@@ -94,6 +100,9 @@ struct Node {
   }
 
   void send_frame(const caf::actor& to, const wire::Body& body) {
+    // A TLS swarm: this node's proof goes first on every connection (peer_auth.hpp says why).
+    if (auto proof = auth.proof_for(to.address(), to_string(to.node())))
+      send_frame(to, wire::MembershipMessage{std::move(*proof)});
     auto frame = make_frame(header(), body);
     ++frames_sent;
     bytes_sent += frame.bytes.size();
@@ -117,10 +126,15 @@ struct Node {
   // the greeting's sender. A member that stays unbound for `kUnboundLimit` seconds is taken for dead.
   static constexpr double kUnboundLimit = 15;
 
+  // Connections go through CAF's OpenSSL module in a TLS swarm, through the plain middleman otherwise.
+  caf::io::middleman_actor middleman() const {
+    return opt.tls ? self->system().openssl_manager().actor_handle() : self->system().middleman().actor_handle();
+  }
+
   void connect(const train::MemberInfo& m) {
     if (m.id == opt.id || peers.count(m.id) || m.id > opt.id || connecting.count(m.id)) return;
     connecting.insert(m.id);
-    auto mm = self->system().middleman().actor_handle();
+    auto mm = middleman();
     const NodeId id = m.id;
     self->request(mm, std::chrono::seconds(5), caf::connect_atom::value, m.host, m.port)
         .then(
@@ -163,6 +177,7 @@ struct Node {
       stop(1, "the compute actor stopped: " + (d.reason ? self->system().render(d.reason) : std::string("normally")));
       return;
     }
+    auth.forget(d.source);
     auto it = by_addr.find(d.source);
     if (it == by_addr.end()) return;
     on_member_down(it->second, d.reason ? self->system().render(d.reason) : std::string("left"));
@@ -314,12 +329,24 @@ struct Node {
     bytes_received += f.bytes.size();
     auto known = by_addr.find(sender.address());
     const std::string from = known != by_addr.end() ? "node " + std::to_string(known->second) : "an unknown peer";
-    auto msg = open_frame(f, {opt.swarm_id}, stats, from);
-    if (!msg) return;
+    wire::WireErrc why{};
+    auto msg = open_frame(f, {opt.swarm_id}, stats, from, &why);
+    if (!msg) {
+      if (why == wire::WireErrc::kWrongVersion) on_other_version(sender);
+      return;
+    }
     const NodeId claimed = msg->header.sender;
     if (known != by_addr.end() && known->second != claimed) {
-      ++stats.rejected;
-      spdlog::warn("dropped a frame from node {} that claims to be node {}", known->second, claimed);
+      refuse_frame("dropped a frame from node {} that claims to be node {}", known->second, claimed);
+      return;
+    }
+    if (auto* m = std::get_if<wire::MembershipMessage>(&msg->body); m && std::holds_alternative<train::Proof>(m->body)) {
+      on_proof(sender, claimed, std::get<train::Proof>(m->body));
+      return;
+    }
+    if (!auth.admits(sender.address(), claimed)) {
+      refuse_frame("dropped a frame that claims to be from node {}: its connection proved no such identity (a {} "
+                   "from {})", claimed, wire::body_name(msg->body), from);
       return;
     }
     if (known == by_addr.end() && roster.find(claimed)) bind(claimed, sender);  // a member's greeting
@@ -337,6 +364,7 @@ struct Node {
                      [&](const train::Refused& r) {
                        if (!admitted) stop(2, "the swarm refused this node: " + r.reason);
                      },
+                     [&](const train::Proof&) {},  // handled above
                  },
                  m->body);
       return;
@@ -370,6 +398,49 @@ struct Node {
     t->msg.from = claimed;
     t->msg.to = opt.id;
     step(train::Receive{std::move(t->msg)});
+  }
+
+  // A frame this node will not take: counted, and logged at most a few times a second (a flood must not become a
+  // flood of log lines).
+  double last_refusal_log = -1e9;
+  uint64_t refusals_unlogged = 0;
+  template <class... Args>
+  void refuse_frame(fmt::format_string<Args...> what, Args&&... args) {
+    ++stats.rejected;
+    if (now() - last_refusal_log < 0.2) {
+      ++refusals_unlogged;
+      return;
+    }
+    last_refusal_log = now();
+    const std::string line = fmt::format(what, std::forward<Args>(args)...);
+    if (refusals_unlogged) spdlog::warn("{} ({} more refused frames not logged)", line, refusals_unlogged);
+    else spdlog::warn("{}", line);
+    refusals_unlogged = 0;
+  }
+
+  void on_proof(const caf::actor& from, NodeId claimed, const train::Proof& proof) {
+    auto ok = auth.accept(from.address(), claimed, proof, std::time(nullptr));
+    if (!ok) {
+      refuse_frame("refused the identity proof of a peer claiming node {}: {}", claimed, ok.error());
+      note("refused_proof", {{"peer", claimed}, {"why", ok.error()}});
+      return;
+    }
+    spdlog::debug("node {} proved it is '{}'", claimed, ok.value());
+  }
+
+  // A frame of another wire protocol version. A joiner hearing it from a seed cannot join: it says so and stops.
+  // A member tells such a peer once, in its own version (the peer's decoder then names both versions).
+  void on_other_version(const caf::actor& from) {
+    const bool from_seed = std::any_of(seeds.begin(), seeds.end(), [&](const caf::actor& s) { return s == from; });
+    if (!admitted && from_seed) {
+      stop(2, "the swarm speaks another wire protocol version (this node speaks " +
+                  std::to_string(wire::kProtocolVersion) + "): run the gwtf version the swarm runs");
+      return;
+    }
+    if (admitted && told_version.insert(from.address()).second)
+      self->send(from, make_frame(header(), wire::MembershipMessage{train::Refused{
+                                                "wire protocol version mismatch: this swarm speaks version " +
+                                                std::to_string(wire::kProtocolVersion)}}));
   }
 
   void send_train(train::Message m) {
@@ -544,7 +615,7 @@ struct Node {
         std::string tried;
         for (const auto& [h, p] : opt.seeds) tried += (tried.empty() ? "" : ", ") + h + ":" + std::to_string(p);
         stop(3, "no seed answered within " + std::to_string(static_cast<int>(opt.join_timeout)) + " s (tried " +
-                    tried + "); is a seed node running there?");
+                    tried + "); " + (last_seed_error.empty() ? "is a seed node running there?" : last_seed_error));
         return;
       }
       if (now() - last_hello >= 1.0) {
@@ -579,6 +650,7 @@ struct Node {
   void begin(uint16_t port, NodeId id) {
     opt.port = port;
     opt.id = id;
+    auth = PeerAuth(opt.tls, opt.swarm_id, opt.id, to_string(self->system().node()));
     log = EventLog(opt.events_path);
     {
       obs::StatusOptions so;
@@ -615,7 +687,7 @@ struct Node {
   }
 
   void connect_seeds() {
-    auto mm = self->system().middleman().actor_handle();
+    auto mm = middleman();
     for (const auto& [host, port] : opt.seeds) {
       self->request(mm, std::chrono::seconds(5), caf::connect_atom::value, host, port)
           .then(
@@ -626,7 +698,12 @@ struct Node {
                 send_membership(seed, hello());
               },
               [this, where = host + ":" + std::to_string(port)](caf::error& e) {
-                spdlog::warn("seed {} not reachable yet: {}", where, self->system().render(e));
+                const bool handshake = e == caf::sec::disconnect_during_handshake;
+                last_seed_error = handshake ? "the seed closed the connection during the handshake: a TLS swarm "
+                                              "refuses plain-text nodes and certificates of another swarm's CA, "
+                                              "and a plain-text seed cannot speak TLS"
+                                            : self->system().render(e) + ": is a seed node running there?";
+                spdlog::warn("seed {} not reachable yet: {}", where, last_seed_error);
               });
     }
   }
@@ -655,8 +732,11 @@ Result<StartedNode, std::string> start_node(caf::actor_system& sys, NodeOptions 
                                             std::shared_ptr<NodeOutcome> outcome) {
   const std::string host = options.host;
   train::NodeId id = options.id;
+  const bool tls = options.tls != nullptr;
+  if (tls) id = options.tls->node_id();
   auto node = sys.spawn<caf::lazy_init>(node_actor, std::move(options), std::move(outcome));
-  auto port = sys.middleman().publish(node, listen_port, host.c_str(), true);
+  auto port = tls ? caf::openssl::publish(node, listen_port, host.c_str(), true)
+                  : sys.middleman().publish(node, listen_port, host.c_str(), true);
   if (!port) {
     caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
     return Err{"cannot listen on " + host + ":" + std::to_string(listen_port) + ": " + sys.render(port.error())};

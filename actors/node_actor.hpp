@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "actors/compute_actor.hpp"
+#include "actors/peer_auth.hpp"
 #include "actors/status_server.hpp"
 #include "kernels/train/roster.hpp"
 #include "kernels/train/train_node.hpp"
@@ -48,6 +49,10 @@ struct NodeOptions {
   // served. Port 0: any free port. Members fetch each other's status at their `host` and this server's port, so
   // bind it to that address or to 0.0.0.0.
   std::optional<std::pair<std::string, uint16_t>> http;
+  // A TLS swarm: connections through CAF's OpenSSL module (the actor system must have loaded it: SystemConfig with
+  // the same `tls`), the node id derived from the certificate, and every peer proves its id before it is heard.
+  // Null: plain text (loopback development only; gwtf-node refuses it elsewhere).
+  std::shared_ptr<const SwarmTls> tls;
 };
 
 // One line of the node's event log, live: {"event": ..., "node": ..., "t": ..., fields...} as JSON text.
@@ -70,7 +75,7 @@ extern std::atomic<int> g_leave_requests;
 caf::behavior node_actor(caf::event_based_actor* self, NodeOptions options, std::shared_ptr<NodeOutcome> outcome);
 
 // Spawns a node actor in `sys`, publishes it on options.host:`listen_port` (0: any free port) and starts it.
-// `id` 0: derived from the address and the process id. Returns the actor and its port, or why it cannot listen.
+// `id` 0: derived from the address and the process id; in a TLS swarm always from the certificate (options.tls). Returns the actor and its port, or why it cannot listen.
 struct StartedNode {
   caf::actor actor;
   uint16_t port = 0;

@@ -1,6 +1,7 @@
 #include "actors/system_config.hpp"
 
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
 #include <caf/timespan.hpp>
 
 #include "actors/frame.hpp"
@@ -14,6 +15,13 @@ SystemConfig::SystemConfig(const RuntimeOptions& options) {
   set("middleman.workers", size_t{0});
   set("middleman.heartbeat-interval", caf::timespan{options.heartbeat_interval});
   set("middleman.connection-timeout", caf::timespan{options.connection_timeout});
+  if (options.tls) {
+    load<caf::openssl::manager>();
+    set("openssl.certificate", options.tls->cert_file);
+    set("openssl.key", options.tls->key_file);
+    set("openssl.cafile", options.tls->ca_file);
+    if (!options.tls->passphrase.empty()) set("openssl.passphrase", options.tls->passphrase);
+  }
 }
 
 }  // namespace gwtf

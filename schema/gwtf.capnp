@@ -352,7 +352,16 @@ struct MembershipMessage {
     roster @1 :Roster;
     joined @2 :MemberInfo;   # a newcomer, announced to every member
     refused @3 :Text;        # why the hello was refused
+    proof @4 :Proof;         # the sender's identity, before its first other frame on a connection (TLS swarms)
   }
+}
+# A node proves which certificate it speaks for (kernels/auth/swarm_identity.hpp): the envelope's sender id must be
+# derive_node_id(the certificate's name, incarnation), and the signature covers (swarm id, sender id, incarnation,
+# the receiver's CAF node id) - a proof cannot be replayed to a third node.
+struct Proof {
+  certificate @0 :Data;      # PEM, signed by the swarm CA
+  incarnation @1 :UInt64;    # fresh per process start
+  signature @2 :Data;        # by the certificate's key
 }
 
 struct Envelope {

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <fmt/chrono.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -15,6 +16,7 @@
 #include "actors/system_config.hpp"
 #include "apps/common/logging.hpp"
 #include "apps/common/run_config.hpp"
+#include "apps/common/tls_settings.hpp"
 
 namespace {
 
@@ -79,8 +81,10 @@ struct NodeSettings {
   int threads = 1;
   int stage_number = 0;  // [node] stage in the file (0: auto)
   gwtf::app::LogOptions log;
+  gwtf::app::TlsSettings tls;
 
   void declare(gwtf::app::ConfigSchema& s) {
+    tls.declare(s);
     s.text("node.listen", listen);
     s.texts("node.seeds", seeds, "HOST:PORT strings");
     s.text("node.role", role, {"data", "relay", "auto"});
@@ -128,7 +132,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"data", "relay", "auto"}))->capture_default_str();
   app.add_option("--stage", node.stage, "N | auto: the relay stage to serve (auto: the one that limits the flow)")
       ->capture_default_str();
-  app.add_option("--id", node.id, "Node id (default: derived from the listen address and the process id)");
+  app.add_option("--id", node.id, "Node id (default: derived from the listen address and the process id; with --tls "
+                                  "always from the certificate)");
+  node.tls.add_flags(app);
   app.add_option("--events", node.events, "Append the node's JSON-lines event log to this file");
   app.add_option("--http", node.http, "HOST:PORT of this node's status server: /metrics (Prometheus), /api/node, "
                                       "/api/swarm and the live swarm page at / (port 0: any free port; default: "
@@ -220,12 +226,27 @@ int main(int argc, char** argv) {
   opt.leave_timeout = node.leave_timeout;
   opt.params.buffer_budget = node.buffer_budget;  // this node's own memory: not part of the run's configuration
 
+  auto tls = node.tls.load(opt.host, opt.seeds);
+  if (!tls) {
+    spdlog::error("{}", tls.error());
+    return 2;
+  }
+  if (tls.value() && node.id != 0) {
+    spdlog::error("--id {} with --tls: in a TLS swarm the node id derives from the certificate", node.id);
+    return 2;
+  }
+  opt.tls = tls.value();
+  if (opt.tls)
+    spdlog::info("TLS swarm '{}': this node is '{}' (certificate valid until {})", opt.tls->ca.swarm(),
+                 opt.tls->name(), fmt::format("{:%Y-%m-%d}", fmt::gmtime(opt.tls->credentials.info().not_after)));
+
   std::signal(SIGTERM, [](int) { ++gwtf::g_leave_requests; });
   std::signal(SIGINT, [](int) { ++gwtf::g_leave_requests; });
 
   gwtf::RuntimeOptions runtime;
   runtime.connection_timeout = std::chrono::milliseconds(static_cast<int64_t>(node.peer_timeout * 1000));
   runtime.heartbeat_interval = std::min(runtime.connection_timeout / 4, std::chrono::milliseconds(250));
+  runtime.tls = opt.tls;
   gwtf::SystemConfig cfg{runtime};
   caf::actor_system sys{cfg};
   auto outcome = std::make_shared<gwtf::NodeOutcome>();

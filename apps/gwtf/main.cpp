@@ -12,6 +12,7 @@
 #include "apps/common/logging.hpp"
 #include "apps/gwtf/build_info.hpp"
 #include "apps/gwtf/demo.hpp"
+#include "apps/gwtf/swarm_command.hpp"
 #include "kernels/model/evaluate.hpp"
 #include "kernels/model/hf_export.hpp"
 #include "kernels/model/reference_trainer.hpp"
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
   demo->add_option("--timeout", demo_options.timeout,
                    "Seconds before the swarm is stopped (default: 5 per iteration, at least 270; quick 150)");
   demo->add_option("--iterations", demo_run.iterations, "Iterations of the run")->check(CLI::Range(int64_t{2}, int64_t{100000}));
+  gwtf::app::SwarmCommand swarm(app);
   auto* info = app.add_subcommand("info", "Print the build configuration: library versions, BLAS, threads");
 
   gwtf::model::TrainOptions train;
@@ -133,6 +135,7 @@ int main(int argc, char** argv) {
                  e ? "--checkpoint and --data" : "--checkpoint and --out", e ? "eval" : "export");
     return 2;
   }
+  if (swarm.parsed()) return swarm.run();
   if (exp->parsed()) {
     auto model = gwtf::model::load_model(export_from);
     if (!model) {

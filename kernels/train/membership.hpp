@@ -44,6 +44,13 @@ struct Refused {
   std::string reason;
 };
 
-using MembershipBody = std::variant<Hello, RosterMsg, Joined, Refused>;
+// Which certificate the sender speaks for (TLS swarms; kernels/auth checks it, the roster never sees it).
+struct Proof {
+  std::string certificate;  // PEM
+  uint64_t incarnation = 0;
+  std::string signature;
+};
+
+using MembershipBody = std::variant<Hello, RosterMsg, Joined, Refused, Proof>;
 
 }  // namespace gwtf::train

@@ -6,6 +6,7 @@
 #include <kj/io.h>
 
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <type_traits>
 
@@ -19,6 +20,13 @@ namespace gwtf::wire {
 
 static_assert(kProtocolVersion == schema::PROTOCOL_VERSION, "kProtocolVersion must match schema/gwtf.capnp");
 static_assert(static_cast<uint16_t>(schema::DType::BOOL) + 1 == kDTypeCount, "DType must mirror the schema");
+
+const char* body_name(const Body& b) {
+  static const char* const names[] = {"tensor", "activation", "gradient", "heartbeat", "capacity update", "flow",
+                                      "train", "membership"};
+  static_assert(std::size(names) == std::variant_size_v<Body>, "a name for every body kind");
+  return names[b.index()];
+}
 
 std::string_view errc_name(WireErrc c) {
   switch (c) {

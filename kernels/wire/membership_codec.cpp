@@ -13,6 +13,8 @@ using namespace gwtf::train;
 constexpr size_t kMaxHost = 255;
 constexpr size_t kMaxReason = 4096;
 constexpr unsigned kMaxMembers = 1u << 16;
+constexpr size_t kMaxCertificate = 16 * 1024;  // a P-256 node certificate is under 1 KiB
+constexpr size_t kMaxSignature = 1024;
 
 Err<WireError> invalid(std::string what) {
   return Err<WireError>{WireError{WireErrc::kInvalidValue, "invalid value: " + std::move(what)}};
@@ -66,6 +68,14 @@ void fill_membership(schema::MembershipMessage::Builder out, const MembershipBod
                  },
                  [&](const Joined& j) { fill_member(out.initJoined(), j.member); },
                  [&](const Refused& r) { out.setRefused(capnp::Text::Reader(r.reason.data(), r.reason.size())); },
+                 [&](const Proof& p) {
+                   auto b = out.initProof();
+                   b.setCertificate(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(p.certificate.data()),
+                                                        p.certificate.size()));
+                   b.setIncarnation(p.incarnation);
+                   b.setSignature(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(p.signature.data()),
+                                                      p.signature.size()));
+                 },
              },
              m);
 }
@@ -118,6 +128,19 @@ Result<MembershipBody, WireError> read_membership(schema::MembershipMessage::Rea
       auto reason = text(in.getRefused(), kMaxReason, "refused");
       if (!reason) return Err{std::move(reason).error()};
       return MembershipBody{Refused{std::move(reason).value()}};
+    }
+    case schema::MembershipMessage::PROOF: {
+      // Each get of a pointer counts against the traversal limit (every word read once): read each field once.
+      auto p = in.getProof();
+      auto cert = p.getCertificate();
+      auto sig = p.getSignature();
+      if (cert.size() > kMaxCertificate) return invalid("proof.certificate has " + std::to_string(cert.size()) + " bytes");
+      if (sig.size() > kMaxSignature) return invalid("proof.signature has " + std::to_string(sig.size()) + " bytes");
+      Proof out;
+      out.certificate.assign(reinterpret_cast<const char*>(cert.begin()), cert.size());
+      out.incarnation = p.getIncarnation();
+      out.signature.assign(reinterpret_cast<const char*>(sig.begin()), sig.size());
+      return MembershipBody{std::move(out)};
     }
   }
   return Err<WireError>{WireError{WireErrc::kUnknownKind, "membership kind " + std::to_string(static_cast<unsigned>(in.which()))}};

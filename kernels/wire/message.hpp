@@ -77,6 +77,9 @@ struct MembershipMessage {
 using Body = std::variant<TensorView, Activation, Gradient, Heartbeat, CapacityUpdate, FlowMessage, TrainMessage,
                           MembershipMessage>;
 
+// The kind of a body, for log lines ("tensor", "activation", ..., "membership").
+const char* body_name(const Body& b);
+
 struct Header {
   uint16_t version = 0;
   uint64_t swarm_id = 0;

@@ -108,7 +108,8 @@ inline std::vector<train::MembershipBody> membership_examples() {
   return {Hello{13, Role::kRelay, 3, "127.0.0.1", 7413, 0xfeedbeefcafe, 8080},
           RosterMsg{{a, b}, true, MemberInfo{13, 3, "127.0.0.1", 7413, false, 8080}},
           Joined{b},
-          Refused{"configuration mismatch"}};
+          Refused{"configuration mismatch"},
+          Proof{"-----BEGIN CERTIFICATE-----\n" + std::string(700, 'M') + "\n-----END CERTIFICATE-----\n", 77, std::string("\x30\x45\x00sig", 6)}};
 }
 
 // Valid frames of every kind, with tensors of several dtypes and shapes (the seeds of the fuzz corpus).

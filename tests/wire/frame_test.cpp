@@ -167,6 +167,13 @@ TEST(Frame, EveryMembershipMessageKindRoundTripsByteForByte) {
   EXPECT_EQ(back.you.stage, 3u);
   EXPECT_EQ(back.members[0].status_port, 9411u);
   EXPECT_EQ(back.you.status_port, 8080u);
+  const auto examples = testing::membership_examples();
+  const auto& proof = std::get<train::Proof>(examples[4]);
+  auto p = decode_frame(encode_frame({0, kSwarm, 42}, MembershipMessage{proof}), options());
+  const auto& pb = std::get<train::Proof>(std::get<MembershipMessage>(p->body).body);
+  EXPECT_EQ(pb.certificate, proof.certificate);
+  EXPECT_EQ(pb.incarnation, 77u);
+  EXPECT_EQ(pb.signature, proof.signature);  // binary, with a NUL inside
 }
 
 TEST(FrameRejects, MembershipMessagesWithImpossibleValues) {
@@ -178,6 +185,8 @@ TEST(FrameRejects, MembershipMessagesWithImpossibleValues) {
            {Joined{MemberInfo{1, 1, std::string(256, 'x'), 1, true, 0}}, "joined.host"},
            {Refused{std::string(5000, 'r')}, "refused"},
            {Hello{1, Role::kData, 0, std::string("a\0b", 3), 7000, 1, 0}, "NUL"},
+           {Proof{std::string(20000, 'c'), 1, "s"}, "proof.certificate"},
+           {Proof{"c", 1, std::string(2000, 's')}, "proof.signature"},
        }) {
     auto r = decode_frame(encode_frame({0, kSwarm, 42}, MembershipMessage{body}), options());
     ASSERT_FALSE(r.ok()) << needle;
