@@ -1,5 +1,5 @@
 // Helpers every actor uses to put messages on the wire and take them off it.
-// open_frame never throws: a bad frame is logged once with its sender and the reason, counted, and dropped.
+// open_frame never throws: a bad frame is counted, logged with its sender and the reason, and dropped.
 #pragma once
 
 #include <array>
@@ -28,8 +28,8 @@ void send_message(Self* self, const Dest& dest, const wire::Header& header, cons
 }
 
 // Takes the frame's bytes (no copy) and decodes them. `from` names the peer in the log line.
-// `why`, when given, receives the error's code on failure.
+// `error`, when given, receives the error instead of the log (the caller logs it, rate-limited under a flood).
 std::optional<wire::Message> open_frame(Frame& frame, const wire::DecodeOptions& options, FrameStats& stats,
-                                        std::string_view from, wire::WireErrc* why = nullptr);
+                                        std::string_view from, wire::WireError* error = nullptr);
 
 }  // namespace gwtf

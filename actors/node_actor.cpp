@@ -329,10 +329,12 @@ struct Node {
     bytes_received += f.bytes.size();
     auto known = by_addr.find(sender.address());
     const std::string from = known != by_addr.end() ? "node " + std::to_string(known->second) : "an unknown peer";
-    wire::WireErrc why{};
-    auto msg = open_frame(f, {opt.swarm_id}, stats, from, &why);
+    wire::WireError error;
+    auto msg = open_frame(f, {opt.swarm_id}, stats, from, &error);
     if (!msg) {
-      if (why == wire::WireErrc::kWrongVersion) on_other_version(sender);
+      if (log_refusal("dropped a frame from {}: {}", from, error.message))
+        note("refused_frame", {{"from", from}, {"why", error.message}});
+      if (error.code == wire::WireErrc::kWrongVersion) on_other_version(sender);
       return;
     }
     const NodeId claimed = msg->header.sender;
@@ -384,45 +386,65 @@ struct Node {
       spdlog::debug("ignored a frame of kind {} from {}", msg->body.index(), from);
       return;
     }
-    // The frame's tensors become this node's blobs (copied: the frame's bytes are read-only and short-lived).
-    bool ok = true;
+    // The frame's tensors are checked at the door (a bad one never enters the protocol, and the frame is refused
+    // whole), then become this node's blobs (copied: the frame's bytes are read-only and short-lived).
+    const bool boundary = std::holds_alternative<train::Activation>(t->msg.body) ||
+                          std::holds_alternative<train::Gradient>(t->msg.body);
+    std::vector<at::Tensor> tensors;
+    std::string problem;
     train::for_each_blob(t->msg.body, [&](train::Blob& b) {
-      if (b == 0) return;
+      if (b == 0 || !problem.empty()) return;
       if (b > t->tensors.size()) {
-        ok = false;
+        problem = "names tensor " + std::to_string(b) + " of " + std::to_string(t->tensors.size());
         return;
       }
-      b = blobs->add(wire::from_wire(t->tensors[b - 1], msg->storage).clone());
+      auto v = wire::from_wire(t->tensors[b - 1], msg->storage);
+      if (auto p = boundary ? model::boundary_problem(v, opt.compute) : model::finite_problem(v)) problem = *p;
+      tensors.push_back(std::move(v));
     });
-    if (!ok) return;
+    if (!problem.empty()) {
+      if (refuse_frame("refused a {} from node {}: {}", train::body_name(t->msg.body), claimed, problem))
+        note("refused_frame", {{"peer", claimed}, {"kind", train::body_name(t->msg.body)}, {"why", problem}});
+      return;
+    }
+    size_t next = 0;
+    train::for_each_blob(t->msg.body, [&](train::Blob& b) {
+      if (b != 0) b = blobs->add(tensors[next++].clone());
+    });
     t->msg.from = claimed;
     t->msg.to = opt.id;
     step(train::Receive{std::move(t->msg)});
   }
 
-  // A frame this node will not take: counted, and logged at most a few times a second (a flood must not become a
-  // flood of log lines).
+  // A frame this node will not take: counted (callers of open_frame: counted there), and logged at most a few
+  // times a second (a flood must not become a flood of log lines).
   double last_refusal_log = -1e9;
   uint64_t refusals_unlogged = 0;
+  // True when this one was logged (callers add an event then: the event log must not grow with a flood either).
   template <class... Args>
-  void refuse_frame(fmt::format_string<Args...> what, Args&&... args) {
+  bool refuse_frame(fmt::format_string<Args...> what, Args&&... args) {
     ++stats.rejected;
+    return log_refusal(what, std::forward<Args>(args)...);
+  }
+  template <class... Args>
+  bool log_refusal(fmt::format_string<Args...> what, Args&&... args) {
     if (now() - last_refusal_log < 0.2) {
       ++refusals_unlogged;
-      return;
+      return false;
     }
     last_refusal_log = now();
     const std::string line = fmt::format(what, std::forward<Args>(args)...);
     if (refusals_unlogged) spdlog::warn("{} ({} more refused frames not logged)", line, refusals_unlogged);
     else spdlog::warn("{}", line);
     refusals_unlogged = 0;
+    return true;
   }
 
   void on_proof(const caf::actor& from, NodeId claimed, const train::Proof& proof) {
     auto ok = auth.accept(from.address(), claimed, proof, std::time(nullptr));
     if (!ok) {
-      refuse_frame("refused the identity proof of a peer claiming node {}: {}", claimed, ok.error());
-      note("refused_proof", {{"peer", claimed}, {"why", ok.error()}});
+      if (refuse_frame("refused the identity proof of a peer claiming node {}: {}", claimed, ok.error()))
+        note("refused_proof", {{"peer", claimed}, {"why", ok.error()}});
       return;
     }
     spdlog::debug("node {} proved it is '{}'", claimed, ok.value());

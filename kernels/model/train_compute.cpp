@@ -115,19 +115,28 @@ double TrainCompute::run(const train::ComputeTask& t, train::Blob output, BlobSt
 // A boundary tensor a peer sent (an activation or its gradient) must be (microbatch size, sequence, d_model) and
 // finite: checked before any compute touches the accumulated gradients, so a bad one is refused (the task fails
 // with this reason and the protocol does not count it) instead of poisoning the stage's sum.
-void TrainCompute::check_boundary(const at::Tensor& v, const train::ComputeTask& t, const char* what) const {
-  const std::vector<int64_t> want{cfg_.microbatch_size, cfg_.seq_len, cfg_.model.shape.d_model};
-  auto where = [&] {
-    return std::string(what) + " of iteration " + std::to_string(t.iter) + " microbatch " + std::to_string(t.mb);
-  };
+std::optional<std::string> finite_problem(const at::Tensor& v) {
+  if (!v.defined()) return std::string("no tensor");
+  if (!v.is_floating_point() || !torch::isfinite(v).all().item<bool>())
+    return std::string("holds NaN or Inf (or is not floating point)");
+  return std::nullopt;
+}
+
+std::optional<std::string> boundary_problem(const at::Tensor& v, const TrainComputeConfig& cfg) {
+  const std::vector<int64_t> want{cfg.microbatch_size, cfg.seq_len, cfg.model.shape.d_model};
   if (!v.defined() || v.sizes().vec() != want) {
     std::string got = v.defined() ? "" : "none";
     for (int64_t d : v.defined() ? v.sizes().vec() : std::vector<int64_t>{}) got += (got.empty() ? "" : "x") + std::to_string(d);
-    throw std::runtime_error(where() + ": shape " + got + ", expected " + std::to_string(want[0]) + "x" +
-                             std::to_string(want[1]) + "x" + std::to_string(want[2]));
+    return "shape " + got + ", expected " + std::to_string(want[0]) + "x" + std::to_string(want[1]) + "x" +
+           std::to_string(want[2]);
   }
-  if (!v.is_floating_point() || !torch::isfinite(v).all().item<bool>())
-    throw std::runtime_error(where() + " holds NaN or Inf (or is not floating point): refused");
+  return finite_problem(v);
+}
+
+void TrainCompute::check_boundary(const at::Tensor& v, const train::ComputeTask& t, const char* what) const {
+  if (auto problem = boundary_problem(v, cfg_))
+    throw std::runtime_error(std::string(what) + " of iteration " + std::to_string(t.iter) + " microbatch " +
+                             std::to_string(t.mb) + ": " + *problem + ": refused");
 }
 
 double TrainCompute::compute(const train::ComputeTask& t, train::Blob output, BlobStore& store) {

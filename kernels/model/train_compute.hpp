@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +37,12 @@ struct TrainComputeConfig {
   uint64_t data_seed = 1;
   const std::vector<int32_t>* stream = nullptr;  // training tokens (microbatch (seed, i, k) is drawn from it)
 };
+
+// What is wrong with a tensor a peer sent, if anything (nullopt: nothing): a boundary tensor (an activation or its
+// gradient) must be (microbatch size, sequence, d_model), and every tensor floating point and finite. Checked where
+// a frame arrives (a bad one never enters the protocol) and again before compute touches the accumulated gradients.
+std::optional<std::string> boundary_problem(const at::Tensor& v, const TrainComputeConfig& cfg);
+std::optional<std::string> finite_problem(const at::Tensor& v);
 
 class TrainCompute {
  public:

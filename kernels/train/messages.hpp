@@ -252,8 +252,14 @@ enum class EventKind : uint8_t {
   kBusy,                // a relay at its buffer budget turned microbatch mb away (peer: the sender)
   kOverBudget,          // ... or took it beyond the budget: every replica of its stage was full (value: buffered)
   kGaveBack,            // a forward failed twice here (a bad input or device): the sender gives it to another replica
+  kDroppedMisrouted,    // a message its sender's stage never sends to this one (a broken or hostile peer): dropped
 };
 const char* event_name(EventKind k);
+
+// Which stage may send a message to which: work flows forward one stage at a time (activations), gradients flow
+// back one stage, and a stage's reduce and state transfers stay within the stage. Holders are stage 0, before
+// stage 1 and after stage `relay_stages`. Anything else comes from a broken or hostile peer.
+bool may_send(const Body& b, Stage from, Stage to, Stage relay_stages);
 
 struct Event {
   EventKind kind;

@@ -214,6 +214,14 @@ void TrainNode::on_message(const Message& m, Output& out) {
     out.events.push_back({EventKind::kDroppedFromDead, 0, 0, m.from});
     return;
   }
+  if (!may_send(m.body, it->second.stage, stage_, params_.relay_stages)) {
+    out.events.push_back({EventKind::kDroppedMisrouted, 0, 0, m.from});
+    Body body = m.body;
+    for_each_blob(body, [&](Blob& b) {
+      if (b) out.release.push_back(b);
+    });
+    return;
+  }
   if (auto* a = std::get_if<Activation>(&m.body); a && turned_away(m.from, m.seq, *a, out)) return;
   out.send.push_back(Message{id_, m.from, 0, Ack{m.seq}});
   std::visit(Overloaded{
@@ -1352,13 +1360,33 @@ const char* compute_name(ComputeKind k) {
   return kNames[static_cast<int>(k)];
 }
 
+bool may_send(const Body& b, Stage from, Stage to, Stage relay_stages) {
+  return std::visit(Overloaded{
+                        [&](const Activation&) { return from == flow::prev_stage(to, relay_stages); },
+                        [&](const Gradient&) { return from == flow::next_stage(to, relay_stages); },
+                        [&](const Progress&) { return from == to; },
+                        [&](const Collect&) { return from == to; },
+                        [&](const GradSum&) { return from == to; },
+                        [&](const Reduced&) { return from == to; },
+                        [&](const Retract&) { return from == to; },
+                        [&](const StateAsk&) { return from == to; },
+                        [&](const StateOffer&) { return from == to; },
+                        [&](const ChunkAsk&) { return from == to; },
+                        [&](const Chunk&) { return from == to; },
+                        [&](const StateDone&) { return from == to; },
+                        [&](const auto&) { return true; },  // protocol messages any member may send
+                    },
+                    b);
+}
+
 const char* event_name(EventKind k) {
   static constexpr const char* kNames[] = {"dropped-from-dead", "dropped-unknown", "dropped-stale",
                                            "duplicate",         "rejected-non-finite", "redo",
                                            "adopted",           "stepped",          "iteration-committed",
                                            "rejected-chunk",    "joined",           "double-contribution",
                                            "retracted",         "busy",             "over-budget",
-                                           "gave-back"};
+                                           "gave-back",         "dropped-misrouted"};
+  static_assert(std::size(kNames) == static_cast<size_t>(EventKind::kDroppedMisrouted) + 1, "a name per event");
   return kNames[static_cast<int>(k)];
 }
 

@@ -123,5 +123,38 @@ TEST(TrainNodeMember, RetractsOnlyTheContributionItsLeaderSaw) {
   EXPECT_EQ(member.contributions(0).first, std::set<Mb>{0});
 }
 
+// A broken or hostile member's work messages from a stage that never sends them here are dropped, their tensors
+// released, and nothing is computed or acknowledged; the same messages from the right stage are work.
+TEST(TrainNodeInput, WorkFromAStageThatNeverSendsItIsDroppedAndReleased) {
+  Stage1 s;
+  auto deliver = [&](NodeId from, Body body) {
+    s.out.clear();
+    s.leader.step(Receive{Message{from, 10, 7, std::move(body)}}, 1, s.out);
+  };
+  auto misrouted = [&] {
+    for (const auto& e : s.out.events)
+      if (e.kind == EventKind::kDroppedMisrouted) return true;
+    return false;
+  };
+  deliver(11, Activation{0, 0, 501, {}, false});  // a same-stage peer: never sends this stage its input
+  EXPECT_TRUE(misrouted());
+  EXPECT_TRUE(s.out.compute.empty());
+  EXPECT_TRUE(s.out.send.empty());  // not even an ack
+  EXPECT_EQ(s.out.release, std::vector<Blob>{501});
+  deliver(1, Gradient{0, 0, 502});  // a holder sends gradients to the last stage (2), not to stage 1
+  EXPECT_TRUE(misrouted());
+  EXPECT_EQ(s.out.release, std::vector<Blob>{502});
+  deliver(20, GradSum{0, {0}, {}, 503, 0, 1});  // a reduce stays within its stage
+  EXPECT_TRUE(misrouted());
+  deliver(1, Activation{0, 0, 504, {}, false});  // the holder's input to stage 1: work
+  EXPECT_FALSE(misrouted());
+  ASSERT_EQ(s.out.compute.size(), 1u);
+  EXPECT_EQ(s.out.compute[0].kind, ComputeKind::kForward);
+  EXPECT_TRUE(may_send(Gradient{}, 0, 2, 2));    // holders -> last stage
+  EXPECT_TRUE(may_send(Activation{}, 2, 0, 2));  // last stage -> holders
+  EXPECT_TRUE(may_send(Gradient{}, 1, 0, 2));    // first stage -> holders
+  EXPECT_FALSE(may_send(Activation{}, 0, 2, 2));
+}
+
 }  // namespace
 }  // namespace gwtf::train

@@ -244,7 +244,7 @@ TEST(TrainTorch, ABadBoundaryTensorIsRefusedBeforeItTouchesTheGradients) {
     }
     ADD_FAILURE() << "accepted a bad input (" << why << ")";
   };
-  fails({1, 3}, "gradient of iteration 0 microbatch 0 holds NaN");
+  fails({1, 3}, "gradient of iteration 0 microbatch 0: holds NaN");
   fails({4, 2}, "activation of iteration 0 microbatch 0: shape 2x8x128, expected 2x16x128");
   for (const auto& [name, p] : relay.parameters())
     EXPECT_TRUE(!p.grad().defined() || p.grad().abs().sum().item<double>() == 0) << name << " was touched";
