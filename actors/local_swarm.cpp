@@ -32,6 +32,11 @@ std::vector<nlohmann::json> SwarmEvents::of(uint64_t node) const {
   return it == events_.end() ? std::vector<nlohmann::json>{} : it->second;
 }
 
+std::map<uint64_t, std::vector<nlohmann::json>> SwarmEvents::all() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return events_;
+}
+
 bool is_event(const nlohmann::json& e, const char* event, const char* kind) {
   return e.value("event", "") == event && (!kind || e.value("kind", "") == kind);
 }
@@ -71,7 +76,9 @@ LocalSwarm::~LocalSwarm() {
 Result<uint16_t, std::string> LocalSwarm::start(NodeOptions options) {
   Node n;
   n.id = options.id;
-  n.config = std::make_unique<SystemConfig>();
+  RuntimeOptions runtime;
+  runtime.tls = options.tls;  // a TLS node's system loads CAF's OpenSSL module with its files
+  n.config = std::make_unique<SystemConfig>(runtime);
   n.system = std::make_unique<caf::actor_system>(*n.config);
   n.observer = n.system->spawn(observer_actor, events, forward_to);
   options.observer = n.observer;

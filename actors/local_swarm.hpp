@@ -29,6 +29,7 @@ class SwarmEvents {
             std::chrono::milliseconds limit);
   bool saw(uint64_t node, const std::function<bool(const nlohmann::json&)>& what) const;
   std::vector<nlohmann::json> of(uint64_t node) const;
+  std::map<uint64_t, std::vector<nlohmann::json>> all() const;
 
  private:
   mutable std::mutex mu_;

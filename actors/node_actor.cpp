@@ -332,14 +332,15 @@ struct Node {
     wire::WireError error;
     auto msg = open_frame(f, {opt.swarm_id}, stats, from, &error);
     if (!msg) {
-      if (log_refusal("dropped a frame from {}: {}", from, error.message))
-        note("refused_frame", {{"from", from}, {"why", error.message}});
+      refuse(std::string("malformed:") + std::string(wire::errc_name(error.code)), 0,
+             "from " + from + ": " + error.message, false);
       if (error.code == wire::WireErrc::kWrongVersion) on_other_version(sender);
       return;
     }
     const NodeId claimed = msg->header.sender;
     if (known != by_addr.end() && known->second != claimed) {
-      refuse_frame("dropped a frame from node {} that claims to be node {}", known->second, claimed);
+      refuse("impersonation", known->second,
+             fmt::format("node {} sent a frame in the name of node {}", known->second, claimed));
       return;
     }
     if (auto* m = std::get_if<wire::MembershipMessage>(&msg->body); m && std::holds_alternative<train::Proof>(m->body)) {
@@ -347,8 +348,9 @@ struct Node {
       return;
     }
     if (!auth.admits(sender.address(), claimed)) {
-      refuse_frame("dropped a frame that claims to be from node {}: its connection proved no such identity (a {} "
-                   "from {})", claimed, wire::body_name(msg->body), from);
+      refuse("unproven", claimed,
+             fmt::format("{} from {} in the name of node {}, which its connection has not proved",
+                         wire::body_name(msg->body), from, claimed));
       return;
     }
     if (known == by_addr.end() && roster.find(claimed)) bind(claimed, sender);  // a member's greeting
@@ -403,8 +405,7 @@ struct Node {
       tensors.push_back(std::move(v));
     });
     if (!problem.empty()) {
-      if (refuse_frame("refused a {} from node {}: {}", train::body_name(t->msg.body), claimed, problem))
-        note("refused_frame", {{"peer", claimed}, {"kind", train::body_name(t->msg.body)}, {"why", problem}});
+      refuse(problem.rfind("shape", 0) == 0 ? "tensor-shape" : "tensor-value", claimed, fmt::format("{} from node {}: {}", train::body_name(t->msg.body), claimed, problem));
       return;
     }
     size_t next = 0;
@@ -416,35 +417,32 @@ struct Node {
     step(train::Receive{std::move(t->msg)});
   }
 
-  // A frame this node will not take: counted (callers of open_frame: counted there), and logged at most a few
-  // times a second (a flood must not become a flood of log lines).
-  double last_refusal_log = -1e9;
-  uint64_t refusals_unlogged = 0;
-  // True when this one was logged (callers add an event then: the event log must not grow with a flood either).
-  template <class... Args>
-  bool refuse_frame(fmt::format_string<Args...> what, Args&&... args) {
-    ++stats.rejected;
-    return log_refusal(what, std::forward<Args>(args)...);
-  }
-  template <class... Args>
-  bool log_refusal(fmt::format_string<Args...> what, Args&&... args) {
-    if (now() - last_refusal_log < 0.2) {
-      ++refusals_unlogged;
-      return false;
+  // A frame this node will not take: counted (open_frame counts its own), and per kind of refusal logged — and noted
+  // as a "refused_frame" event with the reason — at most once a second, with how many of that kind went unlogged
+  // meanwhile: every kind of bad input is named in the log, and a flood of one kind does not flood it.
+  struct RefusalLog {
+    double last = -1e9;
+    uint64_t unlogged = 0;
+  };
+  std::map<std::string, RefusalLog> refusal_logs;  // by kind: a fixed, small set of keys
+  void refuse(const std::string& kind, NodeId peer, const std::string& why, bool count = true) {
+    if (count) ++stats.rejected;
+    auto& r = refusal_logs[kind];
+    if (now() - r.last < 1.0) {
+      ++r.unlogged;
+      return;
     }
-    last_refusal_log = now();
-    const std::string line = fmt::format(what, std::forward<Args>(args)...);
-    if (refusals_unlogged) spdlog::warn("{} ({} more refused frames not logged)", line, refusals_unlogged);
-    else spdlog::warn("{}", line);
-    refusals_unlogged = 0;
-    return true;
+    r.last = now();
+    if (r.unlogged) spdlog::warn("refused a frame ({}): {} ({} more of this kind not logged)", kind, why, r.unlogged);
+    else spdlog::warn("refused a frame ({}): {}", kind, why);
+    note("refused_frame", {{"kind", kind}, {"peer", peer}, {"why", why}, {"unlogged", r.unlogged}});
+    r.unlogged = 0;
   }
 
   void on_proof(const caf::actor& from, NodeId claimed, const train::Proof& proof) {
     auto ok = auth.accept(from.address(), claimed, proof, std::time(nullptr));
     if (!ok) {
-      if (refuse_frame("refused the identity proof of a peer claiming node {}: {}", claimed, ok.error()))
-        note("refused_proof", {{"peer", claimed}, {"why", ok.error()}});
+      refuse("proof", claimed, fmt::format("the identity proof of a peer claiming node {}: {}", claimed, ok.error()));
       return;
     }
     spdlog::debug("node {} proved it is '{}'", claimed, ok.value());

@@ -6,13 +6,10 @@
 
 #include <ATen/Parallel.h>
 
-#include <cstdlib>
-#include <fstream>
 #include <functional>
+#include <set>
 
-#include "actors/ledger_tally.hpp"
-#include "actors/local_swarm.hpp"
-#include "apps/common/run_config.hpp"
+#include "tests/actors/swarm_fixture.hpp"
 
 namespace gwtf {
 namespace {
@@ -20,43 +17,7 @@ namespace {
 using json = nlohmann::json;
 using train::ComputeKind;
 using namespace std::chrono_literals;
-
-app::RunConfig run(uint32_t holders) {
-  app::RunConfig c;
-  c.iterations = 5;
-  c.microbatches = 4;
-  c.microbatch_size = 2;
-  c.seq_len = 32;
-  c.holders = holders;
-  c.replicas = {2};
-  c.in_flight = 2;
-  return c;
-}
-
-const model::Corpus& corpus() {
-  static const model::Corpus c = [] {
-    std::string text;
-    for (int k = 0; k < 60; ++k) text += "Actors come and go; the microbatches flow on. Line " + std::to_string(k) + ".\n";
-    return model::Corpus::from_text(text, 0.05).value();
-  }();
-  return c;
-}
-
-// The reference trainer does not depend on the number of holders: one curve for every layout.
-const std::vector<double>& reference_losses() {
-  static const std::vector<double> losses = model::train_local(run(1).reference_options(), corpus()).value().losses;
-  return losses;
-}
-
-NodeOptions node(const app::RunConfig& c, uint64_t id, train::Role role, std::optional<DieAt> die = {}) {
-  NodeOptions opt = app::node_options(c, corpus().train);
-  opt.id = id;
-  opt.role = role;
-  opt.die_at = die;
-  opt.linger = 1;
-  opt.flow_period = 0.25;
-  return opt;
-}
+using namespace fixture;
 
 DieAt die(ComputeKind kind) { return DieAt{kind, 1, -1, true, true}; }  // iteration 1 or later
 
@@ -79,37 +40,14 @@ void train_through(uint32_t holders, std::map<uint64_t, DieAt> dies,
       if (auto ev = s.events->of(id); !ev.empty()) ADD_FAILURE() << "node " << id << " last: " << ev.back().dump();
     FAIL() << "the swarm did not finish";
   }
-  std::map<uint64_t, std::vector<json>> all;
-  for (uint64_t id = 1; id <= 200; ++id)
-    if (auto ev = s.events->of(id); !ev.empty()) all[id] = std::move(ev);
+  std::set<uint64_t> killed;
   for (const auto& [id, d] : dies) {
+    killed.insert(id);
     EXPECT_FALSE(s.events->saw(id, [](const json& e) { return is_event(e, "exit"); })) << "node " << id << " was not killed";
     EXPECT_TRUE(s.events->saw(1 + (id == 1), [&](const json& e) { return is_event(e, "peer_down") && e.value("peer", uint64_t{0}) == id; }))
         << "node " << id << " was never reported down";
   }
-  const auto ledger = tally_ledger(all, c.microbatches, c.iterations);
-  EXPECT_EQ(ledger.lost, 0u);
-  EXPECT_EQ(ledger.duplicated, 0u);
-  std::map<uint64_t, double> losses;
-  for (const auto& e : s.events->of(1))
-    if (is_event(e, "train", "stepped")) losses[e.value("iter", uint64_t{0})] = e.value("value", 0.0);
-  const auto& ref = reference_losses();
-  ASSERT_EQ(losses.size(), ref.size());
-  bool same = true;
-  for (const auto& [i, l] : losses) {
-    EXPECT_NEAR(l, ref[i], 1e-5 * std::abs(ref[i])) << "iteration " << i;
-    same = same && std::abs(l - ref[i]) <= 1e-5 * std::abs(ref[i]);
-  }
-  if (!same && std::getenv("GWTF_DUMP_EVENTS")) {  // every node's events, for the post-mortem
-    std::ofstream dump(std::getenv("GWTF_DUMP_EVENTS"));
-    for (const auto& [id, events] : all)
-      for (const auto& e : events) dump << e.dump() << "\n";
-  }
-  for (const auto& [id, events] : all) {
-    if (dies.count(id)) continue;
-    EXPECT_TRUE(s.events->saw(id, [](const json& e) { return is_event(e, "exit") && e.value("code", -1) == 0; }))
-        << "node " << id << " ended with " << events.back().dump();
-  }
+  expect_trained_like_reference(s, c, 1, killed);
 }
 
 TEST(NodeActors, ASwarmInOneProcessTrainsLikeTheReferenceTrainer) { train_through(1, {}); }
