@@ -653,6 +653,7 @@ struct Node {
       // Done when every stage committed the last iteration — or, for a node that stepped it (a joiner that imported
       // the final state, say) but heard no commit, when every other member has left: nobody is left to tell it.
       const bool alone = roster.live().size() <= 1;
+      if (cut_off(alone)) return;
       if (train->finished() && (train->committed() >= opt.params.iterations || alone)) {
         if (finished_at < 0) {
           finished_at = now();
@@ -665,6 +666,22 @@ struct Node {
       }
     }
     self->delayed_send(self, std::chrono::milliseconds(static_cast<int64_t>(opt.tick * 1000)), tick_atom::value);
+  }
+
+  // Every other member is gone while this node's training is unfinished: it was cut off (a partition: the others
+  // took it for dead and redid its work, and a node id never comes back) or it is the last survivor. Either way
+  // it can do nothing more here; a node restarted after the network heals joins as a new member.
+  double alone_since = -1;
+  bool cut_off(bool alone) {
+    if (!alone || train->finished()) {
+      alone_since = -1;
+      return false;
+    }
+    if (alone_since < 0) alone_since = now();
+    if (now() - alone_since < 1.0) return false;  // one tick's grace: the last member may be on its way out
+    stop(4, "cut off from the swarm: every other member is unreachable and training is unfinished; they redo this "
+            "node's work. Once the network is back, restart it: it joins as a new member");
+    return true;
   }
 
   void begin(uint16_t port, NodeId id) {

@@ -12,6 +12,7 @@
 #include "apps/common/logging.hpp"
 #include "apps/gwtf/build_info.hpp"
 #include "apps/gwtf/demo.hpp"
+#include "apps/gwtf/ledger_command.hpp"
 #include "apps/gwtf/swarm_command.hpp"
 #include "kernels/model/evaluate.hpp"
 #include "kernels/model/hf_export.hpp"
@@ -40,6 +41,15 @@ int main(int argc, char** argv) {
                    "Seconds before the swarm is stopped (default: 5 per iteration, at least 270; quick 150)");
   demo->add_option("--iterations", demo_run.iterations, "Iterations of the run")->check(CLI::Range(int64_t{2}, int64_t{100000}));
   gwtf::app::SwarmCommand swarm(app);
+  std::vector<std::string> ledger_files;
+  uint32_t ledger_microbatches = 0;
+  uint64_t ledger_iterations = 0;
+  auto* ledger = app.add_subcommand("ledger", "The exactly-once check of a finished swarm from its nodes' event logs "
+                                              "(gwtf-node --events): lost and duplicated microbatches, as JSON; exit "
+                                              "1 when any, or when an iteration was not stepped");
+  ledger->add_option("files", ledger_files, "Every node's JSON-lines event log")->required();
+  ledger->add_option("--microbatches", ledger_microbatches, "Microbatches per iteration of the run")->required();
+  ledger->add_option("--iterations", ledger_iterations, "Iterations of the run")->required();
   auto* info = app.add_subcommand("info", "Print the build configuration: library versions, BLAS, threads");
 
   gwtf::model::TrainOptions train;
@@ -136,6 +146,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (swarm.parsed()) return swarm.run();
+  if (ledger->parsed()) return gwtf::app::run_ledger(ledger_files, ledger_microbatches, ledger_iterations);
   if (exp->parsed()) {
     auto model = gwtf::model::load_model(export_from);
     if (!model) {

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Fault tests across hosts: a TLS swarm of gwtf-node processes, one per network namespace (tests/net/netbed), trains
+# the tiny GPT while the network misbehaves. Each case fails unless the swarm finishes every iteration with no
+# microbatch lost or counted twice (gwtf ledger over every node's events) and the case's own check holds:
+#   kill-host   a relay's host vanishes without a FIN: its peers notice within the peer timeout, others redo its work
+#   partition   a relay loses every link: declared dead, its work rerouted; it stops (cut off), and once healed a
+#               restart joins as a new member that receives its stage's state
+#   loss        5% of packets dropped on every link from the start: training goes on
+#   slow-link   one relay's link is throttled (tc tbf): its measured link cost rises and its stage's other replica
+#               takes most of the work
+# Usage: fault_bed_test.sh path/to/gwtf-node path/to/gwtf [CASE...]. Exit 77 (skipped) where namespaces cannot be
+# made. GWTF_BED_ITERATIONS sets the run's length (default 16).
+set -uo pipefail
+NODE=$1
+GWTF=$2
+shift 2
+CASES=("$@")
+((${#CASES[@]})) || CASES=(kill-host partition loss slow-link)
+BED=$(cd "$(dirname "$0")" && pwd)/netbed
+if ! why=$("$BED" check 2>&1); then
+  echo "SKIPPED: the fault bed needs network namespaces: $why"
+  exit 77
+fi
+TAG="gf$(($$ % 10000))"
+WORK=$(mktemp -d)
+cleanup() {
+  "$BED" down "$TAG"
+  if [[ -n ${GWTF_BED_KEEP:-} ]]; then echo "kept: $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+ITER=${GWTF_BED_ITERATIONS:-16}
+MB=4
+PEER_TIMEOUT=2
+RUN=(--holders 1 --replicas 2,2 --iterations "$ITER" --microbatches $MB --microbatch-size 2 --seq 32 --in-flight 2)
+failures=0
+fail() {
+  echo "FAIL ($case): $*"
+  failures=$((failures + 1))
+}
+
+# Credentials: one swarm CA, a certificate per host (a restarted node keeps its certificate, gets a new id).
+"$GWTF" swarm create --name bed --out "$WORK/ca" >/dev/null || exit 1
+for k in 1 2 3 4 5; do "$GWTF" swarm issue --ca "$WORK/ca" --node "host$k" --out "$WORK/host$k" >/dev/null || exit 1; done
+
+# start K [ARGS...]: gwtf-node of host K in its namespace (host 1 is the data holder and the seed).
+declare -A PID
+start() {
+  local k=$1 run=${RUN_NO:-0}
+  shift
+  local seed=()
+  ((k == 1)) || seed=(--seed 10.77.0.1:7000)
+  "$BED" exec "$TAG" "$k" "$NODE" --tls "$WORK/host$k" --listen "10.77.0.$k:7000" "${seed[@]}" \
+    --events "$WORK/$case/host$k.$run.jsonl" --peer-timeout $PEER_TIMEOUT --log-level info "${RUN[@]}" "$@" \
+    >"$WORK/$case/host$k.$run.log" 2>&1 &
+  PID[$k]=$!
+}
+# wait_for FILE REGEX SECONDS: until a line of FILE matches.
+wait_for() {
+  local deadline=$((SECONDS + $3))
+  until grep -Eq "$2" "$1" 2>/dev/null; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+node_id() { grep -o '"node":[0-9]*' "$1" | head -1 | cut -d: -f2; }
+stepped() {
+  local n
+  n=$(grep -c '"kind":"stepped"' "$WORK/$case/host1.0.jsonl" 2>/dev/null)
+  echo "${n:-0}"
+}
+wait_stepped() {  # wait_stepped N SECONDS: the holder stepped N iterations
+  local deadline=$((SECONDS + $2))
+  until (($(stepped) >= $1)); do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+# Starts the founders (holder first: it is the seed).
+start_swarm() {
+  mkdir -p "$WORK/$case"
+  start 1 --role data
+  wait_for "$WORK/$case/host1.0.jsonl" '"event":"start"' 30 || { fail "the seed did not start"; return 1; }
+  for k in 2 3; do start $k --role relay --stage 1; done
+  for k in 4 5; do start $k --role relay --stage 2; done
+  wait_stepped 3 120 || { fail "the swarm did not reach iteration 3"; return 1; }
+}
+# Waits for every process of the case; checks the holder's exit and the ledger.
+finish() {
+  local k rc
+  for k in "${!PID[@]}"; do
+    if ! timeout 120 tail --pid="${PID[$k]}" -f /dev/null; then
+      fail "host $k did not finish: $(tail -2 "$WORK/$case/host$k.${RUNS[$k]:-0}.log")"
+    fi
+  done
+  wait "${PID[1]}"
+  rc=$?
+  ((rc == 0)) || fail "the data holder exited with $rc: $(tail -3 "$WORK/$case/host1.0.log")"
+  if ! ledger=$("$GWTF" ledger "$WORK/$case"/*.jsonl --microbatches $MB --iterations "$ITER"); then
+    fail "ledger: $ledger"
+  else
+    echo "ok ($case): every iteration committed, nothing lost or duplicated: $ledger"
+  fi
+  PID=()
+}
+
+for case in "${CASES[@]}"; do
+  echo "--- $case"
+  "$BED" up "$TAG" 5 || { fail "cannot set up the bed"; continue; }
+  case $case in
+    kill-host)
+      start_swarm || continue
+      victim=$(node_id "$WORK/$case/host3.0.jsonl")
+      "$BED" kill-host "$TAG" 3
+      killed_at=$SECONDS
+      wait_for "$WORK/$case/host1.0.jsonl" "\"event\":\"peer_down\".*\"peer\":$victim" 30 ||
+        fail "nobody noticed that host 3 vanished"
+      detected=$((SECONDS - killed_at))
+      if ((detected <= PEER_TIMEOUT + 3)); then echo "ok ($case): noticed within ${detected} s (peer timeout ${PEER_TIMEOUT} s)"; else fail "detected after ${detected} s (peer timeout ${PEER_TIMEOUT} s)"; fi
+      unset 'PID[3]'
+      finish
+      ;;
+    partition)
+      start_swarm || continue
+      victim=$(node_id "$WORK/$case/host3.0.jsonl")
+      "$BED" partition "$TAG" 3
+      wait_for "$WORK/$case/host1.0.jsonl" "\"event\":\"peer_down\".*\"peer\":$victim" 30 ||
+        fail "the partition was not detected"
+      timeout 30 tail --pid="${PID[3]}" -f /dev/null
+      wait "${PID[3]}"
+      rc=$?
+      ((rc == 4)) || fail "the cut-off node exited with $rc, not 4 (cut off): $(tail -2 "$WORK/$case/host3.0.log")"
+      grep -q "cut off from the swarm" "$WORK/$case/host3.0.log" || fail "the cut-off node did not say why it stopped"
+      "$BED" heal "$TAG" 3
+      RUN_NO=1 start 3 --role relay
+      unset RUN_NO
+      wait_for "$WORK/$case/host3.1.jsonl" '"kind":"joined"' 120 || fail "the restarted node never served its stage"
+      finish
+      ;;
+    loss)
+      "$BED" loss "$TAG" 5
+      start_swarm || continue
+      finish
+      ;;
+    slow-link)
+      start_swarm || continue
+      "$BED" rate "$TAG" 3 400kbit
+      finish
+      # Contributions of the two stage-1 replicas after the throttle (iterations 6..): host 2 must carry most.
+      share() { grep '"event":"applied"' "$1" | grep -Eo '"iter":[0-9]+|"done":\[[0-9,]*\]' | paste - - |
+        awk -F'[][:,\t]' '{ if ($2 >= 6) { n = 0; for (i = 4; i <= NF; ++i) if ($i ~ /^[0-9]+$/) ++n; total += n } }
+                          END { print total + 0 }'; }
+      fast=$(share "$WORK/$case/host2.0.jsonl")
+      slow=$(share "$WORK/$case/host3.0.jsonl")
+      if ((fast > slow)); then
+        echo "ok ($case): after the throttle the fast replica took $fast microbatches, the slow one $slow"
+      else
+        fail "the throttled replica still took $slow microbatches against $fast"
+      fi
+      ;;
+    *) fail "unknown case" ;;
+  esac
+  "$BED" down "$TAG"
+done
+exit $((failures > 0))
