@@ -361,7 +361,14 @@ struct Node {
                        if (h.id != claimed) return;  // a hello speaks for its sender only
                        on_hello(sender, h);
                      },
-                     [&](const train::RosterMsg& r) { on_roster(r); },
+                     [&](const train::RosterMsg& r) {
+                       // The member that answered is bound to this connection first: connecting to it again makes
+                       // CAF's OpenSSL module drop a connection and report that node's actors unreachable.
+                       if (std::any_of(r.members.begin(), r.members.end(),
+                                       [&](const train::MemberInfo& member) { return member.id == claimed; }))
+                         bind(claimed, sender);
+                       on_roster(r);
+                     },
                      [&](const train::Joined& j) {
                        if (roster.find(claimed)) on_joined(j.member);
                      },

@@ -97,6 +97,8 @@ double TrainCompute::run(const train::ComputeTask& t, train::Blob output, BlobSt
     }
   }
   // Restored however the replay ends: a replay that throws (a bad input) must not leave the old weights in place.
+  // The weights get their values back but not their version: autograd refuses every graph saved before the replay
+  // ("modified by an inplace operation"), so those forwards are forgotten and their backward recomputes them.
   struct Restore {
     TrainCompute& self;
     std::vector<at::Tensor>& now;
@@ -107,6 +109,7 @@ double TrainCompute::run(const train::ComputeTask& t, train::Blob output, BlobSt
         self.params_[k].copy_(now[k]);
         self.params_[k].mutable_grad() = grads[k];
       }
+      self.saved_.clear();
     }
   } restore{*this, now, grads};
   return compute(t, output, store);

@@ -255,6 +255,40 @@ TEST(TrainTorch, ABadBoundaryTensorIsRefusedBeforeItTouchesTheGradients) {
   EXPECT_GT(touched, 0);
 }
 
+// A replay between a forward and its backward (another microbatch's redo, on the weights from before the last
+// step) gives the weights their values back but not their autograd version: the backward must not use the graph
+// saved before it (it used to fail for ever: "modified by an inplace operation", found by the fault bed's
+// partition case), and computes the same gradient as without the replay.
+TEST(TrainTorch, AReplayBetweenAForwardAndItsBackwardChangesNothing) {
+  auto gradient_with = [](bool replay_between) {
+    TorchWorld world(kRelayStages);
+    TrainCompute& relay = world.compute(1, 1);
+    model::BlobStore store;
+    at::manual_seed(7);
+    store[1] = at::randn({2, 16, 128});
+    store[2] = at::randn({2, 16, 128});
+    train::ComputeTask t;
+    t.kind = ComputeKind::kForward;
+    t.inputs = {1};
+    relay.run(t, 3, store);
+    if (replay_between) {
+      train::ComputeTask r;
+      r.kind = ComputeKind::kForward;
+      r.inputs = {2};
+      r.mb = 1;
+      r.replay = true;
+      relay.run(r, 4, store);
+    }
+    t.kind = ComputeKind::kBackward;
+    t.inputs = {1, 2};
+    relay.run(t, 5, store);
+    return store.at(5).clone();
+  };
+  const auto plain = gradient_with(false);
+  const auto replayed = gradient_with(true);
+  EXPECT_TRUE(at::allclose(plain, replayed, 1e-6, 1e-6));
+}
+
 TEST(TrainTorch, ANewcomerGetsItsStageStateAndLearnsTheSame) {
   // A relay joins during the second iteration; the original replicas of its stage die one after the other (in
   // the middle of backward passes): the newcomer alone carries the stage through the last iteration, from the
