@@ -648,7 +648,9 @@ struct Node {
       if (now() - last_hello >= 1.0) {
         last_hello = now();
         for (const auto& s : seeds) send_membership(s, hello());
-        if (seeds.empty()) connect_seeds();
+        // Never a second connect while one is pending: two connections to one node make CAF's OpenSSL module drop
+        // one and report that node's actors unreachable (seen: whole swarms collapsing as training started).
+        if (seeds.empty() && seed_connects_pending == 0) connect_seeds();
       }
     }
     if (train) {
@@ -730,18 +732,22 @@ struct Node {
     self->send(self, tick_atom::value);
   }
 
+  int seed_connects_pending = 0;
   void connect_seeds() {
     auto mm = middleman();
     for (const auto& [host, port] : opt.seeds) {
+      ++seed_connects_pending;
       self->request(mm, std::chrono::seconds(5), caf::connect_atom::value, host, port)
           .then(
               [this](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+                --seed_connects_pending;
                 auto seed = caf::actor_cast<caf::actor>(ptr);
                 if (!seed) return;
                 seeds.push_back(seed);
                 send_membership(seed, hello());
               },
               [this, where = host + ":" + std::to_string(port)](caf::error& e) {
+                --seed_connects_pending;
                 const bool handshake = e == caf::sec::disconnect_during_handshake;
                 last_seed_error = handshake ? "the seed closed the connection during the handshake: a TLS swarm "
                                               "refuses plain-text nodes and certificates of another swarm's CA, "

@@ -10,19 +10,21 @@ WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
 failures=0
 
-# expect CODE REGEX -- ARGS...: runs gwtf-node ARGS, checks the exit code and that stderr matches REGEX.
-expect() {
-  local code=$1 regex=$2
-  shift 3
-  "$NODE" "$@" >"$WORK/out" 2>&1
+# check BINARY CODE REGEX -- ARGS...: runs BINARY ARGS, checks the exit code and that its output matches REGEX.
+check() {
+  local bin=$1 code=$2 regex=$3
+  shift 4
+  "$bin" "$@" >"$WORK/out" 2>&1
   local rc=$?
   if [[ $rc -ne $code ]] || ! grep -Eq "$regex" "$WORK/out"; then
-    echo "FAIL: gwtf-node $* -> exit $rc (want $code), output:"; cat "$WORK/out"; echo "(wanted /$regex/)"
+    echo "FAIL: $(basename "$bin") $* -> exit $rc (want $code), output:"; cat "$WORK/out"; echo "(wanted /$regex/)"
     failures=$((failures + 1))
   else
-    echo "ok: gwtf-node $* -> exit $rc: $(grep -Eo "$regex.*" "$WORK/out" | head -1)"
+    echo "ok: $(basename "$bin") $* -> exit $rc: $(grep -Eo "$regex.*" "$WORK/out" | head -1)"
   fi
 }
+expect() { check "$NODE" "$@"; }       # expect CODE REGEX -- ARGS...: gwtf-node ARGS
+expect_gwtf() { check "$GWTF" "$@"; }  # the same for gwtf ARGS
 
 cat >"$WORK/bad-key.toml" <<'TOML'
 [train]
@@ -83,19 +85,6 @@ expect 2 "the swarm refused this node: configuration mismatch" -- --seed 127.0.0
 expect 2 "the swarm refused this node: every data-holder slot is taken" -- --seed 127.0.0.1:$port --holders 1 --replicas 1 --role data
 
 # --- TLS swarms ----------------------------------------------------------------------------------------------
-# expect_gwtf CODE REGEX -- ARGS...: the same for `gwtf ARGS`.
-expect_gwtf() {
-  local code=$1 regex=$2
-  shift 3
-  "$GWTF" "$@" >"$WORK/out" 2>&1
-  local rc=$?
-  if [[ $rc -ne $code ]] || ! grep -Eq "$regex" "$WORK/out"; then
-    echo "FAIL: gwtf $* -> exit $rc (want $code), output:"; cat "$WORK/out"; echo "(wanted /$regex/)"
-    failures=$((failures + 1))
-  else
-    echo "ok: gwtf $* -> exit $rc"
-  fi
-}
 S=$WORK/swarm
 expect_gwtf 0 "swarm 'lab': CA written" -- swarm create --name lab --out "$S/ca"
 expect_gwtf 2 "exists already \\(nothing was overwritten\\)" -- swarm create --name lab --out "$S/ca"
