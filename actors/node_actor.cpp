@@ -343,8 +343,9 @@ struct Node {
              fmt::format("node {} sent a frame in the name of node {}", known->second, claimed));
       return;
     }
-    if (auto* m = std::get_if<wire::MembershipMessage>(&msg->body); m && std::holds_alternative<train::Proof>(m->body)) {
-      on_proof(sender, claimed, std::get<train::Proof>(m->body));
+    auto* membership = std::get_if<wire::MembershipMessage>(&msg->body);
+    if (membership && std::holds_alternative<train::Proof>(membership->body)) {
+      on_proof(sender, claimed, std::get<train::Proof>(membership->body));
       return;
     }
     if (!auth.admits(sender.address(), claimed)) {
@@ -355,7 +356,7 @@ struct Node {
     }
     if (known == by_addr.end() && roster.find(claimed)) bind(claimed, sender);  // a member's greeting
     if (roster.find(claimed)) last_heard[claimed] = now();
-    if (auto* m = std::get_if<wire::MembershipMessage>(&msg->body)) {
+    if (membership) {
       std::visit(Overloaded{
                      [&](const train::Hello& h) {
                        if (h.id != claimed) return;  // a hello speaks for its sender only
@@ -377,11 +378,12 @@ struct Node {
                      },
                      [&](const train::Proof&) {},  // handled above
                  },
-                 m->body);
+                 membership->body);
       return;
     }
-    if (!train || !roster.find(claimed)) {
-      spdlog::debug("dropped a train message from {} (not a member here)", claimed);
+    if (!train || !roster.find(claimed)) {  // a peer of the CA that is not (or not yet, or no more) a member here
+      refuse("non-member", claimed,
+             fmt::format("{} from node {}, not a member here", wire::body_name(msg->body), claimed));
       return;
     }
     if (auto* fm = std::get_if<wire::FlowMessage>(&msg->body)) return to_flow(flow::Receive{claimed, std::move(fm->body)});
@@ -412,7 +414,8 @@ struct Node {
       tensors.push_back(std::move(v));
     });
     if (!problem.empty()) {
-      refuse(problem.rfind("shape", 0) == 0 ? "tensor-shape" : "tensor-value", claimed, fmt::format("{} from node {}: {}", train::body_name(t->msg.body), claimed, problem));
+      refuse(problem.rfind("shape", 0) == 0 ? "tensor-shape" : "tensor-value", claimed,
+             fmt::format("{} from node {}: {}", train::body_name(t->msg.body), claimed, problem));
       return;
     }
     size_t next = 0;

@@ -129,7 +129,8 @@ Result<Cert, std::string> make_cert(EVP_PKEY* key, const std::string& cn, const 
                              -1, -1, 0);
   X509_set_issuer_name(c.get(), issuer ? X509_get_subject_name(issuer) : name);
   X509* issuer_cert = issuer ? issuer : c.get();
-  auto ok = add_ext(c.get(), issuer_cert, NID_basic_constraints, is_ca ? "critical,CA:TRUE,pathlen:0" : "critical,CA:FALSE");
+  auto ok = add_ext(c.get(), issuer_cert, NID_basic_constraints,
+                    is_ca ? "critical,CA:TRUE,pathlen:0" : "critical,CA:FALSE");
   if (ok) ok = add_ext(c.get(), issuer_cert, NID_key_usage,
                        is_ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature,keyEncipherment");
   if (ok && !is_ca) ok = add_ext(c.get(), issuer_cert, NID_ext_key_usage, "serverAuth,clientAuth");
@@ -233,7 +234,8 @@ std::string proof_payload(uint64_t swarm_id, uint64_t node_id, uint64_t incarnat
 Result<SwarmCa, std::string> SwarmCa::load(const std::string& ca_pem) {
   auto cert = parse_cert(ca_pem, "the swarm CA file");
   if (!cert) return Err{cert.error()};
-  if (X509_check_ca(cert->get()) == 0) return Err{std::string("the swarm CA file holds a certificate that is not a CA")};
+  if (X509_check_ca(cert->get()) == 0)
+    return Err{std::string("the swarm CA file holds a certificate that is not a CA")};
   auto impl = std::make_shared<Impl>();
   impl->info = info_of(cert->get());
   impl->cert = std::move(cert).value();

@@ -227,6 +227,22 @@ TEST(HostilePeer, AMemberSendingGarbageIsRefusedFrameByFrameAndTheSwarmTrainsOn)
   const NodeOptions like = node(c, 0, train::Role::kRelay);
   mallory.send(targets[0], wire::MembershipMessage{train::Hello{mallory.id(), train::Role::kRelay, 1, "127.0.0.1", 9,
                                                                 like.config_hash, 0}});
+  // Every node learns of the new member (the holder admits it and tells the others) before the garbage comes: from
+  // a non-member it would be refused for that alone, never reaching the tensor checks.
+  ASSERT_TRUE(s.events->wait(
+      [&](const auto& all) {
+        for (uint64_t id : ids) {
+          auto it = all.find(id);
+          if (it == all.end() || std::none_of(it->second.begin(), it->second.end(), [&](const json& e) {
+                return (is_event(e, "peer_joining") || is_event(e, "admitted")) &&
+                       e.value("peer", uint64_t{0}) == mallory.id();
+              }))
+            return false;
+        }
+        return true;
+      },
+      30s))
+      << "the hostile member was never admitted";
   std::vector<uint64_t> surely(targets.size());
   std::vector<wire::HeldTensor> keep;
   for (size_t t = 0; t < targets.size(); ++t) {
