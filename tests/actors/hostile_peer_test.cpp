@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 #include <unistd.h>
 
 #include "actors/frame_io.hpp"
@@ -68,14 +69,19 @@ class Peer {
 
   uint64_t id() const { return tls_ ? tls_->node_id() : 0; }
 
-  // The node listening on `port`, or why it cannot be reached (bounded: CAF's connect may otherwise hang).
-  Result<caf::actor, std::string> connect(uint16_t port) {
+  // The node listening on `port`, or why it cannot be reached (bounded: CAF's connect may otherwise hang). Tried
+  // `attempts` times, as gwtf-node retries its connects (a loaded host may time a handshake out).
+  Result<caf::actor, std::string> connect(uint16_t port, int attempts = 5) {
     auto mm = tls_ ? sys_.openssl_manager().actor_handle() : sys_.middleman().actor_handle();
     Result<caf::actor, std::string> out = Err{std::string("no answer")};
-    self_->request(mm, 5s, caf::connect_atom::value, std::string("127.0.0.1"), port)
-        .receive([&](const caf::node_id&, caf::strong_actor_ptr& p,
-                     const std::set<std::string>&) { out = caf::actor_cast<caf::actor>(p); },
-                 [&](caf::error& e) { out = Err{sys_.render(e)}; });
+    for (int k = 0; k < attempts; ++k) {
+      self_->request(mm, 5s, caf::connect_atom::value, std::string("127.0.0.1"), port)
+          .receive([&](const caf::node_id&, caf::strong_actor_ptr& p,
+                       const std::set<std::string>&) { out = caf::actor_cast<caf::actor>(p); },
+                   [&](caf::error& e) { out = Err{sys_.render(e)}; });
+      if (out || out.error().find("handshake") != std::string::npos) break;  // refused: no point in retrying
+      std::this_thread::sleep_for(200ms);
+    }
     return out;
   }
   void raw(const caf::actor& to, std::vector<char> bytes) { self_->send(to, Frame{std::move(bytes)}); }
