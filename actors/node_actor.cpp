@@ -133,7 +133,6 @@ struct Node {
 
   void connect(const train::MemberInfo& m) {
     if (m.id == opt.id || peers.count(m.id) || m.id > opt.id || connecting.count(m.id)) return;
-    if (opt.tls && !connecting.empty()) return;  // TLS: one handshake at a time (check_connections does the rest)
     connecting.insert(m.id);
     auto mm = middleman();
     const NodeId id = m.id;
