@@ -5,9 +5,7 @@
 
 namespace gwtf {
 
-namespace {
-
-Result<std::string, std::string> read_file(const std::string& path, const char* what) {
+Result<std::string, std::string> read_credential_file(const std::string& path, const char* what) {
   if (path.empty()) return Err{std::string("no ") + what + " file given"};
   std::ifstream in(path, std::ios::binary);
   if (!in) return Err{std::string(what) + " file '" + path + "' cannot be read"};
@@ -16,18 +14,24 @@ Result<std::string, std::string> read_file(const std::string& path, const char* 
   return s.str();
 }
 
-}  // namespace
+Result<std::string, std::string> read_passphrase_file(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (!in || !std::getline(in, line) || line.empty())
+    return Err{"the passphrase file '" + path + "' cannot be read or has no passphrase on its first line"};
+  return line;
+}
 
 Result<std::shared_ptr<const SwarmTls>, std::string> SwarmTls::load(const std::string& ca_file,
                                                                     const std::string& cert_file,
                                                                     const std::string& key_file,
                                                                     const std::string& passphrase,
                                                                     uint64_t incarnation, std::time_t now) {
-  auto ca_pem = read_file(ca_file, "the swarm CA");
+  auto ca_pem = read_credential_file(ca_file, "the swarm CA");
   if (!ca_pem) return Err{ca_pem.error()};
-  auto cert_pem = read_file(cert_file, "the node certificate");
+  auto cert_pem = read_credential_file(cert_file, "the node certificate");
   if (!cert_pem) return Err{cert_pem.error()};
-  auto key_pem = read_file(key_file, "the node key");
+  auto key_pem = read_credential_file(key_file, "the node key");
   if (!key_pem) return Err{key_pem.error()};
   auto ca = auth::SwarmCa::load(ca_pem.value());
   if (!ca) return Err{ca_file + ": " + ca.error()};

@@ -20,6 +20,10 @@
 
 namespace gwtf {
 
+// A credential file's whole text, and a passphrase file's first line; errors name the file (`what`: "the node key").
+Result<std::string, std::string> read_credential_file(const std::string& path, const char* what);
+Result<std::string, std::string> read_passphrase_file(const std::string& path);
+
 // This node's TLS identity: the files CAF's OpenSSL module reads, checked here first (a bad key or passphrase
 // makes CAF's connect hang instead of failing), and the loaded credentials.
 struct SwarmTls {

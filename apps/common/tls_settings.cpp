@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <ctime>
-#include <fstream>
 #include <random>
 
 namespace gwtf::app {
@@ -46,9 +45,9 @@ Result<std::shared_ptr<const SwarmTls>, std::string> TlsSettings::load(
   }
   std::string passphrase;
   if (!key_passphrase_file.empty()) {
-    std::ifstream in(key_passphrase_file);
-    if (!in || !std::getline(in, passphrase))
-      return Err{"--key-passphrase-file '" + key_passphrase_file + "' cannot be read"};
+    auto read = read_passphrase_file(key_passphrase_file);
+    if (!read) return Err{"--key-passphrase-file: " + read.error()};
+    passphrase = std::move(read).value();
   }
   std::random_device rd;  // the incarnation only has to differ between starts; it decides nothing else
   const uint64_t incarnation = (uint64_t{rd()} << 32) ^ rd() ^ static_cast<uint64_t>(std::time(nullptr));

@@ -8,9 +8,8 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
+#include "actors/peer_auth.hpp"
 #include "kernels/auth/swarm_identity.hpp"
 #include "kernels/base/result.hpp"
 
@@ -35,14 +34,6 @@ Result<bool, std::string> write_new(const std::string& path, const std::string& 
   }
   ::close(fd);
   return true;
-}
-
-Result<std::string, std::string> read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Err{path + " cannot be read"};
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 Result<bool, std::string> make_dir(const std::string& dir) {
@@ -96,16 +87,16 @@ int SwarmCommand::run() const {
     return 0;
   }
   auth::KeyPair ca;
-  auto cert = read_all(ca_dir + "/ca.pem");
-  auto key = read_all(ca_dir + "/ca.key");
+  auto cert = read_credential_file(ca_dir + "/ca.pem", "the CA certificate");
+  auto key = read_credential_file(ca_dir + "/ca.key", "the CA key");
   if (!cert) return fail(cert.error());
   if (!key) return fail(key.error());
   ca = {cert.value(), key.value()};
   std::string passphrase;
   if (!passphrase_file.empty()) {
-    std::ifstream in(passphrase_file);
-    if (!in || !std::getline(in, passphrase) || passphrase.empty())
-      return fail(passphrase_file + ": no passphrase on its first line");
+    auto read = read_passphrase_file(passphrase_file);
+    if (!read) return fail(read.error());
+    passphrase = std::move(read).value();
   }
   auto node = auth::issue_node(ca, "", name, node_days, passphrase, now);
   if (!node) return fail(node.error());
