@@ -4,7 +4,10 @@
 #include <caf/openssl/manager.hpp>
 #include <caf/timespan.hpp>
 
+#include <stdexcept>
+
 #include "actors/frame.hpp"
+#include "actors/openssl_error_queue.hpp"
 
 namespace gwtf {
 
@@ -16,6 +19,9 @@ SystemConfig::SystemConfig(const RuntimeOptions& options) {
   set("middleman.heartbeat-interval", caf::timespan{options.heartbeat_interval});
   set("middleman.connection-timeout", caf::timespan{options.connection_timeout});
   if (options.tls) {
+    if (!openssl_error_queue_guarded())
+      throw std::logic_error("this executable does not export gwtf's OpenSSL error-queue guard "
+                             "(actors/openssl_error_queue.hpp): CAF's TLS links would fail together");
     load<caf::openssl::manager>();
     set("openssl.certificate", options.tls->cert_file);
     set("openssl.key", options.tls->key_file);
