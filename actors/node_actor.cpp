@@ -160,7 +160,7 @@ struct Node {
       auto [it, fresh] = unbound_since.emplace(m.id, now());
       if (!fresh && now() - it->second > kUnboundLimit) {
         unbound_since.erase(it);
-        on_member_down(m.id, "unreachable for " + std::to_string(static_cast<int>(kUnboundLimit)) + " s");
+        lost_link(m.id, "unreachable for " + std::to_string(static_cast<int>(kUnboundLimit)) + " s");
         continue;
       }
       connect(m);
@@ -180,15 +180,56 @@ struct Node {
     auth.forget(d.source);
     auto it = by_addr.find(d.source);
     if (it == by_addr.end()) return;
-    on_member_down(it->second, d.reason ? self->system().render(d.reason) : std::string("left"));
+    lost_link(it->second, d.reason ? self->system().render(d.reason) : std::string("left"));
   }
 
-  void on_member_down(NodeId id, const std::string& why) {
+  // This node's own link to member `id` failed: it drops the member, and the swarm's verdict follows (the arbiter
+  // declares it gone, anyone else reports it to the arbiter; Roster::arbiter says why).
+  void lost_link(NodeId id, const std::string& why) {
+    if (!on_member_down(id, why)) return;
+    const NodeId arbiter = roster.arbiter();  // after the drop: a lost arbiter has a successor
+    if (arbiter == opt.id) declare_gone(id, caf::actor{});
+    else if (auto p = peers.find(arbiter); p != peers.end()) send_membership(p->second, train::Suspect{id});
+  }
+
+  // To every member: `id` is gone; and to `id` itself where this node still reaches it.
+  void declare_gone(NodeId id, const caf::actor& victim) {
+    for (const auto& [peer, handle] : peers) send_membership(handle, train::Gone{id});
+    if (victim) send_membership(victim, train::Gone{id});
+  }
+
+  // A member's word on another: the arbiter convicts on a suspicion; a member drops whom a holder declared gone and
+  // passes the verdict on to it; a node told it is gone stops (the swarm redoes its work; a restart joins anew).
+  void on_suspect(NodeId from, NodeId id) {
+    if (roster.arbiter() != opt.id || !roster.convicts(from, id)) return;
+    const caf::actor victim = peer_handle(id);
+    on_member_down(id, fmt::format("member {} lost its link to it", from));
+    declare_gone(id, victim);
+  }
+  void on_gone(NodeId from, NodeId id) {
+    if (id == opt.id && train && roster.find(from)) {
+      stop(4, fmt::format("the swarm took this node for dead (member {} says so: a member lost its link to this "
+                          "node, and the swarm's arbiter settled it) and redoes its work. Once the network is back, "
+                          "restart it: it joins as a new member", from));
+      return;
+    }
+    if (!roster.believes_gone(from, id)) return;
+    const caf::actor victim = peer_handle(id);
+    on_member_down(id, fmt::format("data holder {} declared it gone", from));
+    if (victim) send_membership(victim, train::Gone{id});
+  }
+  caf::actor peer_handle(NodeId id) const {
+    auto p = peers.find(id);
+    return p == peers.end() ? caf::actor{} : p->second;
+  }
+
+  // Drops a member (false: it was not live). Its frames count as a non-member's from now on.
+  bool on_member_down(NodeId id, const std::string& why) {
     if (auto p = peers.find(id); p != peers.end()) {
       by_addr.erase(p->second.address());
       peers.erase(p);
     }
-    if (!roster.find(id)) return;
+    if (!roster.find(id)) return false;
     roster.down(id);
     nlohmann::json down{{"peer", id}, {"why", why}};
     if (auto h = last_heard.find(id); h != last_heard.end()) {
@@ -199,6 +240,7 @@ struct Node {
     spdlog::info("member {} is gone ({})", id, why);
     if (train) step(train::PeerDown{id});
     to_flow(flow::PeerDown{id});
+    return true;
   }
 
   // A member both machines learn of: serving already (ready) or still fetching its state.
@@ -377,6 +419,8 @@ struct Node {
                        if (!admitted) stop(2, "the swarm refused this node: " + r.reason);
                      },
                      [&](const train::Proof&) {},  // handled above
+                     [&](const train::Gone& g) { on_gone(claimed, g.node); },
+                     [&](const train::Suspect& s) { on_suspect(claimed, s.node); },
                  },
                  membership->body);
       return;

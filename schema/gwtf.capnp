@@ -353,6 +353,8 @@ struct MembershipMessage {
     joined @2 :MemberInfo;   # a newcomer, announced to every member
     refused @3 :Text;        # why the hello was refused
     proof @4 :Proof;         # the sender's identity, before its first other frame on a connection (TLS swarms)
+    gone @5 :UInt64;         # this member is dead to the swarm (from the arbiter, or passed on to the member itself)
+    suspect @6 :UInt64;      # to the arbiter: the sender lost its link to this member (kernels/train/roster.hpp)
   }
 }
 # A node proves which certificate it speaks for (kernels/auth/swarm_identity.hpp): the envelope's sender id must be

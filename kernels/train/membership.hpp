@@ -51,6 +51,14 @@ struct Proof {
   std::string signature;
 };
 
-using MembershipBody = std::variant<Hello, RosterMsg, Joined, Refused, Proof>;
+// Deaths the swarm agrees on (Roster::arbiter says why one node settles them).
+struct Gone {  // `node` is dead to the swarm: every member drops it, and the member itself stops
+  NodeId node = 0;
+};
+struct Suspect {  // to the arbiter: the sender lost its link to `node`
+  NodeId node = 0;
+};
+
+using MembershipBody = std::variant<Hello, RosterMsg, Joined, Refused, Proof, Gone, Suspect>;
 
 }  // namespace gwtf::train

@@ -112,6 +112,22 @@ void Roster::set_ready(NodeId id) {
   if (auto it = live_.find(id); it != live_.end()) it->second.ready = true;
 }
 
+NodeId Roster::arbiter() const {
+  for (const auto& [id, m] : live_)  // ascending ids
+    if (m.stage == 0) return id;
+  return 0;
+}
+
+bool Roster::convicts(NodeId from, NodeId id) const {
+  const auto* accused = find(id);
+  return from != id && find(from) && accused && accused->stage != 0;
+}
+
+bool Roster::believes_gone(NodeId from, NodeId id) const {
+  const auto* judge = find(from);
+  return from != id && judge && judge->stage == 0 && find(id);
+}
+
 std::vector<MemberInfo> Roster::live() const {
   std::vector<MemberInfo> out;
   for (const auto& [id, m] : live_) out.push_back(m);

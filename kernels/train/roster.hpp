@@ -47,6 +47,22 @@ class Roster {
   void down(NodeId id);
   void set_ready(NodeId id);
 
+  // Deaths the whole swarm agrees on. A node that loses its link to a member drops it at once (it cannot reach it
+  // any more) and tells the arbiter (Suspect), unless it is the arbiter; the arbiter declares the member gone to
+  // everyone (Gone), and each member that drops it on that word passes the verdict on to the member itself, which
+  // stops. Without one judge a partial partition (a relay cut from its stage neighbours only) leaves members with
+  // different views of who is alive, and work stalls between them. One arbiter orders the verdicts: when two nodes
+  // lose their link to each other, the first suspicion to arrive wins and the other comes from a member now gone.
+  // The arbiter is the live data holder with the smallest id (0: none left); holders are the swarm's sources and
+  // sinks, so a node cut from them is of no use anyway.
+  NodeId arbiter() const;
+  // The arbiter's verdict on a suspicion of `id` from `from`: true, declare it gone. A suspicion from a member
+  // that is not live (gone before it was heard), of a member not live, or of a data holder (a holder dies only
+  // on the arbiter's own link: the holder's report of its accuser settles a broken link between them) is ignored.
+  bool convicts(NodeId from, NodeId id) const;
+  // Whether a Gone about `id` from `from` is believed: from a live data holder, about a live member.
+  bool believes_gone(NodeId from, NodeId id) const;
+
   std::vector<MemberInfo> live() const;
   const MemberInfo* find(NodeId id) const;
   size_t live_count(Stage s) const;

@@ -76,6 +76,8 @@ void fill_membership(schema::MembershipMessage::Builder out, const MembershipBod
                    b.setSignature(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(p.signature.data()),
                                                       p.signature.size()));
                  },
+                 [&](const Gone& g) { out.setGone(g.node); },
+                 [&](const Suspect& s) { out.setSuspect(s.node); },
              },
              m);
 }
@@ -142,6 +144,8 @@ Result<MembershipBody, WireError> read_membership(schema::MembershipMessage::Rea
       out.signature.assign(reinterpret_cast<const char*>(sig.begin()), sig.size());
       return MembershipBody{std::move(out)};
     }
+    case schema::MembershipMessage::GONE: return MembershipBody{Gone{in.getGone()}};
+    case schema::MembershipMessage::SUSPECT: return MembershipBody{Suspect{in.getSuspect()}};
   }
   return Err<WireError>{WireError{WireErrc::kUnknownKind, "membership kind " + std::to_string(static_cast<unsigned>(in.which()))}};
 }

@@ -5,6 +5,8 @@
 #   kill-host   a relay's host vanishes without a FIN: its peers notice within the peer timeout, others redo its work
 #   partition   a relay loses every link: declared dead, its work rerouted; it stops (cut off), and once healed a
 #               restart joins as a new member that receives its stage's state
+#   neighbours  a stage-1 relay loses its links to its stage neighbours (the holder, both stage-2 relays) but not to
+#               its stage peer: the holder declares it gone, the peer passes that on, the relay stops; as partition
 #   loss        5% of packets dropped on every link from the start: training goes on
 #   slow-link   one relay's link is throttled (tc tbf): its measured link cost rises and its stage's other replica
 #               takes most of the work. Known to fail today (docs/operations.md): not run unless named
@@ -16,7 +18,7 @@ GWTF=$2
 shift 2
 CASES=("$@")
 # slow-link is not in the default set: it fails (docs/operations.md, "Known failure").
-((${#CASES[@]})) || CASES=(kill-host partition loss)
+((${#CASES[@]})) || CASES=(kill-host partition neighbours loss)
 BED=$(cd "$(dirname "$0")" && pwd)/netbed
 if ! why=$("$BED" check 2>&1); then
   echo "SKIPPED: the fault bed needs network namespaces: $why"
@@ -126,18 +128,24 @@ for case in "${CASES[@]}"; do
       unset 'PID[3]'
       finish
       ;;
-    partition)
+    partition | neighbours)
       configure $((ITER * 3)) 2  # long enough for the restarted node to join before the end
       start_swarm || continue
       victim=$(node_id "$WORK/$case/host3.0.jsonl")
-      "$BED" partition "$TAG" 3
+      if [[ $case == partition ]]; then
+        "$BED" partition "$TAG" 3
+        why="cut off from the swarm"
+      else
+        "$BED" cut "$TAG" 3 1 4 5
+        why="the swarm took this node for dead"
+      fi
       wait_for "$WORK/$case/host1.0.jsonl" "\"event\":\"peer_down\".*\"peer\":$victim" 30 ||
         fail "the partition was not detected"
       timeout 30 tail --pid="${PID[3]}" -f /dev/null
       wait "${PID[3]}"
       rc=$?
       ((rc == 4)) || fail "the cut-off node exited with $rc, not 4 (cut off): $(tail -2 "$WORK/$case/host3.0.log")"
-      grep -q "cut off from the swarm" "$WORK/$case/host3.0.log" || fail "the cut-off node did not say why it stopped"
+      grep -q "$why" "$WORK/$case/host3.0.log" || fail "the cut-off node did not say why it stopped: $(tail -1 "$WORK/$case/host3.0.log")"
       "$BED" heal "$TAG" 3
       RUN_NO=1 start 3 --role relay
       unset RUN_NO
