@@ -15,6 +15,7 @@
 #include "actors/event_log.hpp"
 #include "actors/flow_actor.hpp"
 #include "kernels/flow/cost_model.hpp"
+#include "kernels/flow/link_bandwidth.hpp"
 #include "actors/frame.hpp"
 #include "actors/frame_io.hpp"
 #include "kernels/base/overloaded.hpp"
@@ -45,6 +46,7 @@ struct Node {
   // Link measurements (kernels/flow/cost_model): per peer, latency from heartbeat round trips and the compute
   // time it advertises; this node's own smoothed compute seconds per task.
   std::map<NodeId, flow::LinkMeasurements> links;
+  flow::LinkBandwidth bandwidth;  // β of each link this node sends on, from its acknowledged tensor messages
   flow::Ewma compute_s{0.1};
   uint64_t heartbeat_seq = 0;
   double last_heartbeat = -1e9;
@@ -236,6 +238,7 @@ struct Node {
       down["silent_s"] = now() - h->second;  // how long the peer was silent before it was declared down
       last_heard.erase(h);
     }
+    bandwidth.forget(id);
     note("peer_down", std::move(down));
     spdlog::info("member {} is gone ({})", id, why);
     if (train) step(train::PeerDown{id});
@@ -466,6 +469,12 @@ struct Node {
     train::for_each_blob(t->msg.body, [&](train::Blob& b) {
       if (b != 0) b = blobs->add(tensors[next++].clone());
     });
+    if (const auto* ack = std::get_if<train::Ack>(&t->msg.body))
+      if (auto bw = bandwidth.acked(claimed, ack->seq, now())) {
+        auto& link = links[claimed];
+        link.bandwidth_out_Bps.add(*bw);
+        to_flow(flow::LinkCost{claimed, link_cost(link)});
+      }
     t->msg.from = claimed;
     t->msg.to = opt.id;
     step(train::Receive{std::move(t->msg)});
@@ -539,6 +548,9 @@ struct Node {
       spdlog::error("not sent: a {} to {} names a tensor this node no longer has", train::body_name(m.body), m.to);
       return;
     }
+    uint64_t bytes = 0;
+    for (const auto& t : tm.tensors) bytes += t.nbytes;
+    if (m.seq != 0) bandwidth.sent(m.to, m.seq, bytes, now());
     tm.msg = std::move(m);
     send_frame(p->second, std::move(tm));
   }
@@ -556,7 +568,10 @@ struct Node {
     const wire::CapacityUpdate cap{static_cast<uint16_t>(train->stage()), opt.flow_capacity, 0,
                                    static_cast<uint64_t>(compute_s.value() * 1e9), 0};
     for (const auto& [id, handle] : peers) {
-      send_frame(handle, wire::Heartbeat{heartbeat_seq, now_ns(), 0, 0, 0});
+      wire::Heartbeat hb{heartbeat_seq, now_ns(), 0, 0, 0};
+      if (auto l = links.find(id); l != links.end() && l->second.bandwidth_out_Bps.has_value())
+        hb.bandwidth_Bps = l->second.bandwidth_out_Bps.value();  // the peer's β_in: it measures only its own way
+      send_frame(handle, hb);
       send_frame(handle, cap);
     }
   }
@@ -564,6 +579,7 @@ struct Node {
   // The edge cost of the paper (DESIGN §4) from what this node measured: mean compute of both ends plus the one-way
   // latency (half the round trip); on one host the bandwidth term is negligible and left out.
   void on_heartbeat(NodeId from, const wire::Heartbeat& h) {
+    if (h.bandwidth_Bps > 0) links[from].bandwidth_in_Bps.add(h.bandwidth_Bps);
     auto p = peers.find(from);
     if (h.echo_seq == 0) {  // theirs: echo it
       if (p != peers.end()) send_frame(p->second, wire::Heartbeat{0, now_ns(), h.seq, h.sent_at_ns, 0});
@@ -571,17 +587,26 @@ struct Node {
     }
     const double rtt = static_cast<double>(now_ns() - h.echo_sent_at_ns - h.echo_held_ns) * 1e-9;
     if (!(rtt >= 0)) return;
+    bandwidth.round_trip(from, rtt);
     auto& link = links[from];
     link.latency_out_s.add(rtt / 2);
     link.latency_in_s.add(rtt / 2);
     to_flow(flow::LinkCost{from, link_cost(link)});
   }
 
-  // The edge cost to a peer from what was measured (a peer's unknown compute taken as ours). No bandwidth term:
-  // nothing measures it yet (bytes 0).
+  // The edge cost to a peer from what was measured: a peer's unknown compute taken as ours; the bandwidth this way
+  // as this node measured it sending, the other way as the peer reported it (one way unknown: taken as the other;
+  // neither: no transfer term yet).
   double link_cost(const flow::LinkMeasurements& link) const {
     const double peer = link.compute_peer_s.has_value() ? link.compute_peer_s.value() : compute_s.value();
-    return flow::edge_cost(compute_s.value(), peer, link.latency_out_s.value(), link.latency_in_s.value(), 1, 1, 0);
+    double out = link.bandwidth_out_Bps.has_value() ? link.bandwidth_out_Bps.value() : 0;
+    double in = link.bandwidth_in_Bps.has_value() ? link.bandwidth_in_Bps.value() : 0;
+    if (out <= 0) out = in;
+    if (in <= 0) in = out;
+    const double boundary_bytes = static_cast<double>(opt.compute.microbatch_size * opt.compute.seq_len *
+                                                      opt.compute.model.shape.d_model) * sizeof(float);
+    return flow::edge_cost(compute_s.value(), peer, link.latency_out_s.value(), link.latency_in_s.value(),
+                           out > 0 ? out : 1, in > 0 ? in : 1, out > 0 ? boundary_bytes : 0);
   }
 
   void on_flow(FromFlow& f) {

@@ -50,6 +50,7 @@ struct Heartbeat {
   echoSeq @2 :UInt64;      # 0: nothing to echo yet
   echoSentAtNs @3 :Int64;  # the receiver's own sentAtNs of heartbeat echoSeq
   echoHeldNs @4 :Int64;    # how long the sender held that heartbeat before echoing it
+  bandwidthBps @5 :Float64; # the sender's measured bandwidth sending to the receiver (bytes/s); 0: not measured
 }
 
 # What a node can take: concurrent microbatches for its stage and the measured cost of one.

@@ -7,7 +7,7 @@ namespace gwtf::flow {
 double edge_cost(double compute_i_s, double compute_j_s, double latency_ij_s, double latency_ji_s,
                  double bandwidth_ij_Bps, double bandwidth_ji_Bps, double boundary_bytes) {
   return (compute_i_s + compute_j_s) / 2 + (latency_ij_s + latency_ji_s) / 2 +
-         2 * boundary_bytes / (bandwidth_ij_Bps + bandwidth_ji_Bps);
+         (boundary_bytes / bandwidth_ij_Bps + boundary_bytes / bandwidth_ji_Bps) / 2;
 }
 
 uint32_t capacity_from_memory(uint64_t memory_bytes, uint64_t fixed_bytes, uint64_t per_microbatch_bytes,

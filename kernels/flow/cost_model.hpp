@@ -1,10 +1,13 @@
 // The cost of an edge of the flow graph, and a node's capacity (GWTF §2.1, DESIGN §4).
 //
-//   d_ij = (c_i + c_j)/2 + (λ_ij + λ_ji)/2 + 2·size/(β_ij + β_ji)
+//   d_ij = (c_i + c_j)/2 + (λ_ij + λ_ji)/2 + (size/β_ij + size/β_ji)/2
 //
 // c: a node's forward+backward compute time per microbatch for its stage; λ: one-way latency each way;
 // β: bandwidth each way; size: bytes of the boundary tensor. Each link carries a microbatch twice (activation
-// forward, gradient backward), hence the averages. Measurements arrive noisy and are smoothed (Ewma).
+// forward, gradient backward), hence the averages. The paper writes the transfer term 2·size/(β_ij + β_ji): the
+// same on a symmetric link, but on a link slow one way only it is the fast way's time, and flows stay on a link
+// whose every activation crawls. The mean of the two transfer times does not hide the slow way. Measurements
+// arrive noisy and are smoothed (Ewma).
 #pragma once
 
 #include <cstdint>

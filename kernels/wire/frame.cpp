@@ -5,6 +5,7 @@
 #include <kj/exception.h>
 #include <kj/io.h>
 
+#include <cmath>
 #include <cstring>
 #include <iterator>
 #include <string>
@@ -187,7 +188,10 @@ Result<Body, WireError> read_body(schema::Envelope::Body::Reader body, uint64_t 
       return read_stage_tensor<Gradient>(body.getGradient(), options);
     case schema::Envelope::Body::HEARTBEAT: {
       auto h = body.getHeartbeat();
-      return Body{Heartbeat{h.getSeq(), h.getSentAtNs(), h.getEchoSeq(), h.getEchoSentAtNs(), h.getEchoHeldNs()}};
+      const double bw = h.getBandwidthBps();
+      if (!std::isfinite(bw) || bw < 0)
+        return fail(WireErrc::kInvalidValue, "invalid value: heartbeat.bandwidthBps = " + std::to_string(bw));
+      return Body{Heartbeat{h.getSeq(), h.getSentAtNs(), h.getEchoSeq(), h.getEchoSentAtNs(), h.getEchoHeldNs(), bw}};
     }
     case schema::Envelope::Body::CAPACITY_UPDATE: {
       auto c = body.getCapacityUpdate();
@@ -239,6 +243,7 @@ std::vector<char> encode_frame(const Header& header, const Body& body) {
           h.setEchoSeq(m.echo_seq);
           h.setEchoSentAtNs(m.echo_sent_at_ns);
           h.setEchoHeldNs(m.echo_held_ns);
+          h.setBandwidthBps(m.bandwidth_Bps);
         } else if constexpr (std::is_same_v<T, FlowMessage>) {
           fill_flow(out.initFlow(), m.body);
         } else if constexpr (std::is_same_v<T, TrainMessage>) {

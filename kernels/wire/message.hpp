@@ -46,6 +46,7 @@ struct Heartbeat {
   uint64_t echo_seq = 0;  // 0: nothing echoed
   int64_t echo_sent_at_ns = 0;
   int64_t echo_held_ns = 0;
+  double bandwidth_Bps = 0;  // the sender's measured bandwidth towards the receiver; 0: not measured (finite, >= 0)
 };
 
 struct CapacityUpdate {

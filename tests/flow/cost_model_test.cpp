@@ -1,15 +1,20 @@
 // The edge cost of GWTF §2.1 and its inputs: smoothed measurements and memory-bound capacity.
 #include "kernels/flow/cost_model.hpp"
+#include "kernels/flow/link_bandwidth.hpp"
 
 #include <gtest/gtest.h>
 
 namespace gwtf::flow {
 namespace {
 
-TEST(EdgeCost, AveragesComputeAndLatencyAndUsesTheMeanBandwidth) {
-  // (0.2 + 0.4)/2 + (0.01 + 0.03)/2 + 2 * 8 MB / (1 MB/s + 3 MB/s) = 0.3 + 0.02 + 4
-  EXPECT_DOUBLE_EQ(edge_cost(0.2, 0.4, 0.01, 0.03, 1e6, 3e6, 8e6), 4.32);
-  EXPECT_DOUBLE_EQ(edge_cost(0.2, 0.4, 0.01, 0.03, 1e6, 3e6, 8e6), edge_cost(0.4, 0.2, 0.03, 0.01, 3e6, 1e6, 8e6));
+TEST(EdgeCost, AveragesComputeLatencyAndTheTransferTimeEachWay) {
+  // (0.2 + 0.4)/2 + (0.01 + 0.03)/2 + (8 MB / 1 MB/s + 8 MB / 4 MB/s)/2 = 0.3 + 0.02 + 5
+  EXPECT_DOUBLE_EQ(edge_cost(0.2, 0.4, 0.01, 0.03, 1e6, 4e6, 8e6), 5.32);
+  EXPECT_DOUBLE_EQ(edge_cost(0.2, 0.4, 0.01, 0.03, 1e6, 4e6, 8e6), edge_cost(0.4, 0.2, 0.03, 0.01, 4e6, 1e6, 8e6));
+  // A symmetric link: the paper's 2·size/(β_ij + β_ji).
+  EXPECT_DOUBLE_EQ(edge_cost(0.2, 0.4, 0.01, 0.03, 2e6, 2e6, 8e6), 0.32 + 2 * 8e6 / (2e6 + 2e6));
+  // Slow one way only: half the slow way's transfer time, not the fast way's.
+  EXPECT_GT(edge_cost(0, 0, 0, 0, 250e3, 1e9, 32e3), 0.06);
 }
 
 TEST(Ewma, FirstSampleSetsTheValueLaterOnesAreSmoothed) {
@@ -29,9 +34,9 @@ TEST(LinkMeasurements, CostOnlyOnceEveryQuantityWasMeasured) {
   m.latency_in_s.add(0.03);
   m.bandwidth_out_Bps.add(1e6);
   EXPECT_FALSE(m.complete());
-  m.bandwidth_in_Bps.add(3e6);
+  m.bandwidth_in_Bps.add(4e6);
   ASSERT_TRUE(m.complete());
-  EXPECT_DOUBLE_EQ(m.cost(8e6), 4.32);
+  EXPECT_DOUBLE_EQ(m.cost(8e6), 5.32);
 }
 
 TEST(Capacity, MemoryLessFixedStateOverPerMicrobatchFootprint) {
@@ -39,6 +44,41 @@ TEST(Capacity, MemoryLessFixedStateOverPerMicrobatchFootprint) {
   EXPECT_EQ(capacity_from_memory(10'000, 2'000, 1'000, 5), 5u);  // capped
   EXPECT_EQ(capacity_from_memory(1'000, 2'000, 100), 0u);        // the weights alone do not fit
   EXPECT_EQ(capacity_from_memory(10'000, 0, 0), 0u);
+}
+
+// A link's bandwidth from acknowledged tensor messages: bytes over (ack time - send time - base round trip).
+TEST(LinkBandwidth, SamplesBytesOverTheTransferTimeBeyondTheBaseRoundTrip) {
+  LinkBandwidth bw;
+  bw.round_trip(7, 0.004);
+  bw.round_trip(7, 0.002);  // the smallest round trip is the base
+  bw.sent(7, 1, 250'000, 10.0);
+  auto s = bw.acked(7, 1, 11.002);  // 1 s beyond the 2 ms base
+  ASSERT_TRUE(s.has_value());
+  EXPECT_NEAR(*s, 250'000, 1e-6);
+  EXPECT_FALSE(bw.acked(7, 1, 12.0)) << "one sample per message";
+  bw.sent(7, 2, 100, 12.0);  // too small to say anything about bandwidth
+  EXPECT_FALSE(bw.acked(7, 2, 12.5));
+  bw.sent(8, 1, 1'000'000, 12.0);  // no round trip measured on that link yet
+  EXPECT_FALSE(bw.acked(8, 1, 13.0));
+  bw.round_trip(9, 0.001);
+  bw.sent(9, 5, 1'000'000, 20.0);
+  bw.sent(9, 5, 1'000'000, 21.0);  // a retransmission keeps the first send time
+  EXPECT_NEAR(*bw.acked(9, 5, 22.001), 1'000'000 / 2.0, 1e-3);
+  bw.sent(9, 6, 1'000'000, 30.0);
+  EXPECT_NEAR(*bw.acked(9, 6, 30.0), 1'000'000 / LinkBandwidth::kMinTransferS, 1e-3) << "never faster than the floor";
+}
+
+TEST(LinkBandwidth, AGonePeerOrAPeerThatNeverAnswersCannotGrowTheState) {
+  LinkBandwidth bw;
+  bw.round_trip(3, 0.001);
+  for (uint64_t seq = 1; seq <= LinkBandwidth::kMaxPending + 100; ++seq) bw.sent(3, seq, 1 << 20, 1.0);
+  EXPECT_EQ(bw.pending(), LinkBandwidth::kMaxPending);
+  EXPECT_FALSE(bw.acked(3, 1, 2.0)) << "the oldest were dropped";
+  EXPECT_TRUE(bw.acked(3, LinkBandwidth::kMaxPending + 100, 2.0));
+  bw.forget(3);
+  EXPECT_EQ(bw.pending(), 0u);
+  bw.sent(3, 1, 1 << 20, 3.0);
+  EXPECT_FALSE(bw.acked(3, 1, 4.0)) << "its base round trip went with it";
 }
 
 }  // namespace

@@ -111,5 +111,37 @@ TEST(Roster, AMemberLearnsTheRosterItIsGiven) {
   EXPECT_EQ(joiner.live_count(1), 2u);
 }
 
+// Deaths the swarm agrees on: one arbiter (the smallest live holder) settles them, in the order suspicions come.
+TEST(Roster, TheSmallestLiveDataHolderIsTheArbiterAndItsSuccessorTakesOver) {
+  Roster r = founded();  // holders 1, 2; stage 1: 3, 5; stage 2: 4
+  EXPECT_EQ(r.arbiter(), 1u);
+  r.down(1);
+  EXPECT_EQ(r.arbiter(), 2u);
+  r.down(2);
+  EXPECT_EQ(r.arbiter(), 0u) << "no holder left: nobody settles deaths";
+}
+
+TEST(Roster, ASuspicionConvictsALiveRelayUnlessItsAccuserIsGoneOrItIsAHolder) {
+  Roster r = founded();
+  EXPECT_TRUE(r.convicts(3, 4));
+  r.down(4);  // the arbiter convicted 4 first
+  EXPECT_FALSE(r.convicts(4, 3)) << "the counter-suspicion of a member now gone must not convict its accuser";
+  EXPECT_FALSE(r.convicts(3, 4)) << "already gone";
+  EXPECT_FALSE(r.convicts(3, 2)) << "a holder dies only on the arbiter's own link";
+  EXPECT_FALSE(r.convicts(5, 5));
+  EXPECT_FALSE(r.convicts(99, 3)) << "a stranger's word";
+}
+
+TEST(Roster, OnlyALiveDataHolderIsBelievedWhenItDeclaresAMemberGone) {
+  Roster r = founded();
+  EXPECT_TRUE(r.believes_gone(1, 3));
+  EXPECT_TRUE(r.believes_gone(2, 1)) << "the successor holder declares a lost arbiter gone";
+  EXPECT_FALSE(r.believes_gone(3, 5)) << "a relay's word is a suspicion, not a verdict";
+  EXPECT_FALSE(r.believes_gone(1, 1));
+  r.down(2);
+  EXPECT_FALSE(r.believes_gone(2, 3)) << "from a holder gone";
+  EXPECT_FALSE(r.believes_gone(1, 2)) << "about a member gone already";
+}
+
 }  // namespace
 }  // namespace gwtf::train

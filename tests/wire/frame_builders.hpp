@@ -109,7 +109,9 @@ inline std::vector<train::MembershipBody> membership_examples() {
           RosterMsg{{a, b}, true, MemberInfo{13, 3, "127.0.0.1", 7413, false, 8080}},
           Joined{b},
           Refused{"configuration mismatch"},
-          Proof{"-----BEGIN CERTIFICATE-----\n" + std::string(700, 'M') + "\n-----END CERTIFICATE-----\n", 77, std::string("\x30\x45\x00sig", 6)}};
+          Proof{"-----BEGIN CERTIFICATE-----\n" + std::string(700, 'M') + "\n-----END CERTIFICATE-----\n", 77, std::string("\x30\x45\x00sig", 6)},
+          Gone{0x1234567890ab},
+          Suspect{0xba0987654321}};
 }
 
 // Valid frames of every kind, with tensors of several dtypes and shapes (the seeds of the fuzz corpus).

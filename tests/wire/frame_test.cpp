@@ -86,7 +86,7 @@ TEST(Frame, OddSizedPayloadIsCopiedNotOverread) {
 }
 
 TEST(Frame, HeartbeatAndCapacityUpdateRoundTrip) {
-  Heartbeat hb{11, -5, 10, 123456789, 42};
+  Heartbeat hb{11, -5, 10, 123456789, 42, 2.5e6};
   auto d1 = decode_frame(encode_frame({0, kSwarm, 3}, hb), options());
   ASSERT_TRUE(d1.ok());
   const auto& h = std::get<Heartbeat>(d1->body);
@@ -95,6 +95,12 @@ TEST(Frame, HeartbeatAndCapacityUpdateRoundTrip) {
   EXPECT_EQ(h.echo_seq, 10u);
   EXPECT_EQ(h.echo_sent_at_ns, 123456789);
   EXPECT_EQ(h.echo_held_ns, 42);
+  EXPECT_EQ(h.bandwidth_Bps, 2.5e6);
+  for (double bad : {-1.0, std::nan(""), HUGE_VAL}) {
+    auto d = decode_frame(encode_frame({0, kSwarm, 3}, Heartbeat{1, 0, 0, 0, 0, bad}), options());
+    ASSERT_FALSE(d.ok()) << bad;
+    EXPECT_EQ(d.error().code, WireErrc::kInvalidValue);
+  }
 
   CapacityUpdate cu{3, 8, 2, 999, 1ull << 33};
   auto d2 = decode_frame(encode_frame({0, kSwarm, 3}, cu), options());

@@ -1,0 +1,48 @@
+#include "kernels/flow/link_bandwidth.hpp"
+
+#include <algorithm>
+
+namespace gwtf::flow {
+
+void LinkBandwidth::sent(uint64_t peer, uint64_t seq, uint64_t bytes, double now) {
+  if (bytes < kMinBytes) return;
+  const auto key = std::make_pair(peer, seq);
+  if (pending_.count(key)) return;
+  if (pending_.size() >= kMaxPending) {
+    pending_.erase(by_order_.begin()->second);
+    by_order_.erase(by_order_.begin());
+  }
+  pending_[key] = {now, bytes, next_order_};
+  by_order_[next_order_++] = key;
+}
+
+std::optional<double> LinkBandwidth::acked(uint64_t peer, uint64_t seq, double now) {
+  auto it = pending_.find({peer, seq});
+  if (it == pending_.end()) return std::nullopt;
+  const Pending p = it->second;
+  by_order_.erase(p.order);
+  pending_.erase(it);
+  auto base = base_rtt_.find(peer);
+  if (base == base_rtt_.end()) return std::nullopt;
+  return static_cast<double>(p.bytes) / std::max(now - p.at - base->second, kMinTransferS);
+}
+
+void LinkBandwidth::round_trip(uint64_t peer, double rtt_s) {
+  if (!(rtt_s >= 0)) return;
+  auto [it, fresh] = base_rtt_.emplace(peer, rtt_s);
+  if (!fresh) it->second = std::min(it->second, rtt_s);
+}
+
+void LinkBandwidth::forget(uint64_t peer) {
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->first.first == peer) {
+      by_order_.erase(it->second.order);
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  base_rtt_.erase(peer);
+}
+
+}  // namespace gwtf::flow
