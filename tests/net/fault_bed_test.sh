@@ -8,17 +8,22 @@
 #   neighbours  a stage-1 relay loses its links to its stage neighbours (the holder, both stage-2 relays) but not to
 #               its stage peer: the holder declares it gone, the peer passes that on, the relay stops; as partition
 #   loss        5% of packets dropped on every link from the start: training goes on
+#   geo         the hosts sit in five regions (data/regions.csv latencies, scaled): training goes on, and the holder
+#               sends most microbatches to the near stage-1 replica, not the one in Australia
 #   degrade     the link from a stage-1 relay to the stage-2 replica it sends to is throttled to 2 Mbit/s: nobody
 #               is taken for dead, and the relay's flows move to the other replica
-# Usage: fault_bed_test.sh path/to/gwtf-node path/to/gwtf [CASE...]. Exit 77 (skipped) where namespaces cannot be
+# Usage: fault_bed_test.sh path/to/gwtf-node path/to/gwtf path/to/delay_proxy [CASE...]. Exit 77 (skipped) where namespaces cannot be
 # made. GWTF_BED_ITERATIONS sets the run's length (default 16).
 set -uo pipefail
 NODE=$1
 GWTF=$2
-shift 2
+export NETBED_PROXY=$3  # the delaying relay (tests/net/delay_proxy.cpp) that `netbed delay` starts
+shift 3
 CASES=("$@")
-((${#CASES[@]})) || CASES=(kill-host partition neighbours degrade loss)
+((${#CASES[@]})) || CASES=(kill-host partition neighbours degrade loss geo)
 BED=$(cd "$(dirname "$0")" && pwd)/netbed
+REGIONS=$(cd "$(dirname "$0")/../.." && pwd)/data/regions.csv
+GEO_SCALE=${GWTF_BED_GEO_SCALE:-0.25}  # regions' latencies scaled down: the run stays short
 if ! why=$("$BED" check 2>&1); then
   echo "SKIPPED: the fault bed needs network namespaces: $why"
   exit 77
@@ -160,7 +165,7 @@ for case in "${CASES[@]}"; do
       finish
       ;;
     degrade)
-      configure $((ITER * 4)) 4  # long enough to measure where the flows went once they reacted (in about 1 s)
+      configure $((ITER * 6)) 4  # long enough to see where the flows go (the annealing still tries worse moves)
       start_swarm || continue
       # Throttle the link from host 3 (stage 1) to the stage-2 replica it sends to now.
       h3="$WORK/$case/host3.0.jsonl"
@@ -173,18 +178,60 @@ for case in "${CASES[@]}"; do
       "$BED" rate "$TAG" 3 2mbit "$slow"
       finish
       # Nobody was taken for dead while training ran, and host 3 sent over the throttled link for less than half of
-      # the remaining training time (measured on its clock, from its next-hop changes).
+      # the remaining training time, from 2 s after the throttle (time to measure it; host 3's clock and next-hop
+      # changes).
       early=$(awk '/"event":"finished"/{exit} /"event":"peer_down"/{print}' "$WORK/$case/host1.0.jsonl")
       [[ -z $early ]] || fail "a member was taken for dead: $early"
-      share=$(tail -n +"$from_line" "$h3" | awk -v slow="$slow_id" -v since="$t0" -v t0="$t0" 'BEGIN { on = 1 }
+      share=$(tail -n +"$from_line" "$h3" | awk -v slow="$slow_id" -v t0="$t0" 'BEGIN { on = 1; t0 += 2; since = t0 }
         { if (match($0, /"t":[0-9.e-]+/)) t = substr($0, RSTART + 4, RLENGTH - 4) + 0 }
         /"event":"finished"/ { end = t; exit }
-        /"event":"next_hops"/ { if (on) used += t - since; on = index($0, slow) > 0; since = t }
+        /"event":"next_hops"/ {
+          if (t > t0) { if (on) used += t - since; since = t }
+          on = index($0, slow) > 0
+        }
         END { if (!end) end = t; if (on) used += end - since; printf "%d", (end > t0 ? 100 * used / (end - t0) : 100) }')
       if [[ -n $share ]] && ((share < 50)); then
         echo "ok ($case): host 3 used its throttled link to host $slow for $share% of the rest of the run"
       else
         fail "host 3 kept using its throttled link to host $slow for $share% of the rest of the run"
+      fi
+      ;;
+    geo)
+      # Every host in a region, every link through a delaying relay (tests/net/delay_proxy): the one-way latency of
+      # the two regions in data/regions.csv (1 ms within one) times GEO_SCALE, plus up to 10% of it as jitter.
+      configure $((ITER * 3)) 4  # the flow layer needs some rounds to settle the routes
+      region=([1]=Belgium [2]=Germany [3]=Australia [4]=NL [5]=London)
+      for a in 1 2 3 4 5; do
+        for b in 1 2 3 4 5; do
+          ((a != b)) || continue
+          ms=$(awk -F, -v a="${region[$a]}" -v b="${region[$b]}" -v scale="$GEO_SCALE" '
+            ($1 == a && $2 == b) || ($1 == b && $2 == a) { printf "%.1f", $3 * scale; found = 1; exit }
+            END { if (!found) printf "%.1f", 1 * scale }' "$REGIONS")
+          "$BED" delay "$TAG" $a $b "$ms" "$(awk -v m="$ms" 'BEGIN { printf "%.1f", m / 10 }')"
+        done
+      done
+      start_swarm || continue
+      finish
+      # The holder (Belgium) sends most of its microbatches to the stage-1 replica next door (host 2, Germany), not
+      # to the one in Australia (host 3): the time-weighted share of its next hops that are host 3, from its first
+      # routes to the end of training.
+      far=$(node_id "$WORK/$case/host3.0.jsonl")
+      share=$(awk -v far="$far" '
+        { if (match($0, /"t":[0-9.e-]+/)) t = substr($0, RSTART + 4, RLENGTH - 4) + 0 }
+        /"event":"finished"/ { end = t; exit }
+        /"event":"next_hops"/ {
+          if (!started) { started = 1; t0 = t; since = t }
+          used += frac * (t - since); since = t
+          n = split(substr($0, index($0, "[") + 1, index($0, "]") - index($0, "[") - 1), hop, ",")
+          k = 0; for (i = 1; i <= n; ++i) if (hop[i] == far) ++k
+          frac = n ? k / n : 0
+        }
+        END { if (!end) end = t; used += frac * (end - since); printf "%d", (end > t0 ? 100 * used / (end - t0) : 100) }' \
+        "$WORK/$case/host1.0.jsonl")
+      if [[ -n $share ]] && ((share < 50)); then
+        echo "ok ($case): $share% of the holder's routes went through the far replica (Australia)"
+      else
+        fail "$share% of the holder's routes went through the far replica (Australia)"
       fi
       ;;
     *) fail "unknown case" ;;
