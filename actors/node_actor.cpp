@@ -18,6 +18,7 @@
 #include "kernels/flow/link_bandwidth.hpp"
 #include "actors/frame.hpp"
 #include "actors/frame_io.hpp"
+#include "actors/openssl_guard.hpp"
 #include "kernels/base/overloaded.hpp"
 #include "kernels/wire/tensor_codec.hpp"
 
@@ -271,7 +272,7 @@ struct Node {
                          m.id == opt.id ? train->ready() : train->serves(m.id), m.host, m.status_port});
     std::vector<obs::LinkView> view;
     for (const auto& [peer, link] : links)
-      if (link.latency_out_s.has_value()) view.push_back({peer, link.latency_out_s.value(), link_cost(link)});
+      if (link.latency_out_s.has_value()) view.push_back({peer, link.latency_out_s.value(), link_cost(peer, link)});
     std::lock_guard<std::mutex> lock(board->mu);
     board->status.set_members(std::move(members));
     board->status.set_links(std::move(view));
@@ -353,6 +354,7 @@ struct Node {
     fc.relay_stages = opt.layout.relay_stages();
     fc.capacity = r.you.stage == 0 ? opt.params.max_in_flight : opt.flow_capacity;
     fc.params.period = opt.flow_period;
+    fc.params.temperature0 = opt.flow_temperature;
     flows = self->spawn(flow_actor, fc, opt.id, caf::actor_cast<caf::actor>(self));
     for (const auto& m : r.members) {
       connect(m);
@@ -470,18 +472,15 @@ struct Node {
       if (b != 0) b = blobs->add(tensors[next++].clone());
     });
     if (const auto* ack = std::get_if<train::Ack>(&t->msg.body))
-      if (auto bw = bandwidth.acked(claimed, ack->seq, now())) {
-        auto& link = links[claimed];
-        link.bandwidth_out_Bps.add(*bw);
-        to_flow(flow::LinkCost{claimed, link_cost(link)});
-      }
+      if (bandwidth.acked(claimed, ack->seq, now())) update_link_cost(claimed, links[claimed]);
     t->msg.from = claimed;
     t->msg.to = opt.id;
     step(train::Receive{std::move(t->msg)});
   }
 
-  // A frame this node will not take: counted (open_frame counts its own), and per kind of refusal logged — and noted
-  // as a "refused_frame" event with the reason — at most once a second, with how many of that kind went unlogged
+  // A frame (or, kind "tls", a connection) this node will not take: counted as a rejected frame unless `count` is
+  // false (open_frame counts its own), and per kind of refusal logged — and noted as a "refused_frame" event with
+  // the reason — at most once a second, with how many of that kind went unlogged
   // meanwhile: every kind of bad input is named in the log, and a flood of one kind does not flood it.
   struct RefusalLog {
     double last = -1e9;
@@ -496,10 +495,20 @@ struct Node {
       return;
     }
     r.last = now();
-    if (r.unlogged) spdlog::warn("refused a frame ({}): {} ({} more of this kind not logged)", kind, why, r.unlogged);
-    else spdlog::warn("refused a frame ({}): {}", kind, why);
+    if (r.unlogged) spdlog::warn("refused ({}): {} ({} more of this kind not logged)", kind, why, r.unlogged);
+    else spdlog::warn("refused ({}): {}", kind, why);
     note("refused_frame", {{"kind", kind}, {"peer", peer}, {"why", why}, {"unlogged", r.unlogged}});
     r.unlogged = 0;
+  }
+
+  // Connections whose TLS handshake failed (CAF closes them without a word; actors/openssl_guard names them).
+  void report_tls_refusals() {
+    uint64_t dropped = 0;
+    for (const auto& r : take_tls_refusals(&dropped))
+      refuse("tls", 0, fmt::format("the TLS handshake with {} failed: {} (a stranger: no certificate of this swarm's "
+                                   "CA, or plain text)", r.peer, r.reason),
+              false);
+    if (dropped) refuse("tls", 0, fmt::format("{} more failed TLS handshakes", dropped), false);
   }
 
   void on_proof(const caf::actor& from, NodeId claimed, const train::Proof& proof) {
@@ -569,8 +578,7 @@ struct Node {
                                    static_cast<uint64_t>(compute_s.value() * 1e9), 0};
     for (const auto& [id, handle] : peers) {
       wire::Heartbeat hb{heartbeat_seq, now_ns(), 0, 0, 0};
-      if (auto l = links.find(id); l != links.end() && l->second.bandwidth_out_Bps.has_value())
-        hb.bandwidth_Bps = l->second.bandwidth_out_Bps.value();  // the peer's β_in: it measures only its own way
+      hb.bandwidth_Bps = bandwidth.out_Bps(id).value_or(0);  // the peer's β_in: it measures only its own way
       send_frame(handle, hb);
       send_frame(handle, cap);
     }
@@ -579,7 +587,7 @@ struct Node {
   // The edge cost of the paper (DESIGN §4) from what this node measured: mean compute of both ends plus the one-way
   // latency (half the round trip); on one host the bandwidth term is negligible and left out.
   void on_heartbeat(NodeId from, const wire::Heartbeat& h) {
-    if (h.bandwidth_Bps > 0) links[from].bandwidth_in_Bps.add(h.bandwidth_Bps);
+    bandwidth.reported(from, h.bandwidth_Bps);
     auto p = peers.find(from);
     if (h.echo_seq == 0) {  // theirs: echo it
       if (p != peers.end()) send_frame(p->second, wire::Heartbeat{0, now_ns(), h.seq, h.sent_at_ns, 0});
@@ -591,16 +599,31 @@ struct Node {
     auto& link = links[from];
     link.latency_out_s.add(rtt / 2);
     link.latency_in_s.add(rtt / 2);
-    to_flow(flow::LinkCost{from, link_cost(link)});
+    update_link_cost(from, link);
+  }
+
+  // The flow layer gets every new cost; the event log a `link_cost` event when it moved by a quarter or more since
+  // the last one noted for that peer (what the routing saw, without an event per heartbeat).
+  std::map<NodeId, double> noted_cost;
+  void update_link_cost(NodeId peer, const flow::LinkMeasurements& link) {
+    const double cost = link_cost(peer, link);
+    to_flow(flow::LinkCost{peer, cost});
+    auto [it, fresh] = noted_cost.emplace(peer, cost);
+    if (!fresh && std::abs(cost - it->second) < 0.25 * it->second) return;
+    it->second = cost;
+    nlohmann::json j{{"peer", peer}, {"cost_s", cost}, {"latency_s", link.latency_out_s.value()}};
+    if (auto out = bandwidth.out_Bps(peer)) j["bandwidth_out_Bps"] = *out;
+    if (auto in = bandwidth.in_Bps(peer)) j["bandwidth_in_Bps"] = *in;
+    note("link_cost", std::move(j));
   }
 
   // The edge cost to a peer from what was measured: a peer's unknown compute taken as ours; the bandwidth this way
   // as this node measured it sending, the other way as the peer reported it (one way unknown: taken as the other;
   // neither: no transfer term yet).
-  double link_cost(const flow::LinkMeasurements& link) const {
+  double link_cost(NodeId id, const flow::LinkMeasurements& link) const {
     const double peer = link.compute_peer_s.has_value() ? link.compute_peer_s.value() : compute_s.value();
-    double out = link.bandwidth_out_Bps.has_value() ? link.bandwidth_out_Bps.value() : 0;
-    double in = link.bandwidth_in_Bps.has_value() ? link.bandwidth_in_Bps.value() : 0;
+    double out = bandwidth.out_Bps(id).value_or(0);
+    double in = bandwidth.in_Bps(id).value_or(0);
     if (out <= 0) out = in;
     if (in <= 0) in = out;
     const double boundary_bytes = static_cast<double>(opt.compute.microbatch_size * opt.compute.seq_len *
@@ -709,6 +732,7 @@ struct Node {
 
   void on_tick() {
     if (const int asked = g_leave_requests.load(); asked > 0 && leave(asked)) return;
+    if (opt.tls) report_tls_refusals();
     if (!admitted) {
       if (now() > opt.join_timeout) {
         std::string tried;

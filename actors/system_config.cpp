@@ -7,7 +7,7 @@
 #include <stdexcept>
 
 #include "actors/frame.hpp"
-#include "actors/openssl_error_queue.hpp"
+#include "actors/openssl_guard.hpp"
 
 namespace gwtf {
 
@@ -19,9 +19,9 @@ SystemConfig::SystemConfig(const RuntimeOptions& options) {
   set("middleman.heartbeat-interval", caf::timespan{options.heartbeat_interval});
   set("middleman.connection-timeout", caf::timespan{options.connection_timeout});
   if (options.tls) {
-    if (!openssl_error_queue_guarded())
-      throw std::logic_error("this executable does not export gwtf's OpenSSL error-queue guard "
-                             "(actors/openssl_error_queue.hpp): CAF's TLS links would fail together");
+    if (!openssl_guarded())
+      throw std::logic_error("this executable does not export gwtf's OpenSSL guard (actors/openssl_guard.hpp): "
+                             "CAF's TLS links would fail together");
     load<caf::openssl::manager>();
     set("openssl.certificate", options.tls->cert_file);
     set("openssl.key", options.tls->key_file);

@@ -16,15 +16,33 @@ void LinkBandwidth::sent(uint64_t peer, uint64_t seq, uint64_t bytes, double now
   by_order_[next_order_++] = key;
 }
 
-std::optional<double> LinkBandwidth::acked(uint64_t peer, uint64_t seq, double now) {
+bool LinkBandwidth::acked(uint64_t peer, uint64_t seq, double now) {
   auto it = pending_.find({peer, seq});
-  if (it == pending_.end()) return std::nullopt;
+  if (it == pending_.end()) return false;
   const Pending p = it->second;
   by_order_.erase(p.order);
   pending_.erase(it);
   auto base = base_rtt_.find(peer);
-  if (base == base_rtt_.end()) return std::nullopt;
-  return static_cast<double>(p.bytes) / std::max(now - p.at - base->second, kMinTransferS);
+  if (base == base_rtt_.end()) return false;
+  seconds_per_byte_.emplace(peer, Ewma(0.3)).first->second.add(std::max(now - p.at - base->second, kMinTransferS) /
+                                                               static_cast<double>(p.bytes));
+  return true;
+}
+
+void LinkBandwidth::reported(uint64_t peer, double bytes_per_s) {
+  if (bytes_per_s > 0) reported_Bps_[peer] = bytes_per_s;
+}
+
+std::optional<double> LinkBandwidth::out_Bps(uint64_t peer) const {
+  auto it = seconds_per_byte_.find(peer);
+  if (it == seconds_per_byte_.end()) return std::nullopt;
+  return 1 / it->second.value();
+}
+
+std::optional<double> LinkBandwidth::in_Bps(uint64_t peer) const {
+  auto it = reported_Bps_.find(peer);
+  if (it == reported_Bps_.end()) return std::nullopt;
+  return it->second;
 }
 
 void LinkBandwidth::round_trip(uint64_t peer, double rtt_s) {
@@ -43,6 +61,8 @@ void LinkBandwidth::forget(uint64_t peer) {
     }
   }
   base_rtt_.erase(peer);
+  seconds_per_byte_.erase(peer);
+  reported_Bps_.erase(peer);
 }
 
 }  // namespace gwtf::flow

@@ -130,5 +130,14 @@ if wait $seed_pid && grep -q "TLS swarm 'lab': this node is 'seed'" "$WORK/tls-s
 else
   echo "FAIL: the TLS seed:"; cat "$WORK/tls-seed.log"; failures=$((failures + 1))
 fi
+# The seed named the strangers it refused (CAF itself drops them without a word).
+for why in "certificate verify failed|tlsv1 alert unknown ca" "wrong version number|packet length too long|http request"; do
+  if grep -Eq "refused \(tls\): the TLS handshake with 127\.0\.0\.1:[0-9]+ failed: ($why)" "$WORK/tls-seed.log"; then
+    echo "ok: the seed logged a refused handshake ($why)"
+  else
+    echo "FAIL: the seed did not log a refused handshake ($why):"; grep "refused" "$WORK/tls-seed.log"
+    failures=$((failures + 1))
+  fi
+done
 
 exit $((failures > 0))

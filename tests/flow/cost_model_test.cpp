@@ -46,15 +46,16 @@ TEST(Capacity, MemoryLessFixedStateOverPerMicrobatchFootprint) {
   EXPECT_EQ(capacity_from_memory(10'000, 0, 0), 0u);
 }
 
-// A link's bandwidth from acknowledged tensor messages: bytes over (ack time - send time - base round trip).
+// A link's bandwidth from acknowledged tensor messages: bytes over (ack time - send time - base round trip),
+// smoothed as seconds per byte; the other way is the peer's report.
 TEST(LinkBandwidth, SamplesBytesOverTheTransferTimeBeyondTheBaseRoundTrip) {
   LinkBandwidth bw;
+  EXPECT_FALSE(bw.out_Bps(7));
   bw.round_trip(7, 0.004);
   bw.round_trip(7, 0.002);  // the smallest round trip is the base
   bw.sent(7, 1, 250'000, 10.0);
-  auto s = bw.acked(7, 1, 11.002);  // 1 s beyond the 2 ms base
-  ASSERT_TRUE(s.has_value());
-  EXPECT_NEAR(*s, 250'000, 1e-6);
+  ASSERT_TRUE(bw.acked(7, 1, 11.002));  // 1 s beyond the 2 ms base
+  EXPECT_NEAR(*bw.out_Bps(7), 250'000, 1e-6);
   EXPECT_FALSE(bw.acked(7, 1, 12.0)) << "one sample per message";
   bw.sent(7, 2, 100, 12.0);  // too small to say anything about bandwidth
   EXPECT_FALSE(bw.acked(7, 2, 12.5));
@@ -63,9 +64,28 @@ TEST(LinkBandwidth, SamplesBytesOverTheTransferTimeBeyondTheBaseRoundTrip) {
   bw.round_trip(9, 0.001);
   bw.sent(9, 5, 1'000'000, 20.0);
   bw.sent(9, 5, 1'000'000, 21.0);  // a retransmission keeps the first send time
-  EXPECT_NEAR(*bw.acked(9, 5, 22.001), 1'000'000 / 2.0, 1e-3);
-  bw.sent(9, 6, 1'000'000, 30.0);
-  EXPECT_NEAR(*bw.acked(9, 6, 30.0), 1'000'000 / LinkBandwidth::kMinTransferS, 1e-3) << "never faster than the floor";
+  ASSERT_TRUE(bw.acked(9, 5, 22.001));
+  EXPECT_NEAR(*bw.out_Bps(9), 1'000'000 / 2.0, 1e-3);
+  EXPECT_FALSE(bw.in_Bps(9));
+  bw.reported(9, 0);  // "not measured"
+  EXPECT_FALSE(bw.in_Bps(9));
+  bw.reported(9, 3e6);
+  EXPECT_EQ(*bw.in_Bps(9), 3e6);
+}
+
+TEST(LinkBandwidth, ASlowTransferShowsAtOnceAmongFastOnes) {
+  LinkBandwidth bw;
+  bw.round_trip(4, 0.0);
+  uint64_t seq = 0;
+  for (; seq < 10; ++seq) {  // fast: the transfer floor, 32 kB in 0.1 ms
+    bw.sent(4, seq, 32'000, 1.0 * seq);
+    ASSERT_TRUE(bw.acked(4, seq, 1.0 * seq));
+  }
+  EXPECT_NEAR(*bw.out_Bps(4), 32'000 / LinkBandwidth::kMinTransferS, 1e-3) << "never faster than the floor";
+  bw.sent(4, seq, 32'000, 20.0);  // throttled: 250 kB/s
+  ASSERT_TRUE(bw.acked(4, seq, 20.128));
+  // One slow sample in eleven: a mean of rates would still say ~230 MB/s; the mean of times says under 1 MB/s.
+  EXPECT_LT(*bw.out_Bps(4), 1e6);
 }
 
 TEST(LinkBandwidth, AGonePeerOrAPeerThatNeverAnswersCannotGrowTheState) {
@@ -75,8 +95,11 @@ TEST(LinkBandwidth, AGonePeerOrAPeerThatNeverAnswersCannotGrowTheState) {
   EXPECT_EQ(bw.pending(), LinkBandwidth::kMaxPending);
   EXPECT_FALSE(bw.acked(3, 1, 2.0)) << "the oldest were dropped";
   EXPECT_TRUE(bw.acked(3, LinkBandwidth::kMaxPending + 100, 2.0));
+  bw.reported(3, 1e6);
   bw.forget(3);
   EXPECT_EQ(bw.pending(), 0u);
+  EXPECT_FALSE(bw.out_Bps(3));
+  EXPECT_FALSE(bw.in_Bps(3));
   bw.sent(3, 1, 1 << 20, 3.0);
   EXPECT_FALSE(bw.acked(3, 1, 4.0)) << "its base round trip went with it";
 }

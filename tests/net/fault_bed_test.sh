@@ -11,7 +11,7 @@
 #   geo         the hosts sit in five regions (data/regions.csv latencies, scaled): training goes on, and the holder
 #               sends most microbatches to the near stage-1 replica, not the one in Australia
 #   degrade     the link from a stage-1 relay to the stage-2 replica it sends to is throttled to 2 Mbit/s: nobody
-#               is taken for dead, and the relay's flows move to the other replica
+#               is taken for dead, the link's measured cost rises, and the relay's flows move to the other replica
 # Usage: fault_bed_test.sh path/to/gwtf-node path/to/gwtf path/to/delay_proxy [CASE...]. Exit 77 (skipped) where namespaces cannot be
 # made. GWTF_BED_ITERATIONS sets the run's length (default 16).
 set -uo pipefail
@@ -177,8 +177,8 @@ for case in "${CASES[@]}"; do
       t0=$(tail -1 "$h3" | grep -o '"t":[0-9.e-]*' | cut -d: -f2)
       "$BED" rate "$TAG" 3 2mbit "$slow"
       finish
-      # Nobody was taken for dead while training ran, and host 3 sent over the throttled link for less than half of
-      # the remaining training time, from 2 s after the throttle (time to measure it; host 3's clock and next-hop
+      # Nobody was taken for dead while training ran, and host 3 sent over the throttled link for less than a quarter
+      # of the remaining training time, from 2 s after the throttle (time to measure it; host 3's clock and next-hop
       # changes).
       early=$(awk '/"event":"finished"/{exit} /"event":"peer_down"/{print}' "$WORK/$case/host1.0.jsonl")
       [[ -z $early ]] || fail "a member was taken for dead: $early"
@@ -190,10 +190,19 @@ for case in "${CASES[@]}"; do
           on = index($0, slow) > 0
         }
         END { if (!end) end = t; if (on) used += end - since; printf "%d", (end > t0 ? 100 * used / (end - t0) : 100) }')
-      if [[ -n $share ]] && ((share < 50)); then
+      if [[ -n $share ]] && ((share < 25)); then
         echo "ok ($case): host 3 used its throttled link to host $slow for $share% of the rest of the run"
       else
         fail "host 3 kept using its throttled link to host $slow for $share% of the rest of the run"
+      fi
+      # The link's measured cost (host 3's link_cost events) rose at least threefold over its last value before.
+      costs() { grep '"event":"link_cost"' | grep "\"peer\":$slow_id[,}]" | grep -o '"cost_s":[0-9.e-]*' | cut -d: -f2; }
+      before=$(head -n $((from_line - 1)) "$h3" | costs | tail -1)
+      after=$(tail -n +"$from_line" "$h3" | costs | sort -g | tail -1)
+      if [[ -n $before && -n $after ]] && awk -v b="$before" -v a="$after" 'BEGIN { exit !(a >= 3 * b) }'; then
+        echo "ok ($case): the throttled link's measured cost rose from $before s to $after s"
+      else
+        fail "the throttled link's measured cost did not rise threefold (before: ${before:-none}, after: ${after:-none})"
       fi
       ;;
     geo)

@@ -1,6 +1,6 @@
-// The OpenSSL error-queue guard (actors/openssl_error_queue.hpp): an error another connection left in the thread's
-// queue must not turn a would-block read into a fatal one, which is how one abrupt close tore down every TLS link of
-// a node (CAF's session classifies its reads with SSL_get_error and never empties the queue).
+// The OpenSSL guard (actors/openssl_guard.hpp): an error another connection left in the thread's queue must not
+// turn a would-block read into a fatal one, which is how one abrupt close tore down every TLS link of a node (CAF's
+// session classifies its reads with SSL_get_error and never empties the queue); and a failed handshake is named.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <openssl/err.h>
@@ -11,7 +11,7 @@
 
 #include <memory>
 
-#include "actors/openssl_error_queue.hpp"
+#include "actors/openssl_guard.hpp"
 #include "kernels/auth/swarm_identity.hpp"
 
 namespace gwtf {
@@ -29,14 +29,16 @@ using Bio = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
 
 Bio pem(const std::string& text) { return Bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size()))); }
 
-// A server and a client session over a non-blocking socket pair, handshake done.
+// A server and a client session over a non-blocking socket pair, handshake done (or failed: `failed`).
 struct TlsPair {
   Ctx server_ctx{SSL_CTX_new(TLS_server_method())};
   Ctx client_ctx{SSL_CTX_new(TLS_client_method())};
   Ssl server, client;
   int fds[2] = {-1, -1};
+  bool failed = false;
 
-  TlsPair() {
+  // require_client_cert: the server insists on a client certificate, which this client does not have.
+  explicit TlsPair(bool require_client_cert = false) {
     auto ca = auth::create_ca("queue", 30, kNow).value();
     auto node = auth::issue_node(ca, "", "server", 30, "", kNow).value();
     X509* cert = PEM_read_bio_X509(pem(node.cert_pem).get(), nullptr, nullptr, nullptr);
@@ -46,6 +48,8 @@ struct TlsPair {
     X509_free(cert);
     EVP_PKEY_free(key);
     SSL_CTX_set_verify(client_ctx.get(), SSL_VERIFY_NONE, nullptr);
+    if (require_client_cert)
+      SSL_CTX_set_verify(server_ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
     // TLS 1.2 like CAF's session: 1.3's post-handshake tickets would run the handshake code, which happens to
     // empty the queue, and the test would pass without the guard.
     SSL_CTX_set_max_proto_version(server_ctx.get(), TLS1_2_VERSION);
@@ -57,30 +61,48 @@ struct TlsPair {
     SSL_set_fd(client.get(), fds[1]);
     // Both sides step their handshake until each is done (a would-block return lets the other side move).
     bool server_done = false, client_done = false;
-    for (int round = 0; round < 100 && !(server_done && client_done); ++round) {
+    for (int round = 0; round < 100 && !(server_done && client_done) && !failed; ++round) {
       if (!client_done) client_done = step(client.get(), SSL_connect(client.get()));
-      if (!server_done) server_done = step(server.get(), SSL_accept(server.get()));
+      if (!server_done && !failed) server_done = step(server.get(), SSL_accept(server.get()));
     }
-    EXPECT_TRUE(server_done && client_done) << "the TLS handshake did not finish";
+    if (!require_client_cert) {
+      EXPECT_TRUE(server_done && client_done) << "the TLS handshake did not finish";
+    }
   }
   ~TlsPair() {
     server.reset();
     client.reset();
     for (int fd : fds) close(fd);
   }
-  static bool step(SSL* ssl, int ret) {
+  bool step(SSL* ssl, int ret) {
     if (ret == 1) return true;
     const int err = SSL_get_error(ssl, ret);
-    EXPECT_TRUE(err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) << "handshake error " << err;
+    failed = failed || (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE);
     return false;
   }
 };
 
-TEST(OpensslErrorQueue, TheExecutableRoutesOpensslCallsThroughTheGuard) {
-  EXPECT_TRUE(openssl_error_queue_guarded());
+TEST(OpensslGuard, TheExecutableRoutesOpensslCallsThroughTheGuard) {
+  EXPECT_TRUE(openssl_guarded());
 }
 
-TEST(OpensslErrorQueue, AnErrorLeftByAnotherConnectionDoesNotMakeAWouldBlockReadFatal) {
+TEST(OpensslGuard, AFailedHandshakeIsNamedWithOpensslsReason) {
+  take_tls_refusals();
+  {
+    TlsPair ok;
+    EXPECT_TRUE(take_tls_refusals().empty()) << "a handshake that succeeded is no refusal";
+  }
+  TlsPair stranger(/*require_client_cert=*/true);
+  ASSERT_TRUE(stranger.failed);
+  const auto refused = take_tls_refusals();
+  ASSERT_FALSE(refused.empty());
+  EXPECT_EQ(refused.front().reason, "peer did not return a certificate");
+  EXPECT_EQ(refused.front().peer, "a local socket");
+  EXPECT_TRUE(take_tls_refusals().empty()) << "taken once";
+  ERR_clear_error();
+}
+
+TEST(OpensslGuard, AnErrorLeftByAnotherConnectionDoesNotMakeAWouldBlockReadFatal) {
   TlsPair tls;
   // What OpenSSL 3 files when some other peer closed its connection without close_notify.
   ERR_raise(ERR_LIB_SSL, SSL_R_UNEXPECTED_EOF_WHILE_READING);
