@@ -27,7 +27,7 @@ Refusals& refusals() {
   return r;
 }
 
-std::string peer_of(const SSL* ssl) {
+std::string address_of(const SSL* ssl) {
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
   const int fd = SSL_get_fd(ssl);
@@ -45,6 +45,22 @@ std::string peer_of(const SSL* ssl) {
     port = ntohs(a->sin6_port);
   }
   return std::string(host) + ":" + std::to_string(port);
+}
+
+// The peer's address, taken when the handshake starts (SSL_connect/SSL_accept, once per connection in CAF) and kept
+// with the session (freed with it): by the time a handshake fails the peer may have reset the socket.
+void free_address(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) { delete static_cast<std::string*>(ptr); }
+int address_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, free_address);
+  return index;
+}
+void remember_address(SSL* ssl) {
+  if (SSL_get_ex_data(ssl, address_index()) == nullptr)
+    SSL_set_ex_data(ssl, address_index(), new std::string(address_of(ssl)));
+}
+std::string peer_of(const SSL* ssl) {
+  if (const auto* a = static_cast<const std::string*>(SSL_get_ex_data(ssl, address_index()))) return *a;
+  return address_of(ssl);
 }
 
 // After a call returned `ret`: a handshake that cannot go on is noted (the error queue is only peeked: CAF asks
@@ -100,6 +116,7 @@ int SSL_write(SSL* ssl, const void* buf, int num) {
 int SSL_connect(SSL* ssl) {
   static const auto next = gwtf::next_definition<int (*)(SSL*)>("SSL_connect");
   ERR_clear_error();
+  gwtf::remember_address(ssl);
   const int ret = next(ssl);
   gwtf::note_if_handshake_failed(ssl, ret);
   return ret;
@@ -108,6 +125,7 @@ int SSL_connect(SSL* ssl) {
 int SSL_accept(SSL* ssl) {
   static const auto next = gwtf::next_definition<int (*)(SSL*)>("SSL_accept");
   ERR_clear_error();
+  gwtf::remember_address(ssl);
   const int ret = next(ssl);
   gwtf::note_if_handshake_failed(ssl, ret);
   return ret;
