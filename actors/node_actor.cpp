@@ -47,7 +47,7 @@ struct Node {
   // Link measurements (kernels/flow/cost_model): per peer, latency from heartbeat round trips and the compute
   // time it advertises; this node's own smoothed compute seconds per task.
   std::map<NodeId, flow::LinkMeasurements> links;
-  flow::LinkBandwidth bandwidth;  // β of each link this node sends on, from its acknowledged tensor messages
+  flow::LinkBandwidth bandwidth;  // β of each link, each way: measured from acknowledged tensors, and as reported
   flow::Ewma compute_s{0.1};
   uint64_t heartbeat_seq = 0;
   double last_heartbeat = -1e9;
@@ -480,8 +480,8 @@ struct Node {
 
   // A frame (or, kind "tls", a connection) this node will not take: counted as a rejected frame unless `count` is
   // false (open_frame counts its own), and per kind of refusal logged — and noted as a "refused_frame" event with
-  // the reason — at most once a second, with how many of that kind went unlogged
-  // meanwhile: every kind of bad input is named in the log, and a flood of one kind does not flood it.
+  // the reason — at most once a second, with how many of that kind went unlogged meanwhile: every kind of bad input
+  // is named in the log, and a flood of one kind does not flood it.
   struct RefusalLog {
     double last = -1e9;
     uint64_t unlogged = 0;
@@ -584,8 +584,7 @@ struct Node {
     }
   }
 
-  // The edge cost of the paper (DESIGN §4) from what this node measured: mean compute of both ends plus the one-way
-  // latency (half the round trip); on one host the bandwidth term is negligible and left out.
+  // A peer's heartbeat (echoed) or the echo of ours: the link's round trip, and the peer's bandwidth towards us.
   void on_heartbeat(NodeId from, const wire::Heartbeat& h) {
     bandwidth.reported(from, h.bandwidth_Bps);
     auto p = peers.find(from);

@@ -92,6 +92,15 @@ Fn next_definition(const char* name) {
   return fn;
 }
 
+// Calls libssl's `next` the way its manual asks (an empty error queue first), then notes a failed handshake.
+template <class Fn, class... Args>
+int guarded(Fn next, SSL* ssl, Args... args) {
+  ERR_clear_error();
+  const int ret = next(ssl, args...);
+  note_if_handshake_failed(ssl, ret);
+  return ret;
+}
+
 }  // namespace
 }  // namespace gwtf
 
@@ -99,36 +108,24 @@ extern "C" {
 
 int SSL_read(SSL* ssl, void* buf, int num) {
   static const auto next = gwtf::next_definition<int (*)(SSL*, void*, int)>("SSL_read");
-  ERR_clear_error();
-  const int ret = next(ssl, buf, num);
-  gwtf::note_if_handshake_failed(ssl, ret);
-  return ret;
+  return gwtf::guarded(next, ssl, buf, num);
 }
 
 int SSL_write(SSL* ssl, const void* buf, int num) {
   static const auto next = gwtf::next_definition<int (*)(SSL*, const void*, int)>("SSL_write");
-  ERR_clear_error();
-  const int ret = next(ssl, buf, num);
-  gwtf::note_if_handshake_failed(ssl, ret);
-  return ret;
+  return gwtf::guarded(next, ssl, buf, num);
 }
 
 int SSL_connect(SSL* ssl) {
   static const auto next = gwtf::next_definition<int (*)(SSL*)>("SSL_connect");
-  ERR_clear_error();
   gwtf::remember_address(ssl);
-  const int ret = next(ssl);
-  gwtf::note_if_handshake_failed(ssl, ret);
-  return ret;
+  return gwtf::guarded(next, ssl);
 }
 
 int SSL_accept(SSL* ssl) {
   static const auto next = gwtf::next_definition<int (*)(SSL*)>("SSL_accept");
-  ERR_clear_error();
   gwtf::remember_address(ssl);
-  const int ret = next(ssl);
-  gwtf::note_if_handshake_failed(ssl, ret);
-  return ret;
+  return gwtf::guarded(next, ssl);
 }
 
 }  // extern "C"

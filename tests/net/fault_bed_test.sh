@@ -87,6 +87,18 @@ wait_stepped() {  # wait_stepped N SECONDS: the holder stepped N iterations
     sleep 0.2
   done
 }
+# detected_in_time VICTIM: the data holder declared VICTIM dead within the peer timeout (+3 s of slack: the
+# script's polling, CAF's heartbeat period) of the fault injected at $fault_at.
+detected_in_time() {
+  wait_for "$WORK/$case/host1.0.jsonl" "\"event\":\"peer_down\".*\"peer\":$1" 30 ||
+    { fail "the data holder never declared host 3 dead"; return; }
+  local detected=$((SECONDS - fault_at))
+  if ((detected <= PEER_TIMEOUT + 3)); then
+    echo "ok ($case): declared dead within ${detected} s (peer timeout ${PEER_TIMEOUT} s)"
+  else
+    fail "declared dead after ${detected} s (peer timeout ${PEER_TIMEOUT} s)"
+  fi
+}
 # Starts the founders (holder first: it is the seed).
 start_swarm() {
   mkdir -p "$WORK/$case"
@@ -123,12 +135,9 @@ for case in "${CASES[@]}"; do
       configure "$ITER" 2
       start_swarm || continue
       victim=$(node_id "$WORK/$case/host3.0.jsonl")
+      fault_at=$SECONDS
       "$BED" kill-host "$TAG" 3
-      killed_at=$SECONDS
-      wait_for "$WORK/$case/host1.0.jsonl" "\"event\":\"peer_down\".*\"peer\":$victim" 30 ||
-        fail "nobody noticed that host 3 vanished"
-      detected=$((SECONDS - killed_at))
-      if ((detected <= PEER_TIMEOUT + 3)); then echo "ok ($case): noticed within ${detected} s (peer timeout ${PEER_TIMEOUT} s)"; else fail "detected after ${detected} s (peer timeout ${PEER_TIMEOUT} s)"; fi
+      detected_in_time "$victim"
       unset 'PID[3]'
       finish
       ;;
@@ -136,6 +145,7 @@ for case in "${CASES[@]}"; do
       configure $((ITER * 3)) 2  # long enough for the restarted node to join before the end
       start_swarm || continue
       victim=$(node_id "$WORK/$case/host3.0.jsonl")
+      fault_at=$SECONDS
       if [[ $case == partition ]]; then
         "$BED" partition "$TAG" 3
         why="cut off from the swarm"
@@ -143,8 +153,7 @@ for case in "${CASES[@]}"; do
         "$BED" cut "$TAG" 3 1 4 5
         why="the swarm took this node for dead"
       fi
-      wait_for "$WORK/$case/host1.0.jsonl" "\"event\":\"peer_down\".*\"peer\":$victim" 30 ||
-        fail "the partition was not detected"
+      detected_in_time "$victim"
       timeout 30 tail --pid="${PID[3]}" -f /dev/null
       wait "${PID[3]}"
       rc=$?
@@ -177,8 +186,8 @@ for case in "${CASES[@]}"; do
       t0=$(tail -1 "$h3" | grep -o '"t":[0-9.e-]*' | cut -d: -f2)
       "$BED" rate "$TAG" 3 2mbit "$slow"
       finish
-      # Nobody was taken for dead while training ran, and host 3 sent over the throttled link for less than a quarter
-      # of the remaining training time, from 2 s after the throttle (time to measure it; host 3's clock and next-hop
+      # Nobody was taken for dead while training ran, and host 3 sent over the throttled link for less than 40% of the
+      # remaining training time (a route chosen at random: half), from 2 s after the throttle (time to measure it; host 3's clock and next-hop
       # changes).
       early=$(awk '/"event":"finished"/{exit} /"event":"peer_down"/{print}' "$WORK/$case/host1.0.jsonl")
       [[ -z $early ]] || fail "a member was taken for dead: $early"
@@ -190,7 +199,7 @@ for case in "${CASES[@]}"; do
           on = index($0, slow) > 0
         }
         END { if (!end) end = t; if (on) used += end - since; printf "%d", (end > t0 ? 100 * used / (end - t0) : 100) }')
-      if [[ -n $share ]] && ((share < 25)); then
+      if [[ -n $share ]] && ((share < 40)); then
         echo "ok ($case): host 3 used its throttled link to host $slow for $share% of the rest of the run"
       else
         fail "host 3 kept using its throttled link to host $slow for $share% of the rest of the run"
