@@ -616,19 +616,15 @@ struct Node {
     note("link_cost", std::move(j));
   }
 
-  // The edge cost to a peer from what was measured: a peer's unknown compute taken as ours; the bandwidth this way
-  // as this node measured it sending, the other way as the peer reported it (one way unknown: taken as the other;
-  // neither: no transfer term yet).
+  // The edge cost to a peer from what was measured: a peer's unknown compute taken as ours; the bandwidth each way
+  // from flow::LinkBandwidth (no transfer term before the first sample).
   double link_cost(NodeId id, const flow::LinkMeasurements& link) const {
     const double peer = link.compute_peer_s.has_value() ? link.compute_peer_s.value() : compute_s.value();
-    double out = bandwidth.out_Bps(id).value_or(0);
-    double in = bandwidth.in_Bps(id).value_or(0);
-    if (out <= 0) out = in;
-    if (in <= 0) in = out;
+    const auto bw = bandwidth.both_ways(id);
     const double boundary_bytes = static_cast<double>(opt.compute.microbatch_size * opt.compute.seq_len *
                                                       opt.compute.model.shape.d_model) * sizeof(float);
     return flow::edge_cost(compute_s.value(), peer, link.latency_out_s.value(), link.latency_in_s.value(),
-                           out > 0 ? out : 1, in > 0 ? in : 1, out > 0 ? boundary_bytes : 0);
+                           bw ? bw->first : 1, bw ? bw->second : 1, bw ? boundary_bytes : 0);
   }
 
   void on_flow(FromFlow& f) {

@@ -1,26 +1,20 @@
 #include "kernels/flow/link_bandwidth.hpp"
 
 #include <algorithm>
+#include <iterator>
 
 namespace gwtf::flow {
 
 void LinkBandwidth::sent(uint64_t peer, uint64_t seq, uint64_t bytes, double now) {
-  if (bytes < kMinBytes) return;
-  const auto key = std::make_pair(peer, seq);
-  if (pending_.count(key)) return;
-  if (pending_.size() >= kMaxPending) {
-    pending_.erase(by_order_.begin()->second);
-    by_order_.erase(by_order_.begin());
-  }
-  pending_[key] = {now, bytes, next_order_};
-  by_order_[next_order_++] = key;
+  if (bytes < kMinBytes || pending_.count(seq)) return;
+  if (pending_.size() >= kMaxPending) pending_.erase(pending_.begin());
+  pending_[seq] = {peer, now, bytes};
 }
 
 bool LinkBandwidth::acked(uint64_t peer, uint64_t seq, double now) {
-  auto it = pending_.find({peer, seq});
-  if (it == pending_.end()) return false;
+  auto it = pending_.find(seq);
+  if (it == pending_.end() || it->second.peer != peer) return false;
   const Pending p = it->second;
-  by_order_.erase(p.order);
   pending_.erase(it);
   auto base = base_rtt_.find(peer);
   if (base == base_rtt_.end()) return false;
@@ -39,6 +33,12 @@ std::optional<double> LinkBandwidth::out_Bps(uint64_t peer) const {
   return 1 / it->second.value();
 }
 
+std::optional<std::pair<double, double>> LinkBandwidth::both_ways(uint64_t peer) const {
+  const auto out = out_Bps(peer), in = in_Bps(peer);
+  if (!out && !in) return std::nullopt;
+  return std::make_pair(out ? *out : *in, in ? *in : *out);
+}
+
 std::optional<double> LinkBandwidth::in_Bps(uint64_t peer) const {
   auto it = reported_Bps_.find(peer);
   if (it == reported_Bps_.end()) return std::nullopt;
@@ -52,14 +52,8 @@ void LinkBandwidth::round_trip(uint64_t peer, double rtt_s) {
 }
 
 void LinkBandwidth::forget(uint64_t peer) {
-  for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->first.first == peer) {
-      by_order_.erase(it->second.order);
-      it = pending_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  for (auto it = pending_.begin(); it != pending_.end();)
+    it = it->second.peer == peer ? pending_.erase(it) : std::next(it);
   base_rtt_.erase(peer);
   seconds_per_byte_.erase(peer);
   reported_Bps_.erase(peer);

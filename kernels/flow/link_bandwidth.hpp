@@ -31,7 +31,8 @@ class LinkBandwidth {
   // Unacknowledged messages tracked at most (the oldest go first: a peer that never answers cannot grow the map).
   static constexpr size_t kMaxPending = 4096;
 
-  // Message `seq` with `bytes` of tensors went to `peer` at `now` (a retransmission keeps the first time).
+  // Message `seq` with `bytes` of tensors went to `peer` at `now` (a retransmission keeps the first time). Sequence
+  // numbers are the sender's, one counter for all its peers (TrainNode's), so they also order the messages by age.
   void sent(uint64_t peer, uint64_t seq, uint64_t bytes, double now);
   // Its acknowledgement arrived at `now`: true when that made a sample (tracked, and a base round trip known).
   bool acked(uint64_t peer, uint64_t seq, double now);
@@ -43,20 +44,20 @@ class LinkBandwidth {
   // Smoothed bandwidth, bytes per second: this node to `peer`, and `peer` to this node; none before a sample.
   std::optional<double> out_Bps(uint64_t peer) const;
   std::optional<double> in_Bps(uint64_t peer) const;
+  // Both ways for the edge cost (out, in): a way not measured yet taken as the other; none while neither is.
+  std::optional<std::pair<double, double>> both_ways(uint64_t peer) const;
   size_t pending() const { return pending_.size(); }
 
  private:
   struct Pending {
+    uint64_t peer = 0;
     double at = 0;
     uint64_t bytes = 0;
-    uint64_t order = 0;
   };
-  std::map<std::pair<uint64_t, uint64_t>, Pending> pending_;
-  std::map<uint64_t, std::pair<uint64_t, uint64_t>> by_order_;  // order -> key, to drop the oldest
+  std::map<uint64_t, Pending> pending_;  // by sequence number: the oldest first
   std::map<uint64_t, double> base_rtt_;
   std::map<uint64_t, Ewma> seconds_per_byte_;  // this way
   std::map<uint64_t, double> reported_Bps_;    // the other way
-  uint64_t next_order_ = 0;
 };
 
 }  // namespace gwtf::flow

@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "actors/openssl_guard.hpp"
+#include "kernels/auth/openssl_handles.hpp"
 #include "kernels/auth/swarm_identity.hpp"
 
 namespace gwtf {
@@ -19,15 +20,8 @@ namespace {
 
 constexpr std::time_t kNow = 1'800'000'000;  // the client verifies nothing: any validity period will do
 
-template <class T, void (*Free)(T*)>
-struct Deleter {
-  void operator()(T* p) const { Free(p); }
-};
-using Ctx = std::unique_ptr<SSL_CTX, Deleter<SSL_CTX, SSL_CTX_free>>;
-using Ssl = std::unique_ptr<SSL, Deleter<SSL, SSL_free>>;
-using Bio = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
-
-Bio pem(const std::string& text) { return Bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size()))); }
+using Ctx = std::unique_ptr<SSL_CTX, auth::Deleter<SSL_CTX, SSL_CTX_free>>;
+using Ssl = std::unique_ptr<SSL, auth::Deleter<SSL, SSL_free>>;
 
 // A server and a client session over a non-blocking socket pair, handshake done (or failed: `failed`).
 struct TlsPair {
@@ -41,12 +35,10 @@ struct TlsPair {
   explicit TlsPair(bool require_client_cert = false) {
     auto ca = auth::create_ca("queue", 30, kNow).value();
     auto node = auth::issue_node(ca, "", "server", 30, "", kNow).value();
-    X509* cert = PEM_read_bio_X509(pem(node.cert_pem).get(), nullptr, nullptr, nullptr);
-    EVP_PKEY* key = PEM_read_bio_PrivateKey(pem(node.key_pem).get(), nullptr, nullptr, nullptr);
-    EXPECT_EQ(SSL_CTX_use_certificate(server_ctx.get(), cert), 1);
-    EXPECT_EQ(SSL_CTX_use_PrivateKey(server_ctx.get(), key), 1);
-    X509_free(cert);
-    EVP_PKEY_free(key);
+    auth::Cert cert(PEM_read_bio_X509(auth::read_bio(node.cert_pem).get(), nullptr, nullptr, nullptr));
+    auth::Key key(PEM_read_bio_PrivateKey(auth::read_bio(node.key_pem).get(), nullptr, nullptr, nullptr));
+    EXPECT_EQ(SSL_CTX_use_certificate(server_ctx.get(), cert.get()), 1);
+    EXPECT_EQ(SSL_CTX_use_PrivateKey(server_ctx.get(), key.get()), 1);
     SSL_CTX_set_verify(client_ctx.get(), SSL_VERIFY_NONE, nullptr);
     if (require_client_cert)
       SSL_CTX_set_verify(server_ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);

@@ -71,6 +71,12 @@ TEST(LinkBandwidth, SamplesBytesOverTheTransferTimeBeyondTheBaseRoundTrip) {
   EXPECT_FALSE(bw.in_Bps(9));
   bw.reported(9, 3e6);
   EXPECT_EQ(*bw.in_Bps(9), 3e6);
+  // For the edge cost: both ways, a way not measured taken as the other, nothing before any sample.
+  EXPECT_EQ(bw.both_ways(9), std::make_pair(*bw.out_Bps(9), 3e6));
+  EXPECT_EQ(bw.both_ways(7), std::make_pair(*bw.out_Bps(7), *bw.out_Bps(7)));
+  bw.reported(5, 2e6);
+  EXPECT_EQ(bw.both_ways(5), std::make_pair(2e6, 2e6));
+  EXPECT_FALSE(bw.both_ways(8));
 }
 
 TEST(LinkBandwidth, ASlowTransferShowsAtOnceAmongFastOnes) {

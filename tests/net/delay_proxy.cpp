@@ -161,10 +161,9 @@ class Proxy {
 
   void pump_in(Relay& r, Pipe& p) {
     while (!r.broken && p.readable()) {
-      std::string buf(kReadSize, '\0');
-      const ssize_t n = read(p.from, buf.data(), buf.size());
+      const ssize_t n = read(p.from, buf_.data(), buf_.size());
       if (n > 0) {
-        buf.resize(static_cast<size_t>(n));
+        std::string buf(buf_.data(), static_cast<size_t>(n));
         p.last_release = std::max(p.last_release, now_s() + hold());  // in order: never before the previous chunk
         p.queued += buf.size();
         p.queue.push_back({p.last_release, std::move(buf), 0});
@@ -203,6 +202,7 @@ class Proxy {
   sockaddr_in target_{};
   int listener_ = -1;
   std::list<Relay> relays_;
+  std::vector<char> buf_ = std::vector<char>(kReadSize);  // one read at a time
 };
 
 }  // namespace

@@ -100,6 +100,23 @@ detected_in_time() {
     fail "declared dead after ${detected} s (peer timeout ${PEER_TIMEOUT} s)"
   fi
 }
+# route_share MODE ID FROM_T ON < EVENTS: the time-weighted share (%) of a node's routes (its next_hops events, on
+# its clock) through node ID, up to its "finished" event. MODE any: the time any route goes through ID; part: the
+# fraction of its routes that do. From FROM_T, with ON (0 or 1) what held then; FROM_T empty: from its first routes.
+route_share() {
+  awk -v mode="$1" -v id="$2" -v from="$3" -v frac="$4" '
+    BEGIN { started = from != ""; t0 = from + 0; since = t0 }
+    { if (match($0, /"t":[0-9.e-]+/)) t = substr($0, RSTART + 4, RLENGTH - 4) + 0 }
+    /"event":"finished"/ { end = t; exit }
+    /"event":"next_hops"/ {
+      if (!started) { started = 1; t0 = t; since = t }
+      if (t > t0) { used += frac * (t - since); since = t }
+      n = split(substr($0, index($0, "[") + 1, index($0, "]") - index($0, "[") - 1), hop, ",")
+      k = 0; for (i = 1; i <= n; ++i) if (hop[i] == id) ++k
+      frac = mode == "any" ? (k > 0) : (n ? k / n : 0)
+    }
+    END { if (!end) end = t; used += frac * (end - since); printf "%d", (end > t0 ? 100 * used / (end - t0) : 100) }'
+}
 # Starts the founders (holder first: it is the seed).
 start_swarm() {
   mkdir -p "$WORK/$case"
@@ -188,18 +205,10 @@ for case in "${CASES[@]}"; do
       "$BED" rate "$TAG" 3 2mbit "$slow"
       finish
       # Nobody was taken for dead while training ran, and host 3 sent over the throttled link for less than 40% of the
-      # remaining training time (a route chosen at random: half), from 2 s after the throttle (time to measure it; host 3's clock and next-hop
-      # changes).
+      # remaining training time (a route chosen at random: half), from 2 s after the throttle (time to measure it).
       early=$(awk '/"event":"finished"/{exit} /"event":"peer_down"/{print}' "$WORK/$case/host1.0.jsonl")
       [[ -z $early ]] || fail "a member was taken for dead: $early"
-      share=$(tail -n +"$from_line" "$h3" | awk -v slow="$slow_id" -v t0="$t0" 'BEGIN { on = 1; t0 += 2; since = t0 }
-        { if (match($0, /"t":[0-9.e-]+/)) t = substr($0, RSTART + 4, RLENGTH - 4) + 0 }
-        /"event":"finished"/ { end = t; exit }
-        /"event":"next_hops"/ {
-          if (t > t0) { if (on) used += t - since; since = t }
-          on = index($0, slow) > 0
-        }
-        END { if (!end) end = t; if (on) used += end - since; printf "%d", (end > t0 ? 100 * used / (end - t0) : 100) }')
+      share=$(tail -n +"$from_line" "$h3" | route_share any "$slow_id" "$(awk -v t="$t0" 'BEGIN { print t + 2 }')" 1)
       if [[ -n $share ]] && ((share < 40)); then
         echo "ok ($case): host 3 used its throttled link to host $slow for $share% of the rest of the run"
       else
@@ -234,19 +243,7 @@ for case in "${CASES[@]}"; do
       # The holder (Belgium) sends most of its microbatches to the stage-1 replica next door (host 2, Germany), not
       # to the one in Australia (host 3): the time-weighted share of its next hops that are host 3, from its first
       # routes to the end of training.
-      far=$(node_id "$WORK/$case/host3.0.jsonl")
-      share=$(awk -v far="$far" '
-        { if (match($0, /"t":[0-9.e-]+/)) t = substr($0, RSTART + 4, RLENGTH - 4) + 0 }
-        /"event":"finished"/ { end = t; exit }
-        /"event":"next_hops"/ {
-          if (!started) { started = 1; t0 = t; since = t }
-          used += frac * (t - since); since = t
-          n = split(substr($0, index($0, "[") + 1, index($0, "]") - index($0, "[") - 1), hop, ",")
-          k = 0; for (i = 1; i <= n; ++i) if (hop[i] == far) ++k
-          frac = n ? k / n : 0
-        }
-        END { if (!end) end = t; used += frac * (end - since); printf "%d", (end > t0 ? 100 * used / (end - t0) : 100) }' \
-        "$WORK/$case/host1.0.jsonl")
+      share=$(route_share part "$(node_id "$WORK/$case/host3.0.jsonl")" "" 0 <"$WORK/$case/host1.0.jsonl")
       if [[ -n $share ]] && ((share < 50)); then
         echo "ok ($case): $share% of the holder's routes went through the far replica (Australia)"
       else
