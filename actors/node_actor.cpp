@@ -465,6 +465,11 @@ struct Node {
     if (!problem.empty()) {
       refuse(problem.rfind("shape", 0) == 0 ? "tensor-shape" : "tensor-value", claimed,
              fmt::format("{} from node {}: {}", train::body_name(t->msg.body), claimed, problem));
+      // The protocol hears of it (without the tensors): a refused activation goes to another replica.
+      train::for_each_blob(t->msg.body, [](train::Blob& b) { b = 0; });
+      t->msg.from = claimed;
+      t->msg.to = opt.id;
+      step(train::RefusedAtDoor{std::move(t->msg)});
       return;
     }
     size_t next = 0;

@@ -214,7 +214,8 @@ struct TrainActivation {
 struct TrainBusy {           # a relay at its buffer budget did not take this microbatch (instead of an ack)
   iteration @0 :UInt64;
   microbatch @1 :UInt32;
-  seq @2 :UInt64;            # the activation's
+  seq @2 :UInt64;            # the activation's; 0: taken earlier, given back (its work failed twice there)
+  refused @3 :Bool;          # cannot compute it (a refused tensor, failed work), not a matter of room
 }
 struct TrainForwarded {
   iteration @0 :UInt64;

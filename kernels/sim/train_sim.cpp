@@ -131,6 +131,20 @@ void TrainSim::slow_down(NodeId n, double factor) { nodes_.at(n).speed = 1.0 / f
 void TrainSim::poison(NodeId n, ComputeKind kind, Iter iter, int times, int64_t mb) {
   nodes_.at(n).poison[{static_cast<int>(kind), iter, mb}] += times;
 }
+void TrainSim::corrupt_output(NodeId n, ComputeKind kind, Iter iter, int times, int64_t mb) {
+  nodes_.at(n).bad_outputs[{static_cast<int>(kind), iter, mb}] += times;
+}
+
+namespace {
+// Takes one of the counted faults planned for this task (by microbatch, else for any), if any is left.
+bool take_fault(std::map<std::tuple<int, Iter, int64_t>, int>& faults, const train::ComputeTask& t) {
+  auto f = faults.find({static_cast<int>(t.kind), t.iter, static_cast<int64_t>(t.mb)});
+  if (f == faults.end()) f = faults.find({static_cast<int>(t.kind), t.iter, -1});
+  if (f == faults.end() || f->second <= 0) return false;
+  if (--f->second == 0) faults.erase(f);
+  return true;
+}
+}  // namespace
 
 void TrainSim::presume_dead_at(NodeId n, double t) {
   queue_.push(t, Ev{Ev::kDown, 0, Tick{}, n});  // node 0: tell everyone, keep n running
@@ -285,10 +299,12 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
   ComputeDone done;
   done.id = t.id;
   const double time = task_time(node, t);
-  auto poison = node.poison.find({static_cast<int>(t.kind), t.iter, static_cast<int64_t>(t.mb)});
-  if (poison == node.poison.end()) poison = node.poison.find({static_cast<int>(t.kind), t.iter, -1});
-  const bool poisoned = poison != node.poison.end() && poison->second > 0;
-  if (poisoned && --poison->second == 0) node.poison.erase(poison);
+  // A result holding NaN: planned (poison), or from an input another node corrupted.
+  const bool bad_input = is_work(t.kind) && std::any_of(t.inputs.begin(), t.inputs.end(), [&](train::Blob b) {
+                           auto p = blobs_.find(b);
+                           return p != blobs_.end() && p->second.bad;
+                         });
+  const bool poisoned = take_fault(node.poison, t) || bad_input;
   // A replay runs on the weights from before the node's last step (the only old copy a driver keeps) and
   // accumulates into nothing.
   if (t.replay && node.sm->stepped() != t.iter + 1) violation("replay needs weights older than one step");
@@ -403,6 +419,7 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
     }
   }
   if (poisoned) done.finite = false;
+  else if (done.output && take_fault(node.bad_outputs, t)) blobs_.at(done.output).bad = true;
   if (cfg_.compute && !poisoned && t.kind != ComputeKind::kExport && t.kind != ComputeKind::kImport) {
     const double loss = cfg_.compute->run(n, s, t, done.output);
     if (t.kind == ComputeKind::kEndBackward) done.loss = loss;

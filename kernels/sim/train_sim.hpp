@@ -153,6 +153,9 @@ class TrainSim {
   void corrupt_chunks(train::NodeId donor, int count);
   // The next `times` results of this kind computed by `n` for `iter` (and microbatch `mb`, -1: any) hold NaN.
   void poison(train::NodeId n, train::ComputeKind kind, train::Iter iter, int times = 1, int64_t mb = -1);
+  // The next `times` such results of `n` are finite, but every forward that takes one as its input fails (huge
+  // values, say): an output the next stage refuses everywhere, while `n` sees nothing wrong.
+  void corrupt_output(train::NodeId n, train::ComputeKind kind, train::Iter iter, int times = 1, int64_t mb = -1);
 
   TrainSimReport run(double time_limit);
   const train::TrainNode& node(train::NodeId n) const { return *nodes_.at(n).sm; }
@@ -168,6 +171,7 @@ class TrainSim {
     std::map<train::Mb, int> start, end;  // kSum: contributions (relays use start)
     double loss = 0;
     uint64_t identity = 0;  // kSum: which reduce produced it (members must apply the same)
+    bool bad = false;       // work that takes it as input fails (corrupt_output)
   };
   struct Node {
     std::unique_ptr<train::TrainNode> sm;
@@ -176,6 +180,7 @@ class TrainSim {
     std::map<train::Iter, Payload> accumulator;
     std::vector<std::pair<double, double>> busy;  // compute intervals (start, end)
     std::map<std::tuple<int, train::Iter, int64_t>, int> poison;  // (kind, iteration, mb or -1) -> failures left
+    std::map<std::tuple<int, train::Iter, int64_t>, int> bad_outputs;  // the same -> corrupt outputs left
     uint64_t chain = 0;  // fold of the reduces applied: equal on replicas in the same state
     double started = 0;
     double left = std::numeric_limits<double>::infinity();  // crashed or expelled at

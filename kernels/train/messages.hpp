@@ -85,7 +85,11 @@ struct Busy {
   Iter iter = 0;
   Mb mb = 0;
   uint64_t seq = 0;  // the activation's (a lost Busy: the sender retransmits it and hears Busy again); 0: a
-                     // microbatch taken earlier and given back (its forward failed twice here, see kGaveBack)
+                     // microbatch taken earlier and given back (its work failed twice here, see kGaveBack)
+  // Not a matter of room: this replica cannot compute the microbatch (the activation was refused at its door, or
+  // — always with seq 0 — its work failed twice here). When every replica refused it, the sender's output is
+  // suspect (see kRefusedEverywhere).
+  bool refused = false;
 };
 // A member to every other: I take no new work (route around me) and leave once the iterations I have work or
 // buffers in are committed — a graceful leave that leaves nothing to redo.
@@ -233,7 +237,13 @@ struct PeerJoining {
 // drained() once what it holds is committed. A holder begins no further iteration (its data passes to the other
 // holders when it is gone).
 struct Leave {};
-using Input = std::variant<Receive, Tick, PeerUp, PeerDown, Finished, SetNextHops, PeerJoining, Leave>;
+// A message the driver refused at its door (a tensor of the wrong shape, or holding NaN/Inf): its blobs never
+// existed. An activation is answered Busy-refused, so its sender gives it to another replica instead of
+// retransmitting the same bytes forever; anything else is left to its sender's retransmission.
+struct RefusedAtDoor {
+  Message msg;
+};
+using Input = std::variant<Receive, Tick, PeerUp, PeerDown, Finished, SetNextHops, PeerJoining, Leave, RefusedAtDoor>;
 
 enum class EventKind : uint8_t {
   kDroppedFromDead,     // a message from a peer presumed dead (a late answer): dropped
@@ -251,8 +261,16 @@ enum class EventKind : uint8_t {
   kRetracted,           // this node took microbatch mb back out of its sum (value: 1 for a holder's end part)
   kBusy,                // a relay at its buffer budget turned microbatch mb away (peer: the sender)
   kOverBudget,          // ... or took it beyond the budget: every replica of its stage was full (value: buffered)
-  kGaveBack,            // a forward failed twice here (a bad input or device): the sender gives it to another replica
+  kGaveBack,            // a forward or backward failed twice here (a bad input or device): the sender gives it to
+                        // another replica of this stage (peer: the sender)
   kDroppedMisrouted,    // a message its sender's stage never sends to this one (a broken or hostile peer): dropped
+  kRefusedAtDoor,       // an activation whose tensor the driver refused: answered Busy-refused (peer: the sender)
+  // Every live replica of the next stage refused this node's output of microbatch mb: the output is suspect. A
+  // relay gives the microbatch back to its own sender (another replica of its stage computes it), a holder
+  // regenerates it (value: how many times it was refused everywhere).
+  kRefusedEverywhere,
+  kUnprocessable,       // a holder: refused everywhere again after regenerating it (the model or the data give
+                        // NaN/Inf): the iteration cannot commit; sent on again (value: times refused everywhere)
 };
 const char* event_name(EventKind k);
 

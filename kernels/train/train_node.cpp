@@ -96,11 +96,7 @@ std::optional<TrainNode::TransferProgress> TrainNode::transfer_progress() const 
 std::optional<NodeId> TrainNode::pick_next(Iter i, Mb mb, NodeId avoid, NodeId hint) const {
   const Stage ns = next_stage();
   if (ns == 0) return owner(i, mb);
-  // A newcomer serves from the iteration its state was taken at: it has no buffers or old weights before it.
-  auto serves = [&](NodeId n) {
-    const Member& m = members_.at(n);
-    return m.alive && m.ready && !m.leaving && m.stage == ns && (m.seniority == 0 || i + 1 >= m.seniority);
-  };
+  auto serves = [&](NodeId n) { return may_serve(n, ns, i); };
   // A hint is on the microbatch's path: it has it, whatever we heard of its readiness yet.
   if (hint && hint != avoid && alive(hint) && members_.at(hint).stage == ns) return hint;
   std::vector<NodeId> candidates;
@@ -127,6 +123,14 @@ std::optional<NodeId> TrainNode::pick_next(Iter i, Mb mb, NodeId avoid, NodeId h
   if (!free.empty()) candidates.swap(free);
   if (candidates.empty()) return std::nullopt;
   return candidates[(i * params_.microbatches + mb) % candidates.size()];
+}
+
+// A newcomer serves from the iteration its state was taken at: it has no buffers or old weights before it.
+bool TrainNode::may_serve(NodeId n, Stage s, Iter i) const {
+  auto it = members_.find(n);
+  if (it == members_.end()) return false;
+  const Member& m = it->second;
+  return m.alive && m.ready && !m.leaving && m.stage == s && (m.seniority == 0 || i + 1 >= m.seniority);
 }
 
 bool TrainNode::has_stepped(Stage s, Iter i) const {
@@ -172,6 +176,7 @@ void TrainNode::step(const Input& in, double now, Output& out) {
                  [&](const PeerDown& d) { on_peer_down(d.peer, out); },
                  [&](const Finished& f) { on_finished(f.done, out); },
                  [&](const Leave&) { leave(out); },
+                 [&](const RefusedAtDoor& r) { on_refused_at_door(r.msg, out); },
                  [&](const SetNextHops& h) {
                    next_hops_ = h.hops;
                    if (ready_) resend_unrouted(out);  // new hops may route what found no replica so far
@@ -225,7 +230,7 @@ void TrainNode::on_message(const Message& m, Output& out) {
   if (auto* a = std::get_if<Activation>(&m.body); a && turned_away(m.from, m.seq, *a, out)) return;
   out.send.push_back(Message{id_, m.from, 0, Ack{m.seq}});
   std::visit(Overloaded{
-                 [&](const Activation& a) { on_activation(m.from, a, out); },
+                 [&](const Activation& a) { on_activation(m.from, m.seq, a, out); },
                  [&](const Forwarded& f) { on_forwarded(m.from, m.seq, f, out); },
                  [&](const Gradient& g) { on_gradient(m.from, g, out); },
                  [&](const WhoHolds& w) { on_who_holds(m.from, w, out); },
@@ -255,7 +260,7 @@ void TrainNode::on_message(const Message& m, Output& out) {
 // ---------------------------------------------------------------------------------------------------------------
 // Forward and backward
 
-void TrainNode::on_activation(NodeId from, const Activation& a, Output& out) {
+void TrainNode::on_activation(NodeId from, uint64_t seq, const Activation& a, Output& out) {
   // Relays receive their stage's input; holders receive stage S's output, the end part (loss and its gradient).
   const bool end = is_holder();
   // This stage already stepped that iteration: only a replay by a replacement upstream can want an answer.
@@ -268,8 +273,10 @@ void TrainNode::on_activation(NodeId from, const Activation& a, Output& out) {
   }
   MbState& st = (stale ? found->second : iters_[a.iter]).mbs[a.mb];
   NodeId& up = end ? st.end_from : st.from;
+  uint64_t& taken_seq = end ? st.end_in_seq : st.in_seq;
   if (up == 0) {  // new work; after our step, a replay whose cached answer died with a neighbour: recompute
     up = from;
+    taken_seq = seq;
     (end ? st.end_input : st.input) = a.data;
     if (!end) st.route = a.route;  // (a holder's route is its start part's)
     st.fwd_queued = !end;
@@ -293,7 +300,13 @@ void TrainNode::on_activation(NodeId from, const Activation& a, Output& out) {
     up = from;
     if (!end) announce_path(a.iter, a.mb, st, out);
     if (end ? st.end_done : st.bwd_done) send(from, Gradient{a.iter, a.mb, end ? st.end_grad : st.grad_out}, out);
+    return;
   }
+  // The same sender again, in a new message (not a retransmission: our acknowledgement was not lost): it gave the
+  // microbatch back and took it again, forgetting our answer (see give_back). The answer goes again.
+  if (seq == taken_seq) return;
+  taken_seq = seq;
+  if (end ? st.end_done : st.bwd_done) send(from, Gradient{a.iter, a.mb, end ? st.end_grad : st.grad_out}, out);
 }
 
 // The receiver of an activation we sent acknowledged it: it has the microbatch (see redo).
@@ -406,18 +419,78 @@ bool TrainNode::turned_away(NodeId from, uint64_t seq, const Activation& a, Outp
   return true;
 }
 
-// Our forward of a microbatch failed twice: we forget it (its buffers too) and the sender gives it to another
-// replica of our stage, avoiding us for a while.
-void TrainNode::give_back(Iter i, Mb mb, Output& out) {
+// Our work on a microbatch failed twice (its forward or backward; a holder's end part), or every replica of the
+// next stage refused our output: we forget it (its buffers too; nothing of it is in our sum) and the sender gives
+// it to another replica of our stage, avoiding us for a while. A backward given back is recomputed there with
+// the rest of the path as its route: the next stage answers from its cache, nothing else is redone.
+void TrainNode::give_back(Iter i, Mb mb, bool end, Output& out) {
   auto& it = iters_[i];
   auto f = it.mbs.find(mb);
   if (f == it.mbs.end()) return;
-  const NodeId up = f->second.from;
-  for (Blob b : {f->second.input, f->second.output})
-    if (b) out.release.push_back(b);
-  it.mbs.erase(f);
+  MbState& st = f->second;
+  const NodeId up = end ? st.end_from : st.from;
+  if (end) {
+    for (Blob b : {st.end_input, st.end_grad})
+      if (b) out.release.push_back(b);
+    st.end_from = st.end_alt = 0;
+    st.end_input = st.end_grad = 0;
+    st.end_failures = 0;
+  } else {
+    for (Blob b : {st.input, st.output, st.grad_in})
+      if (b) out.release.push_back(b);
+    it.mbs.erase(f);
+  }
   out.events.push_back({EventKind::kGaveBack, i, mb, up});
-  if (up && alive(up)) send(up, Busy{i, mb, 0}, out);
+  if (up && alive(up)) send(up, Busy{i, mb, 0, true}, out);
+}
+
+// An activation whose tensor the driver refused (see RefusedAtDoor): in place of the acknowledgement, Busy-refused,
+// and its sender gives it to another replica. A retransmission of one we hold already is simply acknowledged.
+void TrainNode::on_refused_at_door(const Message& m, Output& out) {
+  const auto* a = std::get_if<Activation>(&m.body);
+  if (!a || !alive(m.from) || m.from == id_) return;
+  out.events.push_back({EventKind::kRefusedAtDoor, a->iter, a->mb, m.from});
+  if (auto it = iters_.find(a->iter); it != iters_.end())
+    if (auto st = it->second.mbs.find(a->mb);
+        st != it->second.mbs.end() && (is_holder() ? st->second.end_from : st->second.from) != 0) {
+      out.send.push_back(Message{id_, m.from, 0, Ack{m.seq}});
+      return;
+    }
+  send(m.from, Busy{a->iter, a->mb, m.seq, true}, out);
+}
+
+bool TrainNode::refused_by_all(Iter i, Mb mb, const MbState& st) const {
+  auto refused = [&](NodeId n) { return std::find(st.refused_by.begin(), st.refused_by.end(), n) != st.refused_by.end(); };
+  const Stage ns = next_stage();
+  if (ns == 0) {
+    const auto o = owner(i, mb);
+    return !o || refused(*o);
+  }
+  for (const auto& [n, m] : members_)
+    if (may_serve(n, ns, i) && !refused(n)) return false;
+  return true;
+}
+
+// Every replica that could take our output of a microbatch refused it: the output is suspect, not all of them.
+// A relay gives the microbatch back (another replica of our stage computes it from the input; a bad input is
+// refused there too and travels back the same way); a holder regenerates it once (a fault of this device), and
+// after that says it cannot be processed — the model or the data give NaN/Inf — and keeps offering it.
+void TrainNode::refused_everywhere(Iter i, Mb mb, MbState& st, Output& out) {
+  st.refused_by.clear();
+  ++st.refusals;
+  out.events.push_back({EventKind::kRefusedEverywhere, i, mb, id_, static_cast<double>(st.refusals)});
+  if (!is_holder() && !st.bwd_queued && !st.bwd_done) return give_back(i, mb, false, out);
+  if (is_holder() && st.refusals == 1) {
+    out.release.push_back(std::exchange(st.output, 0));
+    st.fwd_done = false;
+    st.point_to(0, false);
+    st.fwd_queued = true;
+    queue(task(ComputeKind::kStartForward, i, mb, {}, i < stepped_));  // after our step: on the old weights
+    return;
+  }
+  if (is_holder()) out.events.push_back({EventKind::kUnprocessable, i, mb, id_, static_cast<double>(st.refusals)});
+  // (A relay that has the gradient already — the refusers were a redo's — keeps its work and offers it again.)
+  send_output(i, mb, st, out);
 }
 
 size_t TrainNode::buffered() const {
@@ -445,9 +518,23 @@ void TrainNode::on_busy(NodeId from, const Busy& b, Output& out) {
   auto it = iters_.find(b.iter);
   if (it == iters_.end()) return;
   auto found = it->second.mbs.find(b.mb);
-  if (found == it->second.mbs.end() || found->second.to != from || !found->second.output) return;
+  if (found == it->second.mbs.end() || found->second.to != from) return;
   MbState& st = found->second;
+  if (!st.output) {
+    // A microbatch adopted from a dead owner (which computed its start part) and given back by the relay holding
+    // it: its new owner regenerates it (after our step: on the old weights).
+    if (is_holder() && (b.seq == 0 || b.refused) && st.injected && !st.fwd_queued) {
+      st.point_to(0, false);
+      st.fwd_queued = true;
+      queue(task(ComputeKind::kStartForward, b.iter, b.mb, {}, b.iter < stepped_));
+    }
+    return;
+  }
   busy_until_[from] = now_ + params_.retransmit_after;
+  if (b.seq == 0 || b.refused) {
+    if (std::find(st.refused_by.begin(), st.refused_by.end(), from) == st.refused_by.end()) st.refused_by.push_back(from);
+    if (refused_by_all(b.iter, b.mb, st)) return refused_everywhere(b.iter, b.mb, st, out);
+  }
   auto next = pick_next(b.iter, b.mb, from, 0);
   if (!next) next = from;  // the stage's only replica
   st.point_to(*next, false);
@@ -478,11 +565,19 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
   if (!d.finite && t.kind != ComputeKind::kImport) {  // never accumulated: run it again (an import: refused)
     out.events.push_back({EventKind::kRejectedNonFinite, t.iter, t.mb, id_});
     if (d.output) out.release.push_back(d.output);
-    // A forward failing again here (a bad input, or this device): another replica of our stage computes it.
-    if (auto it = iters_.find(t.iter); t.kind == ComputeKind::kForward && !t.replay && it != iters_.end() &&
-                                       ++it->second.mbs[t.mb].failures >= 2) {
-      give_back(t.iter, t.mb, out);
-      return;
+    // Work failing again here (a bad input, or this device): another replica of our stage computes it — a relay's
+    // forward, or its backward while nothing of the microbatch is in our sum; a holder's end part goes back to
+    // its sender, which tries another replica of its stage (the end part has one place: the owner). A holder's
+    // start part has no other place either: it is retried here.
+    if (auto it = iters_.find(t.iter); it != iters_.end() && !t.replay && !t.retract) {
+      const bool end = t.kind == ComputeKind::kEndBackward;
+      const bool relay_work = t.kind == ComputeKind::kForward ||
+                              (t.kind == ComputeKind::kBackward && !it->second.done.count(t.mb));
+      if ((relay_work || (end && !it->second.end_done.count(t.mb))) &&
+          ++(end ? it->second.mbs[t.mb].end_failures : it->second.mbs[t.mb].failures) >= 2) {
+        give_back(t.iter, t.mb, end, out);
+        return;
+      }
     }
     if (!is_work(t.kind) || iters_.count(t.iter)) queue(t);  // work of a freed iteration is needed no more
     return;
@@ -1385,8 +1480,9 @@ const char* event_name(EventKind k) {
                                            "adopted",           "stepped",          "iteration-committed",
                                            "rejected-chunk",    "joined",           "double-contribution",
                                            "retracted",         "busy",             "over-budget",
-                                           "gave-back",         "dropped-misrouted"};
-  static_assert(std::size(kNames) == static_cast<size_t>(EventKind::kDroppedMisrouted) + 1, "a name per event");
+                                           "gave-back",         "dropped-misrouted", "refused-at-door",
+                                           "refused-everywhere", "unprocessable"};
+  static_assert(std::size(kNames) == static_cast<size_t>(EventKind::kUnprocessable) + 1, "a name per event");
   return kNames[static_cast<int>(k)];
 }
 

@@ -99,6 +99,7 @@ class TrainNode {
     std::vector<bool> down_confirmed;  // per entry of `down` (as its predecessor reported)
     uint64_t down_seq = 0;  // sequence number of the Forwarded that `down` came from (`to`'s numbering)
     Blob input = 0, output = 0, grad_in = 0, grad_out = 0;
+    uint64_t in_seq = 0, end_in_seq = 0;  // the sender's sequence number of the activation we took (start/end part)
     bool fwd_queued = false, fwd_done = false, bwd_queued = false, bwd_done = false;
     // holders: the end part (loss), done by whoever is the microbatch's owner when stage S's output arrives
     NodeId end_from = 0;
@@ -106,7 +107,10 @@ class TrainNode {
     bool end_done = false;
     bool injected = false;  // holders: the start part entered the pipeline (here or, adopted, by a dead owner)
     bool replay = false;    // recomputed after this node stepped the iteration, only to answer a replay
-    int failures = 0;       // forwards of it that failed here (non-finite or refused input)
+    int failures = 0;       // its forward or backward failed here (non-finite or refused input); a holder's start part
+    int end_failures = 0;   // holders: its end part failed here
+    std::vector<NodeId> refused_by;  // next-stage replicas that gave our output back (Busy refused) since it was sent
+    int refusals = 0;       // times every live replica of the next stage refused our output
     // This node's contribution of the microbatch to its stage's sum (part: forward-backward or a holder's start
     // part; end_part: a holder's loss), see Retract.
     struct Contribution {
@@ -158,7 +162,7 @@ class TrainNode {
 
   // inputs
   void on_message(const Message& m, Output& out);
-  void on_activation(NodeId from, const Activation& a, Output& out);
+  void on_activation(NodeId from, uint64_t seq, const Activation& a, Output& out);
   void on_forwarded(NodeId from, uint64_t seq, const Forwarded& f, Output& out);
   void announce_path(Iter i, Mb mb, const MbState& st, Output& out);
   void on_ack(const Message& acked, Output& out);
@@ -180,7 +184,11 @@ class TrainNode {
   void leave(Output& out);
   void on_busy(NodeId from, const Busy& b, Output& out);
   bool turned_away(NodeId from, uint64_t seq, const Activation& a, Output& out);
-  void give_back(Iter i, Mb mb, Output& out);
+  void give_back(Iter i, Mb mb, bool end, Output& out);
+  void on_refused_at_door(const Message& m, Output& out);
+  bool refused_by_all(Iter i, Mb mb, const MbState& st) const;
+  void refused_everywhere(Iter i, Mb mb, MbState& st, Output& out);
+  bool may_serve(NodeId n, Stage s, Iter i) const;  // n can take stage s's work of iteration i
   bool busy(NodeId n) const;   // n turned work away lately (Busy)
   void redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out);
   void regenerate(Iter i, Mb mb, MbState& st);

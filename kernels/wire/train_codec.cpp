@@ -168,6 +168,7 @@ void fill_train(schema::TrainMessage::Builder out, const TrainMessage& m, capnp:
                    b.setIteration(x.iter);
                    b.setMicrobatch(x.mb);
                    b.setSeq(x.seq);
+                   b.setRefused(x.refused);
                  },
                  [&](const Ack& a) { body.setAck(a.seq); },
              },
@@ -276,7 +277,7 @@ Result<TrainMessage, WireError> read_train(schema::TrainMessage::Reader in, uint
     case W::LEAVING: m.msg.body = Leaving{}; break;
     case W::BUSY: {
       auto b = body.getBusy();
-      m.msg.body = Busy{b.getIteration(), b.getMicrobatch(), b.getSeq()};
+      m.msg.body = Busy{b.getIteration(), b.getMicrobatch(), b.getSeq(), b.getRefused()};
       break;
     }
     case W::RETRACT: {

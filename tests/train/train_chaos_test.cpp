@@ -207,6 +207,64 @@ TEST(TrainChaos, AForwardFailingTwiceIsComputedByAnotherReplica) {
   expect_only_stage_recomputes(r, 2, 3);
 }
 
+// A backward failing twice on a relay (its device, or a gradient it cannot use) is not retried there forever:
+// the relay gives the microbatch back, and its sender gives it to another replica of the stage, with the rest of
+// the path as its route — the next stage answers from its cache, so only the failed node's stage recomputes.
+TEST(TrainChaos, ABackwardFailingTwiceIsComputedByAnotherReplica) {
+  TrainSim sim(swarm());
+  const auto relay = sim.stage_nodes(2).front();
+  sim.poison(relay, ComputeKind::kBackward, 1, 2, /*mb=*/2);  // routed to it
+  auto r = sim.run(1000);
+  expect_clean_ledger(r);
+  EXPECT_EQ(r.events["rejected-non-finite"], 2u);
+  EXPECT_EQ(r.events["gave-back"], 1u);
+  expect_only_stage_recomputes(r, 2, 3);
+  EXPECT_EQ(sim.node(relay).contributions(1).first.count(2), 0u);  // its sum never held it
+}
+
+// A relay whose output every replica of the next stage refuses (finite to it, fatal to its receivers — the
+// runtime's door refuses a wrong shape or NaN/Inf the same way): the receivers give it back, the relay finds it
+// refused everywhere and gives it back in turn, and another replica of its stage computes it. Beyond the refused
+// attempts, nothing is recomputed outside the faulty node's stage.
+TEST(TrainChaos, AnOutputEveryReplicaRefusesIsComputedByAnotherReplicaOfTheSendersStage) {
+  TrainSim sim(swarm());
+  const auto relay = sim.stage_nodes(2).front();
+  sim.corrupt_output(relay, ComputeKind::kForward, 1, 1, /*mb=*/2);
+  auto r = sim.run(1000);
+  expect_clean_ledger(r);
+  EXPECT_EQ(r.events["refused-everywhere"], 1u);
+  EXPECT_EQ(r.events["gave-back"], 3u);            // both replicas of stage 3, then the relay
+  EXPECT_EQ(r.events["rejected-non-finite"], 4u);  // each of stage 3's replicas tried twice
+  EXPECT_EQ(r.events["unprocessable"], 0u);
+  for (Stage s : {0, 1}) EXPECT_EQ(r.work_tasks[s], clean_tasks(s)) << "stage " << s;
+  EXPECT_GE(r.work_tasks[2], clean_tasks(2) + 1);  // the other replica's forward (and backward)
+  EXPECT_EQ(r.work_tasks[3], clean_tasks(3) + 4);  // only the refused attempts
+}
+
+// A holder's microbatch that stage 1 refuses everywhere is regenerated once (a fault of the holder's device)...
+TEST(TrainChaos, AMicrobatchRefusedEverywhereIsRegeneratedByItsHolder) {
+  TrainSim sim(swarm());
+  sim.corrupt_output(1, ComputeKind::kStartForward, 1, 1, /*mb=*/2);  // holder 1 owns the even microbatches
+  auto r = sim.run(1000);
+  expect_clean_ledger(r);
+  EXPECT_EQ(r.events["refused-everywhere"], 1u);
+  EXPECT_EQ(r.events["unprocessable"], 0u);
+  EXPECT_EQ(r.work_tasks[0], clean_tasks(0) + 1);  // the regenerated start part
+}
+
+// ... and when it is refused everywhere again (the model or the data give NaN/Inf), the holder says so and keeps
+// offering it: the iteration cannot commit, nothing is counted that should not be.
+TEST(TrainChaos, AMicrobatchRefusedEverywhereAfterRegeneratingIsReportedUnprocessable) {
+  TrainSim sim(swarm());
+  sim.corrupt_output(1, ComputeKind::kStartForward, 1, 1000, /*mb=*/2);
+  auto r = sim.run(60);
+  EXPECT_FALSE(r.finished);
+  for (const auto& v : r.violations) ADD_FAILURE() << v;
+  EXPECT_GE(r.events["unprocessable"], 1u);
+  EXPECT_EQ(r.duplicated_contributions, 0u);
+  EXPECT_EQ(sim.node(1).stepped(), 1u);  // iteration 0 committed, iteration 1 waits for microbatch 2
+}
+
 // Joins. The newcomer's state travels in chunks (many, to leave time for failures during the transfer).
 TrainSimConfig swarm_with_big_state() {
   auto cfg = swarm();

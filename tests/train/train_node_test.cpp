@@ -156,5 +156,68 @@ TEST(TrainNodeInput, WorkFromAStageThatNeverSendsItIsDroppedAndReleased) {
   EXPECT_FALSE(may_send(Activation{}, 0, 2, 2));
 }
 
+// An activation the driver refused at its door (a wrong shape, NaN/Inf) is answered Busy-refused in place of the
+// acknowledgement, so its sender stops retransmitting those bytes and gives the microbatch to another replica; a
+// retransmission of a microbatch this node already holds is only acknowledged.
+TEST(TrainNodeInput, AnActivationRefusedAtTheDoorIsGivenBackToItsSender) {
+  Stage1 s;
+  s.out.clear();
+  s.leader.step(RefusedAtDoor{Message{1, 10, 7, Activation{0, 1, 0, {}, false}}}, 1, s.out);
+  ASSERT_EQ(s.out.send.size(), 1u);
+  EXPECT_EQ(s.out.send[0].to, 1u);
+  const auto* b = std::get_if<Busy>(&s.out.send[0].body);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->seq, 7u);
+  EXPECT_TRUE(b->refused);
+  EXPECT_TRUE(s.out.compute.empty());
+  s.out.clear();
+  s.leader.step(Receive{Message{1, 10, 8, Activation{0, 0, 504, {}, false}}}, 1, s.out);  // taken
+  s.out.clear();
+  s.leader.step(RefusedAtDoor{Message{1, 10, 9, Activation{0, 0, 0, {}, false}}}, 1, s.out);  // held already
+  ASSERT_EQ(s.out.send.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<Ack>(s.out.send[0].body));
+  // From a stranger: nothing.
+  s.out.clear();
+  s.leader.step(RefusedAtDoor{Message{77, 10, 3, Activation{0, 1, 0, {}, false}}}, 1, s.out);
+  EXPECT_TRUE(s.out.send.empty());
+}
+
+// The sender's side: every replica of the next stage gave the microbatch back — its output is suspect, so the
+// relay gives the microbatch back to its own sender and forgets it.
+TEST(TrainNodeInput, ARelayWhoseOutputEveryReplicaRefusedGivesItBack) {
+  TrainParams p;
+  p.relay_stages = 2;
+  p.microbatches = 2;
+  TrainNode relay{10, 1, p};
+  Output out;
+  for (auto [peer, stage] : {std::pair<NodeId, Stage>{1, 0}, {20, 2}, {21, 2}}) relay.step(PeerUp{peer, stage}, 0, out);
+  out.clear();
+  relay.step(Receive{Message{1, 10, 5, Activation{0, 0, 500, {}, false}}}, 1, out);
+  ASSERT_EQ(out.compute.size(), 1u);
+  ComputeDone done;
+  done.id = out.compute[0].id;
+  done.output = 600;
+  out.clear();
+  relay.step(Finished{done}, 2, out);
+  NodeId first = 0;
+  for (const auto& m : out.send)
+    if (std::holds_alternative<Activation>(m.body)) first = m.to;
+  ASSERT_TRUE(first == 20 || first == 21);
+  const NodeId second = first == 20 ? 21 : 20;
+  out.clear();
+  relay.step(Receive{Message{first, 10, 1, Busy{0, 0, 0, true}}}, 3, out);
+  bool to_second = false;
+  for (const auto& m : out.send) to_second |= m.to == second && std::holds_alternative<Activation>(m.body);
+  EXPECT_TRUE(to_second);
+  out.clear();
+  relay.step(Receive{Message{second, 10, 1, Busy{0, 0, 0, true}}}, 4, out);
+  bool gave_back = false;
+  for (const auto& m : out.send)
+    if (const auto* b = std::get_if<Busy>(&m.body)) gave_back = m.to == 1 && b->seq == 0 && b->refused;
+  EXPECT_TRUE(gave_back);
+  EXPECT_NE(std::find(out.release.begin(), out.release.end(), Blob{600}), out.release.end());
+  EXPECT_EQ(relay.buffered(), 0u);
+}
+
 }  // namespace
 }  // namespace gwtf::train

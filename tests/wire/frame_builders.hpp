@@ -87,7 +87,7 @@ inline std::vector<train::Body> train_examples() {
           Ready{7},
           Retract{4, 7, true, 21, 44},
           Leaving{},
-          Busy{8, 3, 77},
+          Busy{8, 3, 77, true},
           Ack{12345}};
 }
 
