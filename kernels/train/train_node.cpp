@@ -93,10 +93,13 @@ std::optional<TrainNode::TransferProgress> TrainNode::transfer_progress() const 
 
 // The hint wins: a replica that already computed this microbatch answers a replay from its cache, any other
 // replica would compute it a second time.
-std::optional<NodeId> TrainNode::pick_next(Iter i, Mb mb, NodeId avoid, NodeId hint) const {
+std::optional<NodeId> TrainNode::pick_next(Iter i, Mb mb, NodeId avoid, NodeId hint,
+                                           const std::vector<NodeId>& refused) const {
   const Stage ns = next_stage();
   if (ns == 0) return owner(i, mb);
-  auto serves = [&](NodeId n) { return may_serve(n, ns, i); };
+  auto serves = [&](NodeId n) {
+    return may_serve(n, ns, i) && std::find(refused.begin(), refused.end(), n) == refused.end();
+  };
   // A hint is on the microbatch's path: it has it, whatever we heard of its readiness yet.
   if (hint && hint != avoid && alive(hint) && members_.at(hint).stage == ns) return hint;
   std::vector<NodeId> candidates;
@@ -121,7 +124,9 @@ std::optional<NodeId> TrainNode::pick_next(Iter i, Mb mb, NodeId avoid, NodeId h
   std::vector<NodeId> free;
   std::copy_if(candidates.begin(), candidates.end(), std::back_inserter(free), [&](NodeId n) { return !busy(n); });
   if (!free.empty()) candidates.swap(free);
-  if (candidates.empty()) return std::nullopt;
+  // Every one that could take it refused it once: refusals are a preference, not a ban (they may have refused
+  // for a fault downstream, or the replicas that took it since died).
+  if (candidates.empty()) return refused.empty() ? std::nullopt : pick_next(i, mb, avoid, hint);
   return candidates[(i * params_.microbatches + mb) % candidates.size()];
 }
 
@@ -393,7 +398,7 @@ void TrainNode::on_gradient(NodeId from, const Gradient& g, Output& out) {
 // Our output of a forward goes to the next stage (a redo's route first); with no serving replica there yet, it
 // waits for one to come up or become ready (resend_unrouted).
 void TrainNode::send_output(Iter i, Mb mb, MbState& st, Output& out) {
-  auto next = pick_next(i, mb, 0, st.route.empty() ? 0 : st.route.front());
+  auto next = pick_next(i, mb, 0, st.route.empty() ? 0 : st.route.front(), st.refused_by);
   if (!next) return;
   st.point_to(*next, false);
   if (!st.route.empty()) {
@@ -535,7 +540,7 @@ void TrainNode::on_busy(NodeId from, const Busy& b, Output& out) {
     if (std::find(st.refused_by.begin(), st.refused_by.end(), from) == st.refused_by.end()) st.refused_by.push_back(from);
     if (refused_by_all(b.iter, b.mb, st)) return refused_everywhere(b.iter, b.mb, st, out);
   }
-  auto next = pick_next(b.iter, b.mb, from, 0);
+  auto next = pick_next(b.iter, b.mb, from, 0, st.refused_by);
   if (!next) next = from;  // the stage's only replica
   st.point_to(*next, false);
   send(*next, Activation{b.iter, b.mb, st.output, st.down, busy(*next)}, out);
@@ -858,7 +863,7 @@ void TrainNode::redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out) {
     for (; k < path.size(); ++k, s = flow::next_stage(s, params_.relay_stages)) needed = needed || !has_stepped(s, i);
   if (!needed) return;
   if (st.fwd_done) {
-    auto next = pick_next(i, mb, st.to, 0);
+    auto next = pick_next(i, mb, st.to, 0, st.refused_by);
     if (!next) return;
     st.point_to(*next, false);
     send(*next, Activation{i, mb, st.output, st.down, busy(*next)}, out);

@@ -220,7 +220,9 @@ class TrainNode {
   void catch_up(Output& out);
   void try_commit(Output& out);
   void free_committed(Output& out);
-  std::optional<NodeId> pick_next(Iter i, Mb mb, NodeId avoid, NodeId hint) const;
+  // `refused`: replicas that gave this microbatch back (never offered it again while another one may take it).
+  std::optional<NodeId> pick_next(Iter i, Mb mb, NodeId avoid, NodeId hint,
+                                  const std::vector<NodeId>& refused = {}) const;
   std::optional<NodeId> owner(Iter i, Mb mb) const;
   std::optional<NodeId> leader(Stage s) const;
   bool has_stepped(Stage s, Iter i) const;  // stage s's leader announced it stepped iteration i
