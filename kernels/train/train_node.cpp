@@ -478,23 +478,27 @@ bool TrainNode::refused_by_all(Iter i, Mb mb, const MbState& st) const {
 
 // Every replica that could take our output of a microbatch refused it: the output is suspect, not all of them.
 // A relay gives the microbatch back (another replica of our stage computes it from the input; a bad input is
-// refused there too and travels back the same way); a holder regenerates it once (a fault of this device), and
-// after that says it cannot be processed — the model or the data give NaN/Inf — and keeps offering it.
+// refused there too and travels back the same way). Where our work on it stands — a holder's microbatch, or a
+// relay that has its gradient already (the refusers were a redo's) — the output is computed again, once (a fault
+// of this device); refused everywhere after that, a holder says the microbatch cannot be processed (the model or
+// the data give NaN/Inf), and the output is offered on regardless.
 void TrainNode::refused_everywhere(Iter i, Mb mb, MbState& st, Output& out) {
   st.refused_by.clear();
   ++st.refusals;
   out.events.push_back({EventKind::kRefusedEverywhere, i, mb, id_, static_cast<double>(st.refusals)});
   if (!is_holder() && !st.bwd_queued && !st.bwd_done) return give_back(i, mb, false, out);
-  if (is_holder() && st.refusals == 1) {
+  if (st.refusals == 1 && (is_holder() || st.input)) {
     out.release.push_back(std::exchange(st.output, 0));
     st.fwd_done = false;
     st.point_to(0, false);
     st.fwd_queued = true;
-    queue(task(ComputeKind::kStartForward, i, mb, {}, i < stepped_));  // after our step: on the old weights
+    if (!is_holder()) st.route.clear();  // sent on with the path we know after us (st.down), as a redo is
+    // after our step: on the old weights, like every replay
+    queue(is_holder() ? task(ComputeKind::kStartForward, i, mb, {}, i < stepped_)
+                      : task(ComputeKind::kForward, i, mb, {st.input}, i < stepped_));
     return;
   }
   if (is_holder()) out.events.push_back({EventKind::kUnprocessable, i, mb, id_, static_cast<double>(st.refusals)});
-  // (A relay that has the gradient already — the refusers were a redo's — keeps its work and offers it again.)
   send_output(i, mb, st, out);
 }
 
@@ -574,7 +578,7 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
     // forward, or its backward while nothing of the microbatch is in our sum; a holder's end part goes back to
     // its sender, which tries another replica of its stage (the end part has one place: the owner). A holder's
     // start part has no other place either: it is retried here.
-    if (auto it = iters_.find(t.iter); it != iters_.end() && !t.replay && !t.retract) {
+    if (auto it = iters_.find(t.iter); it != iters_.end() && !t.retract) {  // (a replay too: it never contributed)
       const bool end = t.kind == ComputeKind::kEndBackward;
       const bool relay_work = t.kind == ComputeKind::kForward ||
                               (t.kind == ComputeKind::kBackward && !it->second.done.count(t.mb));
