@@ -130,9 +130,13 @@ void TrainSim::crash_when(CrashPoint p) { crash_points_.push_back(p); }
 void TrainSim::slow_down(NodeId n, double factor) { nodes_.at(n).speed = 1.0 / factor; }
 void TrainSim::poison(NodeId n, ComputeKind kind, Iter iter, int times, int64_t mb) {
   nodes_.at(n).poison[{static_cast<int>(kind), iter, mb}] += times;
+  if (cfg_.trace)
+    *cfg_.trace << 0 << " " << n << " POISON " << compute_name(kind) << " i" << iter << " mb" << mb << " x" << times << "\n";
 }
 void TrainSim::corrupt_output(NodeId n, ComputeKind kind, Iter iter, int times, int64_t mb) {
   nodes_.at(n).bad_outputs[{static_cast<int>(kind), iter, mb}] += times;
+  if (cfg_.trace)
+    *cfg_.trace << 0 << " " << n << " CORRUPT " << compute_name(kind) << " i" << iter << " mb" << mb << " x" << times << "\n";
 }
 
 namespace {

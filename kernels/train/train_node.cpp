@@ -434,6 +434,7 @@ void TrainNode::give_back(Iter i, Mb mb, bool end, Output& out) {
   if (f == it.mbs.end()) return;
   MbState& st = f->second;
   const NodeId up = end ? st.end_from : st.from;
+  const NodeId alt = end ? st.end_alt : st.alt;  // a second sender waits for it too
   if (end) {
     for (Blob b : {st.end_input, st.end_grad})
       if (b) out.release.push_back(b);
@@ -446,7 +447,8 @@ void TrainNode::give_back(Iter i, Mb mb, bool end, Output& out) {
     it.mbs.erase(f);
   }
   out.events.push_back({EventKind::kGaveBack, i, mb, up});
-  if (up && alive(up)) send(up, Busy{i, mb, 0, true}, out);
+  for (NodeId sender : {up, alt})
+    if (sender && alive(sender)) send(sender, Busy{i, mb, 0, true}, out);
 }
 
 // An activation whose tensor the driver refused (see RefusedAtDoor): in place of the acknowledgement, Busy-refused,
@@ -523,6 +525,11 @@ void TrainNode::on_busy(NodeId from, const Busy& b, Output& out) {
         !std::holds_alternative<Activation>(sent->second.msg.body))
       return;
     outbox_.erase(sent);
+  } else {  // given back: a retransmission still pending (its acknowledgement was lost) would make it take it again
+    for (auto p = outbox_.begin(); p != outbox_.end();) {
+      const auto* a = std::get_if<Activation>(&p->second.msg.body);
+      p = p->second.msg.to == from && a && a->iter == b.iter && a->mb == b.mb ? outbox_.erase(p) : std::next(p);
+    }
   }
   auto it = iters_.find(b.iter);
   if (it == iters_.end()) return;
