@@ -16,6 +16,7 @@
 #include "actors/flow_actor.hpp"
 #include "kernels/flow/cost_model.hpp"
 #include "kernels/flow/link_bandwidth.hpp"
+#include "kernels/model/memory_plan.hpp"
 #include "actors/frame.hpp"
 #include "actors/frame_io.hpp"
 #include "actors/openssl_guard.hpp"
@@ -340,8 +341,38 @@ struct Node {
     else roster.learn(r);
   }
 
+  // A relay given its memory: how many flows it offers and how many microbatches it keeps buffers for, from its
+  // stage's footprint. False: it stopped (the memory cannot hold the stage).
+  bool plan_memory(train::Stage stage) {
+    if (opt.memory_bytes == 0 || stage == 0) return true;
+    auto shape = opt.compute.model.shape;
+    shape.seq_len = opt.compute.seq_len;
+    auto plan = model::StagePlan::even(opt.compute.model.arch, shape, opt.layout.relay_stages(),
+                                       opt.compute.microbatch_size, opt.compute.model.tied_head);
+    if (!plan) {
+      stop(2, "cannot plan this node's memory: " + plan.error());
+      return false;
+    }
+    const auto footprint = model::relay_footprint(plan.value(), static_cast<int>(stage), opt.compute.microbatch_size,
+                                                  opt.compute.seq_len);
+    auto fit = model::plan_memory(opt.memory_bytes, footprint, opt.flow_capacity);
+    if (!fit) {
+      stop(2, fmt::format("--memory: {} (stage {} of the {} model)", fit.error(), stage, shape.name));
+      return false;
+    }
+    opt.flow_capacity = fit.value().capacity;
+    if (opt.params.buffer_budget == 0) opt.params.buffer_budget = fit.value().buffer_budget;
+    note("memory_plan", {{"memory_bytes", opt.memory_bytes}, {"fixed_bytes", footprint.fixed_bytes},
+                         {"activation_bytes", footprint.activation_bytes}, {"buffer_bytes", footprint.buffer_bytes},
+                         {"capacity", opt.flow_capacity}, {"buffer_budget", opt.params.buffer_budget}});
+    spdlog::info("memory {:.0f} MiB for stage {}: {} microbatches in flight, recovery buffers for {}",
+                 static_cast<double>(opt.memory_bytes) / (1 << 20), stage, opt.flow_capacity, opt.params.buffer_budget);
+    return true;
+  }
+
   void become_member(const train::RosterMsg& r) {
     roster.learn(r);
+    if (!plan_memory(r.you.stage)) return;
     const bool joining = !r.you.ready;
     train.emplace(opt.id, r.you.stage, opt.params, joining);
     ComputeSetup setup{opt.compute, r.you.stage, blobs, opt.die_at};
@@ -698,6 +729,11 @@ struct Node {
     nlohmann::json j{{"kind", train::event_name(e.kind)}, {"iter", e.iter}, {"mb", e.mb}, {"peer", e.peer},
                      {"value", e.value}};
     if (e.kind == train::EventKind::kJoined) spdlog::info("imported the stage state after {} iterations: serving", e.iter);
+    // Logged at 2, 4, 8, ... rounds: it keeps being offered, and the log says so without a line per round.
+    if (e.kind == train::EventKind::kUnprocessable && (static_cast<uint64_t>(e.value) & (static_cast<uint64_t>(e.value) - 1)) == 0)
+      spdlog::error("microbatch {} of iteration {} is refused by every replica of stage 1 even when regenerated ({} "
+                    "times): the model or the data give NaN/Inf there, and the iteration cannot commit without it",
+                    e.mb, e.iter + 1, static_cast<uint64_t>(e.value));
     note("train", std::move(j));
     if (e.kind == train::EventKind::kStepped && train->is_holder()) progress_line(e.iter, e.value);
   }

@@ -42,6 +42,10 @@ struct NodeOptions {
   double leave_timeout = 60;   // a graceful leave not drained within this: go anyway (the others redo the rest)
   double linger = 2;           // after the last iteration committed: stay this long for stragglers' acks
   uint32_t flow_capacity = 4;  // relays: concurrent flows this node offers (the flow layer's node capacity)
+  // Relays: the memory this node gives the swarm. Once its stage is known, the flow capacity (at most
+  // flow_capacity) and the recovery-buffer budget (unless params.buffer_budget is set) derive from it and the
+  // stage's footprint (kernels/model/memory_plan). 0: flow_capacity as set, buffers without a limit.
+  uint64_t memory_bytes = 0;
   double flow_period = 0.5;    // seconds per round of the flow protocol
   // The flow layer's initial annealing temperature, in units of the node's mean link cost. The simulator's 1.5
   // cools over hundreds of rounds; here a round is half a second of a live swarm, and at 1.5 a move that makes a

@@ -75,7 +75,7 @@ std::optional<gwtf::DieAt> parse_die_at(const std::string& s) {
 
 // gwtf-node's own settings: the [node] section of its config file, and the flags of the same names.
 struct NodeSettings {
-  std::string listen = "127.0.0.1:0", role = "auto", stage = "auto", events, die_at, http;
+  std::string listen = "127.0.0.1:0", role = "auto", stage = "auto", events, die_at, http, memory;
   std::vector<std::string> seeds;
   uint64_t id = 0;
   double join_timeout = 30, peer_timeout = 4, leave_timeout = 60;
@@ -98,6 +98,7 @@ struct NodeSettings {
     s.number("node.peer_timeout", peer_timeout, 0.2, 3600);
     s.number("node.leave_timeout", leave_timeout, 0, 86400);
     s.integer("node.buffer_budget", buffer_budget, 0u, 1000000u);
+    s.text("node.memory", memory);
     s.integer("node.threads", threads, 1, 256);
     s.text("node.log_level", log.level, {"trace", "debug", "info", "warn", "error", "critical", "off"});
   }
@@ -155,6 +156,11 @@ int main(int argc, char** argv) {
                  "(its memory for them over one microbatch's boundary tensors); beyond it new work goes to another "
                  "replica, and only when every replica is full beyond the budget. 0: no limit")
       ->capture_default_str()->check(CLI::Range(0u, 1000000u));
+  app.add_option("--memory", node.memory,
+                 "Relays: the memory this node gives the swarm (e.g. 4GiB, 512MiB, bytes). Once its stage is known, "
+                 "the flows it offers and the microbatches it keeps recovery buffers for derive from it and the "
+                 "stage's weights, optimizer state and activations (docs/operations.md); too little for the stage "
+                 "is an error. Default: 4 flows, buffers without a limit");
   app.add_option("--die-at", node.die_at, "Fault injection: kill this process (SIGKILL) when it starts KIND:ITER:MB "
                                           "(ITER+ for that or a later iteration, MB * for any), "
                                           "KIND one of forward, backward, reduce, apply, snapshot, start-forward, "
@@ -227,6 +233,21 @@ int main(int argc, char** argv) {
 
   opt.leave_timeout = node.leave_timeout;
   opt.params.buffer_budget = node.buffer_budget;  // this node's own memory: not part of the run's configuration
+  if (!node.memory.empty()) {
+    std::string bytes = node.memory;
+    const std::string problem = CLI::AsSizeValue(true)(bytes);
+    try {
+      if (!problem.empty()) throw std::invalid_argument(problem);
+      opt.memory_bytes = std::stoull(bytes);
+    } catch (const std::exception&) {
+      spdlog::error("--memory '{}' is not a size (e.g. 4GiB, 512MiB, 1000000)", node.memory);
+      return 2;
+    }
+    if (opt.memory_bytes == 0) {
+      spdlog::error("--memory must be more than 0 bytes");
+      return 2;
+    }
+  }
 
   auto tls = node.tls.load(opt.host, opt.seeds);
   if (!tls) {

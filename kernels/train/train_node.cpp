@@ -303,13 +303,15 @@ void TrainNode::on_activation(NodeId from, uint64_t seq, const Activation& a, Ou
   if (up != from || stale) {  // a replay by a replacement upstream: our work stands, answer from the buffers
     if (!stale && up != from) replayed(a.iter, a.mb, st, end);
     up = from;
+    taken_seq = seq;  // (sequence numbers are the sender's own)
     if (!end) announce_path(a.iter, a.mb, st, out);
     if (end ? st.end_done : st.bwd_done) send(from, Gradient{a.iter, a.mb, end ? st.end_grad : st.grad_out}, out);
     return;
   }
-  // The same sender again, in a new message (not a retransmission: our acknowledgement was not lost): it gave the
-  // microbatch back and took it again, forgetting our answer (see give_back). The answer goes again.
-  if (seq == taken_seq) return;
+  // The same sender again, in a newer message (a sender numbers its messages in order; an older one is a late
+  // retransmission): it gave the microbatch back and took it again, forgetting our answer (see give_back). The
+  // answer goes again.
+  if (seq <= taken_seq) return;
   taken_seq = seq;
   if (end ? st.end_done : st.bwd_done) send(from, Gradient{a.iter, a.mb, end ? st.end_grad : st.grad_out}, out);
 }
@@ -400,12 +402,19 @@ void TrainNode::on_gradient(NodeId from, const Gradient& g, Output& out) {
 void TrainNode::send_output(Iter i, Mb mb, MbState& st, Output& out) {
   auto next = pick_next(i, mb, 0, st.route.empty() ? 0 : st.route.front(), st.refused_by);
   if (!next) return;
-  st.point_to(*next, false);
   if (!st.route.empty()) {
     st.down.assign(st.route.begin() + 1, st.route.end());
     st.down_confirmed.assign(st.down.size(), false);
   }
-  send(*next, Activation{i, mb, st.output, st.down, busy(*next)}, out);
+  offer(i, mb, st, *next, out);
+}
+
+// Our output of a microbatch goes to `next`, a replica of the next stage, with the path we know after it: it holds
+// the microbatch from now on as far as we know (a Busy naming this activation says otherwise).
+void TrainNode::offer(Iter i, Mb mb, MbState& st, NodeId next, Output& out) {
+  st.point_to(next, false);
+  st.out_seq = next_seq_;  // the activation's number (send takes it)
+  send(next, Activation{i, mb, st.output, st.down, busy(next)}, out);
   announce_path(i, mb, st, out);
 }
 
@@ -435,6 +444,14 @@ void TrainNode::give_back(Iter i, Mb mb, bool end, Output& out) {
   MbState& st = f->second;
   const NodeId up = end ? st.end_from : st.from;
   const NodeId alt = end ? st.end_alt : st.alt;  // a second sender waits for it too
+  const uint64_t taken = end ? st.end_in_seq : st.in_seq;  // the activation we took (0: not known)
+  // Its work waiting here is dropped (a task already running finds the microbatch gone, see on_finished).
+  tasks_.erase(std::remove_if(tasks_.begin(), tasks_.end(),
+                              [&](const ComputeTask& t) {
+                                return t.iter == i && t.mb == mb && is_work(t.kind) &&
+                                       (t.kind == ComputeKind::kEndBackward) == end;
+                              }),
+               tasks_.end());
   if (end) {
     for (Blob b : {st.end_input, st.end_grad})
       if (b) out.release.push_back(b);
@@ -447,8 +464,8 @@ void TrainNode::give_back(Iter i, Mb mb, bool end, Output& out) {
     it.mbs.erase(f);
   }
   out.events.push_back({EventKind::kGaveBack, i, mb, up});
-  for (NodeId sender : {up, alt})
-    if (sender && alive(sender)) send(sender, Busy{i, mb, 0, true}, out);
+  if (up && alive(up)) send(up, Busy{i, mb, taken, true}, out);
+  if (alt && alive(alt)) send(alt, Busy{i, mb, 0, true}, out);
 }
 
 // An activation whose tensor the driver refused (see RefusedAtDoor): in place of the acknowledgement, Busy-refused,
@@ -519,23 +536,25 @@ bool TrainNode::busy(NodeId n) const {
 // The replica we sent a microbatch to is at its buffer budget: another one takes it (or, when every live one said
 // so lately, that one beyond its budget).
 void TrainNode::on_busy(NodeId from, const Busy& b, Output& out) {
-  if (b.seq) {  // turned away unacknowledged (seq 0: given back after its acknowledgement)
-    auto sent = outbox_.find(b.seq);  // gone: acknowledged after all (a retransmission found room), or re-routed
-    if (sent == outbox_.end() || sent->second.msg.to != from ||
-        !std::holds_alternative<Activation>(sent->second.msg.body))
-      return;
-    outbox_.erase(sent);
-  } else {  // given back: a retransmission still pending (its acknowledgement was lost) would make it take it again
+  // The activation it answers is still unacknowledged when turned away at a budget or refused at the door, and was
+  // acknowledged before when given back after failing there. Either way its retransmission stops (a pending one
+  // would make the replica take it again).
+  auto sent = b.seq ? outbox_.find(b.seq) : outbox_.end();
+  const bool pending = sent != outbox_.end() && sent->second.msg.to == from &&
+                       std::holds_alternative<Activation>(sent->second.msg.body);
+  if (!b.refused && !pending) return;  // turned away, then acknowledged after all (a retransmission found room)
+  if (pending) outbox_.erase(sent);
+  if (b.seq == 0)  // given back by one that does not know our activation's number (it took over from another)
     for (auto p = outbox_.begin(); p != outbox_.end();) {
       const auto* a = std::get_if<Activation>(&p->second.msg.body);
       p = p->second.msg.to == from && a && a->iter == b.iter && a->mb == b.mb ? outbox_.erase(p) : std::next(p);
     }
-  }
   auto it = iters_.find(b.iter);
   if (it == iters_.end()) return;
   auto found = it->second.mbs.find(b.mb);
   if (found == it->second.mbs.end() || found->second.to != from) return;
   MbState& st = found->second;
+  if (b.seq && b.seq != st.out_seq) return;  // about an activation we sent it before the current one (a retransmission)
   if (!st.output) {
     // A microbatch adopted from a dead owner (which computed its start part) and given back by the relay holding
     // it: its new owner regenerates it (after our step: on the old weights).
@@ -553,9 +572,7 @@ void TrainNode::on_busy(NodeId from, const Busy& b, Output& out) {
   }
   auto next = pick_next(b.iter, b.mb, from, 0, st.refused_by);
   if (!next) next = from;  // the stage's only replica
-  st.point_to(*next, false);
-  send(*next, Activation{b.iter, b.mb, st.output, st.down, busy(*next)}, out);
-  announce_path(b.iter, b.mb, st, out);
+  offer(b.iter, b.mb, st, *next, out);
 }
 
 void TrainNode::resend_unrouted(Output& out) {
@@ -574,10 +591,24 @@ void TrainNode::add_member(NodeId peer, Stage stage, bool ready, Output& out) {
   if (m->second.ready) resend_unrouted(out);
 }
 
+// Work on a microbatch this node gave back while the task ran (see give_back).
+bool TrainNode::given_back(const ComputeTask& t) const {
+  if (t.kind != ComputeKind::kForward && t.kind != ComputeKind::kBackward && t.kind != ComputeKind::kEndBackward)
+    return false;
+  auto it = iters_.find(t.iter);
+  if (it == iters_.end()) return false;  // a freed iteration: handled below
+  auto f = it->second.mbs.find(t.mb);
+  return f == it->second.mbs.end() || (t.kind == ComputeKind::kEndBackward ? f->second.end_from : f->second.from) == 0;
+}
+
 void TrainNode::on_finished(const ComputeDone& d, Output& out) {
   if (!running_ || running_->id != d.id) return;  // not ours (a stale completion after a restart)
   const ComputeTask t = *running_;
   running_.reset();
+  if (given_back(t)) {  // nobody waits for it here any more
+    if (d.output) out.release.push_back(d.output);
+    return;
+  }
   if (!d.finite && t.kind != ComputeKind::kImport) {  // never accumulated: run it again (an import: refused)
     out.events.push_back({EventKind::kRejectedNonFinite, t.iter, t.mb, id_});
     if (d.output) out.release.push_back(d.output);
@@ -876,9 +907,7 @@ void TrainNode::redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out) {
   if (st.fwd_done) {
     auto next = pick_next(i, mb, st.to, 0, st.refused_by);
     if (!next) return;
-    st.point_to(*next, false);
-    send(*next, Activation{i, mb, st.output, st.down, busy(*next)}, out);
-    announce_path(i, mb, st, out);
+    offer(i, mb, st, *next, out);
     out.events.push_back({EventKind::kRedo, i, mb, peer});
   } else if (is_holder() && st.injected && !st.fwd_queued) {
     // adopted from a dead owner, held by a stage-1 relay that died too: regenerate it here (after our stage
@@ -961,17 +990,20 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
       // Our upstream died, and another sender of the same microbatch is alive: it is the one waiting now.
       if (st.from == peer && st.alt && alive(st.alt)) {
         st.from = std::exchange(st.alt, 0);
+        st.in_seq = 0;  // (its activation's number is not known: a later one from it is new)
         announce_path(i, mb, st, out);
         if (st.bwd_done) send(st.from, Gradient{i, mb, st.grad_out}, out);
       }
       if (st.end_from == peer && st.end_alt && alive(st.end_alt)) {
         st.end_from = std::exchange(st.end_alt, 0);
+        st.end_in_seq = 0;
         if (st.end_done) send(st.end_from, Gradient{i, mb, st.end_grad}, out);
       }
       // A dead holder was our upstream (we are stage 1): the microbatch's new owner takes its start part.
       if (st.from == peer && dead_stage == 0 && stage_ == 1) {
         if (auto o = owner(i, mb)) {
           st.from = *o;
+          st.in_seq = 0;
           announce_path(i, mb, st, out);  // it knows nothing of this microbatch's path yet
           if (st.bwd_done) send(*o, Gradient{i, mb, st.grad_out}, out);
         }

@@ -100,6 +100,7 @@ class TrainNode {
     uint64_t down_seq = 0;  // sequence number of the Forwarded that `down` came from (`to`'s numbering)
     Blob input = 0, output = 0, grad_in = 0, grad_out = 0;
     uint64_t in_seq = 0, end_in_seq = 0;  // the sender's sequence number of the activation we took (start/end part)
+    uint64_t out_seq = 0;  // ours of the activation we sent `to` last (a Busy about an older one is stale)
     bool fwd_queued = false, fwd_done = false, bwd_queued = false, bwd_done = false;
     // holders: the end part (loss), done by whoever is the microbatch's owner when stage S's output arrives
     NodeId end_from = 0;
@@ -193,9 +194,11 @@ class TrainNode {
   void redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out);
   void regenerate(Iter i, Mb mb, MbState& st);
   void on_finished(const ComputeDone& d, Output& out);
+  bool given_back(const ComputeTask& t) const;
   void add_member(NodeId peer, Stage stage, bool ready, Output& out);
   void resend_unrouted(Output& out);
   void send_output(Iter i, Mb mb, MbState& st, Output& out);
+  void offer(Iter i, Mb mb, MbState& st, NodeId next, Output& out);
   // joining: the newcomer's side, then the donors'
   void join_tick(Output& out);
   void fetch_state(Output& out);

@@ -213,7 +213,7 @@ TEST(TrainNodeInput, ARelayWhoseOutputEveryReplicaRefusedGivesItBack) {
   relay.step(Receive{Message{second, 10, 1, Busy{0, 0, 0, true}}}, 4, out);
   bool gave_back = false;
   for (const auto& m : out.send)
-    if (const auto* b = std::get_if<Busy>(&m.body)) gave_back = m.to == 1 && b->seq == 0 && b->refused;
+    if (const auto* b = std::get_if<Busy>(&m.body)) gave_back = m.to == 1 && b->seq == 5 && b->refused;  // what it took
   EXPECT_TRUE(gave_back);
   EXPECT_NE(std::find(out.release.begin(), out.release.end(), Blob{600}), out.release.end());
   EXPECT_EQ(relay.buffered(), 0u);
