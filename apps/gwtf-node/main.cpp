@@ -235,9 +235,9 @@ int main(int argc, char** argv) {
   opt.params.buffer_budget = node.buffer_budget;  // this node's own memory: not part of the run's configuration
   if (!node.memory.empty()) {
     std::string bytes = node.memory;
-    const std::string problem = CLI::AsSizeValue(true)(bytes);
     try {
-      if (!problem.empty()) throw std::invalid_argument(problem);
+      if (const std::string problem = CLI::AsSizeValue(true)(bytes); !problem.empty())
+        throw std::invalid_argument(problem);
       opt.memory_bytes = std::stoull(bytes);
     } catch (const std::exception&) {
       spdlog::error("--memory '{}' is not a size (e.g. 4GiB, 512MiB, 1000000)", node.memory);

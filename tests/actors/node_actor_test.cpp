@@ -9,6 +9,7 @@
 #include <functional>
 #include <set>
 
+#include "kernels/model/memory_plan.hpp"
 #include "tests/actors/swarm_fixture.hpp"
 
 namespace gwtf {
@@ -22,16 +23,20 @@ using namespace fixture;
 DieAt die(ComputeKind kind) { return DieAt{kind, 1, -1, true, true}; }  // iteration 1 or later
 
 // Starts the founders (holders first, ids from 1), runs `churn`, waits for the end and checks the outcome.
+// `setup` may change each founder's options before it starts.
 void train_through(uint32_t holders, std::map<uint64_t, DieAt> dies,
-                   const std::function<void(LocalSwarm&, const app::RunConfig&)>& churn = {}) {
+                   const std::function<void(LocalSwarm&, const app::RunConfig&)>& churn = {},
+                   const std::function<void(NodeOptions&)>& setup = {}) {
   app::set_compute_threads(1);
   const auto c = run(holders);
   LocalSwarm s;
   const uint64_t founders = c.layout().founders();
   for (uint64_t id = 1; id <= founders; ++id) {
     auto d = dies.find(id);
-    auto port = s.start(node(c, id, id <= holders ? train::Role::kData : train::Role::kRelay,
-                             d == dies.end() ? std::optional<DieAt>{} : d->second));
+    auto opt = node(c, id, id <= holders ? train::Role::kData : train::Role::kRelay,
+                    d == dies.end() ? std::optional<DieAt>{} : d->second);
+    if (setup) setup(opt);
+    auto port = s.start(std::move(opt));
     ASSERT_TRUE(port.ok()) << port.error();
   }
   if (churn) churn(s, c);
@@ -51,6 +56,29 @@ void train_through(uint32_t holders, std::map<uint64_t, DieAt> dies,
 }
 
 TEST(NodeActors, ASwarmInOneProcessTrainsLikeTheReferenceTrainer) { train_through(1, {}); }
+
+// Relays given just the memory for one microbatch in flight and two in recovery buffers (--memory): they offer one
+// flow and turn work away beyond two buffered microbatches — and the swarm still trains like the reference.
+TEST(NodeActors, RelaysWithLittleMemoryDeriveTheirCapacityAndBufferBudgetAndStillTrainLikeTheReference) {
+  const auto c = run(1);
+  auto shape = c.model().shape;
+  shape.seq_len = c.seq_len;
+  const auto plan = model::StagePlan::even(c.model().arch, shape, 1, c.microbatch_size).value();
+  const auto f = model::relay_footprint(plan, 1, c.microbatch_size, c.seq_len);
+  std::shared_ptr<SwarmEvents> events;
+  train_through(1, {}, [&](LocalSwarm& s, const app::RunConfig&) { events = s.events; },
+                [&](NodeOptions& o) {
+                  if (o.role == train::Role::kRelay) o.memory_bytes = f.fixed_bytes + f.activation_bytes + 2 * f.buffer_bytes;
+                });
+  ASSERT_NE(events, nullptr);
+  for (uint64_t relay : {2, 3}) {
+    const auto plans = events->of(relay);
+    auto e = std::find_if(plans.begin(), plans.end(), [](const json& j) { return is_event(j, "memory_plan"); });
+    ASSERT_NE(e, plans.end()) << "relay " << relay;
+    EXPECT_EQ((*e)["capacity"], 1u);
+    EXPECT_EQ((*e)["buffer_budget"], 2u);
+  }
+}
 
 TEST(NodeActors, ARelayKilledDuringForward) { train_through(1, {{2, die(ComputeKind::kForward)}}); }
 

@@ -16,11 +16,11 @@ check() {
   shift 4
   "$bin" "$@" >"$WORK/out" 2>&1
   local rc=$?
-  if [[ $rc -ne $code ]] || ! grep -Eq "$regex" "$WORK/out"; then
+  if [[ $rc -ne $code ]] || ! grep -Eq -e "$regex" "$WORK/out"; then
     echo "FAIL: $(basename "$bin") $* -> exit $rc (want $code), output:"; cat "$WORK/out"; echo "(wanted /$regex/)"
     failures=$((failures + 1))
   else
-    echo "ok: $(basename "$bin") $* -> exit $rc: $(grep -Eo "$regex.*" "$WORK/out" | head -1)"
+    echo "ok: $(basename "$bin") $* -> exit $rc: $(grep -Eo -e "$regex.*" "$WORK/out" | head -1)"
   fi
 }
 expect() { check "$NODE" "$@"; }       # expect CODE REGEX -- ARGS...: gwtf-node ARGS
@@ -68,6 +68,7 @@ expect 0 "http TEXT" -- --config "$DOCS/relay.toml" --help
 expect 2 "is not HOST:PORT" -- --seed localhost
 expect 2 "must be auto or a relay stage 1..3" -- --stage 9
 expect 2 "is not KIND:ITER:MB" -- --die-at sideways:1:1
+expect 2 "--memory 'lots' is not a size" -- --memory lots
 # Nobody listens on the seed's port: the node retries, then says so and exits non-zero.
 expect 3 "no seed answered within 2 s \(tried 127.0.0.1:9\)" -- --seed 127.0.0.1:9 --join-timeout 2
 
@@ -83,6 +84,9 @@ if [[ -z ${port:-} ]]; then
 fi
 expect 2 "the swarm refused this node: configuration mismatch" -- --seed 127.0.0.1:$port --holders 1 --replicas 1 --lr 0.5
 expect 2 "the swarm refused this node: every data-holder slot is taken" -- --seed 127.0.0.1:$port --holders 1 --replicas 1 --role data
+# A relay given too little memory for its stage says what the stage needs once it knows its stage.
+expect 2 "--memory: a memory of 0.0 MiB cannot hold this stage: it needs .* MiB for the weights" -- \
+  --seed 127.0.0.1:$port --holders 1 --replicas 1 --role relay --memory 1KiB
 
 # --- TLS swarms ----------------------------------------------------------------------------------------------
 S=$WORK/swarm
