@@ -552,6 +552,13 @@ void TrainNode::on_busy(NodeId from, const Busy& b, Output& out) {
   auto it = iters_.find(b.iter);
   if (it == iters_.end()) return;
   auto found = it->second.mbs.find(b.mb);
+  // A dead owner's microbatch given back by its stage-1 relay before that relay's answer to our WhoHolds came: it
+  // holds nothing of it any more, whatever that answer says (on_adopt).
+  if (b.refused && is_holder() && b.iter >= stepped_ && owner(b.iter, b.mb) == id_ &&
+      (found == it->second.mbs.end() || !found->second.injected)) {
+    it->second.mbs[b.mb].refused_by.push_back(from);
+    return;
+  }
   if (found == it->second.mbs.end() || found->second.to != from) return;
   MbState& st = found->second;
   if (b.seq && b.seq != st.out_seq) return;  // about an activation we sent it before the current one (a retransmission)
@@ -851,7 +858,7 @@ void TrainNode::on_adopt(NodeId from, const Adopt& a, Output& out) {
       if (st.route.empty() || leading_unknown(route) < leading_unknown(st.route)) st.route = route;
       continue;
     }
-    if (!st.injected) {
+    if (!st.injected && std::find(st.refused_by.begin(), st.refused_by.end(), from) == st.refused_by.end()) {
       st.injected = true;  // already in the pipeline: its gradient will come to us, the new owner
       st.point_to(from, true);
       if (k < a.paths.size()) {  // the path after the relay
