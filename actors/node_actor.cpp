@@ -511,8 +511,15 @@ struct Node {
       if (bandwidth.acked(claimed, ack->seq, now())) update_link_cost(claimed, links[claimed]);
     t->msg.from = claimed;
     t->msg.to = opt.id;
+    // A member leaving gracefully takes no new work: the flow layer routes around it from now on (its flows are
+    // rebuilt at once, not when it is gone; what it still holds it finishes).
+    if (std::holds_alternative<train::Leaving>(t->msg.body) && roster.find(claimed)) {
+      if (left_flows.insert(claimed).second) note("flow_leaver", {{"peer", claimed}});
+      to_flow(flow::PeerDown{claimed});
+    }
     step(train::Receive{std::move(t->msg)});
   }
+  std::set<NodeId> left_flows;  // members whose Leaving the flow layer heard
 
   // A frame (or, kind "tls", a connection) this node will not take: counted as a rejected frame unless `count` is
   // false (open_frame counts its own), and per kind of refusal logged — and noted as a "refused_frame" event with
