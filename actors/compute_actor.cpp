@@ -1,5 +1,7 @@
 #include "actors/compute_actor.hpp"
 
+#include "actors/actor_clock.hpp"
+
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
@@ -26,6 +28,12 @@ caf::behavior compute_actor(caf::event_based_actor* self, ComputeSetup setup, ca
   std::shared_ptr<model::TrainCompute> compute = std::move(created).value();
   self->monitor(node);
   self->set_down_handler([self](caf::down_msg&) { self->quit(); });
+  if (setup.parameters)
+    self->attach_functor([compute, sink = setup.parameters] {
+      std::lock_guard<std::mutex> lock(sink->mu);
+      sink->parameters.clear();
+      for (auto& [name, p] : compute->parameters()) sink->parameters.emplace_back(name, p.detach().clone());
+    });
   return {
       [=](ComputeJob& job) {
         const auto& t = job.task;
@@ -38,7 +46,7 @@ caf::behavior compute_actor(caf::event_based_actor* self, ComputeSetup setup, ca
           self->quit(caf::exit_reason::kill);
           return;
         }
-        const auto began = std::chrono::steady_clock::now();
+        const auto began = self->clock().now();
         ComputeResult r;
         r.done.id = t.id;
         if (t.kind == train::ComputeKind::kExport) {
@@ -72,7 +80,7 @@ caf::behavior compute_actor(caf::event_based_actor* self, ComputeSetup setup, ca
             r.done.finite = false;
           }
         }
-        r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+        r.seconds = seconds_since(self, began);
         self->send(node, std::move(r));
       },
   };

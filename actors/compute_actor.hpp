@@ -7,7 +7,11 @@
 #include <caf/event_based_actor.hpp>
 
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "actors/blob_store.hpp"
 #include "kernels/model/train_compute.hpp"
@@ -39,11 +43,18 @@ struct DieAt {
   }
 };
 
+// Where a compute actor leaves its stage's parameters (copies) when it ends.
+struct ParameterSink {
+  std::mutex mu;
+  std::vector<std::pair<std::string, at::Tensor>> parameters;
+};
+
 struct ComputeSetup {
   model::TrainComputeConfig config;
   train::Stage stage = 0;
   std::shared_ptr<SharedBlobs> blobs;
   std::optional<DieAt> die_at;
+  std::shared_ptr<ParameterSink> parameters;  // none: not kept
 };
 
 // `node` gets every ComputeResult. Creating the stage's model is the actor's first act; a failure ends it with

@@ -1,5 +1,7 @@
 #include "actors/flow_actor.hpp"
 
+#include "actors/actor_clock.hpp"
+
 #include <caf/all.hpp>
 
 #include <chrono>
@@ -15,13 +17,13 @@ caf::behavior flow_actor(caf::event_based_actor* self, flow::FlowConfig config, 
   struct State {
     flow::FlowNode fn;
     std::vector<flow::NodeId> hops;
-    std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+    caf::actor_clock::time_point t0;
   };
-  auto st = std::make_shared<State>(State{flow::FlowNode(config, Rng(seed)), {}, {}});
+  auto st = std::make_shared<State>(State{flow::FlowNode(config, Rng(seed)), {}, self->clock().now()});
   const auto period = std::chrono::milliseconds(static_cast<int64_t>(config.params.period * 1000));
   auto step = [self, st, node](const flow::Input& in) {
     flow::Output out;
-    const double now = std::chrono::duration<double>(std::chrono::steady_clock::now() - st->t0).count();
+    const double now = seconds_since(self, st->t0);
     st->fn.step(in, now, out);
     FromFlow f;
     f.messages = std::move(out.messages);

@@ -1,10 +1,9 @@
 // The exactly-once check from the outside: from nodes' event logs ("member" gives a node's stage, "applied" the
-// contributions it held in each reduce it applied), per stage and iteration, how many microbatches no live member
-// contributed (lost) and how many two did (duplicated). The last iteration applied by a node that died (no exit with
-// code 0) counts only where its stage peers' contributions do not already cover it: a leader cut off after applying
-// its own reduce, before the result left it, took that result with it, and the others redid its work (seen on the
-// fault bed: the model equal to the reference, and 2 "duplicates" that no surviving state held). Used by gwtf
-// demo's report, `gwtf ledger` and the actor tests.
+// reduce it applied — every member's contributions in it, `stage_done`/`stage_end_done`), per stage and iteration,
+// how many microbatches the applied reduce lacks (lost) and holds more than once (duplicated). Every member of a
+// stage applies the same reduce; where two were applied for one iteration (a leader that applied its own and died
+// before it left it: the others reduced again without it), the one a node that finished applied is the stage's
+// state. Used by gwtf demo's report, `gwtf ledger` and the actor tests.
 #pragma once
 
 #include <nlohmann/json.hpp>

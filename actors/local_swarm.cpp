@@ -2,6 +2,7 @@
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
 
 namespace gwtf {
 
@@ -123,6 +124,98 @@ bool LocalSwarm::wait_all_exited(std::chrono::milliseconds limit) {
         return true;
       },
       limit);
+}
+
+// ---- DeterministicSwarm -----------------------------------------------------------------------------------------
+
+namespace {
+
+using Ports = std::map<uint16_t, caf::actor>;
+
+// Answers a node's connect request as CAF's middleman would, with the node actor "published" at that port.
+caf::behavior directory_actor(caf::event_based_actor* self, std::shared_ptr<Ports> ports) {
+  return {[=](caf::connect_atom, const std::string&,
+              uint16_t port) -> caf::result<caf::node_id, caf::strong_actor_ptr, std::set<std::string>> {
+    auto it = ports->find(port);
+    if (it == ports->end()) return caf::make_error(caf::sec::cannot_connect_to_node);
+    return {self->node(), caf::actor_cast<caf::strong_actor_ptr>(it->second), std::set<std::string>{}};
+  }};
+}
+
+struct TestCoordinatorConfig : caf::actor_system_config {
+  TestCoordinatorConfig() { set("scheduler.policy", caf::atom("testing")); }
+};
+
+}  // namespace
+
+struct DeterministicSwarm::Impl {
+  TestCoordinatorConfig config;
+  caf::actor_system system{config};
+  caf::scheduler::test_coordinator& sched = dynamic_cast<caf::scheduler::test_coordinator&>(system.scheduler());
+  caf::actor_clock::time_point t0 = system.clock().now();
+  std::shared_ptr<Ports> ports = std::make_shared<Ports>();
+  caf::actor directory = system.spawn(directory_actor, ports);
+  caf::actor observer;
+  struct Node {
+    uint64_t id;
+    caf::actor actor, watcher;
+    bool killed = false;
+  };
+  std::vector<Node> nodes;
+};
+
+DeterministicSwarm::DeterministicSwarm() : impl_(std::make_unique<Impl>()) {
+  impl_->observer = impl_->system.spawn(observer_actor, events, caf::actor{});
+}
+
+DeterministicSwarm::~DeterministicSwarm() {
+  for (auto& n : impl_->nodes) {
+    caf::anon_send_exit(n.watcher, caf::exit_reason::user_shutdown);
+    if (!n.killed) caf::anon_send_exit(n.actor, caf::exit_reason::user_shutdown);
+  }
+  caf::anon_send_exit(impl_->observer, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(impl_->directory, caf::exit_reason::user_shutdown);
+  impl_->sched.run();
+  impl_->nodes.clear();
+}
+
+void DeterministicSwarm::start(NodeOptions options) {
+  const uint64_t id = options.id;
+  const auto port = static_cast<uint16_t>(1000 + impl_->nodes.size());
+  options.directory = impl_->directory;
+  options.observer = impl_->observer;
+  options.detached_compute = false;
+  options.host = "in-process";
+  if (options.seeds.empty() && !impl_->nodes.empty()) options.seeds = {{"in-process", 1000}};
+  auto node = impl_->system.spawn<caf::lazy_init>(node_actor, std::move(options), std::make_shared<NodeOutcome>());
+  (*impl_->ports)[port] = node;
+  caf::anon_send(node, caf::publish_atom::value, port, id);
+  impl_->nodes.push_back({id, node, impl_->system.spawn(watch_actor, node, events, id)});
+}
+
+void DeterministicSwarm::kill(uint64_t id) {
+  for (auto& n : impl_->nodes)
+    if (n.id == id && !n.killed) {
+      n.killed = true;
+      caf::anon_send_exit(n.actor, caf::exit_reason::kill);
+    }
+}
+
+double DeterministicSwarm::now() const {
+  return std::chrono::duration<double>(impl_->system.clock().now() - impl_->t0).count();
+}
+
+bool DeterministicSwarm::run(double limit_s, const std::function<bool()>& until) {
+  auto all_ended = [&] {
+    for (const auto& n : impl_->nodes)
+      if (!events->saw(n.id, [](const nlohmann::json& e) { return is_event(e, "actor_down"); })) return false;
+    return true;
+  };
+  for (;;) {
+    impl_->sched.run();
+    if (all_ended()) return true;
+    if ((until && until()) || now() > limit_s || !impl_->sched.trigger_timeout()) return false;
+  }
 }
 
 }  // namespace gwtf

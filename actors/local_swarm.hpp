@@ -71,4 +71,31 @@ class LocalSwarm {
   std::vector<Node> nodes_;
 };
 
+// A swarm inside ONE actor system on CAF's deterministic test coordinator: every node actor, flow controller and
+// compute actor runs on the caller's thread, time is virtual (actors/actor_clock.hpp), and no socket is opened —
+// connections go through a directory actor. The same nodes and the same kills give the same run, message for
+// message, so a test can place a failure exactly (DieAt with actor_only, or kill() between steps).
+class DeterministicSwarm {
+ public:
+  DeterministicSwarm();
+  DeterministicSwarm(const DeterministicSwarm&) = delete;
+  DeterministicSwarm& operator=(const DeterministicSwarm&) = delete;
+  ~DeterministicSwarm();
+
+  // Starts a node: options.id must be set and unique; the first node founds the swarm, later ones join through
+  // it. The options' directory, observer and detached_compute are set here.
+  void start(NodeOptions options);
+  void kill(uint64_t id);  // its actor ends with exit reason kill, as a crash
+  // Runs the swarm — every job, then the next timer, in virtual time — until every node started has ended,
+  // `until` holds (checked between timers), or `limit_s` virtual seconds passed. True: every node ended.
+  bool run(double limit_s, const std::function<bool()>& until = {});
+  double now() const;  // virtual seconds since the swarm began
+
+  std::shared_ptr<SwarmEvents> events = std::make_shared<SwarmEvents>();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 }  // namespace gwtf

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <set>
 
+#include "actors/actor_clock.hpp"
 #include "actors/event_log.hpp"
 #include "actors/flow_actor.hpp"
 #include "kernels/flow/cost_model.hpp"
@@ -32,15 +33,12 @@ namespace {
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using train::NodeId;
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 struct Node {
   caf::event_based_actor* self;
+  caf::actor_clock::time_point t0;  // (actors/actor_clock.hpp: real time, or a test's virtual time)
   NodeOptions opt;
   std::shared_ptr<NodeOutcome> outcome;
-  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
   train::Roster roster;
   std::optional<train::TrainNode> train;
   std::shared_ptr<SharedBlobs> blobs = std::make_shared<SharedBlobs>();
@@ -73,10 +71,10 @@ struct Node {
   uint64_t frames_sent = 0, bytes_sent = 0, bytes_received = 0;
 
   Node(caf::event_based_actor* s, NodeOptions o, std::shared_ptr<NodeOutcome> out)
-      : self(s), opt(std::move(o)), outcome(std::move(out)), roster(opt.layout, opt.config_hash),
-        log("") {}
+      : self(s), t0(s->clock().now()), opt(std::move(o)), outcome(std::move(out)),
+        roster(opt.layout, opt.config_hash), log("") {}
 
-  double now() const { return seconds_since(t0); }
+  double now() const { return seconds_since(self, t0); }
 
   // An event: into the JSON-lines log and to the observer, if any.
   void note(const std::string& event, nlohmann::json fields = nlohmann::json::object()) {
@@ -130,15 +128,18 @@ struct Node {
   // the greeting's sender. A member that stays unbound for `kUnboundLimit` seconds is taken for dead.
   static constexpr double kUnboundLimit = 15;
 
-  // Connections go through CAF's OpenSSL module in a TLS swarm, through the plain middleman otherwise.
-  caf::io::middleman_actor middleman() const {
-    return opt.tls ? self->system().openssl_manager().actor_handle() : self->system().middleman().actor_handle();
+  // Connections go through CAF's OpenSSL module in a TLS swarm, through the plain middleman otherwise, and to the
+  // directory in a swarm inside one actor system.
+  caf::actor connector() const {
+    if (opt.directory) return opt.directory;
+    return caf::actor_cast<caf::actor>(opt.tls ? self->system().openssl_manager().actor_handle()
+                                               : self->system().middleman().actor_handle());
   }
 
   void connect(const train::MemberInfo& m) {
     if (m.id == opt.id || peers.count(m.id) || m.id > opt.id || connecting.count(m.id)) return;
     connecting.insert(m.id);
-    auto mm = middleman();
+    auto mm = connector();
     const NodeId id = m.id;
     self->request(mm, std::chrono::seconds(5), caf::connect_atom::value, m.host, m.port)
         .then(
@@ -375,8 +376,10 @@ struct Node {
     if (!plan_memory(r.you.stage)) return;
     const bool joining = !r.you.ready;
     train.emplace(opt.id, r.you.stage, opt.params, joining);
-    ComputeSetup setup{opt.compute, r.you.stage, blobs, opt.die_at};
-    compute = self->spawn<caf::detached + caf::monitored>(compute_actor, setup, caf::actor_cast<caf::actor>(self));
+    ComputeSetup setup{opt.compute, r.you.stage, blobs, opt.die_at, opt.parameters};
+    compute = opt.detached_compute
+                  ? self->spawn<caf::detached + caf::monitored>(compute_actor, setup, caf::actor_cast<caf::actor>(self))
+                  : self->spawn<caf::monitored>(compute_actor, setup, caf::actor_cast<caf::actor>(self));
     note("member", {{"stage", r.you.stage}, {"joining", joining}, {"members", r.members.size()}});
     spdlog::info("{} stage {} with {} other members", joining ? "joining" : "serving", r.you.stage, r.members.size());
     flow::FlowConfig fc;
@@ -609,7 +612,7 @@ struct Node {
 
   // ---- links and flows -----------------------------------------------------------------------------------------
   int64_t now_ns() const {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(self->clock().now() - t0).count();
   }
 
   // Every `heartbeat` seconds: a heartbeat (echoed by the peer: a round trip) and this node's compute speed.
@@ -694,7 +697,8 @@ struct Node {
     for (auto b : out.release) blobs->release(b);
     for (const auto& e : out.events) on_event(e);
     for (const auto& a : out.applied)
-      note("applied", {{"iter", a.iter}, {"done", a.done}, {"end_done", a.end_done}});
+      note("applied", {{"iter", a.iter}, {"done", a.done}, {"end_done", a.end_done}, {"stage_done", a.stage_done},
+                       {"stage_end_done", a.stage_end_done}});
   }
 
   // A joiner: its state transfer's progress, once a second while it runs.
@@ -873,7 +877,7 @@ struct Node {
 
   int seed_connects_pending = 0;
   void connect_seeds() {
-    auto mm = middleman();
+    auto mm = connector();
     for (const auto& [host, port] : opt.seeds) {
       ++seed_connects_pending;
       self->request(mm, std::chrono::seconds(5), caf::connect_atom::value, host, port)

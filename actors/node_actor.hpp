@@ -62,6 +62,14 @@ struct NodeOptions {
   // the same `tls`), the node id derived from the certificate, and every peer proves its id before it is heard.
   // Null: plain text (loopback development only; gwtf-node refuses it elsewhere).
   std::shared_ptr<const SwarmTls> tls;
+  // A swarm inside one actor system (deterministic tests on CAF's test coordinator): connections to HOST:PORT are
+  // asked of this actor — it answers (connect_atom, host, port) as CAF's middleman does — instead of the network.
+  caf::actor directory;
+  // The compute actor in its own thread (a long forward never blocks the scheduler); false: on the scheduler, so
+  // that a test coordinator runs everything on one thread.
+  bool detached_compute = true;
+  // Filled with the stage's parameters when the node's compute actor ends (tests compare them across runs).
+  std::shared_ptr<ParameterSink> parameters;
 };
 
 // One line of the node's event log, live: {"event": ..., "node": ..., "t": ..., fields...} as JSON text.

@@ -268,6 +268,8 @@ struct Reduced {
   iteration @0 :UInt64;
   tensor @1 :Tensor;
   loss @2 :Float64;
+  done @3 :List(UInt32);     # every member's contributions it sums, concatenated: the stage's ledger entry
+  endDone @4 :List(UInt32);  # holders' stage: the loss parts
 }
 struct StageStepped {
   iteration @0 :UInt64;

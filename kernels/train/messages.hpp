@@ -109,6 +109,9 @@ struct Reduced {  // leader to members: the reduced gradient every member applie
   Iter iter = 0;
   Blob data = 0;
   double loss = 0;  // holders' stage: the iteration's mean loss
+  // Every member's contributions it sums, concatenated and sorted (each microbatch once): the stage's ledger entry
+  // for the iteration, logged by whoever applies it — also for a member that dies before applying it.
+  std::vector<Mb> done, end_done;
 };
 struct Committed {  // leader to everyone: this stage stepped for iteration `iter`
   Iter iter = 0;
@@ -287,11 +290,12 @@ struct Event {
   double value = 0;  // kStepped on holders: the iteration's loss; kJoined: the iterations of the imported state
 };
 
-// With each kStepped: this node's contributions in the reduce it applied (holders: start part, end part) — the
-// ledger a runtime logs (the iteration's state may be freed within the same step).
+// With each kStepped: this node's contributions in the reduce it applied (holders: start part, end part), and the
+// whole reduce's (Reduced::done) — the ledger a runtime logs (the iteration's state may be freed within the step).
 struct Applied {
   Iter iter = 0;
   std::vector<Mb> done, end_done;
+  std::vector<Mb> stage_done, stage_end_done;
 };
 
 struct Output {

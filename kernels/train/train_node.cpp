@@ -702,8 +702,15 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
         return;
       }
       double loss_sum = 0;
-      for (const auto& [n, g] : lead.sums) loss_sum += g.loss_sum;
-      Reduced r{t.iter, d.output, loss_sum / params_.microbatches};
+      Reduced r{t.iter, d.output, 0, {}, {}};
+      for (const auto& [n, g] : lead.sums) {
+        loss_sum += g.loss_sum;
+        r.done.insert(r.done.end(), g.done.begin(), g.done.end());
+        r.end_done.insert(r.end_done.end(), g.end_done.begin(), g.end_done.end());
+      }
+      r.loss = loss_sum / params_.microbatches;
+      std::sort(r.done.begin(), r.done.end());
+      std::sort(r.end_done.begin(), r.end_done.end());
       for (NodeId n : live(stage_))
         if (n != id_) send(n, r, out);
       on_reduced(r, out);
@@ -741,9 +748,14 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       }
       out.events.push_back({EventKind::kStepped, t.iter, 0, id_,
                             it != iters_.end() && it->second.reduced ? it->second.reduced->loss : 0});
-      if (it != iters_.end())
+      if (it != iters_.end()) {
         out.applied.push_back({t.iter, {it->second.done.begin(), it->second.done.end()},
-                               {it->second.end_done.begin(), it->second.end_done.end()}});
+                               {it->second.end_done.begin(), it->second.end_done.end()}, {}, {}});
+        if (it->second.reduced) {
+          out.applied.back().stage_done = it->second.reduced->done;
+          out.applied.back().stage_end_done = it->second.reduced->end_done;
+        }
+      }
       if (leader(stage_) == id_) {
         commit_pending_.insert(t.iter);
         try_commit(out);

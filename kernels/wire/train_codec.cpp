@@ -126,6 +126,8 @@ void fill_train(schema::TrainMessage::Builder out, const TrainMessage& m, capnp:
                    b.setIteration(r.iter);
                    tensor(b.initTensor(), r.data);
                    b.setLoss(r.loss);
+                   put_list(b.initDone(static_cast<unsigned>(r.done.size())), r.done);
+                   put_list(b.initEndDone(static_cast<unsigned>(r.end_done.size())), r.end_done);
                  },
                  [&](const Committed& c) {
                    auto b = body.initCommitted();
@@ -240,7 +242,8 @@ Result<TrainMessage, WireError> read_train(schema::TrainMessage::Reader in, uint
     }
     case W::REDUCED: {
       auto x = body.getReduced();
-      m.msg.body = Reduced{x.getIteration(), r.tensor(x.getTensor()), r.finite(x.getLoss(), "loss")};
+      m.msg.body = Reduced{x.getIteration(), r.tensor(x.getTensor()), r.finite(x.getLoss(), "loss"),
+                           r.list<Mb>(x.getDone(), "done"), r.list<Mb>(x.getEndDone(), "endDone")};
       break;
     }
     case W::COMMITTED: {

@@ -261,7 +261,7 @@ TEST(HostilePeer, AMemberSendingGarbageIsRefusedFrameByFrameAndTheSwarmTrainsOn)
     surely[t] = attack.surely_refused;
   }
   ASSERT_TRUE(s.wait_all_exited(120s)) << "the swarm did not finish under attack";
-  expect_trained_like_reference(s, c, ids[0], {});
+  expect_trained_like_reference(*s.events, c, ids[0], {});
   for (size_t t = 0; t < targets.size(); ++t) {
     EXPECT_GE(frames_rejected(s, ids[t]), surely[t]) << "node " << t;
     EXPECT_TRUE(refused_because(s, ids[t], "shape")) << "node " << t;

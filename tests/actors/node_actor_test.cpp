@@ -52,7 +52,7 @@ void train_through(uint32_t holders, std::map<uint64_t, DieAt> dies,
     EXPECT_TRUE(s.events->saw(1 + (id == 1), [&](const json& e) { return is_event(e, "peer_down") && e.value("peer", uint64_t{0}) == id; }))
         << "node " << id << " was never reported down";
   }
-  expect_trained_like_reference(s, c, 1, killed);
+  expect_trained_like_reference(*s.events, c, 1, killed);
 }
 
 TEST(NodeActors, ASwarmInOneProcessTrainsLikeTheReferenceTrainer) { train_through(1, {}); }

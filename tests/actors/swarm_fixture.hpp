@@ -56,15 +56,15 @@ inline NodeOptions node(const app::RunConfig& c, uint64_t id, train::Role role, 
 
 // The swarm finished as it should: no microbatch lost or counted twice, holder `holder`'s losses equal the
 // reference trainer's (1e-5 relative), and every node that was not `killed` exited with code 0.
-inline void expect_trained_like_reference(const LocalSwarm& s, const app::RunConfig& c, uint64_t holder,
+inline void expect_trained_like_reference(const SwarmEvents& swarm, const app::RunConfig& c, uint64_t holder,
                                           const std::set<uint64_t>& killed) {
   using json = nlohmann::json;
-  const auto all = s.events->all();
+  const auto all = swarm.all();
   const auto ledger = tally_ledger(all, c.microbatches, c.iterations);
   EXPECT_EQ(ledger.lost, 0u);
   EXPECT_EQ(ledger.duplicated, 0u);
   std::map<uint64_t, double> losses;
-  for (const auto& e : s.events->of(holder))
+  for (const auto& e : swarm.of(holder))
     if (is_event(e, "train", "stepped")) losses[e.value("iter", uint64_t{0})] = e.value("value", 0.0);
   const auto& ref = reference_losses();
   ASSERT_EQ(losses.size(), ref.size());
@@ -80,7 +80,7 @@ inline void expect_trained_like_reference(const LocalSwarm& s, const app::RunCon
   }
   for (const auto& [id, events] : all) {
     if (killed.count(id)) continue;
-    EXPECT_TRUE(s.events->saw(id, [](const json& e) { return is_event(e, "exit") && e.value("code", -1) == 0; }))
+    EXPECT_TRUE(swarm.saw(id, [](const json& e) { return is_event(e, "exit") && e.value("code", -1) == 0; }))
         << "node " << id << " ended with " << events.back().dump();
   }
 }

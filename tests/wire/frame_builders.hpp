@@ -77,7 +77,7 @@ inline std::vector<train::Body> train_examples() {
           Collect{5},
           GradSum{5, {1, 2}, {2}, 1, 7.25, 22},
           GradSum{5, {}, {}, 0, 0},
-          Reduced{5, 2, 3.5},
+          Reduced{5, 2, 3.5, {0, 1, 1, 3}, {0, 2}},
           Committed{5, 2},
           StateAsk{},
           StateOffer{StateManifest{6, 10, 4, {1, 2, 3}, 99}},

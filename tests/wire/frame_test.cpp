@@ -371,7 +371,7 @@ TEST(FrameRejects, TrainMessagesWithImpossibleValues) {
   using namespace gwtf::train;
   const double nan = std::nan("");
   for (const auto& [body, needle] : std::vector<std::pair<train::Body, std::string>>{
-           {Reduced{1, 1, nan}, "loss"},
+           {Reduced{1, 1, nan, {}, {}}, "loss"},
            {GradSum{1, {0}, {}, 1, std::numeric_limits<double>::infinity()}, "lossSum"},
            {Forwarded{1, 2, {3}, {true, true}}, "flags"},
            {Adopt{1, {4}, {0}, {{1}, {2}}}, "paths"},
