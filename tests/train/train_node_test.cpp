@@ -7,21 +7,20 @@
 namespace gwtf::train {
 namespace {
 
+// Node `id` of relay stage 1 (of 2; 2 microbatches per iteration) that knows `peers` (id, stage).
+TrainNode stage1_node(NodeId id, std::initializer_list<std::pair<NodeId, Stage>> peers, Output& out) {
+  TrainParams p;
+  p.relay_stages = 2;
+  p.microbatches = 2;
+  TrainNode n{id, 1, p};
+  for (auto [peer, stage] : peers) n.step(PeerUp{peer, stage}, 0, out);
+  return n;
+}
+
 // A leader of relay stage 1 (id 10, the most senior) with members 11 and 12, a holder 1 and a stage-2 relay 20.
 struct Stage1 {
-  TrainParams params = [] {
-    TrainParams p;
-    p.relay_stages = 2;
-    p.microbatches = 2;
-    return p;
-  }();
-  TrainNode leader{10, 1, params};
   Output out;
-
-  Stage1() {
-    for (auto [peer, stage] : {std::pair<NodeId, Stage>{1, 0}, {11, 1}, {12, 1}, {20, 2}})
-      leader.step(PeerUp{peer, stage}, 0, out);
-  }
+  TrainNode leader = stage1_node(10, {{1, 0}, {11, 1}, {12, 1}, {20, 2}}, out);
   void progress(NodeId from, uint64_t version, std::vector<Mb> done, std::vector<Mb> orphaned) {
     out.clear();
     leader.step(Receive{Message{from, 10, version, Progress{0, std::move(done), {}, version, std::move(orphaned), {}}}},
@@ -67,12 +66,8 @@ TEST(TrainNodeLeader, AmongEqualCopiesKeepsTheLowestIdAndNeverTheLastOne) {
 }
 
 TEST(TrainNodeMember, RetractsOnlyTheContributionItsLeaderSaw) {
-  TrainParams p;
-  p.relay_stages = 2;
-  p.microbatches = 2;
-  TrainNode member{11, 1, p};
   Output out;
-  for (auto [peer, stage] : {std::pair<NodeId, Stage>{1, 0}, {10, 1}, {12, 1}, {20, 2}}) member.step(PeerUp{peer, stage}, 0, out);
+  TrainNode member = stage1_node(11, {{1, 0}, {10, 1}, {12, 1}, {20, 2}}, out);
   // Microbatch 0: activation from holder 1, forward, gradient from 20, backward: a contribution.
   auto run = [&](ComputeKind kind) {
     for (const auto& t : out.compute)
@@ -185,12 +180,8 @@ TEST(TrainNodeInput, AnActivationRefusedAtTheDoorIsGivenBackToItsSender) {
 // The sender's side: every replica of the next stage gave the microbatch back — its output is suspect, so the
 // relay gives the microbatch back to its own sender and forgets it.
 TEST(TrainNodeInput, ARelayWhoseOutputEveryReplicaRefusedGivesItBack) {
-  TrainParams p;
-  p.relay_stages = 2;
-  p.microbatches = 2;
-  TrainNode relay{10, 1, p};
   Output out;
-  for (auto [peer, stage] : {std::pair<NodeId, Stage>{1, 0}, {20, 2}, {21, 2}}) relay.step(PeerUp{peer, stage}, 0, out);
+  TrainNode relay = stage1_node(10, {{1, 0}, {20, 2}, {21, 2}}, out);
   out.clear();
   relay.step(Receive{Message{1, 10, 5, Activation{0, 0, 500, {}, false}}}, 1, out);
   ASSERT_EQ(out.compute.size(), 1u);
