@@ -296,6 +296,7 @@ void TrainNode::on_activation(NodeId from, uint64_t seq, const Activation& a, Ou
     // others, or delayed in the network), or two replays, arrive in either order. Both get the answer; the
     // second takes over if the first dies.
     (end ? st.end_alt : st.alt) = from;
+    (end ? st.end_alt_seq : st.alt_seq) = seq;
     if (end ? st.end_done : st.bwd_done) send(from, Gradient{a.iter, a.mb, end ? st.end_grad : st.grad_out}, out);
     if (!stale) replayed(a.iter, a.mb, st, end);
     return;
@@ -445,6 +446,7 @@ void TrainNode::give_back(Iter i, Mb mb, bool end, Output& out) {
   const NodeId up = end ? st.end_from : st.from;
   const NodeId alt = end ? st.end_alt : st.alt;  // a second sender waits for it too
   const uint64_t taken = end ? st.end_in_seq : st.in_seq;  // the activation we took (0: not known)
+  const uint64_t alt_taken = end ? st.end_alt_seq : st.alt_seq;
   // Its work waiting here is dropped (a task already running finds the microbatch gone, see on_finished).
   tasks_.erase(std::remove_if(tasks_.begin(), tasks_.end(),
                               [&](const ComputeTask& t) {
@@ -465,7 +467,7 @@ void TrainNode::give_back(Iter i, Mb mb, bool end, Output& out) {
   }
   out.events.push_back({EventKind::kGaveBack, i, mb, up});
   if (up && alive(up)) send(up, Busy{i, mb, taken, true}, out);
-  if (alt && alive(alt)) send(alt, Busy{i, mb, 0, true}, out);
+  if (alt && alive(alt)) send(alt, Busy{i, mb, alt_taken, true}, out);
 }
 
 // An activation whose tensor the driver refused (see RefusedAtDoor): in place of the acknowledgement, Busy-refused,
@@ -1009,13 +1011,13 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
       // Our upstream died, and another sender of the same microbatch is alive: it is the one waiting now.
       if (st.from == peer && st.alt && alive(st.alt)) {
         st.from = std::exchange(st.alt, 0);
-        st.in_seq = 0;  // (its activation's number is not known: a later one from it is new)
+        st.in_seq = st.alt_seq;
         announce_path(i, mb, st, out);
         if (st.bwd_done) send(st.from, Gradient{i, mb, st.grad_out}, out);
       }
       if (st.end_from == peer && st.end_alt && alive(st.end_alt)) {
         st.end_from = std::exchange(st.end_alt, 0);
-        st.end_in_seq = 0;
+        st.end_in_seq = st.end_alt_seq;
         if (st.end_done) send(st.end_from, Gradient{i, mb, st.end_grad}, out);
       }
       // A dead holder was our upstream (we are stage 1): the microbatch's new owner takes its start part.

@@ -100,6 +100,7 @@ class TrainNode {
     uint64_t down_seq = 0;  // sequence number of the Forwarded that `down` came from (`to`'s numbering)
     Blob input = 0, output = 0, grad_in = 0, grad_out = 0;
     uint64_t in_seq = 0, end_in_seq = 0;  // the sender's sequence number of the activation we took (start/end part)
+    uint64_t alt_seq = 0, end_alt_seq = 0;  // the same of the second sender's
     uint64_t out_seq = 0;  // ours of the activation we sent `to` last (a Busy about an older one is stale)
     bool fwd_queued = false, fwd_done = false, bwd_queued = false, bwd_done = false;
     // holders: the end part (loss), done by whoever is the microbatch's owner when stage S's output arrives
