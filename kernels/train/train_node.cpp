@@ -486,14 +486,13 @@ void TrainNode::on_refused_at_door(const Message& m, Output& out) {
 }
 
 bool TrainNode::refused_by_all(Iter i, Mb mb, const MbState& st) const {
-  auto refused = [&](NodeId n) { return std::find(st.refused_by.begin(), st.refused_by.end(), n) != st.refused_by.end(); };
   const Stage ns = next_stage();
   if (ns == 0) {
     const auto o = owner(i, mb);
-    return !o || refused(*o);
+    return !o || st.refused(*o);
   }
   for (const auto& [n, m] : members_)
-    if (may_serve(n, ns, i) && !refused(n)) return false;
+    if (may_serve(n, ns, i) && !st.refused(n)) return false;
   return true;
 }
 
@@ -512,11 +511,10 @@ void TrainNode::refused_everywhere(Iter i, Mb mb, MbState& st, Output& out) {
     out.release.push_back(std::exchange(st.output, 0));
     st.fwd_done = false;
     st.point_to(0, false);
+    if (is_holder()) return regenerate(i, mb, st);
     st.fwd_queued = true;
-    if (!is_holder()) st.route.clear();  // sent on with the path we know after us (st.down), as a redo is
-    // after our step: on the old weights, like every replay
-    queue(is_holder() ? task(ComputeKind::kStartForward, i, mb, {}, i < stepped_)
-                      : task(ComputeKind::kForward, i, mb, {st.input}, i < stepped_));
+    st.route.clear();  // sent on with the path we know after us (st.down), as a redo is
+    queue(task(ComputeKind::kForward, i, mb, {st.input}, i < stepped_));  // after our step: on the old weights
     return;
   }
   if (is_holder()) out.events.push_back({EventKind::kUnprocessable, i, mb, id_, static_cast<double>(st.refusals)});
@@ -558,7 +556,7 @@ void TrainNode::on_busy(NodeId from, const Busy& b, Output& out) {
   // holds nothing of it any more, whatever that answer says (on_adopt).
   if (b.refused && is_holder() && b.iter >= stepped_ && owner(b.iter, b.mb) == id_ &&
       (found == it->second.mbs.end() || !found->second.injected)) {
-    it->second.mbs[b.mb].refused_by.push_back(from);
+    it->second.mbs[b.mb].refuse(from);
     return;
   }
   if (found == it->second.mbs.end() || found->second.to != from) return;
@@ -569,14 +567,13 @@ void TrainNode::on_busy(NodeId from, const Busy& b, Output& out) {
     // it: its new owner regenerates it (after our step: on the old weights).
     if (is_holder() && (b.seq == 0 || b.refused) && st.injected && !st.fwd_queued) {
       st.point_to(0, false);
-      st.fwd_queued = true;
-      queue(task(ComputeKind::kStartForward, b.iter, b.mb, {}, b.iter < stepped_));
+      regenerate(b.iter, b.mb, st);
     }
     return;
   }
   busy_until_[from] = now_ + params_.retransmit_after;
   if (b.seq == 0 || b.refused) {
-    if (std::find(st.refused_by.begin(), st.refused_by.end(), from) == st.refused_by.end()) st.refused_by.push_back(from);
+    st.refuse(from);
     if (refused_by_all(b.iter, b.mb, st)) return refused_everywhere(b.iter, b.mb, st, out);
   }
   auto next = pick_next(b.iter, b.mb, from, 0, st.refused_by);
@@ -872,7 +869,7 @@ void TrainNode::on_adopt(NodeId from, const Adopt& a, Output& out) {
       if (st.route.empty() || leading_unknown(route) < leading_unknown(st.route)) st.route = route;
       continue;
     }
-    if (!st.injected && std::find(st.refused_by.begin(), st.refused_by.end(), from) == st.refused_by.end()) {
+    if (!st.injected && !st.refused(from)) {
       st.injected = true;  // already in the pipeline: its gradient will come to us, the new owner
       st.point_to(from, true);
       if (k < a.paths.size()) {  // the path after the relay

@@ -24,6 +24,7 @@
 //    every message is acknowledged and retransmitted until it is.
 #pragma once
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <optional>
@@ -124,6 +125,10 @@ class TrainNode {
     };
     Contribution part, end_part;
 
+    bool refused(NodeId n) const { return std::find(refused_by.begin(), refused_by.end(), n) != refused_by.end(); }
+    void refuse(NodeId n) {
+      if (!refused(n)) refused_by.push_back(n);
+    }
     void point_to(NodeId n, bool confirmed) {
       if (n != to) down_seq = 0;  // another sender numbers its announcements anew
       to = n;
