@@ -346,19 +346,18 @@ struct Node {
   // stage's footprint. False: it stopped (the memory cannot hold the stage).
   bool plan_memory(train::Stage stage) {
     if (opt.memory_bytes == 0 || stage == 0) return true;
-    auto shape = opt.compute.model.shape;
-    shape.seq_len = opt.compute.seq_len;
-    auto plan = model::StagePlan::even(opt.compute.model.arch, shape, opt.layout.relay_stages(),
-                                       opt.compute.microbatch_size, opt.compute.model.tied_head);
-    if (!plan) {
-      stop(2, "cannot plan this node's memory: " + plan.error());
+    const auto& m = opt.compute.model;
+    auto footprint_or = model::relay_footprint(m.arch, m.shape, static_cast<int>(opt.layout.relay_stages()),
+                                               static_cast<int>(stage), opt.compute.microbatch_size,
+                                               opt.compute.seq_len, m.tied_head);
+    if (!footprint_or) {
+      stop(2, "cannot plan this node's memory: " + footprint_or.error());
       return false;
     }
-    const auto footprint = model::relay_footprint(plan.value(), static_cast<int>(stage), opt.compute.microbatch_size,
-                                                  opt.compute.seq_len);
+    const auto footprint = footprint_or.value();
     auto fit = model::plan_memory(opt.memory_bytes, footprint, opt.flow_capacity);
     if (!fit) {
-      stop(2, fmt::format("--memory: {} (stage {} of the {} model)", fit.error(), stage, shape.name));
+      stop(2, fmt::format("--memory: {} (stage {} of the {} model)", fit.error(), stage, m.shape.name));
       return false;
     }
     opt.flow_capacity = fit.value().capacity;

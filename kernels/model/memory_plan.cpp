@@ -15,6 +15,15 @@ StageFootprint relay_footprint(const StagePlan& plan, int stage, int64_t microba
           static_cast<uint64_t>(per_block * (spec.end_block - spec.first_block)), 3 * boundary};
 }
 
+Result<StageFootprint, std::string> relay_footprint(Arch arch, ModelShape shape, int relay_stages, int stage,
+                                                    int64_t microbatch, int64_t seq_len, bool tied_head) {
+  shape.seq_len = seq_len;
+  auto plan = StagePlan::even(arch, shape, relay_stages, microbatch, tied_head);
+  if (!plan) return Err{plan.error()};
+  if (stage < 1 || stage > relay_stages) return Err{"no relay stage " + std::to_string(stage)};
+  return relay_footprint(plan.value(), stage, microbatch, seq_len);
+}
+
 namespace {
 std::string mib(uint64_t bytes) {
   char text[32];

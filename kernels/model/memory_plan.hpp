@@ -26,6 +26,9 @@ struct StageFootprint {
 // §4.1: s·b·h·(34 + 5·a·s/h) bytes per block in 16 bits, doubled for fp32 — an upper bound without recomputation
 // (LibTorch's fused attention keeps less).
 StageFootprint relay_footprint(const StagePlan& plan, int stage, int64_t microbatch, int64_t seq_len);
+// The same for relay stage `stage` of an even cut (StagePlan::even) of `shape` into `relay_stages`, as a node runs.
+Result<StageFootprint, std::string> relay_footprint(Arch arch, ModelShape shape, int relay_stages, int stage,
+                                                    int64_t microbatch, int64_t seq_len, bool tied_head);
 
 struct MemoryPlan {
   uint32_t capacity = 0;       // microbatches in flight through the node at once: the flow layer's node capacity

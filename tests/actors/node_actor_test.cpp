@@ -61,10 +61,8 @@ TEST(NodeActors, ASwarmInOneProcessTrainsLikeTheReferenceTrainer) { train_throug
 // flow and turn work away beyond two buffered microbatches — and the swarm still trains like the reference.
 TEST(NodeActors, RelaysWithLittleMemoryDeriveTheirCapacityAndBufferBudgetAndStillTrainLikeTheReference) {
   const auto c = run(1);
-  auto shape = c.model().shape;
-  shape.seq_len = c.seq_len;
-  const auto plan = model::StagePlan::even(c.model().arch, shape, 1, c.microbatch_size).value();
-  const auto f = model::relay_footprint(plan, 1, c.microbatch_size, c.seq_len);
+  const auto m = c.model();
+  const auto f = model::relay_footprint(m.arch, m.shape, 1, 1, c.microbatch_size, c.seq_len, m.tied_head).value();
   std::shared_ptr<SwarmEvents> events;
   train_through(1, {}, [&](LocalSwarm& s, const app::RunConfig&) { events = s.events; },
                 [&](NodeOptions& o) {
