@@ -13,6 +13,7 @@
 #include <set>
 
 #include "actors/actor_clock.hpp"
+#include "actors/bulk_path.hpp"
 #include "actors/event_log.hpp"
 #include "actors/flow_actor.hpp"
 #include "kernels/flow/cost_model.hpp"
@@ -69,6 +70,10 @@ struct Node {
   PeerAuth auth{nullptr, 0, 0, ""};  // set up in begin(), once the id is known
   std::set<caf::actor_addr> told_version;  // peers of another wire version that were told so (once each)
   uint64_t frames_sent = 0, bytes_sent = 0, bytes_received = 0;
+  // The bulk data path (actors/bulk_path.hpp): tensors to and from members on connections of their own. Null in a
+  // swarm inside one actor system, or when NodeOptions::bulk_path is off.
+  std::unique_ptr<BulkPath> bulk;
+  std::map<uint64_t, NodeId> bulk_links;  // an incoming bulk connection -> the member it carries (once it said so)
 
   Node(caf::event_based_actor* s, NodeOptions o, std::shared_ptr<NodeOutcome> out)
       : self(s), t0(s->clock().now()), opt(std::move(o)), outcome(std::move(out)),
@@ -93,8 +98,15 @@ struct Node {
   void stop(int code, const std::string& why) {
     if (code != 0) spdlog::error("{}", why);
     else spdlog::info("{}", why);
-    note("exit", {{"code", code}, {"why", why}, {"frames_sent", frames_sent}, {"bytes_sent", bytes_sent},
-                              {"bytes_received", bytes_received}, {"frames_rejected", stats.rejected}});
+    nlohmann::json exit{{"code", code},         {"why", why}, {"frames_sent", frames_sent}, {"bytes_sent", bytes_sent},
+                        {"bytes_received", bytes_received}, {"frames_rejected", stats.rejected}};
+    if (bulk) {
+      const auto c = bulk->counters();
+      exit["bulk_frames_sent"] = c.frames_out;
+      exit["bulk_bytes_sent"] = c.bytes_out;
+      exit["bulk_frames_received"] = c.frames_in;
+    }
+    note("exit", std::move(exit));
     outcome->exit_code = code;
     if (compute) self->send_exit(compute, caf::exit_reason::user_shutdown);
     if (flows) self->send_exit(flows, caf::exit_reason::user_shutdown);
@@ -108,7 +120,34 @@ struct Node {
     auto frame = make_frame(header(), body);
     ++frames_sent;
     bytes_sent += frame.bytes.size();
+    if (frame.bytes.size() >= kBulkFrameBytes && std::holds_alternative<wire::TrainMessage>(body) &&
+        send_bulk(to, frame))
+      return;
     self->send(to, std::move(frame));
+  }
+
+  // Training messages of this size and more (those with tensors or state chunks) go on the bulk data path when the
+  // receiver has one; the rest, and everything when it has none or its connection failed, on CAF.
+  static constexpr size_t kBulkFrameBytes = 16 << 10;
+  bool send_bulk(const caf::actor& to, Frame& frame) {
+    if (!bulk) return false;
+    auto id = by_addr.find(to.address());
+    if (id == by_addr.end()) return false;
+    const auto* m = roster.find(id->second);
+    if (!m || m->data_port == 0) return false;
+    switch (bulk->peer(m->id)) {
+      case BulkPath::Peer::kFailed: return false;
+      case BulkPath::Peer::kOpen: break;
+      case BulkPath::Peer::kNone: {
+        // A TLS swarm: the connection opens with this node's proof, for the receiver's CAF node id as on CAF.
+        std::vector<char> first;
+        if (auth.enabled())
+          first = wire::encode_frame(header(), wire::MembershipMessage{auth.proof(to_string(to.node()))});
+        bulk->connect(m->id, m->host, m->data_port, std::move(first));
+        note("bulk_connect", {{"peer", m->id}, {"port", m->data_port}});
+      }
+    }
+    return bulk->send(m->id, frame.bytes);
   }
   void send_membership(const caf::actor& to, train::MembershipBody body) {
     send_frame(to, wire::MembershipMessage{std::move(body)});
@@ -174,7 +213,7 @@ struct Node {
 
   train::MemberInfo me() const {
     const auto* m = roster.find(opt.id);
-    return m ? *m : train::MemberInfo{opt.id, 0, opt.host, opt.port, false, status_port()};
+    return m ? *m : train::MemberInfo{opt.id, 0, opt.host, opt.port, false, status_port(), data_port()};
   }
 
   void on_down(const caf::down_msg& d) {
@@ -242,6 +281,11 @@ struct Node {
       last_heard.erase(h);
     }
     bandwidth.forget(id);
+    if (bulk) {
+      bulk->close_peer(id);
+      for (const auto& [link, peer] : bulk_links)
+        if (peer == id) bulk->close_link(link);
+    }
     note("peer_down", std::move(down));
     spdlog::info("member {} is gone ({})", id, why);
     if (train) step(train::PeerDown{id});
@@ -262,9 +306,10 @@ struct Node {
 
   // ---- membership ----------------------------------------------------------------------------------------------
   train::Hello hello() const {
-    return {opt.id, opt.role, opt.stage, opt.host, opt.port, opt.config_hash, status_port()};
+    return {opt.id, opt.role, opt.stage, opt.host, opt.port, opt.config_hash, status_port(), data_port()};
   }
   uint16_t status_port() const { return status_server ? status_server->port() : 0; }
+  uint16_t data_port() const { return bulk ? bulk->port() : 0; }
 
   // Each tick: what the status board shows besides the events (traffic, the members, the links).
   void update_board() {
@@ -479,47 +524,122 @@ struct Node {
       spdlog::debug("ignored a frame of kind {} from {}", msg->body.index(), from);
       return;
     }
+    on_train_frame(claimed, *msg, *t);
+  }
+
+  // A training message of member `claimed` (from CAF or the bulk data path).
+  void on_train_frame(NodeId claimed, wire::Message& msg, wire::TrainMessage& t) {
     // The frame's tensors are checked at the door (a bad one never enters the protocol, and the frame is refused
     // whole), then become this node's blobs (copied: the frame's bytes are read-only and short-lived).
-    const bool boundary = std::holds_alternative<train::Activation>(t->msg.body) ||
-                          std::holds_alternative<train::Gradient>(t->msg.body);
+    const bool boundary = std::holds_alternative<train::Activation>(t.msg.body) ||
+                          std::holds_alternative<train::Gradient>(t.msg.body);
     std::vector<at::Tensor> tensors;
     std::string problem;
-    train::for_each_blob(t->msg.body, [&](train::Blob& b) {
+    train::for_each_blob(t.msg.body, [&](train::Blob& b) {
       if (b == 0 || !problem.empty()) return;
-      if (b > t->tensors.size()) {
-        problem = "names tensor " + std::to_string(b) + " of " + std::to_string(t->tensors.size());
+      if (b > t.tensors.size()) {
+        problem = "names tensor " + std::to_string(b) + " of " + std::to_string(t.tensors.size());
         return;
       }
-      auto v = wire::from_wire(t->tensors[b - 1], msg->storage);
+      auto v = wire::from_wire(t.tensors[b - 1], msg.storage);
       if (auto p = boundary ? model::boundary_problem(v, opt.compute) : model::finite_problem(v)) problem = *p;
       tensors.push_back(std::move(v));
     });
     if (!problem.empty()) {
       refuse(problem.rfind("shape", 0) == 0 ? "tensor-shape" : "tensor-value", claimed,
-             fmt::format("{} from node {}: {}", train::body_name(t->msg.body), claimed, problem));
+             fmt::format("{} from node {}: {}", train::body_name(t.msg.body), claimed, problem));
       // The protocol hears of it (without the tensors): a refused activation goes to another replica.
-      train::for_each_blob(t->msg.body, [](train::Blob& b) { b = 0; });
-      t->msg.from = claimed;
-      t->msg.to = opt.id;
-      step(train::RefusedAtDoor{std::move(t->msg)});
+      train::for_each_blob(t.msg.body, [](train::Blob& b) { b = 0; });
+      t.msg.from = claimed;
+      t.msg.to = opt.id;
+      step(train::RefusedAtDoor{std::move(t.msg)});
       return;
     }
     size_t next = 0;
-    train::for_each_blob(t->msg.body, [&](train::Blob& b) {
+    train::for_each_blob(t.msg.body, [&](train::Blob& b) {
       if (b != 0) b = blobs->add(tensors[next++].clone());
     });
-    if (const auto* ack = std::get_if<train::Ack>(&t->msg.body))
+    if (const auto* ack = std::get_if<train::Ack>(&t.msg.body))
       if (bandwidth.acked(claimed, ack->seq, now())) update_link_cost(claimed, links[claimed]);
-    t->msg.from = claimed;
-    t->msg.to = opt.id;
+    t.msg.from = claimed;
+    t.msg.to = opt.id;
     // A member leaving gracefully takes no new work: the flow layer routes around it from now on (its flows are
     // rebuilt at once, not when it is gone; what it still holds it finishes).
-    if (std::holds_alternative<train::Leaving>(t->msg.body) && roster.find(claimed)) {
+    if (std::holds_alternative<train::Leaving>(t.msg.body) && roster.find(claimed)) {
       if (left_flows.insert(claimed).second) note("flow_leaver", {{"peer", claimed}});
       to_flow(flow::PeerDown{claimed});
     }
-    step(train::Receive{std::move(t->msg)});
+    step(train::Receive{std::move(t.msg)});
+  }
+
+  // A frame on an incoming bulk connection: training messages only, from the member the connection carries — bound
+  // by the proof that opens it in a TLS swarm, by its first frame in a plain-text one.
+  void on_bulk_frame(BulkFrame& f) {
+    bytes_received += f.bytes.size();
+    auto bound = bulk_links.find(f.link);
+    const std::string from =
+        bound != bulk_links.end() ? fmt::format("node {} (bulk)", bound->second) : std::string("a bulk connection");
+    Frame frame{std::move(f.bytes)};
+    wire::WireError error;
+    auto msg = open_frame(frame, {opt.swarm_id}, stats, from, &error);
+    if (!msg) {
+      refuse(std::string("malformed:") + std::string(wire::errc_name(error.code)), 0,
+             "from " + from + ": " + error.message, false);
+      return;
+    }
+    const NodeId claimed = msg->header.sender;
+    auto* membership = std::get_if<wire::MembershipMessage>(&msg->body);
+    if (bound == bulk_links.end()) {
+      if (membership && std::holds_alternative<train::Proof>(membership->body)) {
+        auto ok = auth.verify(claimed, std::get<train::Proof>(membership->body), std::time(nullptr));
+        if (!ok) {
+          refuse("proof", claimed, fmt::format("the identity proof on a bulk connection claiming node {}: {}", claimed,
+                                               ok.error()));
+          bulk->close_link(f.link);
+          return;
+        }
+      } else if (auth.enabled()) {
+        refuse("unproven", claimed,
+               fmt::format("{} on a bulk connection that has not proved node {}", wire::body_name(msg->body), claimed));
+        bulk->close_link(f.link);
+        return;
+      }
+      if (!roster.find(claimed)) {
+        refuse("non-member", claimed, fmt::format("a bulk connection from node {}, not a member here", claimed));
+        bulk->close_link(f.link);
+        return;
+      }
+      bound = bulk_links.emplace(f.link, claimed).first;
+      if (membership) return;  // the proof
+    }
+    if (bound->second != claimed) {
+      refuse("impersonation", bound->second,
+             fmt::format("node {} sent a frame in the name of node {} on its bulk connection", bound->second, claimed));
+      return;
+    }
+    auto* t = std::get_if<wire::TrainMessage>(&msg->body);
+    if (!t) {
+      refuse("not-bulk", claimed, fmt::format("{} from node {} on the bulk data path (training messages only)",
+                                              wire::body_name(msg->body), claimed));
+      return;
+    }
+    if (!train || !roster.find(claimed)) {
+      refuse("non-member", claimed,
+             fmt::format("{} from node {}, not a member here", wire::body_name(msg->body), claimed));
+      return;
+    }
+    last_heard[claimed] = now();
+    on_train_frame(claimed, *msg, *t);
+  }
+
+  // The bulk connection to `peer` failed: what it still held goes on CAF, and so does everything after it.
+  void on_bulk_returned(BulkReturned& r) {
+    spdlog::warn("the bulk data path to node {} failed ({}); its tensors go on the control connection from now on",
+                 r.peer, r.why);
+    note("bulk_down", {{"peer", r.peer}, {"why", r.why}, {"returned", r.frames.size()}});
+    const caf::actor to = peer_handle(r.peer);
+    if (!to) return;  // gone meanwhile: the protocol redoes its work elsewhere
+    for (auto& f : r.frames) self->send(to, Frame{std::move(f)});
   }
   std::set<NodeId> left_flows;  // members whose Leaving the flow layer heard
 
@@ -856,8 +976,19 @@ struct Node {
       status_server = std::move(server).value();
       spdlog::info("status: http://{}:{}/ (the swarm page), /metrics", opt.http->first, status_port());
     }
+    if (opt.bulk_path && !opt.directory) {
+      BulkPath::Options bo;
+      bo.host = opt.host;
+      bo.tls = opt.tls;
+      auto path = BulkPath::open(self->address(), bo);
+      if (!path) {
+        stop(2, path.error());
+        return;
+      }
+      bulk = std::move(path).value();
+    }
     note("start", {{"host", opt.host}, {"port", opt.port}, {"role", train::role_name(opt.role)},
-                   {"status_port", status_port()}});
+                   {"status_port", status_port()}, {"data_port", data_port()}});
     if (opt.seeds.empty()) {  // the seed of a new swarm admits itself first
       auto a = roster.admit(hello());
       if (!a) {
@@ -906,9 +1037,14 @@ struct Node {
 caf::behavior node_actor(caf::event_based_actor* self, NodeOptions options, std::shared_ptr<NodeOutcome> outcome) {
   auto node = std::make_shared<Node>(self, std::move(options), std::move(outcome));
   self->set_down_handler([node](caf::down_msg& d) { node->on_down(d); });
+  // The bulk path's threads end with the actor, on its own thread (they hold only a weak handle to it).
+  self->attach_functor([node] { node->bulk.reset(); });
   // Nothing happens before main published the actor and tells it its port (the hello carries it).
   return {
       [node](Frame& f) { node->on_frame(f); },
+      [node](BulkFrame& f) { node->on_bulk_frame(f); },
+      [node](BulkReturned& r) { node->on_bulk_returned(r); },
+      [node](BulkLinkClosed& c) { node->bulk_links.erase(c.link); },
       [node](ComputeResult& r) {
         node->compute_s.add(r.seconds);
         node->on_compute_done(r);

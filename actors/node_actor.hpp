@@ -68,6 +68,9 @@ struct NodeOptions {
   // The compute actor in its own thread (a long forward never blocks the scheduler); false: on the scheduler, so
   // that a test coordinator runs everything on one thread.
   bool detached_compute = true;
+  // Tensors (training messages of 16 KiB and more) on the bulk data path, connections beside CAF's
+  // (actors/bulk_path.hpp); false, or a swarm inside one actor system: everything on CAF.
+  bool bulk_path = true;
   // Filled with the stage's parameters when the node's compute actor ends (tests compare them across runs).
   std::shared_ptr<ParameterSink> parameters;
 };

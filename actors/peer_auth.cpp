@@ -49,8 +49,21 @@ PeerAuth::PeerAuth(std::shared_ptr<const SwarmTls> tls, uint64_t swarm_id, uint6
 
 std::optional<train::Proof> PeerAuth::proof_for(const caf::actor_addr& to, const std::string& audience) {
   if (!tls_ || !proved_to_.insert(to).second) return std::nullopt;
+  return proof(audience);
+}
+
+train::Proof PeerAuth::proof(const std::string& audience) const {
   return train::Proof{tls_->credentials.cert_pem(), tls_->incarnation,
                       tls_->credentials.sign(auth::proof_payload(swarm_id_, my_id_, tls_->incarnation, audience))};
+}
+
+Result<std::string, std::string> PeerAuth::verify(uint64_t id, const train::Proof& proof, std::time_t now) {
+  if (!tls_) return Err{std::string("a proof in a plain-text swarm")};
+  auto info = tls_->ca.verify_proof(proof.certificate, id, proof.incarnation, proof.signature, swarm_id_,
+                                    my_audience_, now);
+  if (!info) return Err{info.error()};
+  names_[id] = info->name;
+  return info->name;
 }
 
 Result<std::string, std::string> PeerAuth::accept(const caf::actor_addr& from, uint64_t id, const train::Proof& proof,
@@ -58,12 +71,9 @@ Result<std::string, std::string> PeerAuth::accept(const caf::actor_addr& from, u
   if (!tls_) return Err{std::string("a proof in a plain-text swarm")};
   if (auto it = proven_.find(from); it != proven_.end() && it->second != id)
     return Err{"this connection proved node " + std::to_string(it->second) + " already, not " + std::to_string(id)};
-  auto info = tls_->ca.verify_proof(proof.certificate, id, proof.incarnation, proof.signature, swarm_id_,
-                                    my_audience_, now);
-  if (!info) return Err{info.error()};
-  proven_[from] = id;
-  names_[id] = info->name;
-  return info->name;
+  auto name = verify(id, proof, now);
+  if (name) proven_[from] = id;
+  return name;
 }
 
 bool PeerAuth::admits(const caf::actor_addr& from, uint64_t id) const {

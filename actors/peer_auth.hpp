@@ -52,6 +52,11 @@ class PeerAuth {
   // The proof to send before the first frame to `to` (whose CAF node id is `audience`); none when already sent on
   // this connection, or in a plain-text swarm.
   std::optional<train::Proof> proof_for(const caf::actor_addr& to, const std::string& audience);
+  // This node's proof for a receiver whose CAF node id is `audience`, without the bookkeeping (the bulk data path
+  // sends it first on each of its own connections). TLS swarms only.
+  train::Proof proof(const std::string& audience) const;
+  // Checks a proof for node `id` addressed to this node: the peer's certificate name, or why not.
+  Result<std::string, std::string> verify(uint64_t id, const train::Proof& proof, std::time_t now);
   // A proof from `from` for node `id`: on success the peer's certificate name, and its frames for `id` pass.
   Result<std::string, std::string> accept(const caf::actor_addr& from, uint64_t id, const train::Proof& proof,
                                           std::time_t now);

@@ -330,6 +330,7 @@ struct MemberInfo {
   port @3 :UInt16;
   ready @4 :Bool;            # serves its stage (founders from the start; a joiner once it has the state)
   statusPort @5 :UInt16;     # its HTTP status server on `host` (/metrics, the swarm page); 0: none
+  dataPort @6 :UInt16;       # its bulk data path on `host` (tensors; actors/bulk_path.hpp); 0: none, all on CAF
 }
 struct Hello {
   id @0 :UInt64;
@@ -339,6 +340,7 @@ struct Hello {
   port @4 :UInt16;
   configHash @5 :UInt64;     # fingerprint of the run's configuration: a node of another run is refused
   statusPort @6 :UInt16;     # its HTTP status server (0: none)
+  dataPort @7 :UInt16;       # its bulk data path (0: none)
   enum Role {
     data @0;
     relay @1;

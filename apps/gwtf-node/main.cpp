@@ -81,6 +81,7 @@ struct NodeSettings {
   double join_timeout = 30, peer_timeout = 4, leave_timeout = 60;
   uint32_t buffer_budget = 0;
   int threads = 1;
+  bool bulk_path = true;
   int stage_number = 0;  // [node] stage in the file (0: auto)
   gwtf::app::LogOptions log;
   gwtf::app::TlsSettings tls;
@@ -100,6 +101,7 @@ struct NodeSettings {
     s.integer("node.buffer_budget", buffer_budget, 0u, 1000000u);
     s.text("node.memory", memory);
     s.integer("node.threads", threads, 1, 256);
+    s.boolean("node.bulk_path", bulk_path);
     s.text("node.log_level", log.level, {"trace", "debug", "info", "warn", "error", "critical", "off"});
   }
 };
@@ -165,6 +167,11 @@ int main(int argc, char** argv) {
                                           "(ITER+ for that or a later iteration, MB * for any), "
                                           "KIND one of forward, backward, reduce, apply, snapshot, start-forward, "
                                           "end-backward, start-backward");
+  app.add_option("--bulk-path", node.bulk_path,
+                 "Tensors between nodes on connections of their own beside the control connection (a port of its "
+                 "own on the --listen host; TLS as the rest in a TLS swarm): heartbeats never wait behind a tensor. "
+                 "false: everything on the control connection")
+      ->capture_default_str();
   app.add_option("--threads", node.threads, "LibTorch intra-op threads")->capture_default_str()->check(CLI::Range(1, 256));
   run.add_flags(app);
   gwtf::app::add_log_flags(app, node.log);
@@ -232,6 +239,7 @@ int main(int argc, char** argv) {
   opt.join_timeout = node.join_timeout;
 
   opt.leave_timeout = node.leave_timeout;
+  opt.bulk_path = node.bulk_path;
   opt.params.buffer_budget = node.buffer_budget;  // this node's own memory: not part of the run's configuration
   if (!node.memory.empty()) {
     std::string bytes = node.memory;

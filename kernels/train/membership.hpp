@@ -18,6 +18,7 @@ struct MemberInfo {
   uint16_t port = 0;
   bool ready = true;  // serves its stage (a joiner: once it imported the state)
   uint16_t status_port = 0;  // its HTTP status server on `host` (/metrics, the swarm page); 0: none
+  uint16_t data_port = 0;    // its bulk data path on `host` (tensors between nodes); 0: none, all on CAF
 };
 
 enum class Role : uint8_t { kData, kRelay, kAny };
@@ -31,6 +32,7 @@ struct Hello {
   uint16_t port = 0;
   uint64_t config_hash = 0;  // fingerprint of the run's configuration (model, cut, schedule, data)
   uint16_t status_port = 0;
+  uint16_t data_port = 0;
 };
 struct RosterMsg {
   std::vector<MemberInfo> members;

@@ -85,7 +85,7 @@ Result<Roster::Admitted, std::string> Roster::admit(const Hello& h) {
   }
   auto stage = place(h);
   if (!stage) return Err{std::move(stage).error()};
-  MemberInfo m{h.id, stage.value(), h.host, h.port, !started_, h.status_port};
+  MemberInfo m{h.id, stage.value(), h.host, h.port, !started_, h.status_port, h.data_port};
   live_[h.id] = m;
   return Admitted{m, started_};
 }

@@ -35,12 +35,14 @@ void fill_member(schema::MemberInfo::Builder b, const MemberInfo& m) {
   b.setPort(m.port);
   b.setReady(m.ready);
   b.setStatusPort(m.status_port);
+  b.setDataPort(m.data_port);
 }
 
 Result<MemberInfo, WireError> read_member(schema::MemberInfo::Reader r, const char* field) {
   auto host = text(r.getHost(), kMaxHost, std::string(field) + ".host");
   if (!host) return Err{std::move(host).error()};
-  return MemberInfo{r.getId(), r.getStage(), std::move(host).value(), r.getPort(), r.getReady(), r.getStatusPort()};
+  return MemberInfo{r.getId(),         r.getStage(),      std::move(host).value(), r.getPort(),
+                    r.getReady(),      r.getStatusPort(), r.getDataPort()};
 }
 
 }  // namespace
@@ -58,6 +60,7 @@ void fill_membership(schema::MembershipMessage::Builder out, const MembershipBod
                    b.setPort(h.port);
                    b.setConfigHash(h.config_hash);
                    b.setStatusPort(h.status_port);
+                   b.setDataPort(h.data_port);
                  },
                  [&](const RosterMsg& r) {
                    auto b = out.initRoster();
@@ -103,6 +106,7 @@ Result<MembershipBody, WireError> read_membership(schema::MembershipMessage::Rea
       out.port = h.getPort();
       out.config_hash = h.getConfigHash();
       out.status_port = h.getStatusPort();
+      out.data_port = h.getDataPort();
       return MembershipBody{std::move(out)};
     }
     case schema::MembershipMessage::ROSTER: {

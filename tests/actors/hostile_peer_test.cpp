@@ -19,6 +19,7 @@
 #include "actors/system_config.hpp"
 #include "kernels/wire/tensor_codec.hpp"
 #include "tests/actors/swarm_fixture.hpp"
+#include "tests/actors/tls_credentials.hpp"
 
 namespace gwtf {
 namespace {
@@ -26,39 +27,6 @@ namespace {
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 using namespace fixture;
-
-// A swarm CA and node credentials on disk (CAF's OpenSSL module reads files), removed at the end.
-class Credentials {
- public:
-  Credentials()
-      : dir_(std::filesystem::temp_directory_path() / ("gwtf-hostile-" + std::to_string(::getpid()))) {
-    std::filesystem::create_directories(dir_);
-  }
-  ~Credentials() { std::filesystem::remove_all(dir_); }
-
-  // Node `name`'s credentials from the CA `ca` (the swarm's, or a rogue one of the same swarm name).
-  std::shared_ptr<const SwarmTls> issue(const std::string& name, const auth::KeyPair& ca) {
-    auto kp = auth::issue_node(ca, "", name, 2, "", std::time(nullptr)).value();
-    const auto d = dir_ / name;
-    std::filesystem::create_directories(d);
-    write(d / "ca.pem", ca.cert_pem);
-    write(d / "node.pem", kp.cert_pem);
-    write(d / "node.key", kp.key_pem);
-    auto tls = SwarmTls::load((d / "ca.pem").string(), (d / "node.pem").string(), (d / "node.key").string(), "",
-                              ++incarnation_, std::time(nullptr));
-    EXPECT_TRUE(tls) << tls.error();
-    return tls.value();
-  }
-  std::shared_ptr<const SwarmTls> issue(const std::string& name) { return issue(name, swarm_ca); }
-
-  const auth::KeyPair swarm_ca = auth::create_ca("hostile-test", 2, std::time(nullptr)).value();
-  const auth::KeyPair rogue_ca = auth::create_ca("hostile-test", 2, std::time(nullptr)).value();
-
- private:
-  static void write(const std::filesystem::path& p, const std::string& text) { std::ofstream(p) << text; }
-  std::filesystem::path dir_;
-  uint64_t incarnation_ = 0;
-};
 
 // The hostile member: its own actor system (a distinct CAF node), a blocking actor that connects and sends.
 class Peer {
@@ -198,7 +166,7 @@ TEST(HostilePeer, AMemberSendingGarbageIsRefusedFrameByFrameAndTheSwarmTrainsOn)
   const uint64_t seed = given ? std::stoull(given) : std::random_device{}();
   SCOPED_TRACE("replay with GWTF_HOSTILE_SEED=" + std::to_string(seed));
   std::mt19937_64 rng(seed);
-  Credentials creds;
+  testing::Credentials creds{"hostile"};
   const auto c = run(1);
   LocalSwarm s;
   std::vector<uint64_t> ids;
@@ -274,7 +242,7 @@ TEST(HostilePeer, AMemberSendingGarbageIsRefusedFrameByFrameAndTheSwarmTrainsOn)
 }
 
 TEST(HostilePeer, StrangersCannotConnectToATlsSwarm) {
-  Credentials creds;
+  testing::Credentials creds{"hostile"};
   const auto c = run(1);
   LocalSwarm s;
   NodeOptions opt = node(c, 0, train::Role::kData);

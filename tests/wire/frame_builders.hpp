@@ -104,9 +104,9 @@ inline TrainMessage train_message(const train::Body& body, uint64_t seq = 9) {
 // One membership message of every kind, with distinct values in every field.
 inline std::vector<train::MembershipBody> membership_examples() {
   using namespace gwtf::train;
-  const MemberInfo a{11, 2, "10.0.0.7", 7411, true, 9411}, b{12, 0, "node-b.example", 7412, false, 0};
-  return {Hello{13, Role::kRelay, 3, "127.0.0.1", 7413, 0xfeedbeefcafe, 8080},
-          RosterMsg{{a, b}, true, MemberInfo{13, 3, "127.0.0.1", 7413, false, 8080}},
+  const MemberInfo a{11, 2, "10.0.0.7", 7411, true, 9411, 9511}, b{12, 0, "node-b.example", 7412, false, 0};
+  return {Hello{13, Role::kRelay, 3, "127.0.0.1", 7413, 0xfeedbeefcafe, 8080, 8090},
+          RosterMsg{{a, b}, true, MemberInfo{13, 3, "127.0.0.1", 7413, false, 8080, 8090}},
           Joined{b},
           Refused{"configuration mismatch"},
           Proof{"-----BEGIN CERTIFICATE-----\n" + std::string(700, 'M') + "\n-----END CERTIFICATE-----\n", 77, std::string("\x30\x45\x00sig", 6)},

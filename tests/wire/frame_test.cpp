@@ -173,6 +173,12 @@ TEST(Frame, EveryMembershipMessageKindRoundTripsByteForByte) {
   EXPECT_EQ(back.you.stage, 3u);
   EXPECT_EQ(back.members[0].status_port, 9411u);
   EXPECT_EQ(back.you.status_port, 8080u);
+  EXPECT_EQ(back.members[0].data_port, 9511u);
+  EXPECT_EQ(back.members[1].data_port, 0u);
+  EXPECT_EQ(back.you.data_port, 8090u);
+  const auto& hello = std::get<train::Hello>(testing::membership_examples()[0]);
+  auto h = decode_frame(encode_frame({0, kSwarm, 42}, MembershipMessage{hello}), options());
+  EXPECT_EQ(std::get<train::Hello>(std::get<MembershipMessage>(h->body).body).data_port, 8090u);
   const auto examples = testing::membership_examples();
   const auto& proof = std::get<train::Proof>(examples[4]);
   auto p = decode_frame(encode_frame({0, kSwarm, 42}, MembershipMessage{proof}), options());
