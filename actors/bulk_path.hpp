@@ -52,6 +52,12 @@ struct BulkReturned {
   std::vector<std::vector<char>> frames;
 };
 
+// glibc serves an allocation of 4 MiB and more from a fresh mmap until a free of such a block raises its threshold;
+// frames allocated on one thread and freed on another (encoder -> writer, reader -> node actor) keep paying a page
+// fault per 4 KiB of every frame. This keeps blocks up to 64 MiB in the heap (bench/wire: bulk / raw TCP 0.69-0.76
+// -> 0.86). BulkPath::open calls it; a benchmark calls it in every process it compares.
+void keep_frames_in_heap();
+
 class BulkPath {
  public:
   struct Options {

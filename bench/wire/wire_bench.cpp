@@ -2,10 +2,13 @@
 //
 //  1. codec: encode (LibTorch tensor -> frame) and decode (frame -> validated, zero-copy tensor) throughput as a
 //     ratio to memcpy of the same bytes into an existing buffer;
-//  2. goodput of 4 MiB tensors between two processes on loopback, through CAF's middleman as a ratio to raw TCP.
-//     Both do the same work per message — encode a frame from the tensor, send it; the receiver decodes and
-//     validates it and acks with 8 bytes — with 4 messages in flight. The transports alternate, 3 rounds each,
-//     and the medians are compared.
+//  2. goodput of 4 MiB tensors between two processes on loopback, through the runtime's bulk data path
+//     (actors/bulk_path: what gwtf-node sends tensors on) and through CAF's middleman, each as a ratio to raw TCP.
+//     All do the same work per message — encode a frame from the tensor, send it; the receiver decodes and
+//     validates it and acks with 8 bytes (raw TCP: on its connection; the others: over CAF, as the runtime's
+//     acks go) — with 4 messages in flight. The transports alternate, R rounds each, and the medians are compared.
+//  3. a heartbeat's round trip over CAF while tensors stream: idle, with the tensors on the bulk path, and with
+//     them on CAF's connection (where a heartbeat waits behind every tensor queued before it).
 //
 // Usage: wire_bench [--messages N] [--rounds R] [--mib M]. The receiving side is this binary re-executed with
 // --serve tcp|caf.
@@ -22,13 +25,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "actors/bulk_path.hpp"
 #include "actors/frame_io.hpp"
 #include "actors/system_config.hpp"
 #include "kernels/wire/tensor_codec.hpp"
@@ -192,10 +199,27 @@ double goodput_tcp(uint16_t port, const at::Tensor& t, int messages, int window)
 // ------------------------------------------------------------------------------------------------------------
 // 2. goodput: CAF middleman
 
-caf::behavior acker(caf::stateful_actor<gwtf::FrameStats>* self) {
-  return {[self](gwtf::Frame& f) -> uint64_t {
-    return gwtf::open_frame(f, decode_options(), self->state, "bench client") ? 1 : 0;
-  }};
+using ping_atom = caf::atom_constant<caf::atom("ping")>;
+using client_atom = caf::atom_constant<caf::atom("client")>;
+
+struct AckerState {
+  gwtf::FrameStats stats;
+  caf::actor client;  // where the acks of bulk frames go (over CAF, as the runtime's acks do)
+};
+
+caf::behavior acker(caf::stateful_actor<AckerState>* self) {
+  return {
+      [self](gwtf::Frame& f) -> uint64_t {
+        return gwtf::open_frame(f, decode_options(), self->state.stats, "bench client") ? 1 : 0;
+      },
+      [self](gwtf::BulkFrame& b) {
+        gwtf::Frame f{std::move(b.bytes)};
+        const uint64_t ok = gwtf::open_frame(f, decode_options(), self->state.stats, "bench client") ? 1 : 0;
+        self->send(self->state.client, ok);
+      },
+      [self](client_atom, const caf::actor& client) { self->state.client = client; },
+      [](ping_atom, uint64_t seq) { return seq; },
+  };
 }
 
 int serve_caf() {
@@ -203,11 +227,52 @@ int serve_caf() {
   caf::actor_system sys{cfg};
   auto server = sys.spawn(acker);
   auto port = sys.middleman().publish(server, 0, "127.0.0.1");
-  if (!port) return 1;
-  std::printf("%u\n", *port);
+  auto bulk = gwtf::BulkPath::open(server.address(), {});
+  if (!port || !bulk) return 1;
+  std::printf("%u %u\n", *port, bulk.value()->port());
   std::fflush(stdout);
   pause();  // until the parent's SIGTERM
   return 0;
+}
+
+// The same stream through the bulk data path; the acks come back over CAF to `self`.
+double goodput_bulk(caf::scoped_actor& self, gwtf::BulkPath& bulk, const at::Tensor& t, int messages, int window) {
+  int in_flight = 0;
+  uint64_t acks = 0;
+  auto take_ack = [&] {
+    self->receive([&](uint64_t ok) { acks += ok; },
+                  caf::after(std::chrono::seconds(30)) >> [] { std::abort(); });
+    --in_flight;
+  };
+  const auto t0 = Clock::now();
+  for (int i = 0; i < messages; ++i) {
+    if (in_flight == window) take_ack();
+    auto frame = encode_tensor(t, static_cast<uint32_t>(i));
+    if (!bulk.send(1, frame)) std::abort();
+    ++in_flight;
+  }
+  while (in_flight > 0) take_ack();
+  const double s = seconds_since(t0);
+  if (acks != static_cast<uint64_t>(messages)) std::abort();
+  return static_cast<double>(t.nbytes()) * messages / s / (1u << 20);
+}
+
+// Round trips of a small CAF message to `remote`, one after another, until `stop` (milliseconds each).
+std::vector<double> ping_until(caf::actor_system& sys, const caf::actor& remote, const std::atomic<bool>& stop) {
+  caf::scoped_actor self{sys};
+  std::vector<double> ms;
+  for (uint64_t seq = 0; !stop; ++seq) {
+    const auto t0 = Clock::now();
+    self->request(remote, std::chrono::seconds(30), ping_atom::value, seq)
+        .receive([&](uint64_t) { ms.push_back(seconds_since(t0) * 1e3); }, [](caf::error&) { std::abort(); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return ms;
+}
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[static_cast<size_t>(p * static_cast<double>(v.size() - 1))];
 }
 
 double goodput_caf(caf::actor_system& sys, const caf::actor& remote, const at::Tensor& t, int messages,
@@ -237,6 +302,7 @@ double goodput_caf(caf::actor_system& sys, const caf::actor& remote, const at::T
 struct Child {
   pid_t pid = -1;
   uint16_t port = 0;
+  uint16_t bulk_port = 0;  // the CAF server's bulk data path
 };
 
 Child spawn_server(const char* self_path, const char* kind) {
@@ -252,13 +318,14 @@ Child spawn_server(const char* self_path, const char* kind) {
   posix_spawn_file_actions_destroy(&actions);
   close(out[1]);
   FILE* f = fdopen(out[0], "r");
-  unsigned port = 0;
-  if (std::fscanf(f, "%u", &port) != 1) {
+  unsigned port = 0, bulk_port = 0;
+  if (std::fscanf(f, "%u", &port) != 1 || (std::string(kind) == "caf" && std::fscanf(f, "%u", &bulk_port) != 1)) {
     std::fprintf(stderr, "wire_bench: the %s server did not start\n", kind);
     std::exit(1);
   }
   std::fclose(f);
   c.port = static_cast<uint16_t>(port);
+  c.bulk_port = static_cast<uint16_t>(bulk_port);
   return c;
 }
 
@@ -270,6 +337,7 @@ void stop(const Child& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  gwtf::keep_frames_in_heap();  // as every gwtf node does: the same allocator in every process compared
   int messages = 60, rounds = 3, mib = 4;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
@@ -296,20 +364,57 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "wire_bench: cannot reach the CAF server: %s\n", sys.render(remote.error()).c_str());
     return 1;
   }
-  std::vector<double> tcp_mibs, caf_mibs;
-  goodput_tcp(tcp.port, tensor, 8, 4);  // warm-up both paths
+  caf::scoped_actor acks{sys};
+  anon_send(*remote, client_atom::value, caf::actor{acks});
+  auto bulk = gwtf::BulkPath::open(caf::actor_addr{}, {}).value();  // sends only
+  bulk->connect(1, "127.0.0.1", caf_server.bulk_port, {});
+
+  std::vector<double> tcp_mibs, bulk_mibs, caf_mibs;
+  goodput_tcp(tcp.port, tensor, 8, 4);  // warm-up every path
+  goodput_bulk(acks, *bulk, tensor, 8, 4);
   goodput_caf(sys, *remote, tensor, 8, 4);
   for (int r = 0; r < rounds; ++r) {
     tcp_mibs.push_back(goodput_tcp(tcp.port, tensor, messages, 4));
+    bulk_mibs.push_back(goodput_bulk(acks, *bulk, tensor, messages, 4));
     caf_mibs.push_back(goodput_caf(sys, *remote, tensor, messages, 4));
   }
   std::printf("\ngoodput, %d MiB tensors, %d messages x %d rounds, 4 in flight, loopback, two processes:\n", mib,
               messages, rounds);
-  std::printf("  raw TCP     %7.0f MiB/s (median; rounds:", median(tcp_mibs));
-  for (double v : tcp_mibs) std::printf(" %.0f", v);
-  std::printf(")\n  CAF 0.17    %7.0f MiB/s (median; rounds:", median(caf_mibs));
-  for (double v : caf_mibs) std::printf(" %.0f", v);
-  std::printf(")\n  CAF / raw TCP = %.2f\n", median(caf_mibs) / median(tcp_mibs));
+  auto row = [](const char* name, const std::vector<double>& v) {
+    std::printf("  %-28s %7.0f MiB/s (median; rounds:", name, median(v));
+    for (double x : v) std::printf(" %.0f", x);
+    std::printf(")\n");
+  };
+  row("raw TCP", tcp_mibs);
+  row("gwtf bulk path (runtime)", bulk_mibs);
+  row("CAF 0.17 middleman", caf_mibs);
+  std::printf("  bulk path / raw TCP = %.2f   (target >= 0.70)\n", median(bulk_mibs) / median(tcp_mibs));
+  std::printf("  CAF / raw TCP       = %.2f\n", median(caf_mibs) / median(tcp_mibs));
+
+  // 3. Heartbeats beside a tensor stream.
+  auto pings_while = [&](const std::function<void()>& stream) {
+    std::atomic<bool> stop{false};
+    std::vector<double> ms;
+    std::thread pinger([&] { ms = ping_until(sys, *remote, stop); });
+    stream();
+    stop = true;
+    pinger.join();
+    return ms;
+  };
+  const auto idle = pings_while([] { std::this_thread::sleep_for(std::chrono::milliseconds(500)); });
+  const auto beside_bulk = pings_while([&] { goodput_bulk(acks, *bulk, tensor, messages, 4); });
+  const auto behind_caf = pings_while([&] { goodput_caf(sys, *remote, tensor, messages, 4); });
+  std::printf("\nheartbeat round trip over CAF (ms) while %d tensors of %d MiB stream:\n", messages, mib);
+  auto rtt = [](const char* name, const std::vector<double>& v) {
+    std::printf("  %-28s median %7.3f   p99 %7.3f   max %7.3f   (%zu pings)\n", name, percentile(v, 0.5),
+                percentile(v, 0.99), percentile(v, 1.0), v.size());
+  };
+  rtt("idle", idle);
+  rtt("tensors on the bulk path", beside_bulk);
+  rtt("tensors on CAF's connection", behind_caf);
+  std::printf("  p99 behind CAF's tensors / beside the bulk path = %.1fx\n",
+              percentile(behind_caf, 0.99) / std::max(1e-9, percentile(beside_bulk, 0.99)));
+  bulk.reset();
   remote = caf::actor{};
   stop(tcp);
   stop(caf_server);
