@@ -238,12 +238,14 @@ Result<std::unique_ptr<BulkPath>, std::string> BulkPath::open(caf::actor_addr si
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE;
   addrinfo* found = nullptr;
-  if (int rc = ::getaddrinfo(p->opt_.host.c_str(), "0", &hints, &found); rc != 0)
+  if (int rc = ::getaddrinfo(p->opt_.host.c_str(), std::to_string(p->opt_.port).c_str(), &hints, &found); rc != 0)
     return Err{"the bulk data path cannot resolve " + p->opt_.host + ": " + ::gai_strerror(rc)};
   std::string why = "no address";
   for (addrinfo* a = found; a && p->listen_fd_ < 0; a = a->ai_next) {
     int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
     if (fd < 0) continue;
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, 64) == 0) {
       p->listen_fd_ = fd;
       sockaddr_storage addr{};
@@ -257,7 +259,8 @@ Result<std::unique_ptr<BulkPath>, std::string> BulkPath::open(caf::actor_addr si
     }
   }
   ::freeaddrinfo(found);
-  if (p->listen_fd_ < 0) return Err{"the bulk data path cannot listen on " + p->opt_.host + ": " + why};
+  if (p->listen_fd_ < 0)
+    return Err{"the bulk data path cannot listen on " + p->opt_.host + ":" + std::to_string(p->opt_.port) + ": " + why};
   p->acceptor_ = std::thread([raw = p.get()] { raw->accept_loop(); });
   return p;
 }

@@ -61,7 +61,8 @@ void keep_frames_in_heap();
 class BulkPath {
  public:
   struct Options {
-    std::string host = "127.0.0.1";  // the address to listen on (port: any free one)
+    std::string host = "127.0.0.1";  // the address to listen on
+    uint16_t port = 0;               // 0: any free port
     std::shared_ptr<const SwarmTls> tls;  // null: plain TCP
     size_t max_frame_bytes = size_t{1} << 30;  // a longer length prefix closes the connection
     double connect_timeout = 5;  // seconds for a connect and a TLS handshake, each way

@@ -593,19 +593,19 @@ struct Node {
       if (membership && std::holds_alternative<train::Proof>(membership->body)) {
         auto ok = auth.verify(claimed, std::get<train::Proof>(membership->body), std::time(nullptr));
         if (!ok) {
-          refuse("proof", claimed, fmt::format("the identity proof on a bulk connection claiming node {}: {}", claimed,
+          refuse("bulk:proof", claimed, fmt::format("the identity proof on a bulk connection claiming node {}: {}", claimed,
                                                ok.error()));
           bulk->close_link(f.link);
           return;
         }
       } else if (auth.enabled()) {
-        refuse("unproven", claimed,
+        refuse("bulk:unproven", claimed,
                fmt::format("{} on a bulk connection that has not proved node {}", wire::body_name(msg->body), claimed));
         bulk->close_link(f.link);
         return;
       }
       if (!roster.find(claimed)) {
-        refuse("non-member", claimed, fmt::format("a bulk connection from node {}, not a member here", claimed));
+        refuse("bulk:non-member", claimed, fmt::format("a bulk connection from node {}, not a member here", claimed));
         bulk->close_link(f.link);
         return;
       }
@@ -613,18 +613,18 @@ struct Node {
       if (membership) return;  // the proof
     }
     if (bound->second != claimed) {
-      refuse("impersonation", bound->second,
+      refuse("bulk:impersonation", bound->second,
              fmt::format("node {} sent a frame in the name of node {} on its bulk connection", bound->second, claimed));
       return;
     }
     auto* t = std::get_if<wire::TrainMessage>(&msg->body);
     if (!t) {
-      refuse("not-bulk", claimed, fmt::format("{} from node {} on the bulk data path (training messages only)",
+      refuse("bulk:control", claimed, fmt::format("{} from node {} on the bulk data path (training messages only)",
                                               wire::body_name(msg->body), claimed));
       return;
     }
     if (!train || !roster.find(claimed)) {
-      refuse("non-member", claimed,
+      refuse("bulk:non-member", claimed,
              fmt::format("{} from node {}, not a member here", wire::body_name(msg->body), claimed));
       return;
     }
@@ -979,6 +979,7 @@ struct Node {
     if (opt.bulk_path && !opt.directory) {
       BulkPath::Options bo;
       bo.host = opt.host;
+      bo.port = opt.bulk_port;
       bo.tls = opt.tls;
       auto path = BulkPath::open(self->address(), bo);
       if (!path) {

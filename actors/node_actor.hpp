@@ -71,6 +71,7 @@ struct NodeOptions {
   // Tensors (training messages of 16 KiB and more) on the bulk data path, connections beside CAF's
   // (actors/bulk_path.hpp); false, or a swarm inside one actor system: everything on CAF.
   bool bulk_path = true;
+  uint16_t bulk_port = 0;  // the bulk data path's port on `host` (0: any free port)
   // Filled with the stage's parameters when the node's compute actor ends (tests compare them across runs).
   std::shared_ptr<ParameterSink> parameters;
 };

@@ -82,6 +82,8 @@ struct NodeSettings {
   uint32_t buffer_budget = 0;
   int threads = 1;
   bool bulk_path = true;
+  uint16_t bulk_port = 0;
+  int bulk_port_number = 0;  // [node] bulk_port in the file
   int stage_number = 0;  // [node] stage in the file (0: auto)
   gwtf::app::LogOptions log;
   gwtf::app::TlsSettings tls;
@@ -102,6 +104,7 @@ struct NodeSettings {
     s.text("node.memory", memory);
     s.integer("node.threads", threads, 1, 256);
     s.boolean("node.bulk_path", bulk_path);
+    s.integer("node.bulk_port", bulk_port_number, 0, 65535);
     s.text("node.log_level", log.level, {"trace", "debug", "info", "warn", "error", "critical", "off"});
   }
 };
@@ -125,6 +128,7 @@ int main(int argc, char** argv) {
       return 2;
     }
     if (node.stage_number > 0) node.stage = std::to_string(node.stage_number);
+    node.bulk_port = static_cast<uint16_t>(node.bulk_port_number);
   }
   app.add_option("--config", config_file, "TOML file: [node] (this node's settings, the flags' names with _) and the "
                                           "run's [model], [train], [swarm]; flags override it (docs/config.md "
@@ -171,6 +175,9 @@ int main(int argc, char** argv) {
                  "Tensors between nodes on connections of their own beside the control connection (a port of its "
                  "own on the --listen host; TLS as the rest in a TLS swarm): heartbeats never wait behind a tensor. "
                  "false: everything on the control connection")
+      ->capture_default_str();
+  app.add_option("--bulk-port", node.bulk_port, "The bulk data path's TCP port on the --listen host (open it to the "
+                                                "other members as the --listen port; 0: any free port)")
       ->capture_default_str();
   app.add_option("--threads", node.threads, "LibTorch intra-op threads")->capture_default_str()->check(CLI::Range(1, 256));
   run.add_flags(app);
@@ -240,6 +247,7 @@ int main(int argc, char** argv) {
 
   opt.leave_timeout = node.leave_timeout;
   opt.bulk_path = node.bulk_path;
+  opt.bulk_port = node.bulk_port;
   opt.params.buffer_budget = node.buffer_budget;  // this node's own memory: not part of the run's configuration
   if (!node.memory.empty()) {
     std::string bytes = node.memory;

@@ -3,7 +3,7 @@
 //     reference trainer's (`gwtf train-local`) on the same work. Target <= 1.05.
 //  2. Crash-to-rerouted latency (a relay's actor killed -> the first microbatch redone elsewhere) over the
 //     configured detection timeout for a hung peer (--peer-timeout).
-// Tensor goodput through CAF vs raw TCP is wire_bench's (docs/wire.md).
+// Tensor goodput through the runtime's bulk data path (and CAF) vs raw TCP is wire_bench's (docs/wire.md).
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>

@@ -948,14 +948,26 @@ void TrainNode::regenerate(Iter i, Mb mb, MbState& st) {
   queue(task(ComputeKind::kStartForward, i, mb, {}, st.replay));
 }
 
-// A graceful leave: the others route around us from now on (Leaving); we finish what we hold and may go once it is
-// committed (drained), so nobody redoes anything of ours.
+// A graceful leave: the others route around us from now on (Leaving); work not begun yet is handed over — a relay
+// gives each queued forward back to its sender, who gives it to another replica at once instead of waiting for
+// this node's queue — and what we began we finish, going once it is committed (drained): nobody redoes anything.
 void TrainNode::leave(Output& out) {
   if (leaving_) return;
   leaving_ = true;
   members_[id_].leaving = true;
   for (const auto& [n, m] : members_)
     if (n != id_ && m.alive) send(n, Leaving{}, out);
+  if (is_holder()) return;  // a holder's queued work is its own microbatches' ends: no other node can take them
+  // Only to a stage that has another replica to take it (else the sender, refused by every replica, would take its
+  // own output for the culprit).
+  const bool another = std::any_of(members_.begin(), members_.end(), [&](const auto& m) {
+    return m.first != id_ && m.second.stage == stage_ && m.second.alive && m.second.ready && !m.second.leaving;
+  });
+  if (!another) return;
+  std::vector<std::pair<Iter, Mb>> queued;
+  for (const auto& t : tasks_)
+    if (t.kind == ComputeKind::kForward) queued.emplace_back(t.iter, t.mb);
+  for (const auto& [i, mb] : queued) give_back(i, mb, false, out);
 }
 
 bool TrainNode::drained() const {

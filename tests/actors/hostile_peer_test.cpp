@@ -15,6 +15,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "actors/bulk_path.hpp"
 #include "actors/frame_io.hpp"
 #include "actors/system_config.hpp"
 #include "kernels/wire/tensor_codec.hpp"
@@ -56,6 +57,15 @@ class Peer {
   void send(const caf::actor& to, const wire::Body& body, uint64_t sender = 0) {
     raw(to, make_frame({0, swarm_id_, sender ? sender : id()}, body).bytes);
   }
+  // A frame as this member would send it (in `sender`'s name when given).
+  std::vector<char> frame(const wire::Body& body, uint64_t sender = 0) const {
+    return make_frame({0, swarm_id_, sender ? sender : id()}, body).bytes;
+  }
+  // This member's proof to `to`, as the first frame of a bulk connection to it.
+  std::vector<char> proof_frame(const caf::actor& to) const {
+    return frame(wire::MembershipMessage{auth_.proof(to_string(to.node()))});
+  }
+  const std::shared_ptr<const SwarmTls>& tls() const { return tls_; }
   // This member's proof to `to` (the first frame on the connection, as every node sends it).
   void prove(const caf::actor& to) {
     send(to, wire::MembershipMessage{*auth_.proof_for(to.address(), to_string(to.node()))});
@@ -228,8 +238,33 @@ TEST(HostilePeer, AMemberSendingGarbageIsRefusedFrameByFrameAndTheSwarmTrainsOn)
                                                                     9, like.config_hash, 0}});
     surely[t] = attack.surely_refused;
   }
+  // The bulk data path of relay-a (its port from its start event): a connection that proves nothing, one that
+  // proves this member and then speaks for the holder or sends a control message, and one that proves this
+  // member's certificate for the holder's id.
+  uint16_t data_port = 0;
+  for (const auto& e : s.events->of(ids[1]))
+    if (is_event(e, "start")) data_port = e.value("data_port", uint16_t{0});
+  ASSERT_NE(data_port, 0) << "relay-a has no bulk data path";
+  auto bulk = BulkPath::open(caf::actor_addr{}, {"127.0.0.1", 0, mallory.tls()}).value();
+  const auto nan = torch::full({c.microbatch_size, c.seq_len, c.model().shape.d_model},
+                               std::numeric_limits<float>::quiet_NaN());
+  auto activation = [&](uint64_t sender) {
+    return mallory.frame(train_message(train::Activation{0, 0, 1, {}, false}, nan, keep), sender);
+  };
+  const std::vector<std::pair<std::vector<char>, std::vector<std::vector<char>>>> connections{
+      {{}, {activation(0)}},
+      {mallory.proof_frame(targets[1]), {activation(ids[0]), mallory.frame(wire::Heartbeat{1, 1, 0, 0, 0})}},
+  };
+  for (size_t k = 0; k < connections.size(); ++k) {
+    bulk->connect(100 + k, "127.0.0.1", data_port, connections[k].first);
+    for (auto f : connections[k].second) ASSERT_TRUE(bulk->send(100 + k, f));
+  }
   ASSERT_TRUE(s.wait_all_exited(120s)) << "the swarm did not finish under attack";
   expect_trained_like_reference(*s.events, c, ids[0], {});
+  EXPECT_TRUE(refused_because(s, ids[1], "on a bulk connection that has not proved node"));
+  EXPECT_TRUE(refused_because(s, ids[1], "in the name of node " + std::to_string(ids[0]) + " on its bulk connection"));
+  EXPECT_TRUE(refused_because(s, ids[1], "heartbeat from node " + std::to_string(mallory.id()) +
+                                             " on the bulk data path"));
   for (size_t t = 0; t < targets.size(); ++t) {
     EXPECT_GE(frames_rejected(s, ids[t]), surely[t]) << "node " << t;
     EXPECT_TRUE(refused_because(s, ids[t], "shape")) << "node " << t;

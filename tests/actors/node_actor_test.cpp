@@ -55,7 +55,33 @@ void train_through(uint32_t holders, std::map<uint64_t, DieAt> dies,
   expect_trained_like_reference(*s.events, c, 1, killed);
 }
 
-TEST(NodeActors, ASwarmInOneProcessTrainsLikeTheReferenceTrainer) { train_through(1, {}); }
+// Every exit event's count of frames sent on the bulk data path, by node.
+std::map<uint64_t, uint64_t> bulk_frames_sent(const SwarmEvents& events) {
+  std::map<uint64_t, uint64_t> sent;
+  for (const auto& [id, list] : events.all())
+    for (const auto& e : list)
+      if (is_event(e, "exit")) sent[id] = e.value("bulk_frames_sent", uint64_t{0});
+  return sent;
+}
+
+TEST(NodeActors, ASwarmInOneProcessTrainsLikeTheReferenceTrainer) {
+  std::shared_ptr<SwarmEvents> events;
+  train_through(1, {}, [&](LocalSwarm& s, const app::RunConfig&) { events = s.events; });
+  // The tensors went on the bulk data path (actors/bulk_path), every node's.
+  for (const auto& [id, sent] : bulk_frames_sent(*events)) EXPECT_GT(sent, 0u) << "node " << id;
+}
+
+// A node without the bulk data path (NodeOptions::bulk_path off: it announces no data port) in a swarm of nodes
+// with it: its peers send it tensors on CAF, it sends everything on CAF, and the swarm trains like the reference.
+TEST(NodeActors, ANodeWithoutTheBulkPathTrainsWithNodesThatHaveIt) {
+  std::shared_ptr<SwarmEvents> events;
+  train_through(
+      1, {}, [&](LocalSwarm& s, const app::RunConfig&) { events = s.events; },
+      [](NodeOptions& o) { o.bulk_path = o.id != 2; });
+  const auto sent = bulk_frames_sent(*events);
+  EXPECT_EQ(sent.at(2), 0u);
+  EXPECT_GT(sent.at(1), 0u);
+}
 
 // Relays given just the memory for one microbatch in flight and two in recovery buffers (--memory): they offer one
 // flow and turn work away beyond two buffered microbatches — and the swarm still trains like the reference.

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
+
 namespace gwtf::train {
 namespace {
 
@@ -208,6 +211,53 @@ TEST(TrainNodeInput, ARelayWhoseOutputEveryReplicaRefusedGivesItBack) {
   EXPECT_TRUE(gave_back);
   EXPECT_NE(std::find(out.release.begin(), out.release.end(), Blob{600}), out.release.end());
   EXPECT_EQ(relay.buffered(), 0u);
+}
+
+// A graceful leave hands over the work it has not begun: the queued forward goes back to its sender (Busy-refused,
+// naming the activation it answers), who gives it to another replica; the running one is finished here.
+TEST(TrainNodeLeave, AQueuedForwardIsHandedBackAndTheRunningOneFinished) {
+  Output out;
+  TrainNode relay = stage1_node(10, {{1, 0}, {11, 1}, {20, 2}}, out);
+  out.clear();
+  relay.step(Receive{Message{1, 10, 5, Activation{0, 0, 500, {}, false}}}, 1, out);
+  relay.step(Receive{Message{1, 10, 6, Activation{0, 1, 501, {}, false}}}, 1, out);
+  ASSERT_EQ(out.compute.size(), 1u) << "one task at a time: the second waits in the queue";
+  const auto running = out.compute[0];
+  EXPECT_EQ(running.mb, 0u);
+  out.clear();
+  relay.step(Leave{}, 2, out);
+  std::map<NodeId, int> leaving;
+  std::vector<std::pair<NodeId, Busy>> busy;
+  for (const auto& m : out.send) {
+    if (std::holds_alternative<Leaving>(m.body)) ++leaving[m.to];
+    if (const auto* b = std::get_if<Busy>(&m.body)) busy.emplace_back(m.to, *b);
+  }
+  EXPECT_EQ(leaving, (std::map<NodeId, int>{{1, 1}, {11, 1}, {20, 1}}));
+  ASSERT_EQ(busy.size(), 1u) << "only the microbatch not begun is handed back";
+  EXPECT_EQ(busy[0].first, 1u);
+  EXPECT_EQ(busy[0].second.mb, 1u);
+  EXPECT_EQ(busy[0].second.seq, 6u);
+  EXPECT_TRUE(busy[0].second.refused);
+  EXPECT_NE(std::find(out.release.begin(), out.release.end(), Blob{501}), out.release.end());
+  EXPECT_FALSE(relay.drained()) << "it still computes microbatch 0";
+  ComputeDone done;
+  done.id = running.id;
+  done.output = 600;
+  out.clear();
+  relay.step(Finished{done}, 3, out);
+  bool forwarded = false;
+  for (const auto& m : out.send)
+    if (const auto* a = std::get_if<Activation>(&m.body)) forwarded = m.to == 20 && a->mb == 0;
+  EXPECT_TRUE(forwarded) << "the work it began goes on";
+  EXPECT_EQ(relay.buffered(), 1u);
+
+  // The stage's only replica keeps its queue: handed back, the microbatch would be refused by every replica.
+  TrainNode alone = stage1_node(10, {{1, 0}, {20, 2}}, out);
+  alone.step(Receive{Message{1, 10, 5, Activation{0, 0, 500, {}, false}}}, 1, out);
+  alone.step(Receive{Message{1, 10, 6, Activation{0, 1, 501, {}, false}}}, 1, out);
+  out.clear();
+  alone.step(Leave{}, 2, out);
+  for (const auto& m : out.send) EXPECT_FALSE(std::holds_alternative<Busy>(m.body));
 }
 
 }  // namespace
