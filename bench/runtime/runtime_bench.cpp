@@ -45,8 +45,11 @@ int main(int argc, char** argv) {
   run.holders = 1;
   run.replicas = {1, 1, 1};
   double tick = gwtf::NodeOptions{}.tick;
+  bool bulk_path = gwtf::NodeOptions{}.bulk_path;
   run.add_flags(app);
   app.add_option("--tick", tick, "Seconds between the protocol's ticks on every node")->capture_default_str();
+  app.add_option("--bulk-path", bulk_path, "Tensors on the bulk data path (as gwtf-node by default), else on CAF")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
   gwtf::app::set_compute_threads(1);  // the reference and every node alike
@@ -73,6 +76,7 @@ int main(int argc, char** argv) {
       opt.role = id == 1 ? gwtf::train::Role::kData : gwtf::train::Role::kRelay;
       opt.linger = 0.5;
       opt.tick = tick;
+      opt.bulk_path = bulk_path;
       if (!swarm.start(opt)) return false;
     }
     return true;
