@@ -98,7 +98,7 @@ struct Node {
   void stop(int code, const std::string& why) {
     if (code != 0) spdlog::error("{}", why);
     else spdlog::info("{}", why);
-    nlohmann::json exit{{"code", code},         {"why", why}, {"frames_sent", frames_sent}, {"bytes_sent", bytes_sent},
+    nlohmann::json exit{{"code", code}, {"why", why}, {"frames_sent", frames_sent}, {"bytes_sent", bytes_sent},
                         {"bytes_received", bytes_received}, {"frames_rejected", stats.rejected}};
     if (bulk) {
       const auto c = bulk->counters();

@@ -264,8 +264,8 @@ enum class EventKind : uint8_t {
   kRetracted,           // this node took microbatch mb back out of its sum (value: 1 for a holder's end part)
   kBusy,                // a relay at its buffer budget turned microbatch mb away (peer: the sender)
   kOverBudget,          // ... or took it beyond the budget: every replica of its stage was full (value: buffered)
-  kGaveBack,            // a forward or backward failed twice here (a bad input or device): the sender gives it to
-                        // another replica of this stage (peer: the sender)
+  kGaveBack,            // a forward or backward failed twice here (a bad input or device), or a leaver had not begun
+                        // it: the sender gives it to another replica of this stage (peer: the sender)
   kDroppedMisrouted,    // a message its sender's stage never sends to this one (a broken or hostile peer): dropped
   kRefusedAtDoor,       // an activation whose tensor the driver refused: answered Busy-refused (peer: the sender)
   // Every live replica of the next stage refused this node's output of microbatch mb: the output is suspect. A
