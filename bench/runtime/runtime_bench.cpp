@@ -3,7 +3,9 @@
 //     reference trainer's (`gwtf train-local`) on the same work. Target <= 1.05.
 //  2. Crash-to-rerouted latency (a relay's actor killed -> the first microbatch redone elsewhere) over the
 //     configured detection timeout for a hung peer (--peer-timeout).
-// Tensor goodput through the runtime's bulk data path (and CAF) vs raw TCP is wire_bench's (docs/wire.md).
+//  3. Tensor goodput through the runtime's bulk data path (and CAF's middleman) vs raw TCP on loopback, two
+//     processes, and a heartbeat's round trip beside a tensor stream (bench/wire/goodput.hpp; docs/wire.md).
+//     Target >= 0.7.
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -14,6 +16,7 @@
 #include <thread>
 
 #include "actors/local_swarm.hpp"
+#include "bench/wire/goodput.hpp"
 #include "apps/common/run_config.hpp"
 
 namespace {
@@ -39,6 +42,7 @@ std::vector<double> stepped_times(const gwtf::SwarmEvents& events, uint64_t hold
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (auto served = gwtf::bench::serve_if_asked(argc, argv)) return *served;  // the goodput's receiving side
   CLI::App app{"runtime_bench — the actor runtime against the reference trainer, as ratios"};
   gwtf::app::RunConfig run;
   run.iterations = 20;
@@ -143,5 +147,6 @@ int main(int argc, char** argv) {
   else std::printf("  kill -> first redo              -    (the victim held no work that needed redoing)\n");
   std::printf("  detection / hang timeout   %8.3f   (a killed peer is noticed at once; a hung one after %.0f s)\n",
               detected / peer_timeout, peer_timeout);
-  return 0;
+  std::fflush(stdout);
+  return gwtf::bench::print_goodput(argv[0], {}) < 0 ? 1 : 0;
 }
