@@ -74,6 +74,7 @@ struct Node {
   // swarm inside one actor system, or when NodeOptions::bulk_path is off.
   std::unique_ptr<BulkPath> bulk;
   std::map<uint64_t, NodeId> bulk_links;  // an incoming bulk connection -> the member it carries (once it said so)
+  std::map<NodeId, double> bulk_failed_at;  // when the bulk connection to a member last failed
 
   Node(caf::event_based_actor* s, NodeOptions o, std::shared_ptr<NodeOutcome> out)
       : self(s), t0(s->clock().now()), opt(std::move(o)), outcome(std::move(out)),
@@ -129,6 +130,7 @@ struct Node {
   // Training messages of this size and more (those with tensors or state chunks) go on the bulk data path when the
   // receiver has one; the rest, and everything when it has none or its connection failed, on CAF.
   static constexpr size_t kBulkFrameBytes = 16 << 10;
+  static constexpr double kBulkRetry = 30;  // seconds on CAF after a bulk connection failed, then a new one is tried
   bool send_bulk(const caf::actor& to, Frame& frame) {
     if (!bulk) return false;
     auto id = by_addr.find(to.address());
@@ -136,8 +138,11 @@ struct Node {
     const auto* m = roster.find(id->second);
     if (!m || m->data_port == 0) return false;
     switch (bulk->peer(m->id)) {
-      case BulkPath::Peer::kFailed: return false;
       case BulkPath::Peer::kOpen: break;
+      case BulkPath::Peer::kFailed:
+        if (now() - bulk_failed_at[m->id] < kBulkRetry) return false;
+        bulk->close_peer(m->id);
+        [[fallthrough]];
       case BulkPath::Peer::kNone: {
         // A TLS swarm: the connection opens with this node's proof, for the receiver's CAF node id as on CAF.
         std::vector<char> first;
@@ -281,6 +286,7 @@ struct Node {
       last_heard.erase(h);
     }
     bandwidth.forget(id);
+    bulk_failed_at.erase(id);
     if (bulk) {
       bulk->close_peer(id);
       for (const auto& [link, peer] : bulk_links)
@@ -632,11 +638,14 @@ struct Node {
     on_train_frame(claimed, *msg, *t);
   }
 
-  // The bulk connection to `peer` failed: what it still held goes on CAF, and so does everything after it.
+  // The bulk connection to `peer` failed: what it still held goes on CAF, and so does everything after it until a
+  // new connection is tried (kBulkRetry).
   void on_bulk_returned(BulkReturned& r) {
-    spdlog::warn("the bulk data path to node {} failed ({}); its tensors go on the control connection from now on",
-                 r.peer, r.why);
+    spdlog::warn("the bulk data path to node {} failed ({}); its tensors go on the control connection, a new "
+                 "connection is tried in {:.0f} s",
+                 r.peer, r.why, kBulkRetry);
     note("bulk_down", {{"peer", r.peer}, {"why", r.why}, {"returned", r.frames.size()}});
+    bulk_failed_at[r.peer] = now();
     const caf::actor to = peer_handle(r.peer);
     if (!to) return;  // gone meanwhile: the protocol redoes its work elsewhere
     for (auto& f : r.frames) self->send(to, Frame{std::move(f)});
