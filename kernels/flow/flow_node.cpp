@@ -1068,10 +1068,19 @@ double FlowNode::mean_link() const {
 }
 
 std::vector<NodeId> FlowNode::next_hops() const {
-  std::multiset<NodeId> hops;
+  std::map<NodeId, std::pair<double, int>> by_next;  // cheapest cost to the sink through it, flows
   for (const auto& [id, o] : outs_)
-    if (o.established) hops.insert(o.next);
-  return {hops.begin(), hops.end()};
+    if (o.established) {
+      auto& e = by_next.try_emplace(o.next, kInfCost, 0).first->second;
+      e.first = std::min(e.first, suffix(o));
+      ++e.second;
+    }
+  std::vector<std::tuple<double, NodeId, int>> order;
+  for (const auto& [next, e] : by_next) order.emplace_back(e.first, next, e.second);
+  std::sort(order.begin(), order.end());
+  std::vector<NodeId> hops;
+  for (const auto& [cost, next, flows] : order) hops.insert(hops.end(), static_cast<size_t>(flows), next);
+  return hops;
 }
 
 std::vector<Route> FlowNode::routes() const {

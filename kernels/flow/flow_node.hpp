@@ -117,8 +117,9 @@ class FlowNode {
   bool is_holder() const { return cfg_.stage == 0; }
   uint32_t capacity() const { return cfg_.capacity; }
   std::vector<Route> routes() const;   // matched pairs (relays)
-  // The next-stage nodes this node's established flows go through, ascending, each once per flow: where the
-  // training protocol routes its microbatches (train::SetNextHops), in proportion to the flows through each.
+  // The next-stage nodes this node's established flows go through, each once per flow, cheapest first (by their
+  // cost to the data holder; ties by id): where the training protocol routes its microbatches (train::SetNextHops),
+  // filling the cheapest flows first.
   std::vector<NodeId> next_hops() const;
 
   struct OutHopView {

@@ -93,12 +93,26 @@ class LiveSwarm {
 };
 
 // Next hops per node along a set of paths (holder, relay 1..S, holder), once per path (as FlowNode::next_hops).
-std::map<NodeId, std::vector<NodeId>> hops_of(const std::vector<std::vector<NodeId>>& paths) {
-  std::map<NodeId, std::multiset<NodeId>> sets;
-  for (const auto& p : paths)
-    for (size_t k = 0; k + 1 < p.size(); ++k) sets[p[k]].insert(p[k + 1]);
+// Per node on the paths: its next hops, once per path, cheapest first (by the path's cost from the node on; ties
+// by id) — as the flow layer lists them (FlowNode::next_hops).
+std::map<NodeId, std::vector<NodeId>> hops_of(const Instance& live, const std::vector<std::vector<NodeId>>& paths) {
+  std::map<NodeId, std::map<NodeId, std::pair<double, int>>> by_node;  // node -> next -> (cheapest rest, paths)
+  for (const auto& p : paths) {
+    double rest = 0;
+    for (size_t k = p.size() - 1; k-- > 0;) {
+      rest += live.cost(p[k], p[k + 1]);
+      auto& e = by_node[p[k]].try_emplace(p[k + 1], kInfCost, 0).first->second;
+      e.first = std::min(e.first, rest);
+      ++e.second;
+    }
+  }
   std::map<NodeId, std::vector<NodeId>> out;
-  for (const auto& [n, s] : sets) out[n] = std::vector<NodeId>(s.begin(), s.end());
+  for (const auto& [n, nexts] : by_node) {
+    std::vector<std::tuple<double, NodeId, int>> order;
+    for (const auto& [next, e] : nexts) order.emplace_back(e.first, next, e.second);
+    std::sort(order.begin(), order.end());
+    for (const auto& [cost, next, count] : order) out[n].insert(out[n].end(), static_cast<size_t>(count), next);
+  }
   return out;
 }
 
@@ -137,7 +151,7 @@ class OracleRouter : public Router {
   void solve(double now) {
     dirty_ = false;
     const auto o = flow::solve_oracle(swarm_.instance());
-    hops_ = hops_of(o.paths);
+    hops_ = hops_of(swarm_.instance(), o.paths);
     for (const auto& n : swarm_.instance().nodes) hops_.emplace(n.id, std::vector<NodeId>{});
     run_.routing.push_back({now, o.flow_value, o.flow_value, o.max_path_cost, o.max_path_cost});
   }
@@ -153,7 +167,7 @@ class StaticRouter : public Router {
  public:
   explicit StaticRouter(const Universe& u) : u_(u) {
     LiveSwarm swarm(u);
-    hops_ = hops_of(flow::solve_oracle(swarm.instance()).paths);
+    hops_ = hops_of(swarm.instance(), flow::solve_oracle(swarm.instance()).paths);
   }
   std::map<NodeId, std::vector<NodeId>> route(double) override { return hops_; }
   void crashed(NodeId node, double) override { dead_.push_back(node); }

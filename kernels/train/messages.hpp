@@ -226,7 +226,8 @@ struct Finished {
   ComputeDone done;
 };
 // The flow layer's current choice of next-stage replicas for this node, each listed once per flow through it (its
-// share of the microbatches); empty: any live one.
+// share of the microbatches), cheapest first (each microbatch goes to the first whose flows are not all carrying
+// one); empty: any live one.
 struct SetNextHops {
   std::vector<NodeId> hops;
 };

@@ -127,6 +127,20 @@ std::optional<NodeId> TrainNode::pick_next(Iter i, Mb mb, NodeId avoid, NodeId h
   // Every one that could take it refused it once: refusals are a preference, not a ban (they may have refused
   // for a fault downstream, or the replicas that took it since died).
   if (candidates.empty()) return refused.empty() ? std::nullopt : pick_next(i, mb, avoid, hint);
+  // The cheapest flows first (next_hops_ lists them so): a microbatch goes to the first next hop with fewer
+  // microbatches in flight through it (sent, gradient not back) than flows. While the pipeline holds fewer
+  // microbatches than there are flows — latency bound — only the cheapest paths carry them; when all are full,
+  // round robin over them all.
+  if (!widen && candidates.size() > 1) {
+    std::map<NodeId, int> flows, in_flight;
+    for (NodeId h : candidates) ++flows[h];
+    for (const auto& [k, it] : iters_)
+      for (const auto& [m, s] : it.mbs)
+        if (s.to && s.fwd_done && !s.bwd_queued && !s.bwd_done && flows.count(s.to) && !(k == i && m == mb))
+          ++in_flight[s.to];
+    for (NodeId h : candidates)
+      if (in_flight[h] < flows[h]) return h;
+  }
   return candidates[(i * params_.microbatches + mb) % candidates.size()];
 }
 
