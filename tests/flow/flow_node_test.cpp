@@ -77,6 +77,17 @@ TEST_F(Relay, BuildsSinkFirstByRequestingTheCheapestOfferedPath) {
   EXPECT_EQ(req[0].second.expected_suffix, 5.0);
 }
 
+// The training protocol fills the cheapest flows first (train::SetNextHops): next hops come cheapest first by
+// their cost to the sink (link + the next hop's suffix), not by id.
+TEST_F(Relay, NextHopsComeCheapestFirst) {
+  reserve(31, 10.0);                      // 2 + 10
+  recv(11, FlowRequest{5, 3.0, 12.0});   // bound: the node reserves its next path
+  const HopId via32 = reserve(32, 1.0);  // 4 + 1
+  EXPECT_EQ(node.next_hops(), (std::vector<NodeId>{32, 31}));
+  recv(32, SuffixUpdate{via32, 20.0});  // 32's way on got dearer: 4 + 20
+  EXPECT_EQ(node.next_hops(), (std::vector<NodeId>{31, 32}));
+}
+
 TEST_F(Relay, AcceptedReservationIsOfferedUpstreamWithItsSuffix) {
   reserve(31, 6.0);
   auto offers = sent<Offer>();

@@ -213,6 +213,51 @@ TEST(TrainNodeInput, ARelayWhoseOutputEveryReplicaRefusedGivesItBack) {
   EXPECT_EQ(relay.buffered(), 0u);
 }
 
+// Where relay `relay` sends its output of microbatch `mb` (iteration 0) that it took from `from`: the forward is
+// computed and the activation's destination returned (0: none sent).
+NodeId forward_to(TrainNode& relay, NodeId from, Mb mb, uint64_t seq, double now) {
+  Output out;
+  relay.step(Receive{Message{from, relay.id(), seq, Activation{0, mb, static_cast<Blob>(500 + seq), {}, false}}}, now,
+             out);
+  if (out.compute.size() != 1) return 0;
+  ComputeDone done;
+  done.id = out.compute[0].id;
+  done.output = static_cast<Blob>(600 + seq);
+  out.clear();
+  relay.step(Finished{done}, now, out);
+  for (const auto& m : out.send)
+    if (std::holds_alternative<Activation>(m.body)) return m.to;
+  return 0;
+}
+
+// The flow layer lists next hops cheapest first, once per flow: a microbatch goes to the first with fewer
+// microbatches in flight through it (sent, gradient not back) than flows; once every flow carries one, round
+// robin. A gradient coming back frees its flow for the next microbatch.
+TEST(TrainNodeRouting, TheCheapestFlowsFillFirst) {
+  Output out;
+  TrainParams p;
+  p.relay_stages = 2;
+  p.microbatches = 8;
+  TrainNode relay{10, 1, p};
+  for (auto [peer, stage] : {std::pair<NodeId, Stage>{1, 0}, {20, 2}, {21, 2}}) relay.step(PeerUp{peer, stage}, 0, out);
+  relay.step(SetNextHops{{21, 20, 20}}, 0, out);  // 21 is the cheaper, with one flow; 20 has two
+  // (Microbatches 1, 2, 3, 4: dealt by index they would go to 20, 20, 21, 20.)
+  EXPECT_EQ(forward_to(relay, 1, 1, 1, 1), 21u);
+  EXPECT_EQ(forward_to(relay, 1, 2, 2, 1), 20u);
+  EXPECT_EQ(forward_to(relay, 1, 3, 3, 1), 20u);
+  out.clear();
+  relay.step(Receive{Message{21, 10, 50, Gradient{0, 1, 700}}}, 3, out);  // microbatch 1's gradient is back
+  ASSERT_EQ(out.compute.size(), 1u);  // its backward (one task at a time: finished before the next forward)
+  ComputeDone backward;
+  backward.id = out.compute[0].id;
+  backward.output = 701;
+  relay.step(Finished{backward}, 3, out);
+  EXPECT_EQ(forward_to(relay, 1, 4, 4, 3), 21u) << "its flow is free again, and the cheapest";
+  std::map<NodeId, int> full;  // every flow carries one: round robin over all three
+  for (Mb mb : {5, 6, 7}) ++full[forward_to(relay, 1, mb, 10 + mb, 4)];
+  EXPECT_EQ(full, (std::map<NodeId, int>{{20, 2}, {21, 1}}));
+}
+
 // A graceful leave hands over the work it has not begun: the queued forward goes back to its sender (Busy-refused,
 // naming the activation it answers), who gives it to another replica; the running one is finished here.
 TEST(TrainNodeLeave, AQueuedForwardIsHandedBackAndTheRunningOneFinished) {
