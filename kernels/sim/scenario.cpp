@@ -92,9 +92,8 @@ class LiveSwarm {
   Instance live_;
 };
 
-// Next hops per node along a set of paths (holder, relay 1..S, holder), once per path (as FlowNode::next_hops).
-// Per node on the paths: its next hops, once per path, cheapest first (by the path's cost from the node on; ties
-// by id) — as the flow layer lists them (FlowNode::next_hops).
+// Per node on a set of paths (holder, relay 1..S, holder): its next hops, once per path, cheapest first (by the
+// path's cost from the node on; ties by id) — as the flow layer lists them (FlowNode::next_hops).
 std::map<NodeId, std::vector<NodeId>> hops_of(const Instance& live, const std::vector<std::vector<NodeId>>& paths) {
   std::map<NodeId, std::map<NodeId, std::pair<double, int>>> by_node;  // node -> next -> (cheapest rest, paths)
   for (const auto& p : paths) {
