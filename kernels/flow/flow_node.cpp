@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <sstream>
+#include <tuple>
 
 #include "kernels/base/overloaded.hpp"
 
@@ -1067,6 +1068,15 @@ double FlowNode::mean_link() const {
   return n ? sum / n : 1.0;
 }
 
+std::vector<NodeId> cheapest_first(const std::map<NodeId, std::pair<double, int>>& flows) {
+  std::vector<std::tuple<double, NodeId, int>> order;
+  for (const auto& [next, e] : flows) order.emplace_back(e.first, next, e.second);
+  std::sort(order.begin(), order.end());
+  std::vector<NodeId> hops;
+  for (const auto& [cost, next, count] : order) hops.insert(hops.end(), static_cast<size_t>(count), next);
+  return hops;
+}
+
 std::vector<NodeId> FlowNode::next_hops() const {
   std::map<NodeId, std::pair<double, int>> by_next;  // cheapest cost to the sink through it, flows
   for (const auto& [id, o] : outs_)
@@ -1075,12 +1085,7 @@ std::vector<NodeId> FlowNode::next_hops() const {
       e.first = std::min(e.first, suffix(o));
       ++e.second;
     }
-  std::vector<std::tuple<double, NodeId, int>> order;
-  for (const auto& [next, e] : by_next) order.emplace_back(e.first, next, e.second);
-  std::sort(order.begin(), order.end());
-  std::vector<NodeId> hops;
-  for (const auto& [cost, next, flows] : order) hops.insert(hops.end(), static_cast<size_t>(flows), next);
-  return hops;
+  return cheapest_first(by_next);
 }
 
 std::vector<Route> FlowNode::routes() const {

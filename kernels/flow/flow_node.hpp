@@ -45,6 +45,10 @@ struct FlowParams {
   int ignore_rounds = 5;            // a peer that refused a proposal is left alone this long
 };
 
+// Next hops as the training protocol takes them (train::SetNextHops): each next node once per flow through it,
+// cheapest first by its cost to the sink (ties by id). `flows`: per next node, (its cheapest cost on, flows).
+std::vector<NodeId> cheapest_first(const std::map<NodeId, std::pair<double, int>>& flows);
+
 struct FlowConfig {
   NodeId id = 0;
   Stage stage = 0;                  // 0: data holder

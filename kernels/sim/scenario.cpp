@@ -106,12 +106,7 @@ std::map<NodeId, std::vector<NodeId>> hops_of(const Instance& live, const std::v
     }
   }
   std::map<NodeId, std::vector<NodeId>> out;
-  for (const auto& [n, nexts] : by_node) {
-    std::vector<std::tuple<double, NodeId, int>> order;
-    for (const auto& [next, e] : nexts) order.emplace_back(e.first, next, e.second);
-    std::sort(order.begin(), order.end());
-    for (const auto& [cost, next, count] : order) out[n].insert(out[n].end(), static_cast<size_t>(count), next);
-  }
+  for (const auto& [n, nexts] : by_node) out[n] = flow::cheapest_first(nexts);
   return out;
 }
 
