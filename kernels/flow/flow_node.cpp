@@ -628,40 +628,50 @@ bool FlowNode::try_cycle(double best_other_score) {
   }
   const size_t n = members.size();
   if (n < 3) return false;  // cycles of two are swaps
-  auto cost = [&](size_t x, NodeId w) {
-    auto it = members[x].link.find(w);
-    return it == members[x].link.end() ? kInfCost : it->second;
-  };
+  // Link costs as a table, member x by next hop (indexed): the searches below read it O(n^2 x flows) times.
+  std::map<NodeId, size_t> next_index;
+  for (const auto& m : members)
+    for (const auto& f : m.flows) next_index.emplace(f.next, next_index.size());
+  const size_t nw = next_index.size();
+  std::vector<double> table(n * nw, kInfCost);
+  for (size_t x = 0; x < n; ++x)
+    for (const auto& [w, k] : next_index)
+      if (auto it = members[x].link.find(w); it != members[x].link.end()) table[x * nw + k] = it->second;
+  std::vector<std::vector<size_t>> flow_next(n);  // members[y].flows[f].next, as its index
+  for (size_t y = 0; y < n; ++y)
+    for (const auto& f : members[y].flows) flow_next[y].push_back(next_index.at(f.next));
+  auto cost = [&](size_t x, size_t w) { return table[x * nw + w]; };
+  // dist[y]: cheapest cost of a path from me that ends with member y giving up one of its flows (Bellman-Ford;
+  // it does not depend on which of my flows closes the cycle, so it is computed once).
+  std::vector<double> dist(n, kInfCost);
+  std::vector<std::pair<size_t, size_t>> pred(n, {SIZE_MAX, SIZE_MAX});  // (previous member, flow of y)
+  for (size_t round = 0; round + 1 < n; ++round) {
+    bool changed = false;
+    for (size_t x = 0; x < n; ++x) {
+      const double dx = x == 0 ? 0.0 : dist[x];
+      if (!std::isfinite(dx) || (x == 0 && round > 0)) continue;
+      for (size_t y = 1; y < n; ++y) {
+        if (y == x) continue;
+        for (size_t f = 0; f < flow_next[y].size(); ++f) {
+          const size_t w = flow_next[y][f];
+          const double d = dx + cost(x, w) - cost(y, w);
+          if (d < dist[y] - 1e-9) {
+            dist[y] = d;
+            pred[y] = {x, f};
+            changed = true;
+          }
+        }
+      }
+    }
+    if (!changed) break;
+  }
   struct Best {
     double gain = 0;
     size_t my_flow = 0;
     std::vector<std::pair<size_t, size_t>> path;  // (member, flow) given up, in cycle order
   } best;
   for (size_t f1 = 0; f1 < members[0].flows.size(); ++f1) {
-    const NodeId w1 = members[0].flows[f1].next;
-    // dist[y]: cheapest cost of a path from me that ends with member y giving up one of its flows.
-    std::vector<double> dist(n, kInfCost);
-    std::vector<std::pair<size_t, size_t>> pred(n, {SIZE_MAX, SIZE_MAX});  // (previous member, flow of y)
-    for (size_t round = 0; round + 1 < n; ++round) {
-      bool changed = false;
-      for (size_t x = 0; x < n; ++x) {
-        const double dx = x == 0 ? 0.0 : dist[x];
-        if (!std::isfinite(dx) || (x == 0 && round > 0)) continue;
-        for (size_t y = 1; y < n; ++y) {
-          if (y == x) continue;
-          for (size_t f = 0; f < members[y].flows.size(); ++f) {
-            const NodeId w = members[y].flows[f].next;
-            const double d = dx + cost(x, w) - cost(y, w);
-            if (d < dist[y] - 1e-9) {
-              dist[y] = d;
-              pred[y] = {x, f};
-              changed = true;
-            }
-          }
-        }
-      }
-      if (!changed) break;
-    }
+    const size_t w1 = flow_next[0][f1];
     for (size_t z = 1; z < n; ++z) {
       const double total = dist[z] + cost(z, w1) - cost(0, w1);
       if (!std::isfinite(total) || -total <= best.gain) continue;
@@ -679,7 +689,7 @@ bool FlowNode::try_cycle(double best_other_score) {
       if (!simple || path.size() < 2) continue;
       // Run as swaps through me, my flow passes every w of the cycle: I need a link to each.
       bool linked = true;
-      for (const auto& [member, flow] : path) linked = linked && std::isfinite(cost(0, members[member].flows[flow].next));
+      for (const auto& [member, flow] : path) linked = linked && std::isfinite(cost(0, flow_next[member][flow]));
       if (!linked) continue;
       std::reverse(path.begin(), path.end());
       best = Best{-total, f1, path};
