@@ -85,7 +85,7 @@ void FlowNode::on_link_cost(const LinkCost& c) {
   for (auto& [id, o] : outs_) {
     if (o.next != c.peer || !differs(o.link, c.cost)) continue;
     o.link = c.cost;
-    if (o.in) send(o.in->prev, SuffixUpdate{o.in->id, suffix(o)});
+    if (o.in) send(o.in->prev, SuffixUpdate{o.in->id, suffix(o), o.sink});
     if (o.in || is_holder()) {
       const double prefix = o.in ? ins_.at(*o.in).prefix : 0.0;
       send(o.next, PrefixUpdate{id, prefix + o.link});
@@ -150,7 +150,7 @@ void FlowNode::expire() {
         ++o.attempts;
         o.since = now_;
         const double prefix = o.for_in && ins_.count(*o.for_in) ? ins_.at(*o.for_in).prefix : 0.0;
-        send(o.next, FlowRequest{id, prefix + o.link, o.expected_suffix});
+        send(o.next, FlowRequest{id, prefix + o.link, o.expected_suffix, o.new_path_to});
       } else {
         give_up.push_back(id);
       }
@@ -160,7 +160,8 @@ void FlowNode::expire() {
     }
   }
   for (HopId id : give_up) {
-    send(outs_.at(id).next, Cancel{id});  // in case it was accepted and only the answer was lost
+    // In case it was accepted and only the answer was lost (a new path: the sink lent a slot for it).
+    send(outs_.at(id).next, Cancel{id, outs_.at(id).new_path_to != 0});
     remove_out(id);
   }
   for (HopId id : idle) {
@@ -170,7 +171,8 @@ void FlowNode::expire() {
   if (!idle.empty()) backoff_until_ = now_ + period * static_cast<double>(1 + rng_.below(3));
   std::vector<HopKey> orphans;
   for (const auto& [key, in] : ins_)
-    if (!is_holder() && !in.out && now_ - in.since >= cfg_.params.orphan_timeout * period) orphans.push_back(key);
+    if (!is_holder() && !in.out && in.accepted && now_ - in.since >= cfg_.params.orphan_timeout * period)
+      orphans.push_back(key);
   for (const auto& key : orphans) {
     send(key.prev, PushBack{key.id});
     remove_in(key, false);
@@ -230,7 +232,7 @@ void FlowNode::build() {
   for (const auto& [id, o] : outs_)
     if (!o.established && o.for_in) served.insert(*o.for_in);
   for (const auto& [key, in] : ins_) {
-    if (in.out || served.count(key)) continue;
+    if (in.out || !in.accepted || served.count(key)) continue;
     if (!request_path(key, std::nullopt, 0)) break;
   }
   // Then reserve paths ahead of demand, a few at a time.
@@ -245,7 +247,7 @@ void FlowNode::build() {
 
 void FlowNode::bind_orphans() {
   for (auto& [key, in] : ins_) {
-    if (in.out) continue;
+    if (in.out || !in.accepted) continue;
     std::optional<HopId> best;
     for (const auto& [id, o] : outs_)
       if (o.established && !o.in && !o.locked && (!best || suffix(o) < suffix(outs_.at(*best)))) best = id;
@@ -262,24 +264,51 @@ void FlowNode::bind_orphans() {
   }
 }
 
-// A matched flow whose onward path costs more than a free path offered downstream moves onto that path
-// (a local augmenting step; the old path is released and offered again).
+// A matched flow whose onward path costs more than another moves onto it (a local augmenting step): onto a free
+// path offered downstream, or onto a new path built through relays with room to the same sink, whose potential the
+// next stage advertises (docs/flow.md). The old path is released once the new one is accepted.
 void FlowNode::reroute() {
   if (!is_holder() && !has_room_or_reservation()) return;
-  if (is_holder() && outs_.size() >= cfg_.capacity) return;
+  if (is_holder() && outs_.size() > cfg_.capacity) return;  // one at a time, beside the flow it replaces
   for (const auto& [id, o] : outs_) {
     if (!o.established || o.locked) continue;
     if (!is_holder() && !o.in) continue;
     bool replacing = false;
     for (const auto& [id2, o2] : outs_) replacing = replacing || (o2.replaces && *o2.replaces == id);
     if (replacing) continue;
-    double cost = 0;
-    auto w = best_next(o.next, &cost);
-    if (!w || cost >= suffix(o) - 1e-6 * (1 + suffix(o))) continue;
+    const double now_cost = suffix(o), tolerance = 1e-6 * (1 + now_cost);
+    double free_cost = kInfCost, new_cost = kInfCost;
+    auto w = best_next(o.next, &free_cost);
+    std::optional<NodeId> v;
+    if (o.sink && cfg_.params.new_path_reroutes) v = potential_next(o.sink, o.next, &new_cost);
+    const bool onto_free = w && free_cost < now_cost - tolerance && free_cost <= new_cost;
+    const bool onto_new = v && new_cost < now_cost - tolerance && !onto_free;
+    if (!onto_free && !onto_new) continue;
     if (!is_holder() && !make_room()) return;
-    request_path(o.in, id, o.next);
+    if (onto_free) request_path(o.in, id, o.next);
+    else request_new_path(o.in, id, *v, o.sink, new_cost - peers_.at(*v).link, false);
     return;  // one per round: it needs spare capacity while in flight
   }
+}
+
+void FlowNode::request_new_path(std::optional<HopKey> for_in, std::optional<HopId> replaces, NodeId next,
+                                NodeId holder, double expected, bool forwarding) {
+  const HopId id = new_hop_id();
+  OutHop o;
+  o.next = next;
+  o.link = peers_.at(next).link;
+  o.suffix_after = expected;
+  o.expected_suffix = expected;
+  o.since = now_;
+  o.attempts = 1;
+  o.for_in = for_in;
+  o.replaces = replaces;
+  o.sink = holder;
+  o.new_path_to = holder;
+  o.forwarding = forwarding;
+  const double prefix = for_in && ins_.count(*for_in) ? ins_.at(*for_in).prefix : 0.0;
+  outs_[id] = o;
+  send(next, FlowRequest{id, prefix + o.link, expected, holder});
 }
 
 // Min-max pairing: matching the largest prefix with the smallest suffix minimizes the largest path through this
@@ -328,17 +357,19 @@ void FlowNode::on(NodeId from, const FlowRequest& m) {
   }
   const HopKey key{from, m.hop};
   if (auto it = ins_.find(key); it != ins_.end()) {  // a retry whose answer was lost: answer again
-    const double s = it->second.out ? suffix(outs_.at(*it->second.out)) : 0.0;
-    send(from, FlowAccept{m.hop, s});
+    if (!it->second.accepted) return;                // (or not yet: the new path is still being built)
+    const OutHop* o = it->second.out ? &outs_.at(*it->second.out) : nullptr;
+    send(from, FlowAccept{m.hop, o ? suffix(*o) : 0.0, o ? o->sink : is_holder() ? cfg_.id : 0});
     return;
   }
+  if (m.sink != 0) return on_new_path_request(from, m);
   if (is_holder()) {
     if (ins_.size() >= cfg_.capacity) {
       send(from, FlowReject{m.hop, Reason::kNoFreeOutflow, current_offer()});
       return;
     }
     ins_[key] = InHop{m.prefix, std::nullopt, now_};
-    send(from, FlowAccept{m.hop, 0.0});
+    send(from, FlowAccept{m.hop, 0.0, cfg_.id});
     advertise(false);
     return;
   }
@@ -355,29 +386,82 @@ void FlowNode::on(NodeId from, const FlowRequest& m) {
     return;
   }
   ins_[key] = InHop{m.prefix, std::nullopt, now_};
-  send(from, FlowAccept{m.hop, s});
+  send(from, FlowAccept{m.hop, s, outs_.at(*best).sink});
   match(key, *best);
   advertise(false);
+}
+
+// An upstream reroutes a flow that ends at holder m.sink and asks me for a new path there: a holder lends a slot
+// beyond its capacity (the flow's old path gives one back when it is released); a relay with room forwards the
+// request along its cheapest potential and answers upstream when the downstream has.
+void FlowNode::on_new_path_request(NodeId from, const FlowRequest& m) {
+  const HopKey key{from, m.hop};
+  if (is_holder()) {
+    if (m.sink != cfg_.id || ins_.size() >= cfg_.capacity + cfg_.params.sink_spare) {
+      send(from, FlowReject{m.hop, Reason::kNoFreeOutflow, current_offer()});
+      return;
+    }
+    ins_[key] = InHop{m.prefix, std::nullopt, now_};
+    send(from, FlowAccept{m.hop, 0.0, cfg_.id});
+    advertise(false);
+    return;
+  }
+  double cost = 0;
+  const auto next = potential_next(m.sink, 0, &cost);
+  if (!next || !has_room_or_reservation()) {
+    send(from, FlowReject{m.hop, Reason::kNoFreeOutflow, current_offer()});
+    return;
+  }
+  if (cost > m.expected_suffix + cfg_.params.stale_tolerance * (1 + std::fabs(m.expected_suffix)) + kEps) {
+    send(from, FlowReject{m.hop, Reason::kStaleCost, current_offer()});
+    return;
+  }
+  make_room();
+  InHop in{m.prefix, std::nullopt, now_};
+  in.accepted = false;
+  ins_[key] = in;
+  request_new_path(key, std::nullopt, *next, m.sink, cost - peers_.at(*next).link, true);
 }
 
 void FlowNode::on(NodeId from, const FlowAccept& m) {
   auto it = outs_.find(m.hop);
   if (it == outs_.end() || it->second.next != from) {
-    send(from, Cancel{m.hop});  // we gave up on it: release it
+    send(from, Cancel{m.hop, true});  // we gave up on it: release it (down to the sink, which may have lent a slot)
     event(EventKind::kDropped, from, "accept for a request we no longer have");
     return;
   }
   OutHop& o = it->second;
   o.suffix_after = m.suffix;
+  o.sink = m.sink;
   if (o.established) return;
   o.established = true;
   o.since = now_;
   event(EventKind::kHopEstablished, from, "");
+  if (o.forwarding) {  // the new path I was building for an upstream's request is there: answer it
+    o.forwarding = false;
+    auto in = o.for_in ? ins_.find(*o.for_in) : ins_.end();
+    if (in == ins_.end() || in->second.accepted) {  // the upstream gave up meanwhile
+      send(from, Cancel{m.hop, true});
+      outs_.erase(it);
+      advertise(false);
+      return;
+    }
+    const HopKey key = in->first;
+    in->second.accepted = true;
+    in->second.since = now_;
+    send(key.prev, FlowAccept{key.id, suffix(o), o.sink});
+    match(key, m.hop);
+    return;
+  }
   if (is_holder()) {
     send(from, PrefixUpdate{m.hop, o.link});
     if (o.replaces && outs_.count(*o.replaces)) {
-      send(outs_.at(*o.replaces).next, Cancel{*o.replaces});
+      send(outs_.at(*o.replaces).next, Cancel{*o.replaces, true});
       outs_.erase(*o.replaces);
+    } else if (o.replaces && outs_.size() > cfg_.capacity) {  // a move took the old flow away meanwhile
+      send(from, Cancel{m.hop, true});
+      outs_.erase(it);
+      return;
     }
     o.replaces.reset();
     return;
@@ -389,7 +473,7 @@ void FlowNode::on(NodeId from, const FlowAccept& m) {
     if (old != outs_.end() && old->second.in && !old->second.locked) {
       const HopKey in = *old->second.in;
       const NodeId old_next = old->second.next;
-      send(old_next, Cancel{old->first});
+      send(old_next, Cancel{old->first, true});
       outs_.erase(old);
       ins_.at(in).out.reset();
       match(in, m.hop);
@@ -400,8 +484,13 @@ void FlowNode::on(NodeId from, const FlowAccept& m) {
     match(*o.for_in, m.hop);
     return;
   }
+  if (o.new_path_to) {  // the flow it was built for went elsewhere meanwhile: the sink gets its lent slot back
+    send(from, Cancel{m.hop, true});
+    outs_.erase(it);
+    return;
+  }
   for (auto& [key, in] : ins_) {
-    if (!in.out) {
+    if (!in.out && in.accepted) {
       match(key, m.hop);
       return;
     }
@@ -415,6 +504,7 @@ void FlowNode::on(NodeId from, const FlowReject& m) {
   p.has_offer = true;
   auto it = outs_.find(m.hop);
   if (it != outs_.end() && it->second.next == from && !it->second.established) {
+    if (it->second.forwarding) return remove_out(m.hop);  // and refuse upstream
     outs_.erase(it);
     build();
   }
@@ -422,7 +512,15 @@ void FlowNode::on(NodeId from, const FlowReject& m) {
 
 void FlowNode::on(NodeId from, const Cancel& m) {
   const HopKey key{from, m.hop};
-  if (!ins_.count(key)) return;
+  auto it = ins_.find(key);
+  if (it == ins_.end()) return;
+  if (m.release && it->second.out) {  // not a reserved path for others: release it down to the sink
+    const HopId out = *it->second.out;
+    it->second.out.reset();
+    outs_.at(out).in.reset();
+    send(outs_.at(out).next, Cancel{out, true});
+    remove_out(out);
+  }
   remove_in(key, true);
   advertise(false);
 }
@@ -439,9 +537,10 @@ void FlowNode::on(NodeId from, const SuffixUpdate& m) {
   auto it = outs_.find(m.hop);
   if (it == outs_.end() || it->second.next != from) return;
   OutHop& o = it->second;
-  if (!differs(o.suffix_after, m.suffix)) return;
+  if (!differs(o.suffix_after, m.suffix) && o.sink == m.sink) return;
   o.suffix_after = m.suffix;
-  if (o.in) send(o.in->prev, SuffixUpdate{o.in->id, suffix(o)});
+  o.sink = m.sink;
+  if (o.in) send(o.in->prev, SuffixUpdate{o.in->id, suffix(o), o.sink});
   else advertise(false);
 }
 
@@ -462,8 +561,9 @@ void FlowNode::on(NodeId from, const PrefixUpdate& m) {
 void FlowNode::on(NodeId from, const CheckFlows& m) {
   const std::set<HopId> listed(m.hops.begin(), m.hops.end());
   std::vector<HopKey> stale;
-  for (const auto& [key, in] : ins_)
-    if (key.prev == from && !listed.count(key.id) && now_ - in.since >= cfg_.params.grace * cfg_.params.period)
+  for (const auto& [key, in] : ins_)  // (an in-hop still waiting for its new path is not established upstream)
+    if (key.prev == from && in.accepted && !listed.count(key.id) &&
+        now_ - in.since >= cfg_.params.grace * cfg_.params.period)
       stale.push_back(key);
   for (const auto& key : stale) {
     event(EventKind::kHopLost, from, "anti-entropy: upstream no longer has the hop");
@@ -514,6 +614,8 @@ void FlowNode::on(NodeId from, const Snapshot& m) {
 // drop in the larger affected path: it lowers total cost and, among equal totals, the slowest flow (docs/flow.md).
 void FlowNode::try_move() {
   if (frozen_) return;
+  for (const auto& [id, o] : outs_)
+    if (o.replaces) return;  // a reroute of mine is on its way: its flow is not to be moved meanwhile
   struct Candidate {
     double score = -kInfCost;
     NodeId partner = 0;
@@ -589,7 +691,7 @@ void FlowNode::propose_swap(HopId mine, NodeId partner, HopId theirs, NodeId the
   pm.their_next = their_next;
   pm.rest = std::move(rest);
   send(partner, ProposeSwap{mine, theirs, pm.new_id, o.next, o.in ? ins_.at(*o.in).prefix : 0.0, o.link,
-                            link_to(their_next), o.suffix_after, cycle, their_next});
+                            link_to(their_next), o.suffix_after, cycle, their_next, o.sink});
   pending_move_ = std::move(pm);
 }
 
@@ -717,6 +819,8 @@ std::optional<Reason> FlowNode::proposal_refusal(NodeId from, HopId theirs) cons
   auto it = outs_.find(theirs);
   if (it == outs_.end() || !it->second.established || (!it->second.in && !is_holder())) return Reason::kUnknownHop;
   if (it->second.locked) return Reason::kBusy;
+  for (const auto& [id, o] : outs_)  // being rerouted: it goes away once the new path is accepted
+    if (o.replaces && *o.replaces == theirs) return Reason::kBusy;
   return std::nullopt;
 }
 
@@ -749,13 +853,14 @@ void FlowNode::on(NodeId from, const ProposeSwap& m) {
   n.next = m.my_next;
   n.link = link_a;
   n.suffix_after = m.my_suffix_after_next;
+  n.sink = m.my_sink;
   n.in = i2;
   n.established = true;
   n.since = now_;
   outs_[p] = n;
   if (i2) {
     ins_.at(*i2).out = p;
-    send(i2->prev, SuffixUpdate{i2->id, suffix(n)});
+    send(i2->prev, SuffixUpdate{i2->id, suffix(n), n.sink});
   }
   send(b, Switch{m.theirs, from, m.new_id, m.my_prefix + m.my_link_to_their_next});
   r.accept = true;
@@ -763,6 +868,7 @@ void FlowNode::on(NodeId from, const ProposeSwap& m) {
   r.their_prefix = p2;
   r.their_suffix_after = o2.suffix_after;
   r.their_link_to_my_next = link_a;
+  r.their_sink = o2.sink;
   send(from, r);
   temperature_ *= cfg_.params.cooling_per_move;
   event(EventKind::kMoveAccepted, from, "swap (partner)");
@@ -793,13 +899,14 @@ void FlowNode::on(NodeId from, const SwapReply& m) {
   n.next = pm.their_next;
   n.link = link_to(pm.their_next);
   n.suffix_after = m.their_suffix_after;
+  n.sink = m.their_sink;
   n.in = i1;
   n.established = true;
   n.since = now_;
   outs_[pm.new_id] = n;
   if (i1) {
     ins_.at(*i1).out = pm.new_id;
-    send(i1->prev, SuffixUpdate{i1->id, suffix(n)});
+    send(i1->prev, SuffixUpdate{i1->id, suffix(n), n.sink});
   }
   send(a, Switch{m.mine, from, m.new_id, m.their_prefix + m.their_link_to_my_next});
   temperature_ *= cfg_.params.cooling_per_move;
@@ -850,6 +957,7 @@ void FlowNode::on(NodeId from, const ProposeTakeover& m) {
   r.prefix_at_prev = prefix_at_x;
   r.next = o.next;
   r.suffix_after_next = o.suffix_after;
+  r.sink = o.sink;
   send(from, r);
   temperature_ *= cfg_.params.cooling_per_move;
   event(EventKind::kMoveAccepted, from, "takeover (partner)");
@@ -880,6 +988,7 @@ void FlowNode::on(NodeId from, const TakeoverReply& m) {
   n.next = m.next;
   n.link = link_to(m.next);
   n.suffix_after = m.suffix_after_next;
+  n.sink = m.sink;
   n.established = true;
   n.since = now_;
   outs_[m.new_id] = n;
@@ -930,7 +1039,7 @@ void FlowNode::on(NodeId from, const Redirect& m) {
   o.next = m.new_next;
   o.link = link;
   o.since = now_;
-  if (o.in) send(o.in->prev, SuffixUpdate{o.in->id, suffix(o)});
+  if (o.in) send(o.in->prev, SuffixUpdate{o.in->id, suffix(o), o.sink});
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -939,6 +1048,13 @@ void FlowNode::on(NodeId from, const Redirect& m) {
 void FlowNode::remove_out(HopId id) {
   auto it = outs_.find(id);
   if (it == outs_.end()) return;
+  if (it->second.forwarding && it->second.for_in) {  // the upstream's new-path request fails with it
+    auto in = ins_.find(*it->second.for_in);
+    if (in != ins_.end() && !in->second.accepted) {
+      send(in->first.prev, FlowReject{in->first.id, Reason::kNoFreeOutflow, current_offer()});
+      ins_.erase(in);
+    }
+  }
   if (it->second.in) {
     auto in = ins_.find(*it->second.in);
     if (in != ins_.end()) {
@@ -954,6 +1070,15 @@ void FlowNode::remove_out(HopId id) {
 void FlowNode::remove_in(const HopKey& key, bool free_out) {
   auto it = ins_.find(key);
   if (it == ins_.end()) return;
+  if (!it->second.accepted) {  // a new path still being built for it: nobody wants it any more
+    std::vector<HopId> forwards;
+    for (const auto& [id, o] : outs_)
+      if (o.forwarding && o.for_in && *o.for_in == key) forwards.push_back(id);
+    for (HopId id : forwards) {
+      send(outs_.at(id).next, Cancel{id, true});
+      outs_.erase(id);
+    }
+  }
   if (it->second.out) {
     auto o = outs_.find(*it->second.out);
     if (o != outs_.end()) {
@@ -977,7 +1102,7 @@ void FlowNode::match(const HopKey& in, HopId out) {
 
 void FlowNode::announce_costs(const HopKey& in, HopId out) {
   OutHop& o = outs_.at(out);
-  send(in.prev, SuffixUpdate{in.id, suffix(o)});
+  send(in.prev, SuffixUpdate{in.id, suffix(o), o.sink});
   const double prefix = ins_.at(in).prefix + o.link;
   if (differs(prefix, o.prefix_sent)) {
     o.prefix_sent = prefix;
@@ -989,7 +1114,11 @@ void FlowNode::send(NodeId to, FlowBody body) { out_->messages.push_back(Outgoin
 
 void FlowNode::advertise(bool force) {
   const Offer o = current_offer();
-  const bool changed = o.free != last_offer_.free || differs(o.best_suffix, last_offer_.best_suffix);
+  bool changed = o.free != last_offer_.free || differs(o.best_suffix, last_offer_.best_suffix) ||
+                 o.potentials.size() != last_offer_.potentials.size();
+  for (size_t k = 0; !changed && k < o.potentials.size(); ++k)
+    changed = o.potentials[k].holder != last_offer_.potentials[k].holder ||
+              differs(o.potentials[k].cost, last_offer_.potentials[k].cost);
   if (!force && !changed) return;
   last_offer_ = o;
   last_advert_round_ = round_;
@@ -1008,6 +1137,7 @@ Offer FlowNode::current_offer() const {
   Offer o;
   o.capacity = cfg_.capacity;
   o.used = used();
+  o.potentials = potentials();
   if (is_holder()) {
     o.free = cfg_.capacity > ins_.size() ? static_cast<uint32_t>(cfg_.capacity - ins_.size()) : 0;
     o.best_suffix = o.free > 0 ? 0.0 : kInfCost;
@@ -1019,6 +1149,41 @@ Offer FlowNode::current_offer() const {
     o.best_suffix = std::min(o.best_suffix, suffix(out));
   }
   return o;
+}
+
+std::vector<Potential> FlowNode::potentials() const {
+  if (!cfg_.params.new_path_reroutes) return {};
+  if (is_holder()) {
+    if (ins_.size() >= cfg_.capacity + cfg_.params.sink_spare) return {};
+    return {Potential{cfg_.id, 0.0}};
+  }
+  if (!has_room_or_reservation()) return {};
+  std::map<NodeId, double> best;
+  for (const auto& [pid, p] : peers_) {
+    if (!p.alive || !p.has_offer || !is_next(pid) || !std::isfinite(p.link)) continue;
+    for (const auto& q : p.offer.potentials) {
+      auto [it, fresh] = best.emplace(q.holder, p.link + q.cost);
+      if (!fresh) it->second = std::min(it->second, p.link + q.cost);
+    }
+  }
+  std::vector<Potential> v;
+  for (const auto& [h, c] : best) v.push_back(Potential{h, c});
+  return v;
+}
+
+std::optional<NodeId> FlowNode::potential_next(NodeId holder, NodeId exclude, double* cost) const {
+  std::optional<NodeId> best;
+  double best_cost = kInfCost;
+  for (const auto& [pid, p] : peers_) {
+    if (pid == exclude || !p.alive || !p.has_offer || !is_next(pid) || !std::isfinite(p.link)) continue;
+    for (const auto& q : p.offer.potentials)
+      if (q.holder == holder && p.link + q.cost < best_cost - kEps) {
+        best_cost = p.link + q.cost;
+        best = pid;
+      }
+  }
+  if (cost) *cost = best_cost;
+  return best;
 }
 
 uint32_t FlowNode::used() const {
@@ -1036,7 +1201,12 @@ uint32_t FlowNode::used() const {
   return n;
 }
 
-uint32_t FlowNode::free_outs() const { return current_offer().free; }
+uint32_t FlowNode::free_outs() const {
+  if (is_holder()) return cfg_.capacity > ins_.size() ? static_cast<uint32_t>(cfg_.capacity - ins_.size()) : 0;
+  uint32_t n = 0;
+  for (const auto& [id, out] : outs_) n += out.established && !out.in && !out.locked ? 1 : 0;
+  return n;
+}
 
 bool FlowNode::has_room_or_reservation() const { return used() < cfg_.capacity || free_outs() > 0; }
 
@@ -1132,8 +1302,14 @@ std::optional<HopId> FlowNode::out_for(const HopKey& in) const {
 std::string FlowNode::check_invariants() const {
   std::ostringstream err;
   if (is_holder()) {
-    if (outs_.size() > cfg_.capacity) err << "source flows " << outs_.size() << " > capacity " << cfg_.capacity << "; ";
-    if (ins_.size() > cfg_.capacity) err << "sink flows " << ins_.size() << " > capacity " << cfg_.capacity << "; ";
+    // A reroute holds its new out-hop beside the one it replaces until the new one is accepted (make before
+    // break); a sink lends up to sink_spare slots to reroutes, which give one back when their old path goes.
+    size_t rerouting = 0;
+    for (const auto& [id, o] : outs_) rerouting += o.replaces ? 1 : 0;
+    if (outs_.size() > cfg_.capacity + rerouting)
+      err << "source flows " << outs_.size() << " > capacity " << cfg_.capacity << "; ";
+    if (ins_.size() > cfg_.capacity + cfg_.params.sink_spare)
+      err << "sink flows " << ins_.size() << " > capacity " << cfg_.capacity << " + spare; ";
   } else if (used() > cfg_.capacity) {
     err << "used " << used() << " > capacity " << cfg_.capacity << "; ";
   }

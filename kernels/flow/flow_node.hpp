@@ -41,6 +41,10 @@ struct FlowParams {
   double cooling_per_round = 0.98;
   double cooling_per_move = 0.95;
   double max_weight = 1.0;          // weight of the larger affected path in a move's score (0: total cost only)
+  // Reroutes onto new paths (docs/flow.md, "Reroute onto a new path"): a flow moves when the potential through
+  // relays with room is cheaper than its suffix; its sink lends up to sink_spare slots beyond capacity meanwhile.
+  bool new_path_reroutes = true;
+  uint32_t sink_spare = 2;
   double proposal_timeout = 2.0;    // (periods)
   int ignore_rounds = 5;            // a peer that refused a proposal is left alone this long
 };
@@ -145,6 +149,7 @@ class FlowNode {
     double prefix = 0;
     std::optional<HopId> out;  // relays only
     double since = 0;          // created, or orphaned
+    bool accepted = true;      // false while the new path it asked for is being built on downstream
   };
   struct OutHop {
     NodeId next = 0;
@@ -159,6 +164,9 @@ class FlowNode {
     bool locked = false;             // part of a pending proposal
     std::optional<HopKey> for_in;    // requested to carry this in-hop (an orphan, or a reroute)
     std::optional<HopId> replaces;   // a reroute: the out-hop to release once this one is accepted
+    NodeId sink = 0;                 // the holder the path ends at, as the next hop last told (0: unknown)
+    NodeId new_path_to = 0;          // requested as a new path on to this holder (FlowRequest::sink)
+    bool forwarding = false;         // built for an upstream's new-path request: for_in waits for its answer
   };
   struct Peer {
     Stage stage = 0;
@@ -213,6 +221,13 @@ class FlowNode {
   bool request_path(std::optional<HopKey> for_in, std::optional<HopId> replaces, NodeId exclude);
   std::optional<NodeId> best_next(NodeId exclude, double* cost) const;
   void reroute();
+  // Reroutes onto new paths: the potentials I advertise, the next hop of the cheapest new path to `holder`, a
+  // request for one (as a reroute's start or forwarding an upstream's), and serving an upstream's.
+  std::vector<Potential> potentials() const;
+  std::optional<NodeId> potential_next(NodeId holder, NodeId exclude, double* cost) const;
+  void request_new_path(std::optional<HopKey> for_in, std::optional<HopId> replaces, NodeId next, NodeId holder,
+                        double expected, bool forwarding);
+  void on_new_path_request(NodeId from, const FlowRequest& m);
   void bind_orphans();
   void repair_pairing();
   void expire();

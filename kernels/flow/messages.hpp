@@ -22,22 +22,34 @@ enum class Reason : uint8_t {
 };
 inline constexpr uint8_t kReasonCount = 5;
 
+// The cheapest path I could build on to data holder `holder` through relays with room (a distance vector that,
+// unlike the reserved paths, needs no free sink slot: it serves reroutes, which release a slot as they take one).
+struct Potential {
+  NodeId holder = 0;
+  double cost = 0;
+};
+
 // Distance-vector and capacity advertisement, to the previous stage (and the same stage, for joiners).
 struct Offer {
   uint32_t free = 0;               // reserved paths to a sink I can hand out now (sinks: free slots)
   double best_suffix = kInfCost;   // the cheapest of them, from me to the sink
   uint32_t capacity = 0;
   uint32_t used = 0;               // flows through me (matched or reserved)
+  std::vector<Potential> potentials = {};  // by holder, ascending; empty when I have no room
 };
 
 struct FlowRequest {  // upstream -> downstream: bind a new hop to one of your free reserved paths
   HopId hop = 0;
   double prefix = 0;           // cost from the source to the receiver through this hop
-  double expected_suffix = 0;  // the receiver's best_suffix as the sender last heard it
+  double expected_suffix = 0;  // the receiver's best_suffix (or potential to `sink`) as the sender last heard it
+  // 0: bind a reserved path. A holder: build a new path on to that holder, for a reroute of a flow that ends
+  // there (the holder lends a slot beyond its capacity until the rerouted flow's old path is released).
+  NodeId sink = 0;
 };
 struct FlowAccept {  // downstream -> upstream
   HopId hop = 0;
   double suffix = 0;  // from the receiver of the request to the sink
+  NodeId sink = 0;    // the data holder the path ends at
 };
 struct FlowReject {
   HopId hop = 0;
@@ -46,6 +58,9 @@ struct FlowReject {
 };
 struct Cancel {  // upstream -> downstream: I release this hop
   HopId hop = 0;
+  // Release the path beyond it too, down to the sink (a reroute's old path, or a new path nobody took: the sink
+  // lent a slot for it). Without: the rest stays a reserved path, offered again.
+  bool release = false;
 };
 struct PushBack {  // downstream -> upstream: this hop leads nowhere any more
   HopId hop = 0;
@@ -53,6 +68,7 @@ struct PushBack {  // downstream -> upstream: this hop leads nowhere any more
 struct SuffixUpdate {  // downstream -> upstream, along a flow
   HopId hop = 0;
   double suffix = 0;
+  NodeId sink = 0;  // the data holder the flow ends at (0: not known yet)
 };
 struct PrefixUpdate {  // upstream -> downstream, along a flow
   HopId hop = 0;
@@ -97,6 +113,7 @@ struct ProposeSwap {
   double my_suffix_after_next = 0;   // A -> sink
   bool cycle = false;  // one step of a negative cycle I computed: accept if the hop is still yours
   NodeId expected_their_next = 0;  // B as I know it: the move is void if `theirs` goes elsewhere now
+  NodeId my_sink = 0;              // the holder my flow ends at (0: unknown)
 };
 struct SwapReply {
   bool accept = false;
@@ -107,6 +124,7 @@ struct SwapReply {
   double their_prefix = 0;
   double their_suffix_after = 0;  // B -> sink
   double their_link_to_my_next = 0;  // replier -> A
+  NodeId their_sink = 0;
 };
 // Take over your flow on out-hop `theirs` (prev X -> you -> next Y becomes X -> me -> Y).
 struct ProposeTakeover {
@@ -127,6 +145,7 @@ struct TakeoverReply {
   double prefix_at_prev = 0;  // cost from the source to X (excl. the link X -> me)
   NodeId next = 0;       // Y
   double suffix_after_next = 0;
+  NodeId sink = 0;       // the holder the flow ends at
 };
 // Old upstream -> downstream: the in-hop you know as (me, old_id) now comes from (new_prev, new_id).
 struct Switch {

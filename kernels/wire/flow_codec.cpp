@@ -45,10 +45,24 @@ void fill_offer(schema::FlowOffer::Builder b, const Offer& o) {
   b.setBestSuffix(o.best_suffix);
   b.setCapacity(o.capacity);
   b.setUsed(o.used);
+  auto l = b.initPotentials(static_cast<unsigned>(o.potentials.size()));
+  for (unsigned i = 0; i < o.potentials.size(); ++i) {
+    l[i].setHolder(o.potentials[i].holder);
+    l[i].setCost(o.potentials[i].cost);
+  }
 }
 
 Offer read_offer(schema::FlowOffer::Reader r, Checker& c) {
-  return Offer{r.getFree(), c.cost(r.getBestSuffix(), "bestSuffix", true), r.getCapacity(), r.getUsed()};
+  Offer o{r.getFree(), c.cost(r.getBestSuffix(), "bestSuffix", true), r.getCapacity(), r.getUsed(), {}};
+  const auto l = r.getPotentials();
+  if (!c.list(l, "potentials")) return o;
+  for (auto p : l) {
+    // One entry per holder, ascending: a node's distance vector, never two costs for one holder.
+    if (c.bad.empty() && (p.getHolder() == 0 || (!o.potentials.empty() && p.getHolder() <= o.potentials.back().holder)))
+      c.bad = "potentials not one per holder in ascending order (holder " + std::to_string(p.getHolder()) + ")";
+    o.potentials.push_back(Potential{p.getHolder(), c.cost(p.getCost(), "potential")});
+  }
+  return o;
 }
 
 }  // namespace
@@ -64,23 +78,28 @@ void fill_flow(schema::FlowMessage::Builder out, const FlowBody& body) {
           b.setHop(m.hop);
           b.setPrefix(m.prefix);
           b.setExpectedSuffix(m.expected_suffix);
+          b.setSink(m.sink);
         } else if constexpr (std::is_same_v<T, FlowAccept>) {
           auto b = out.initAccept();
           b.setHop(m.hop);
           b.setSuffix(m.suffix);
+          b.setSink(m.sink);
         } else if constexpr (std::is_same_v<T, FlowReject>) {
           auto b = out.initReject();
           b.setHop(m.hop);
           b.setReason(static_cast<schema::FlowReason>(m.reason));
           fill_offer(b.initOffer(), m.offer);
         } else if constexpr (std::is_same_v<T, Cancel>) {
-          out.initCancel().setHop(m.hop);
+          auto b = out.initCancel();
+          b.setHop(m.hop);
+          b.setRelease(m.release);
         } else if constexpr (std::is_same_v<T, PushBack>) {
           out.initPushBack().setHop(m.hop);
         } else if constexpr (std::is_same_v<T, SuffixUpdate>) {
           auto b = out.initSuffixUpdate();
           b.setHop(m.hop);
           b.setCost(m.suffix);
+          b.setSink(m.sink);
         } else if constexpr (std::is_same_v<T, PrefixUpdate>) {
           auto b = out.initPrefixUpdate();
           b.setHop(m.hop);
@@ -125,6 +144,7 @@ void fill_flow(schema::FlowMessage::Builder out, const FlowBody& body) {
           b.setMySuffixAfterNext(m.my_suffix_after_next);
           b.setCycle(m.cycle);
           b.setExpectedTheirNext(m.expected_their_next);
+          b.setMySink(m.my_sink);
         } else if constexpr (std::is_same_v<T, SwapReply>) {
           auto b = out.initSwapReply();
           b.setAccept(m.accept);
@@ -135,6 +155,7 @@ void fill_flow(schema::FlowMessage::Builder out, const FlowBody& body) {
           b.setTheirPrefix(m.their_prefix);
           b.setTheirSuffixAfter(m.their_suffix_after);
           b.setTheirLinkToMyNext(m.their_link_to_my_next);
+          b.setTheirSink(m.their_sink);
         } else if constexpr (std::is_same_v<T, ProposeTakeover>) {
           auto b = out.initProposeTakeover();
           b.setTheirs(m.theirs);
@@ -154,6 +175,7 @@ void fill_flow(schema::FlowMessage::Builder out, const FlowBody& body) {
           b.setPrefixAtPrev(m.prefix_at_prev);
           b.setNext(m.next);
           b.setSuffixAfterNext(m.suffix_after_next);
+          b.setSink(m.sink);
         } else if constexpr (std::is_same_v<T, Switch>) {
           auto b = out.initSwitch();
           b.setOldId(m.old_id);
@@ -179,12 +201,12 @@ Result<FlowBody, WireError> read_flow(schema::FlowMessage::Reader in) {
     case W::REQUEST: {
       auto r = in.getRequest();
       body = FlowRequest{r.getHop(), c.cost(r.getPrefix(), "prefix"),
-                         c.cost(r.getExpectedSuffix(), "expectedSuffix", true)};
+                         c.cost(r.getExpectedSuffix(), "expectedSuffix", true), r.getSink()};
       break;
     }
     case W::ACCEPT: {
       auto r = in.getAccept();
-      body = FlowAccept{r.getHop(), c.cost(r.getSuffix(), "suffix")};
+      body = FlowAccept{r.getHop(), c.cost(r.getSuffix(), "suffix"), r.getSink()};
       break;
     }
     case W::REJECT: {
@@ -192,11 +214,11 @@ Result<FlowBody, WireError> read_flow(schema::FlowMessage::Reader in) {
       body = FlowReject{r.getHop(), c.reason(r.getReason()), read_offer(r.getOffer(), c)};
       break;
     }
-    case W::CANCEL: body = Cancel{in.getCancel().getHop()}; break;
+    case W::CANCEL: body = Cancel{in.getCancel().getHop(), in.getCancel().getRelease()}; break;
     case W::PUSH_BACK: body = PushBack{in.getPushBack().getHop()}; break;
     case W::SUFFIX_UPDATE: {
       auto r = in.getSuffixUpdate();
-      body = SuffixUpdate{r.getHop(), c.cost(r.getCost(), "suffix")};
+      body = SuffixUpdate{r.getHop(), c.cost(r.getCost(), "suffix"), r.getSink()};
       break;
     }
     case W::PREFIX_UPDATE: {
@@ -240,7 +262,8 @@ Result<FlowBody, WireError> read_flow(schema::FlowMessage::Reader in) {
                          c.cost(r.getMyLinkToTheirNext(), "myLinkToTheirNext"),
                          c.cost(r.getMySuffixAfterNext(), "mySuffixAfterNext"),
                          r.getCycle(),
-                         r.getExpectedTheirNext()};
+                         r.getExpectedTheirNext(),
+                         r.getMySink()};
       break;
     }
     case W::SWAP_REPLY: {
@@ -252,7 +275,8 @@ Result<FlowBody, WireError> read_flow(schema::FlowMessage::Reader in) {
                        r.getNewId(),
                        c.cost(r.getTheirPrefix(), "theirPrefix"),
                        c.cost(r.getTheirSuffixAfter(), "theirSuffixAfter"),
-                       c.cost(r.getTheirLinkToMyNext(), "theirLinkToMyNext")};
+                       c.cost(r.getTheirLinkToMyNext(), "theirLinkToMyNext"),
+                       r.getTheirSink()};
       break;
     }
     case W::PROPOSE_TAKEOVER: {
@@ -267,7 +291,7 @@ Result<FlowBody, WireError> read_flow(schema::FlowMessage::Reader in) {
                            r.getTheirs(),      r.getNewId(),
                            r.getPrev(),        r.getPrevHop(),
                            c.cost(r.getPrefixAtPrev(), "prefixAtPrev"), r.getNext(),
-                           c.cost(r.getSuffixAfterNext(), "suffixAfterNext")};
+                           c.cost(r.getSuffixAfterNext(), "suffixAfterNext"), r.getSink()};
       break;
     }
     case W::SWITCH: {

@@ -44,22 +44,24 @@ inline std::vector<flow::FlowBody> flow_examples() {
   snap.links = {LinkCostEntry{2, 0.5}, LinkCostEntry{4, 0.25}};
   snap.capacity = 5;
   snap.used = 3;
-  return {Offer{2, 1.25, 5, 3},
+  return {Offer{2, 1.25, 5, 3, {Potential{3, 0.75}, Potential{8, 2.25}}},
           Offer{0, kInfCost, 4, 4},
           FlowRequest{9, 2.5, 3.75},
-          FlowAccept{9, 3.5},
+          FlowRequest{10, 2.5, 3.75, 7},
+          FlowAccept{9, 3.5, 7},
           FlowReject{9, Reason::kStaleCost, Offer{1, 0.5, 3, 2}},
           Cancel{17},
+          Cancel{17, true},
           PushBack{18},
-          SuffixUpdate{19, 4.5},
+          SuffixUpdate{19, 4.5, 7},
           PrefixUpdate{20, 5.5},
           CheckFlows{{1, 2, 3, 1ull << 60}},
           CheckReply{{7}},
           snap,
-          ProposeSwap{1, 2, 3, 4, 5.5, 6.5, 7.5, 8.5, true, 10},
-          SwapReply{true, Reason::kBusy, 1, 2, 3, 4.5, 5.5, 6.5},
+          ProposeSwap{1, 2, 3, 4, 5.5, 6.5, 7.5, 8.5, true, 10, 11},
+          SwapReply{true, Reason::kBusy, 1, 2, 3, 4.5, 5.5, 6.5, 7},
           ProposeTakeover{1, 2, 3.5, 4.5, 5, 6},
-          TakeoverReply{true, Reason::kUnknownHop, 1, 2, 3, 4, 5.5, 6, 7.5},
+          TakeoverReply{true, Reason::kUnknownHop, 1, 2, 3, 4, 5.5, 6, 7.5, 8},
           Switch{1, 2, 3, 4.5},
           Redirect{1, 2}};
 }

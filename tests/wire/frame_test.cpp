@@ -359,6 +359,23 @@ TEST(FrameRejects, FlowCostsThatAreNaNOrNegative) {
   EXPECT_TRUE(decode_frame(encode_frame({0, kSwarm, 1}, FlowMessage{flow::Offer{0, flow::kInfCost, 1, 1}}), options()).ok());
 }
 
+TEST(FrameRejects, PotentialsThatAreNotOneFinitePerHolderAscending) {
+  using flow::Potential;
+  const std::vector<std::pair<std::vector<Potential>, const char*>> bad = {
+      {{Potential{2, 1.0}, Potential{2, 0.5}}, "one per holder"},  // two costs for one holder
+      {{Potential{5, 1.0}, Potential{2, 0.5}}, "ascending"},
+      {{Potential{0, 1.0}}, "holder 0"},
+      {{Potential{2, flow::kInfCost}}, "potential"},  // nothing to offer is no entry, not +inf
+      {{Potential{2, -0.5}}, "potential"},
+  };
+  for (const auto& [potentials, what] : bad) {
+    auto r = decode_frame(encode_frame({0, kSwarm, 1}, FlowMessage{flow::Offer{1, 2.0, 4, 1, potentials}}), options());
+    ASSERT_FALSE(r.ok()) << what;
+    EXPECT_EQ(r.error().code, WireErrc::kInvalidValue) << what;
+    EXPECT_NE(r.error().message.find("potential"), std::string::npos) << r.error().message;
+  }
+}
+
 TEST(FrameRejects, UnknownFlowReason) {
   capnp::MallocMessageBuilder b;
   auto reject = envelope(b).initBody().initFlow().initReject();
