@@ -44,7 +44,7 @@ struct FlowParams {
   // Reroutes onto new paths (docs/flow.md, "Reroute onto a new path"): a flow moves when the potential through
   // relays with room is cheaper than its suffix; its sink lends up to sink_spare slots beyond capacity meanwhile.
   bool new_path_reroutes = true;
-  uint32_t sink_spare = 2;
+  uint32_t sink_spare = 4;
   double proposal_timeout = 2.0;    // (periods)
   int ignore_rounds = 5;            // a peer that refused a proposal is left alone this long
 };

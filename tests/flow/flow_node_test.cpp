@@ -365,6 +365,149 @@ TEST_F(Relay, RedirectPointsTheOutHopAtTheNewNext) {
   EXPECT_DOUBLE_EQ(suf[0].second.suffix, 10.0);  // new link 4 + 6
 }
 
+// --- reroutes onto new paths (docs/flow.md, "Reroute onto a new path") ----------------------------------
+
+TEST_F(Relay, AdvertisesItsPotentialToEachHolderThroughTheCheapestNextPeer) {
+  recv(31, Offer{0, kInfCost, 4, 4, {Potential{1, 5.0}}});                    // 2 + 5 = 7
+  recv(32, Offer{0, kInfCost, 4, 0, {Potential{1, 1.0}, Potential{2, 3.0}}});  // 4 + 1 = 5; 4 + 3 = 7
+  tick();
+  auto offers = sent<Offer>();
+  ASSERT_EQ(offers.size(), 2u);  // to 11 and 12
+  const auto& pot = offers[0].second.potentials;
+  ASSERT_EQ(pot.size(), 2u);
+  EXPECT_EQ(pot[0].holder, 1u);
+  EXPECT_DOUBLE_EQ(pot[0].cost, 5.0);
+  EXPECT_EQ(pot[1].holder, 2u);
+  EXPECT_DOUBLE_EQ(pot[1].cost, 7.0);
+}
+
+TEST_F(Relay, WithoutRoomItAdvertisesNoPotential) {
+  for (HopId k = 1; k <= 3; ++k) {  // capacity 3, three flows
+    reserve(31, 6.0);
+    recv(11, FlowRequest{k, 0.0, 8.0});
+  }
+  recv(32, Offer{0, kInfCost, 4, 0, {Potential{1, 1.0}}});
+  recv(12, FlowRequest{9, 0.0, 5.0, 1});  // and a new path is refused
+  auto rej = sent<FlowReject>();
+  ASSERT_EQ(rej.size(), 1u);
+  EXPECT_EQ(rej[0].second.reason, Reason::kNoFreeOutflow);
+  EXPECT_TRUE(rej[0].second.offer.potentials.empty());
+}
+
+TEST_F(Relay, NewPathRequestIsForwardedAlongThePotentialAndAnsweredWhenTheDownstreamHas) {
+  recv(31, Offer{0, kInfCost, 4, 0, {Potential{1, 9.0}}});  // 2 + 9 = 11
+  recv(32, Offer{0, kInfCost, 4, 0, {Potential{1, 1.0}}});  // 4 + 1 = 5: cheaper
+  recv(11, FlowRequest{5, 3.0, 5.0, 1});
+  EXPECT_TRUE(sent<FlowAccept>().empty());
+  auto fwd = sent<FlowRequest>();
+  ASSERT_EQ(fwd.size(), 1u);
+  EXPECT_EQ(fwd[0].first, 32u);
+  EXPECT_EQ(fwd[0].second.sink, 1u);
+  EXPECT_DOUBLE_EQ(fwd[0].second.prefix, 7.0);  // 3 + link 4
+  EXPECT_DOUBLE_EQ(fwd[0].second.expected_suffix, 1.0);
+  EXPECT_FALSE(node.out_for(HopKey{11, 5}).has_value());
+  recv(11, FlowRequest{5, 3.0, 5.0, 1});  // a retry while the path is being built: no answer yet
+  EXPECT_TRUE(sent<FlowAccept>().empty());
+  EXPECT_TRUE(sent<FlowRequest>().empty());
+  recv(32, FlowAccept{fwd[0].second.hop, 1.0, 1});
+  auto acc = sent<FlowAccept>();
+  ASSERT_EQ(acc.size(), 1u);
+  EXPECT_EQ(acc[0].first, 11u);
+  EXPECT_DOUBLE_EQ(acc[0].second.suffix, 5.0);
+  EXPECT_EQ(acc[0].second.sink, 1u);
+  EXPECT_EQ(node.out_for(HopKey{11, 5}), fwd[0].second.hop);
+  EXPECT_EQ(node.check_invariants(), "");
+}
+
+TEST_F(Relay, NewPathRequestIsRefusedWithTheReason) {
+  recv(11, FlowRequest{5, 0.0, 5.0, 1});  // no potential to holder 1 known
+  auto rej = sent<FlowReject>();
+  ASSERT_EQ(rej.size(), 1u);
+  EXPECT_EQ(rej[0].second.reason, Reason::kNoFreeOutflow);
+  recv(32, Offer{0, kInfCost, 4, 0, {Potential{1, 1.0}}});
+  recv(11, FlowRequest{6, 0.0, 4.0, 1});  // expects 4, mine is 5
+  rej = sent<FlowReject>();
+  ASSERT_EQ(rej.size(), 1u);
+  EXPECT_EQ(rej[0].second.reason, Reason::kStaleCost);
+  ASSERT_EQ(rej[0].second.offer.potentials.size(), 1u);
+  EXPECT_DOUBLE_EQ(rej[0].second.offer.potentials[0].cost, 5.0);
+  EXPECT_TRUE(node.in_hops().empty());
+}
+
+TEST_F(Relay, NewPathRefusedDownstreamIsRefusedUpstreamAndLeavesNothing) {
+  recv(32, Offer{0, kInfCost, 4, 0, {Potential{1, 1.0}}});
+  recv(11, FlowRequest{5, 0.0, 5.0, 1});
+  const HopId h = sent<FlowRequest>().at(0).second.hop;
+  recv(32, FlowReject{h, Reason::kNoFreeOutflow, Offer{0, kInfCost, 4, 4}});
+  auto rej = sent<FlowReject>();
+  ASSERT_EQ(rej.size(), 1u);
+  EXPECT_EQ(rej[0].first, 11u);
+  EXPECT_EQ(rej[0].second.hop, 5u);
+  EXPECT_TRUE(node.in_hops().empty());
+  EXPECT_TRUE(node.out_hops().empty());
+}
+
+TEST_F(Relay, NewPathWhoseUpstreamGaveUpIsReleasedDownToTheSink) {
+  recv(32, Offer{0, kInfCost, 4, 0, {Potential{1, 1.0}}});
+  recv(11, FlowRequest{5, 0.0, 5.0, 1});
+  const HopId h = sent<FlowRequest>().at(0).second.hop;
+  recv(11, Cancel{5});
+  auto c = sent<Cancel>();
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].first, 32u);
+  EXPECT_EQ(c[0].second.hop, h);
+  EXPECT_TRUE(c[0].second.release);  // the sink lent a slot for it
+  EXPECT_TRUE(node.out_hops().empty());
+}
+
+TEST_F(Relay, CancelWithReleaseReleasesThePathBeyondToo) {
+  const HopId h = reserve(31, 6.0);
+  recv(11, FlowRequest{5, 0.0, 8.0});
+  recv(11, Cancel{5, true});
+  auto c = sent<Cancel>();
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].first, 31u);
+  EXPECT_EQ(c[0].second.hop, h);
+  EXPECT_TRUE(c[0].second.release);
+  EXPECT_FALSE(node.out_hop(h).has_value());  // not kept as a reserved path (a plain Cancel keeps it)
+}
+
+TEST_F(Relay, ReroutesAFlowOntoANewPathWhenItsPotentialIsCheaperAndReleasesTheOldOne) {
+  recv(32, Offer{1, 6.0, 4, 0});
+  tick();
+  const HopId old = sent<FlowRequest>().at(0).second.hop;
+  recv(32, FlowAccept{old, 6.0, 1});  // suffix 4 + 6 = 10, to holder 1
+  recv(11, FlowRequest{5, 0.0, 10.0});
+  recv(31, Offer{0, kInfCost, 4, 0, {Potential{1, 1.0}}});  // a new path via 31 would cost 2 + 1 = 3
+  tick();
+  auto req = sent<FlowRequest>();
+  ASSERT_EQ(req.size(), 1u);
+  EXPECT_EQ(req[0].first, 31u);
+  EXPECT_EQ(req[0].second.sink, 1u);  // to the sink the flow ends at
+  EXPECT_EQ(node.out_for(HopKey{11, 5}), old);  // make before break
+  recv(31, FlowAccept{req[0].second.hop, 1.0, 1});
+  EXPECT_EQ(node.out_for(HopKey{11, 5}), req[0].second.hop);
+  auto c = sent<Cancel>();
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].first, 32u);
+  EXPECT_EQ(c[0].second.hop, old);
+  EXPECT_TRUE(c[0].second.release);  // gives the sink back the slot it lent
+  auto suf = sent<SuffixUpdate>();
+  ASSERT_EQ(suf.size(), 1u);
+  EXPECT_DOUBLE_EQ(suf[0].second.suffix, 3.0);
+  EXPECT_EQ(suf[0].second.sink, 1u);
+  EXPECT_EQ(node.check_invariants(), "");
+}
+
+TEST_F(Relay, AFlowWhoseSinkIsUnknownIsNotReroutedOntoANewPath) {
+  const HopId old = reserve(32, 6.0);  // accepted without a sink
+  recv(11, FlowRequest{5, 0.0, 10.0});
+  recv(31, Offer{0, kInfCost, 4, 0, {Potential{1, 1.0}}});
+  tick();
+  EXPECT_TRUE(sent<FlowRequest>().empty());
+  EXPECT_EQ(node.out_for(HopKey{11, 5}), old);
+}
+
 class Holder : public Relay {
  protected:
   Holder() : Relay(0, 2) {}
@@ -381,6 +524,57 @@ TEST_F(Holder, SinkAcceptsUpToItsCapacity) {
   auto rej = sent<FlowReject>();
   ASSERT_EQ(rej.size(), 1u);
   EXPECT_EQ(rej[0].second.reason, Reason::kNoFreeOutflow);
+}
+
+TEST_F(Holder, SinkLendsSpareSlotsToNewPathsThatEndAtIt) {
+  in(PeerUp{33, 3});
+  in(LinkCost{33, 1.0});
+  recv(33, FlowRequest{1, 5.0, 0.0});
+  recv(33, FlowRequest{2, 5.0, 0.0});  // capacity 2: full
+  recv(33, FlowRequest{3, 5.0, 0.0, 99});  // a new path to another holder
+  auto rej = sent<FlowReject>();
+  ASSERT_EQ(rej.size(), 1u);
+  EXPECT_EQ(rej[0].second.reason, Reason::kNoFreeOutflow);
+  const uint32_t spare = FlowParams{}.sink_spare;
+  for (HopId k = 0; k < spare; ++k) {
+    recv(33, FlowRequest{10 + k, 5.0, 0.0, 1});
+    auto acc = sent<FlowAccept>();
+    ASSERT_EQ(acc.size(), 1u) << k;
+    EXPECT_EQ(acc[0].second.sink, 1u);
+  }
+  recv(33, FlowRequest{20, 5.0, 0.0, 1});
+  rej = sent<FlowReject>();
+  ASSERT_EQ(rej.size(), 1u);
+  EXPECT_TRUE(rej[0].second.offer.potentials.empty());  // nothing more to lend
+  EXPECT_EQ(node.check_invariants(), "");
+  recv(33, Cancel{1, true});  // a rerouted flow's old path gives a slot back
+  auto back = sent<Offer>();
+  ASSERT_FALSE(back.empty());
+  ASSERT_EQ(back[0].second.potentials.size(), 1u);
+  EXPECT_EQ(back[0].second.potentials[0].holder, 1u);
+}
+
+TEST_F(Holder, SourceAtCapacityReroutesOntoANewPathAndReleasesTheOldFlow) {
+  recv(11, Offer{2, 5.0, 4, 0});
+  tick();
+  auto req = sent<FlowRequest>();
+  ASSERT_EQ(req.size(), 2u);  // capacity 2
+  for (const auto& [to, r] : req) recv(to, FlowAccept{r.hop, 5.0, 1});
+  recv(12, Offer{0, kInfCost, 4, 0, {Potential{1, 1.0}}});  // 1 + 1 = 2 < 1 + 5
+  tick();
+  auto re = sent<FlowRequest>();
+  ASSERT_EQ(re.size(), 1u);
+  EXPECT_EQ(re[0].first, 12u);
+  EXPECT_EQ(re[0].second.sink, 1u);
+  EXPECT_EQ(node.out_hops().size(), 3u);
+  EXPECT_EQ(node.check_invariants(), "");  // one beside the flow it replaces
+  recv(12, FlowAccept{re[0].second.hop, 1.0, 1});
+  EXPECT_EQ(node.out_hops().size(), 2u);
+  auto c = sent<Cancel>();
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].first, 11u);
+  EXPECT_TRUE(c[0].second.release);
+  EXPECT_EQ(node.check_invariants(), "");
 }
 
 TEST(StageChoice, JoinerGoesToTheStageThatLimitsTheFlow) {
