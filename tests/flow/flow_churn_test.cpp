@@ -20,14 +20,17 @@ TEST(FlowSwarm, GeoInstances_InvariantsHoldAfterEveryEvent) {
     q.add(r.before, replay(x));
   }
   q.print("geo");
-  // Maximum flow is reached; cost quality is measured above and held to the bounds by the disabled test below.
+  // The bounds met on geo instances (docs/flow.md, "Reroute onto a new path"); the disabled test below holds all.
   EXPECT_GE(q.optimal_flow_share(), 0.90);
   for (size_t i = 0; i < q.flow.size(); ++i) EXPECT_GE(q.flow[i], 0.95) << q.replays[i];
+  EXPECT_LE(quantile(q.total, 0.5), 1.05);
+  EXPECT_LE(quantile(q.max_path, 0.5), 1.15);
 }
 
-// Not yet met: on geo instances, where crossing regions costs ~1 s per boundary tensor and staying inside one
-// costs milliseconds, total cost stays ~15% above the optimum (docs/flow.md, "Open: geo instances"). Kept
-// visible, not weakened: run it with --gtest_also_run_disabled_tests.
+// Not yet met in full: on geo instances total cost is ~1.02x the optimum at the median but ~1.11x at the 90th
+// percentile (bound 1.10): with 2-3 holders, flows that cross between holders can only be rerouted to their own
+// sink (docs/flow.md, "Reroute onto a new path"). Kept visible, not weakened: run it with
+// --gtest_also_run_disabled_tests.
 TEST(FlowSwarm, DISABLED_GeoInstances_QualityWithinTheBounds) {
   Quality q;
   for (uint64_t seed = 1; seed <= 200; ++seed) {
