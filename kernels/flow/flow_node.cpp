@@ -363,16 +363,7 @@ void FlowNode::on(NodeId from, const FlowRequest& m) {
     return;
   }
   if (m.sink != 0) return on_new_path_request(from, m);
-  if (is_holder()) {
-    if (ins_.size() >= cfg_.capacity) {
-      send(from, FlowReject{m.hop, Reason::kNoFreeOutflow, current_offer()});
-      return;
-    }
-    ins_[key] = InHop{m.prefix, std::nullopt, now_};
-    send(from, FlowAccept{m.hop, 0.0, cfg_.id});
-    advertise(false);
-    return;
-  }
+  if (is_holder()) return sink_request(from, m, cfg_.capacity);
   std::optional<HopId> best;
   for (const auto& [id, o] : outs_)
     if (o.established && !o.in && !o.locked && (!best || suffix(o) < suffix(outs_.at(*best)))) best = id;
@@ -381,7 +372,7 @@ void FlowNode::on(NodeId from, const FlowRequest& m) {
     return;
   }
   const double s = suffix(outs_.at(*best));
-  if (s > m.expected_suffix + cfg_.params.stale_tolerance * (1 + std::fabs(m.expected_suffix)) + kEps) {
+  if (dearer_than_expected(s, m.expected_suffix)) {
     send(from, FlowReject{m.hop, Reason::kStaleCost, current_offer()});
     return;
   }
@@ -396,23 +387,14 @@ void FlowNode::on(NodeId from, const FlowRequest& m) {
 // request along its cheapest potential and answers upstream when the downstream has.
 void FlowNode::on_new_path_request(NodeId from, const FlowRequest& m) {
   const HopKey key{from, m.hop};
-  if (is_holder()) {
-    if (m.sink != cfg_.id || ins_.size() >= cfg_.capacity + cfg_.params.sink_spare) {
-      send(from, FlowReject{m.hop, Reason::kNoFreeOutflow, current_offer()});
-      return;
-    }
-    ins_[key] = InHop{m.prefix, std::nullopt, now_};
-    send(from, FlowAccept{m.hop, 0.0, cfg_.id});
-    advertise(false);
-    return;
-  }
+  if (is_holder()) return sink_request(from, m, cfg_.capacity + cfg_.params.sink_spare);
   double cost = 0;
   const auto next = potential_next(m.sink, 0, &cost);
   if (!next || !has_room_or_reservation()) {
     send(from, FlowReject{m.hop, Reason::kNoFreeOutflow, current_offer()});
     return;
   }
-  if (cost > m.expected_suffix + cfg_.params.stale_tolerance * (1 + std::fabs(m.expected_suffix)) + kEps) {
+  if (dearer_than_expected(cost, m.expected_suffix)) {
     send(from, FlowReject{m.hop, Reason::kStaleCost, current_offer()});
     return;
   }
@@ -421,6 +403,21 @@ void FlowNode::on_new_path_request(NodeId from, const FlowRequest& m) {
   in.accepted = false;
   ins_[key] = in;
   request_new_path(key, std::nullopt, *next, m.sink, cost - peers_.at(*next).link, true);
+}
+
+// A holder as a sink takes a hop while it holds fewer than `limit` in-hops (a new path only if it ends here).
+void FlowNode::sink_request(NodeId from, const FlowRequest& m, size_t limit) {
+  if ((m.sink != 0 && m.sink != cfg_.id) || ins_.size() >= limit) {
+    send(from, FlowReject{m.hop, Reason::kNoFreeOutflow, current_offer()});
+    return;
+  }
+  ins_[HopKey{from, m.hop}] = InHop{m.prefix, std::nullopt, now_};
+  send(from, FlowAccept{m.hop, 0.0, cfg_.id});
+  advertise(false);
+}
+
+bool FlowNode::dearer_than_expected(double mine, double expected) const {
+  return mine > expected + cfg_.params.stale_tolerance * (1 + std::fabs(expected)) + kEps;
 }
 
 void FlowNode::on(NodeId from, const FlowAccept& m) {

@@ -228,6 +228,9 @@ class FlowNode {
   void request_new_path(std::optional<HopKey> for_in, std::optional<HopId> replaces, NodeId next, NodeId holder,
                         double expected, bool forwarding);
   void on_new_path_request(NodeId from, const FlowRequest& m);
+  void sink_request(NodeId from, const FlowRequest& m, size_t limit);
+  // A request expecting a cheaper path than mine is refused (kStaleCost), with my current offer.
+  bool dearer_than_expected(double mine, double expected) const;
   void bind_orphans();
   void repair_pairing();
   void expire();
