@@ -149,8 +149,7 @@ void FlowNode::expire() {
       if (o.attempts < cfg_.params.request_attempts) {
         ++o.attempts;
         o.since = now_;
-        const double prefix = o.for_in && ins_.count(*o.for_in) ? ins_.at(*o.for_in).prefix : 0.0;
-        send(o.next, FlowRequest{id, prefix + o.link, o.expected_suffix, o.new_path_to});
+        send(o.next, FlowRequest{id, prefix_of(o.for_in) + o.link, o.expected_suffix, o.new_path_to});
       } else {
         give_up.push_back(id);
       }
@@ -203,21 +202,32 @@ bool FlowNode::request_path(std::optional<HopKey> for_in, std::optional<HopId> r
   auto w = best_next(exclude, &cost);
   if (!w) return false;
   auto& peer = peers_.at(*w);
+  open_request(*w, peer.offer.best_suffix, for_in, replaces, 0, false);
+  --peer.offer.free;  // until it tells us otherwise: do not send it more requests than it has paths
+  return true;
+}
+
+void FlowNode::open_request(NodeId next, double expected, std::optional<HopKey> for_in,
+                            std::optional<HopId> replaces, NodeId new_path_to, bool forwarding) {
   const HopId id = new_hop_id();
   OutHop o;
-  o.next = *w;
-  o.link = peer.link;
-  o.suffix_after = peer.offer.best_suffix;
-  o.expected_suffix = peer.offer.best_suffix;
+  o.next = next;
+  o.link = peers_.at(next).link;
+  o.suffix_after = expected;
+  o.expected_suffix = expected;
   o.since = now_;
   o.attempts = 1;
   o.for_in = for_in;
   o.replaces = replaces;
-  const double prefix = for_in && ins_.count(*for_in) ? ins_.at(*for_in).prefix : 0.0;
+  o.sink = new_path_to;
+  o.new_path_to = new_path_to;
+  o.forwarding = forwarding;
   outs_[id] = o;
-  --peer.offer.free;  // until it tells us otherwise: do not send it more requests than it has paths
-  send(*w, FlowRequest{id, prefix + o.link, o.expected_suffix});
-  return true;
+  send(next, FlowRequest{id, prefix_of(for_in) + o.link, expected, new_path_to});
+}
+
+double FlowNode::prefix_of(const std::optional<HopKey>& in) const {
+  return in && ins_.count(*in) ? ins_.at(*in).prefix : 0.0;
 }
 
 void FlowNode::build() {
@@ -273,9 +283,7 @@ void FlowNode::reroute() {
   for (const auto& [id, o] : outs_) {
     if (!o.established || o.locked) continue;
     if (!is_holder() && !o.in) continue;
-    bool replacing = false;
-    for (const auto& [id2, o2] : outs_) replacing = replacing || (o2.replaces && *o2.replaces == id);
-    if (replacing) continue;
+    if (being_replaced(id)) continue;
     const double now_cost = suffix(o), tolerance = 1e-6 * (1 + now_cost);
     double free_cost = kInfCost, new_cost = kInfCost;
     auto w = best_next(o.next, &free_cost);
@@ -286,29 +294,9 @@ void FlowNode::reroute() {
     if (!onto_free && !onto_new) continue;
     if (!is_holder() && !make_room()) return;
     if (onto_free) request_path(o.in, id, o.next);
-    else request_new_path(o.in, id, *v, o.sink, new_cost - peers_.at(*v).link, false);
+    else open_request(*v, new_cost - peers_.at(*v).link, o.in, id, o.sink, false);
     return;  // one per round: it needs spare capacity while in flight
   }
-}
-
-void FlowNode::request_new_path(std::optional<HopKey> for_in, std::optional<HopId> replaces, NodeId next,
-                                NodeId holder, double expected, bool forwarding) {
-  const HopId id = new_hop_id();
-  OutHop o;
-  o.next = next;
-  o.link = peers_.at(next).link;
-  o.suffix_after = expected;
-  o.expected_suffix = expected;
-  o.since = now_;
-  o.attempts = 1;
-  o.for_in = for_in;
-  o.replaces = replaces;
-  o.sink = holder;
-  o.new_path_to = holder;
-  o.forwarding = forwarding;
-  const double prefix = for_in && ins_.count(*for_in) ? ins_.at(*for_in).prefix : 0.0;
-  outs_[id] = o;
-  send(next, FlowRequest{id, prefix + o.link, expected, holder});
 }
 
 // Min-max pairing: matching the largest prefix with the smallest suffix minimizes the largest path through this
@@ -402,7 +390,7 @@ void FlowNode::on_new_path_request(NodeId from, const FlowRequest& m) {
   InHop in{m.prefix, std::nullopt, now_};
   in.accepted = false;
   ins_[key] = in;
-  request_new_path(key, std::nullopt, *next, m.sink, cost - peers_.at(*next).link, true);
+  open_request(*next, cost - peers_.at(*next).link, key, std::nullopt, m.sink, true);
 }
 
 // A holder as a sink takes a hop while it holds fewer than `limit` in-hops (a new path only if it ends here).
@@ -816,8 +804,7 @@ std::optional<Reason> FlowNode::proposal_refusal(NodeId from, HopId theirs) cons
   auto it = outs_.find(theirs);
   if (it == outs_.end() || !it->second.established || (!it->second.in && !is_holder())) return Reason::kUnknownHop;
   if (it->second.locked) return Reason::kBusy;
-  for (const auto& [id, o] : outs_)  // being rerouted: it goes away once the new path is accepted
-    if (o.replaces && *o.replaces == theirs) return Reason::kBusy;
+  if (being_replaced(theirs)) return Reason::kBusy;  // it goes away once the new path is accepted
   return std::nullopt;
 }
 
@@ -1146,6 +1133,12 @@ Offer FlowNode::current_offer() const {
     o.best_suffix = std::min(o.best_suffix, suffix(out));
   }
   return o;
+}
+
+bool FlowNode::being_replaced(HopId id) const {
+  for (const auto& [other, o] : outs_)
+    if (o.replaces && *o.replaces == id) return true;
+  return false;
 }
 
 std::vector<Potential> FlowNode::potentials() const {

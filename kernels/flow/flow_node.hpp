@@ -221,12 +221,16 @@ class FlowNode {
   bool request_path(std::optional<HopKey> for_in, std::optional<HopId> replaces, NodeId exclude);
   std::optional<NodeId> best_next(NodeId exclude, double* cost) const;
   void reroute();
-  // Reroutes onto new paths: the potentials I advertise, the next hop of the cheapest new path to `holder`, a
-  // request for one (as a reroute's start or forwarding an upstream's), and serving an upstream's.
+  // Sends a request to `next` (expecting `expected` from it on) and holds its out-hop: for `for_in` (an orphan, a
+  // reroute, or an upstream's new path when `forwarding`), replacing `replaces`; new_path_to: FlowRequest::sink.
+  void open_request(NodeId next, double expected, std::optional<HopKey> for_in, std::optional<HopId> replaces,
+                    NodeId new_path_to, bool forwarding);
+  double prefix_of(const std::optional<HopKey>& in) const;  // 0 for none (a source) or one gone
+  bool being_replaced(HopId out) const;  // a reroute's request for it is out
+  // Reroutes onto new paths: the potentials I advertise, the next hop of the cheapest new path to `holder`, and
+  // serving an upstream's request for one.
   std::vector<Potential> potentials() const;
   std::optional<NodeId> potential_next(NodeId holder, NodeId exclude, double* cost) const;
-  void request_new_path(std::optional<HopKey> for_in, std::optional<HopId> replaces, NodeId next, NodeId holder,
-                        double expected, bool forwarding);
   void on_new_path_request(NodeId from, const FlowRequest& m);
   void sink_request(NodeId from, const FlowRequest& m, size_t limit);
   // A request expecting a cheaper path than mine is refused (kStaleCost), with my current offer.
