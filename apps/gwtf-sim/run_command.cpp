@@ -43,6 +43,7 @@ Result<Scenario, std::string> load_scenario_file(const std::string& path) {
   schema.integer("scenario.microbatches", s.microbatches, 1u, 1000000u);
   schema.integer("scenario.in_flight", s.in_flight, 1u, 1000000u);
   schema.integer("scenario.buffer_budget", s.buffer_budget, 0u, 1000000u);
+  schema.boolean("scenario.compute_capacity", s.compute_capacity);
   schema.integer("scenario.iterations", s.iterations, 1, 1000000);
   schema.text("scenario.churn", churn, {"none", "medium", "high"});
   schema.number("scenario.mttf_s", s.mttf_s, 0, 1e12);
@@ -60,7 +61,8 @@ json scenario_json(const Scenario& s) {
           {"relays", s.relays},      {"max_slowdown", s.max_slowdown},
           {"link_spread", s.link_spread}, {"preset", s.preset},
           {"microbatch_size", s.microbatch_size}, {"microbatches", s.microbatches},
-          {"in_flight", s.in_flight}, {"buffer_budget", s.buffer_budget}, {"iterations", s.iterations},
+          {"in_flight", s.in_flight}, {"buffer_budget", s.buffer_budget}, {"compute_capacity", s.compute_capacity},
+          {"iterations", s.iterations},
           {"mttf_s", s.mttf_s},      {"join_after_s", s.join_after_s},
           {"detect_after_s", s.detect_after_s}, {"ideal_iteration_s", sim::ideal_iteration_s(s)}};
 }

@@ -1,6 +1,7 @@
 #include "kernels/flow/cost_model.hpp"
 
 #include <algorithm>
+#include <limits>
 
 namespace gwtf::flow {
 
@@ -14,6 +15,13 @@ uint32_t capacity_from_memory(uint64_t memory_bytes, uint64_t fixed_bytes, uint6
                               uint32_t cap) {
   if (memory_bytes <= fixed_bytes || per_microbatch_bytes == 0) return 0;
   return static_cast<uint32_t>(std::min<uint64_t>(cap, (memory_bytes - fixed_bytes) / per_microbatch_bytes));
+}
+
+uint32_t capacity_from_compute(double compute_s, double round_trip_s, double microbatches_per_flow) {
+  const uint32_t unlimited = std::numeric_limits<uint32_t>::max();
+  if (!(compute_s > 0) || !(round_trip_s > 0)) return unlimited;
+  const double flows = round_trip_s / (compute_s * std::max(1.0, microbatches_per_flow));
+  return static_cast<uint32_t>(std::clamp(flows, 1.0, static_cast<double>(unlimited)));
 }
 
 }  // namespace gwtf::flow

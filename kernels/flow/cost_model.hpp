@@ -56,4 +56,13 @@ struct LinkMeasurements {
 uint32_t capacity_from_memory(uint64_t memory_bytes, uint64_t fixed_bytes, uint64_t per_microbatch_bytes,
                               uint32_t cap = 64);
 
+// How many flows a relay carries before its one device, not the links, sets their pace. The edge cost counts a
+// node's compute once per flow, as if each flow had the device to itself; but flows through one relay queue
+// behind each other on it. In one round trip of a microbatch through the pipeline (round_trip_s) the relay
+// computes round_trip_s / compute_s microbatches, and each flow brings it microbatches_per_flow of them (the
+// microbatches the data holders keep in flight over their flows). Beyond that many flows a relay only adds
+// queueing, and the work is better spread over slower or farther replicas that idle. At least 1; no limit
+// (UINT32_MAX) while compute_s or round_trip_s is unknown (not positive).
+uint32_t capacity_from_compute(double compute_s, double round_trip_s, double microbatches_per_flow);
+
 }  // namespace gwtf::flow

@@ -30,6 +30,7 @@ struct Scenario {
   uint32_t microbatches = 32;    // per iteration
   uint32_t in_flight = 8;        // per data holder
   uint32_t buffer_budget = 0;    // relays: microbatches whose recovery buffers a node holds at most (0: no limit)
+  bool compute_capacity = true;  // relays carry at most the flows their device keeps pace with, not only memory's
   int iterations = 20;
   double mttf_s = 0;             // mean time to failure of a relay (exponential); 0: no churn
   double join_after_s = 20;      // a replacement joins the dead relay's stage this long after a crash

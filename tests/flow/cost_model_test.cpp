@@ -1,6 +1,8 @@
-// The edge cost of GWTF §2.1 and its inputs: smoothed measurements and memory-bound capacity.
+// The edge cost of GWTF §2.1 and its inputs: smoothed measurements, memory- and compute-bound capacity.
 #include "kernels/flow/cost_model.hpp"
 #include "kernels/flow/link_bandwidth.hpp"
+
+#include <limits>
 
 #include <gtest/gtest.h>
 
@@ -44,6 +46,17 @@ TEST(Capacity, MemoryLessFixedStateOverPerMicrobatchFootprint) {
   EXPECT_EQ(capacity_from_memory(10'000, 2'000, 1'000, 5), 5u);  // capped
   EXPECT_EQ(capacity_from_memory(1'000, 2'000, 100), 0u);        // the weights alone do not fit
   EXPECT_EQ(capacity_from_memory(10'000, 0, 0), 0u);
+}
+
+TEST(Capacity, ComputeRoundTripOverComputeTimesMicrobatchesPerFlow) {
+  EXPECT_EQ(capacity_from_compute(0.125, 1.5, 1), 12u);   // 12 microbatches computed per round trip
+  EXPECT_EQ(capacity_from_compute(0.125, 1.5, 3), 4u);    // each flow brings three of them
+  EXPECT_EQ(capacity_from_compute(0.125, 1.5, 0.5), 12u); // a flow brings at least one while it is used
+  EXPECT_EQ(capacity_from_compute(0.5, 1.5, 1), 3u);      // a slower device: fewer
+  EXPECT_EQ(capacity_from_compute(0.375, 1.5, 1.5), 2u);  // rounded down: 2.67 flows would queue
+  EXPECT_EQ(capacity_from_compute(2.0, 1.5, 1), 1u);      // never below one flow
+  EXPECT_EQ(capacity_from_compute(0.0, 1.5, 1), std::numeric_limits<uint32_t>::max());  // unknown: no limit
+  EXPECT_EQ(capacity_from_compute(0.125, 0.0, 1), std::numeric_limits<uint32_t>::max());
 }
 
 // A link's bandwidth from acknowledged tensor messages: bytes over (ack time - send time - base round trip),

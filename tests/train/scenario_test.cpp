@@ -71,6 +71,27 @@ TEST(Scenario, WithoutChurnTheFlowLayerRoutesCloseToTheOracleAndBeatsNoRouting) 
   EXPECT_GE(oracle.throughput_microbatches_per_s, 0.9 * gwtf.throughput_microbatches_per_s);
 }
 
+// A full pipeline (paper-geo-busy without churn): flows that share a relay queue behind each other on its one
+// device. Capped at the flows its device keeps pace with (flow::capacity_from_compute), the routed policies
+// spread the work and beat dealing it round robin over every replica; capped by memory alone, min-cost routing
+// piles the flows onto the cheapest relays and loses to round robin.
+TEST(Scenario, WithAFullPipelineComputeCapacitySpreadsTheWorkOverTheReplicas) {
+  Scenario s = builtin_scenario("paper-geo-busy").value();
+  s.mttf_s = 0;
+  s.iterations = 3;
+  for (uint64_t seed : {1, 2}) {
+    const double rr = run_scenario(s, "round-robin", seed).value().throughput_microbatches_per_s;
+    const double gwtf = run_scenario(s, "gwtf", seed).value().throughput_microbatches_per_s;
+    const double oracle = run_scenario(s, "oracle", seed).value().throughput_microbatches_per_s;
+    Scenario blind = s;
+    blind.compute_capacity = false;
+    const double oracle_blind = run_scenario(blind, "oracle", seed).value().throughput_microbatches_per_s;
+    EXPECT_GT(gwtf, rr) << "seed " << seed;
+    EXPECT_GT(oracle, 1.1 * rr) << "seed " << seed;
+    EXPECT_LT(oracle_blind, rr) << "seed " << seed << ": memory-bound capacities alone pile the flows up";
+  }
+}
+
 TEST(Scenario, AStaticScheduleStallsOnACrashUntilTheReplacementTakesTheSlot) {
   // Without churn the static schedule is the oracle's; with churn it waits for replacements, the others route
   // around: same world, same crashes.
