@@ -105,6 +105,7 @@ void FlowNode::on_tick() {
     pending_move_.reset();
   }
   expire();
+  if (is_holder() && !frozen_) reclaim_lent();
   if (!is_holder()) {
     bind_orphans();
     repair_pairing();
@@ -175,6 +176,26 @@ void FlowNode::expire() {
   for (const auto& key : orphans) {
     send(key.prev, PushBack{key.id});
     remove_in(key, false);
+  }
+}
+
+// A sink lends slots beyond its capacity to new paths; the flow's old path, released down to this sink, gives
+// each back. It may end at another sink after all (a swap downstream moved it while the Cancel travelled): a
+// slot not given back within lend_timeout is taken back by pushing back the in-hop that costs most to get here,
+// whose flow then finds a sink with room.
+void FlowNode::reclaim_lent() {
+  const size_t over = ins_.size() > cfg_.capacity ? ins_.size() - cfg_.capacity : 0;
+  while (lent_.size() > over) lent_.pop_front();  // given back: the oldest lends are the likeliest returned
+  while (!lent_.empty() && now_ - lent_.front() >= cfg_.params.lend_timeout * cfg_.params.period) {
+    lent_.pop_front();
+    auto dearest = ins_.begin();
+    for (auto it = ins_.begin(); it != ins_.end(); ++it)
+      if (it->second.prefix > dearest->second.prefix) dearest = it;
+    event(EventKind::kDropped, dearest->first.prev, "a lent sink slot not given back");
+    const HopKey key = dearest->first;
+    send(key.prev, PushBack{key.id});
+    remove_in(key, false);
+    advertise(false);
   }
 }
 
@@ -399,6 +420,7 @@ void FlowNode::sink_request(NodeId from, const FlowRequest& m, size_t limit) {
     send(from, FlowReject{m.hop, Reason::kNoFreeOutflow, current_offer()});
     return;
   }
+  if (ins_.size() >= cfg_.capacity) lent_.push_back(now_);
   ins_[HopKey{from, m.hop}] = InHop{m.prefix, std::nullopt, now_};
   send(from, FlowAccept{m.hop, 0.0, cfg_.id});
   advertise(false);
@@ -436,6 +458,15 @@ void FlowNode::on(NodeId from, const FlowAccept& m) {
     in->second.since = now_;
     send(key.prev, FlowAccept{key.id, suffix(o), o.sink});
     match(key, m.hop);
+    return;
+  }
+  if (o.replaces && outs_.count(*o.replaces) && o.new_path_to && outs_.at(*o.replaces).sink != o.new_path_to) {
+    // The old path ends at another sink now (a swap downstream moved it): releasing it would not give back the
+    // slot the new path's sink lent. Keep the old path; give up the new one.
+    send(from, Cancel{m.hop, true});
+    outs_.erase(it);
+    event(EventKind::kDropped, from, "new path to a sink the flow no longer ends at");
+    advertise(false);
     return;
   }
   if (is_holder()) {

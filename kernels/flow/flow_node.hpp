@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <set>
@@ -45,6 +46,9 @@ struct FlowParams {
   // relays with room is cheaper than its suffix; its sink lends up to sink_spare slots beyond capacity meanwhile.
   bool new_path_reroutes = true;
   uint32_t sink_spare = 4;
+  // (periods) a slot lent beyond capacity that no released old path gave back by then (the old path ended at
+  // another sink after all) is taken back: the sink pushes back its dearest in-hop.
+  double lend_timeout = 40.0;
   double proposal_timeout = 2.0;    // (periods)
   int ignore_rounds = 5;            // a peer that refused a proposal is left alone this long
 };
@@ -238,6 +242,7 @@ class FlowNode {
   void bind_orphans();
   void repair_pairing();
   void expire();
+  void reclaim_lent();
   // Annealing.
   void try_move();
   bool metropolis(double score);
@@ -278,6 +283,7 @@ class FlowNode {
   std::set<NodeId> dead_;
   std::map<HopKey, InHop> ins_;
   std::map<HopId, OutHop> outs_;
+  std::deque<double> lent_;  // a sink: when each slot now held beyond capacity was lent, oldest first
   std::optional<PendingMove> pending_move_;
   double temperature_ = -1;  // set on the first tick, from the link costs known then
   double backoff_until_ = 0;

@@ -499,6 +499,31 @@ TEST_F(Relay, ReroutesAFlowOntoANewPathWhenItsPotentialIsCheaperAndReleasesTheOl
   EXPECT_EQ(node.check_invariants(), "");
 }
 
+TEST_F(Relay, ANewPathToASinkTheFlowNoLongerEndsAtIsGivenUpAndTheOldPathKept) {
+  recv(32, Offer{1, 6.0, 4, 0});
+  tick();
+  const HopId old = sent<FlowRequest>().at(0).second.hop;
+  recv(32, FlowAccept{old, 6.0, 1});
+  recv(11, FlowRequest{5, 0.0, 10.0});
+  recv(31, Offer{0, kInfCost, 4, 0, {Potential{1, 1.0}}});
+  tick();
+  auto req = sent<FlowRequest>();
+  ASSERT_EQ(req.size(), 1u);
+  EXPECT_EQ(req[0].second.sink, 1u);
+  recv(32, SuffixUpdate{old, 6.0, 2});  // a swap downstream: the old path ends at holder 2 now
+  recv(31, FlowAccept{req[0].second.hop, 1.0, 1});
+  // Releasing the old path would free a slot at holder 2, not give back the one holder 1 lent: keep it.
+  EXPECT_EQ(node.out_for(HopKey{11, 5}), old);
+  auto c = sent<Cancel>();
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].first, 31u);
+  EXPECT_EQ(c[0].second.hop, req[0].second.hop);
+  EXPECT_TRUE(c[0].second.release);  // holder 1 gets its lent slot back
+  EXPECT_TRUE(has_event(EventKind::kDropped));
+  EXPECT_EQ(node.out_hops().size(), 1u);
+  EXPECT_EQ(node.check_invariants(), "");
+}
+
 TEST_F(Relay, AFlowWhoseSinkIsUnknownIsNotReroutedOntoANewPath) {
   const HopId old = reserve(32, 6.0);  // accepted without a sink
   recv(11, FlowRequest{5, 0.0, 10.0});
@@ -552,6 +577,39 @@ TEST_F(Holder, SinkLendsSpareSlotsToNewPathsThatEndAtIt) {
   ASSERT_FALSE(back.empty());
   ASSERT_EQ(back[0].second.potentials.size(), 1u);
   EXPECT_EQ(back[0].second.potentials[0].holder, 1u);
+}
+
+TEST_F(Holder, SinkTakesBackASlotLentTooLongByPushingBackTheDearestInHop) {
+  in(PeerUp{33, 3});
+  in(LinkCost{33, 1.0});
+  recv(33, FlowRequest{1, 5.0, 0.0});
+  recv(33, FlowRequest{2, 9.0, 0.0});        // capacity 2: full
+  recv(33, FlowRequest{3, 7.0, 0.0, 1});     // a new path: lent
+  ASSERT_EQ(node.in_hops().size(), 3u);
+  const double timeout = FlowParams{}.lend_timeout;
+  tick(timeout - 1);
+  EXPECT_TRUE(sent<PushBack>().empty()) << "its old path may still give the slot back";
+  tick(1);
+  auto pb = sent<PushBack>();
+  ASSERT_EQ(pb.size(), 1u);
+  EXPECT_EQ(pb[0].first, 33u);
+  EXPECT_EQ(pb[0].second.hop, 2u);  // the flow that costs most to get here
+  EXPECT_EQ(node.in_hops().size(), 2u);
+  tick(timeout);
+  EXPECT_TRUE(sent<PushBack>().empty());  // back at capacity: nothing more to take back
+}
+
+TEST_F(Holder, ASlotGivenBackInTimeIsNotTakenBack) {
+  in(PeerUp{33, 3});
+  in(LinkCost{33, 1.0});
+  recv(33, FlowRequest{1, 5.0, 0.0});
+  recv(33, FlowRequest{2, 9.0, 0.0});
+  recv(33, FlowRequest{3, 7.0, 0.0, 1});
+  tick();
+  recv(33, Cancel{1, true});  // the rerouted flow's old path
+  tick(FlowParams{}.lend_timeout);
+  EXPECT_TRUE(sent<PushBack>().empty());
+  EXPECT_EQ(node.in_hops().size(), 2u);
 }
 
 TEST_F(Holder, SourceAtCapacityReroutesOntoANewPathAndReleasesTheOldFlow) {

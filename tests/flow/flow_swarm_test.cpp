@@ -25,9 +25,6 @@ TEST(FlowSwarm, LayeredInstances_InvariantsHoldAfterEveryEvent_QualityWithinTheB
   EXPECT_LT(quantile(q.rounds_to_flow, 0.5), kPrototypeMedianRounds);
 }
 
-// Not yet met: on geo instances, where crossing regions costs ~1 s per boundary tensor and staying inside one
-// costs milliseconds, total cost is ~15% above the optimum (docs/flow.md, "Open: geo instances"). Kept visible,
-// not weakened: run it with --gtest_also_run_disabled_tests.
 TEST(FlowSwarm, SameSeed_SameRunEventForEvent) {
   for (bool geo : {false, true}) {
     auto x = instance(7, geo);
