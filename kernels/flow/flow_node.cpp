@@ -725,36 +725,37 @@ bool FlowNode::try_cycle(double best_other_score) {
   struct Member {
     NodeId id;
     std::vector<Flow> flows;
-    std::map<NodeId, double> link;
+    const std::vector<LinkCostEntry>* links;  // mine, or as its last snapshot listed them
   };
+  std::vector<LinkCostEntry> my_links;
   std::vector<Member> members;
   {
-    Member me{cfg_.id, {}, {}};
+    Member me{cfg_.id, {}, &my_links};
     for (const auto& [id, o] : outs_)
       if (o.established && !o.locked && (o.in || is_holder())) me.flows.push_back({id, o.next});
-    for (const auto& [pid, p] : peers_)
-      if (p.alive && is_next(pid) && std::isfinite(p.link)) me.link[pid] = p.link;
     if (me.flows.empty()) return false;
+    for (const auto& [pid, p] : peers_)
+      if (p.alive && is_next(pid) && std::isfinite(p.link)) my_links.push_back({pid, p.link});
     members.push_back(std::move(me));
   }
   for (const auto& [pid, p] : peers_) {
     if (!p.alive || p.stage != cfg_.stage || !p.snapshot || round_ < p.ignore_until) continue;
-    Member m{pid, {}, {}};
+    Member m{pid, {}, &p.snapshot->links};
     for (const auto& q : p.snapshot->pairs) m.flows.push_back({q.out, q.next});
-    for (const auto& e : p.snapshot->links) m.link[e.peer] = e.cost;
     if (!m.flows.empty()) members.push_back(std::move(m));
   }
   const size_t n = members.size();
   if (n < 3) return false;  // cycles of two are swaps
   // Link costs as a table, member x by next hop (indexed): the searches below read it O(n^2 x flows) times.
+  // Filled straight from the link lists (no per-member map: this search was the flow layer's largest CPU item).
   std::map<NodeId, size_t> next_index;
   for (const auto& m : members)
     for (const auto& f : m.flows) next_index.emplace(f.next, next_index.size());
   const size_t nw = next_index.size();
   std::vector<double> table(n * nw, kInfCost);
   for (size_t x = 0; x < n; ++x)
-    for (const auto& [w, k] : next_index)
-      if (auto it = members[x].link.find(w); it != members[x].link.end()) table[x * nw + k] = it->second;
+    for (const auto& e : *members[x].links)
+      if (auto it = next_index.find(e.peer); it != next_index.end()) table[x * nw + it->second] = e.cost;
   std::vector<std::vector<size_t>> flow_next(n);  // members[y].flows[f].next, as its index
   for (size_t y = 0; y < n; ++y)
     for (const auto& f : members[y].flows) flow_next[y].push_back(next_index.at(f.next));
