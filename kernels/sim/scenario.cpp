@@ -291,6 +291,12 @@ Churn draw_churn(const Scenario& s, const Instance& founders, InstanceGenerator&
   for (const auto& n : founders.nodes)
     if (n.stage != 0) lives.push_back({n.id, n.stage, 0, horizon});
   const double transfer = transfer_estimate_s(s);
+  // Served for a while: a founder, or a joiner serving for join_after_s already. A joiner's state is of the
+  // iteration it joined at; a replica that has only just started may not hold what a redo of an older iteration
+  // needs (with every older replica of the stage gone, such a redo could never run, under any policy).
+  auto settled = [&](const Life& l, double t) {
+    return l.until > t && (l.from == 0 || l.from + s.join_after_s <= t);
+  };
   // Candidate failures in time order; each crash brings a replacement, which may fail in turn.
   std::multimap<double, size_t> next;  // failure time -> index in lives
   for (size_t k = 0; k < lives.size(); ++k) next.emplace(lives[k].from + exponential(rng, s.mttf_s), k);
@@ -300,7 +306,7 @@ Churn draw_churn(const Scenario& s, const Instance& founders, InstanceGenerator&
     const flow::Stage stage = lives[k].stage;
     int others = 0;
     for (size_t j = 0; j < lives.size(); ++j)
-      if (j != k && lives[j].stage == stage && lives[j].from <= t && lives[j].until > t) ++others;
+      if (j != k && lives[j].stage == stage && settled(lives[j], t)) ++others;
     if (others == 0) {
       ++c.skipped;
       next.emplace(t + exponential(rng, s.mttf_s), k);  // it lives on; it may fail later
