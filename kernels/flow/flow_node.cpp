@@ -123,7 +123,7 @@ void FlowNode::on_tick() {
                                     o.suffix_after});
     }
     for (const auto& [pid, p] : peers_)
-      if (p.alive && std::isfinite(p.link) && (is_prev(pid) || is_next(pid))) snap.links.push_back({pid, p.link});
+      if (p.alive && std::isfinite(p.link) && (is_prev(p) || is_next(p))) snap.links.push_back({pid, p.link});
     snap.capacity = cfg_.capacity;
     snap.used = used();
     for (const auto& [pid, p] : peers_)
@@ -134,7 +134,7 @@ void FlowNode::on_tick() {
     // it lets the peer drop hops we gave up on whose Cancel was lost).
     std::map<NodeId, CheckFlows> checks;
     for (const auto& [pid, p] : peers_)
-      if (p.alive && is_next(pid)) checks[pid];
+      if (p.alive && is_next(p)) checks[pid];
     for (const auto& [id, o] : outs_)
       if (o.established) checks[o.next].hops.push_back(id);
     for (auto& [pid, c] : checks) send(pid, std::move(c));
@@ -206,7 +206,7 @@ std::optional<NodeId> FlowNode::best_next(NodeId exclude, double* cost) const {
   std::optional<NodeId> best;
   double best_cost = kInfCost;
   for (const auto& [pid, p] : peers_) {
-    if (pid == exclude || !p.alive || !is_next(pid) || !p.has_offer || p.offer.free == 0 || !std::isfinite(p.link))
+    if (pid == exclude || !p.alive || !is_next(p) || !p.has_offer || p.offer.free == 0 || !std::isfinite(p.link))
       continue;
     const double c = p.link + p.offer.best_suffix;
     if (c < best_cost - kEps) {
@@ -735,7 +735,7 @@ bool FlowNode::try_cycle(double best_other_score) {
       if (o.established && !o.locked && (o.in || is_holder())) me.flows.push_back({id, o.next});
     if (me.flows.empty()) return false;
     for (const auto& [pid, p] : peers_)
-      if (p.alive && is_next(pid) && std::isfinite(p.link)) my_links.push_back({pid, p.link});
+      if (p.alive && is_next(p) && std::isfinite(p.link)) my_links.push_back({pid, p.link});
     members.push_back(std::move(me));
   }
   for (const auto& [pid, p] : peers_) {
@@ -1139,7 +1139,7 @@ void FlowNode::advertise(bool force) {
   last_offer_ = o;
   last_advert_round_ = round_;
   for (const auto& [pid, p] : peers_)
-    if (p.alive && is_prev(pid)) send(pid, o);
+    if (p.alive && is_prev(p)) send(pid, o);
 }
 
 void FlowNode::event(EventKind kind, NodeId peer, std::string detail) {
@@ -1182,7 +1182,7 @@ std::vector<Potential> FlowNode::potentials() const {
   if (!has_room_or_reservation()) return {};
   std::map<NodeId, double> best;
   for (const auto& [pid, p] : peers_) {
-    if (!p.alive || !p.has_offer || !is_next(pid) || !std::isfinite(p.link)) continue;
+    if (!p.alive || !p.has_offer || !is_next(p) || !std::isfinite(p.link)) continue;
     for (const auto& q : p.offer.potentials) {
       auto [it, fresh] = best.emplace(q.holder, p.link + q.cost);
       if (!fresh) it->second = std::min(it->second, p.link + q.cost);
@@ -1197,7 +1197,7 @@ std::optional<NodeId> FlowNode::potential_next(NodeId holder, NodeId exclude, do
   std::optional<NodeId> best;
   double best_cost = kInfCost;
   for (const auto& [pid, p] : peers_) {
-    if (pid == exclude || !p.alive || !p.has_offer || !is_next(pid) || !std::isfinite(p.link)) continue;
+    if (pid == exclude || !p.alive || !p.has_offer || !is_next(p) || !std::isfinite(p.link)) continue;
     for (const auto& q : p.offer.potentials)
       if (q.holder == holder && p.link + q.cost < best_cost - kEps) {
         best_cost = p.link + q.cost;
@@ -1246,13 +1246,17 @@ bool FlowNode::make_room() {
 
 bool FlowNode::is_prev(NodeId peer) const {
   auto it = peers_.find(peer);
-  return it != peers_.end() && it->second.stage == prev_stage(cfg_.stage, cfg_.relay_stages);
+  return it != peers_.end() && is_prev(it->second);
 }
 
 bool FlowNode::is_next(NodeId peer) const {
   auto it = peers_.find(peer);
-  return it != peers_.end() && it->second.stage == next_stage(cfg_.stage, cfg_.relay_stages);
+  return it != peers_.end() && is_next(it->second);
 }
+
+bool FlowNode::is_prev(const Peer& p) const { return p.stage == prev_stage(cfg_.stage, cfg_.relay_stages); }
+
+bool FlowNode::is_next(const Peer& p) const { return p.stage == next_stage(cfg_.stage, cfg_.relay_stages); }
 
 double FlowNode::link_to(NodeId peer) const {
   auto it = peers_.find(peer);

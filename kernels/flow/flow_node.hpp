@@ -271,6 +271,8 @@ class FlowNode {
   uint32_t free_outs() const;
   bool is_prev(NodeId peer) const;
   bool is_next(NodeId peer) const;
+  bool is_prev(const Peer& p) const;  // in loops over peers_: no second lookup (a tree walk per peer)
+  bool is_next(const Peer& p) const;
   double link_to(NodeId peer) const;
   double mean_link() const;
 
