@@ -188,11 +188,10 @@ void FlowNode::reclaim_lent() {
   while (lent_.size() > over) lent_.pop_front();  // given back: the oldest lends are the likeliest returned
   while (!lent_.empty() && now_ - lent_.front() >= cfg_.params.lend_timeout * cfg_.params.period) {
     lent_.pop_front();
-    auto dearest = ins_.begin();
-    for (auto it = ins_.begin(); it != ins_.end(); ++it)
-      if (it->second.prefix > dearest->second.prefix) dearest = it;
-    event(EventKind::kDropped, dearest->first.prev, "a lent sink slot not given back");
-    const HopKey key = dearest->first;
+    const HopKey key = std::max_element(ins_.begin(), ins_.end(), [](const auto& a, const auto& b) {
+                         return a.second.prefix < b.second.prefix;
+                       })->first;
+    event(EventKind::kDropped, key.prev, "a lent sink slot not given back");
     send(key.prev, PushBack{key.id});
     remove_in(key, false);
     advertise(false);
