@@ -30,6 +30,7 @@ struct Stat {
 };
 
 std::string fmt(const Stat& s, const char* f, double scale = 1) {
+  if (s.v.empty()) return "–";  // a run without this metric (an older summary.json)
   char a[64], b[64], c[64];
   std::snprintf(a, sizeof a, f, s.mean() * scale);
   if (s.v.size() < 2) return a;
@@ -46,6 +47,7 @@ struct Table {
 };
 
 const char* kMetrics[] = {"finished", "time_to_train_s", "throughput_microbatches_per_s", "wasted_compute_fraction",
+                          "crash_lost_fraction",
                           "idle_fraction", "mean_recovery_latency_s", "crashes", "lost_microbatches",
                           "duplicated_microbatches", "mean_flow_value_vs_oracle"};
 
@@ -148,8 +150,8 @@ int ResultsCommand::execute() const {
        << s.value("max_slowdown", 0.0) << "x, link spread " << s.value("link_spread", 0.0) << "x, "
        << s.value("iterations", 0) << " iterations of " << s.value("microbatches", 0) << " microbatches, relay MTTF "
        << (s.value("mttf_s", 0.0) > 0 ? std::to_string(static_cast<long>(s.value("mttf_s", 0.0))) + " s" : "none")
-       << ".\n\n| policy | time to train (s) | microbatches/s | wasted | idle | recovery (s) | crashes | flow vs "
-          "oracle |\n|---|---|---|---|---|---|---|---|\n";
+       << ".\n\n| policy | time to train (s) | microbatches/s | wasted | lost in crashes | idle | recovery (s) | crashes | flow vs "
+          "oracle |\n|---|---|---|---|---|---|---|---|---|\n";
     for (const auto& [policy, m] : policies) {
       auto get = [&](const char* k) { return m.count(k) ? m.at(k) : Stat{}; };
       const Stat fin = get("finished");
@@ -159,7 +161,7 @@ int ResultsCommand::execute() const {
                                           : std::string())
          << " | " << fmt(get("time_to_train_s"), "%.1f") << " | "
          << fmt(get("throughput_microbatches_per_s"), "%.2f") << " | " << fmt(get("wasted_compute_fraction"), "%.2f%%", 100)
-         << " | " << fmt(get("idle_fraction"), "%.1f%%", 100) << " | " << fmt(get("mean_recovery_latency_s"), "%.2f")
+         << " | " << fmt(get("crash_lost_fraction"), "%.2f%%", 100) << " | " << fmt(get("idle_fraction"), "%.1f%%", 100) << " | " << fmt(get("mean_recovery_latency_s"), "%.2f")
          << " | " << fmt(get("crashes"), "%.0f") << " | "
          << (m.count("mean_flow_value_vs_oracle") ? fmt(get("mean_flow_value_vs_oracle"), "%.2f") : std::string("–"))
          << " |\n";

@@ -71,6 +71,7 @@ json policy_json(const PolicyRun& r) {
   json j{{"time_to_train_s", r.time_to_train_s},
          {"throughput_microbatches_per_s", r.throughput_microbatches_per_s},
          {"wasted_compute_fraction", r.report.wasted_fraction},
+         {"crash_lost_fraction", r.report.crash_lost_fraction},
          {"idle_fraction", r.report.idle_fraction},
          {"lost_microbatches", r.lost_microbatches},
          {"duplicated_microbatches", r.duplicated_microbatches},
@@ -228,11 +229,12 @@ int RunCommand::execute() const {
   {
     std::ofstream csv(dir / "summary.csv");
     csv << "policy,time_to_train_s,throughput_microbatches_per_s,wasted_compute_fraction,idle_fraction,"
-           "lost_microbatches,duplicated_microbatches,mean_recovery_latency_s\n";
+           "lost_microbatches,duplicated_microbatches,mean_recovery_latency_s,crash_lost_fraction\n";
     for (const auto& r : runs)
       csv << r.policy << ',' << r.time_to_train_s << ',' << r.throughput_microbatches_per_s << ','
           << r.report.wasted_fraction << ',' << r.report.idle_fraction << ',' << r.lost_microbatches << ','
-          << r.duplicated_microbatches << ',' << r.report.mean_recovery_latency << '\n';
+          << r.duplicated_microbatches << ',' << r.report.mean_recovery_latency << ','
+          << r.report.crash_lost_fraction << '\n';
   }
   const auto plots = write_plots(dir, runs);
   if (!plots) std::printf("(no plots: %s)\n", plots.error().c_str());
@@ -242,13 +244,13 @@ int RunCommand::execute() const {
        << " relays in " << s.stages << " stages (" << s.table << " table, compute spread " << s.max_slowdown
        << "x, link spread " << s.link_spread << "x), " << s.iterations << " iterations of " << s.microbatches
        << " microbatches; relay MTTF " << (s.mttf_s > 0 ? format_duration(s.mttf_s) : std::string("none"))
-       << ".\n\n| policy | time to train (s) | microbatches/s | wasted | idle | lost | duplicated | recovery (s) |"
+       << ".\n\n| policy | time to train (s) | microbatches/s | wasted (lost in crashes) | idle | lost | duplicated | recovery (s) |"
           " crashes | joins |\n|---|---|---|---|---|---|---|---|---|---|\n";
     for (const auto& r : runs) {
       char row[512];
-      std::snprintf(row, sizeof row, "| %s | %.1f | %.3f | %.2f%% | %.1f%% | %llu | %llu | %.2f | %llu | %llu |\n",
+      std::snprintf(row, sizeof row, "| %s | %.1f | %.3f | %.2f%% (%.2f%%) | %.1f%% | %llu | %llu | %.2f | %llu | %llu |\n",
                     r.policy.c_str(), r.time_to_train_s, r.throughput_microbatches_per_s,
-                    100 * r.report.wasted_fraction, 100 * r.report.idle_fraction,
+                    100 * r.report.wasted_fraction, 100 * r.report.crash_lost_fraction, 100 * r.report.idle_fraction,
                     static_cast<unsigned long long>(r.lost_microbatches),
                     static_cast<unsigned long long>(r.duplicated_microbatches), r.report.mean_recovery_latency,
                     static_cast<unsigned long long>(r.crashes), static_cast<unsigned long long>(r.joins));

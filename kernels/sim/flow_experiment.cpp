@@ -22,6 +22,7 @@ FlowOutcome run_phase(FlowSim& sim, int rounds, int settle_rounds, std::string& 
                       const FlowExperimentOptions& options, const char* phase) {
   FlowOutcome o;
   const uint64_t messages0 = sim.messages_sent();
+  const double step0 = sim.step_seconds();
   std::vector<std::pair<uint32_t, double>> trace;
   for (int r = 1; r <= rounds && violation.empty(); ++r) {
     if (!sim.run_rounds(1)) violation = sim.violation();
@@ -46,6 +47,7 @@ FlowOutcome run_phase(FlowSim& sim, int rounds, int settle_rounds, std::string& 
     if (r == 0 || f != trace[r - 1].first || std::fabs(c - trace[r - 1].second) > 1e-9 * (1 + c)) o.rounds = round;
   }
   o.messages = sim.messages_sent() - messages0;
+  o.step_seconds = sim.step_seconds() - step0;
   const double node_rounds = static_cast<double>(sim.instance().nodes.size()) * (rounds + settle_rounds);
   o.messages_per_node_round = node_rounds > 0 ? static_cast<double>(o.messages) / node_rounds : 0;
   return o;

@@ -39,6 +39,7 @@ struct FlowOutcome {
   int rounds_to_1pct = 0;       // the first round with the final flow value and a cost within 1% of the final
   uint64_t messages = 0;        // sent in the phase
   double messages_per_node_round = 0;
+  double step_seconds = 0;      // wall time inside the nodes' step() in the phase (FlowSim::step_seconds)
 };
 
 struct FlowExperimentResult {

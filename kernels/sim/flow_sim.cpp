@@ -3,6 +3,7 @@
 #include "kernels/flow/oracle.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -76,6 +77,12 @@ void FlowSim::hash(uint64_t v) {
   }
 }
 
+void FlowSim::step(FlowNode& node, const Input& input, Output& out) {
+  const auto t0 = std::chrono::steady_clock::now();
+  node.step(input, now_, out);
+  step_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 bool FlowSim::process(double time, Event& e) {
   now_ = time;
   ++processed_;
@@ -94,14 +101,14 @@ bool FlowSim::process(double time, Event& e) {
     who = d->to;
     Input input = Receive{d->from, std::move(d->body)};
     if (config_.on_input) config_.on_input(now_, who, input);
-    it->second->step(input, now_, out);
+    step(*it->second, input, out);
   } else if (auto* t = std::get_if<TickAt>(&e)) {
     hash(t->node);
     auto it = nodes_.find(t->node);
     if (it == nodes_.end() || !ticking_) return true;
     who = t->node;
     if (config_.on_input) config_.on_input(now_, who, Tick{});
-    it->second->step(Tick{}, now_, out);
+    step(*it->second, Tick{}, out);
     queue_.push(now_ + config_.params.period, TickAt{t->node});
   } else if (auto* x = std::get_if<Detect>(&e)) {
     hash(x->observer);
@@ -110,7 +117,7 @@ bool FlowSim::process(double time, Event& e) {
     if (it == nodes_.end()) return true;
     who = x->observer;
     if (config_.on_input) config_.on_input(now_, who, PeerDown{x->dead});
-    it->second->step(PeerDown{x->dead}, now_, out);
+    step(*it->second, PeerDown{x->dead}, out);
   }
   deliver_outputs(who, out);
   if (config_.check_every_event && who != 0) {

@@ -69,6 +69,9 @@ class FlowSim {
   uint64_t messages_sent() const { return messages_; }
   uint64_t trace_hash() const { return trace_; }  // FNV-1a over every event processed: equal runs, equal hash
   const flow::FlowNode* node(flow::NodeId id) const;
+  // Wall-clock seconds spent inside the nodes' step() on delivered messages, ticks and detections: the
+  // protocol's own work, without the engine, the measurements or the oracle (a bench figure; never an input).
+  double step_seconds() const { return step_seconds_; }
 
  private:
   struct Deliver {
@@ -87,6 +90,7 @@ class FlowSim {
   void introduce(flow::NodeId a, flow::NodeId b);
   void deliver_outputs(flow::NodeId from, flow::Output& out);
   bool process(double time, Event& e);
+  void step(flow::FlowNode& node, const flow::Input& input, flow::Output& out);
   void hash(uint64_t v);
 
   flow::Instance instance_;
@@ -99,6 +103,7 @@ class FlowSim {
   bool frozen_ = false;
   double loss_ = 0;
   uint64_t messages_ = 0, processed_ = 0;
+  double step_seconds_ = 0;
   uint64_t trace_ = 1469598103934665603ull;
   std::string violation_;
 };

@@ -92,6 +92,7 @@ class Engine {
     // beyond the last step), each applied contribution costing a forward and a stateless backward (4 nominal
     // forwards); idle: server time not computing over live server time.
     r_.wasted_fraction = work_ > 0 ? std::max(0.0, work_ - applied_work_) / work_ : 0;
+    r_.crash_lost_fraction = work_ > 0 ? crash_lost_ / work_ : 0;
     double live = 0, busy = 0;
     for (const auto& [id, s] : servers_) {
       live += std::max(0.0, std::min(s.left, r_.time) - s.live_from);
@@ -282,11 +283,15 @@ class Engine {
         crash_time_[e.node] = now_;
         // Its queue and running task fail at their trainers after the detection delay; its gradients are gone.
         std::vector<uint64_t> lost(s.queue.begin(), s.queue.end());
-        if (s.running) lost.push_back(s.running);
+        if (s.running) {
+          lost.push_back(s.running);
+          crash_lost_ += (tasks_[s.running].backward ? 3.0 : 1.0) * w_.forward_time;  // as start_next counted it
+        }
         for (uint64_t id : lost) q_.push(now_ + w_.detect_after, Ev{Ev::kFail, id, 0, 0, 0});
         s.queue.clear();
         s.running = 0;
         r_.lost_contributions += s.acc;  // computed, never averaged
+        crash_lost_ += 4.0 * w_.forward_time * s.acc;  // as an applied contribution counts
         s.acc = 0;
         break;
       }
@@ -414,6 +419,7 @@ class Engine {
   std::set<Stage> averaging_;
   std::map<Stage, std::set<uint32_t>> contributed_;  // per stage: samples that contributed to it
   double applied_work_ = 0;
+  double crash_lost_ = 0;  // see SwarmReport::crash_lost_fraction
   std::vector<Waiting> waiting_;
   std::map<NodeId, double> crash_time_;
   std::vector<double> recovery_;

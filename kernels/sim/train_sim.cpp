@@ -342,6 +342,7 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
     case ComputeKind::kSnapshot: {
       Payload p = acc;
       p.kind = Payload::kSum;
+      p.summed = {n};
       p.iter = t.iter;
       p.stage = s;
       done.output = store(std::move(p));
@@ -353,6 +354,7 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
         if (const Payload* p = input(k, Payload::kSum, s)) {
           for (const auto& [mb, c] : p->start) sum.start[mb] += c;
           for (const auto& [mb, c] : p->end) sum.end[mb] += c;
+          sum.summed.insert(p->summed.begin(), p->summed.end());
         }
       done.output = store(std::move(sum));
       break;
@@ -362,6 +364,7 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
         // The ledger, checked on the modeled gradient itself: each microbatch exactly once at this stage. The first
         // member to apply a stage's iteration counts what is missing or doubled (the others apply the same sum).
         const bool first = !node.expelled && applied_[{s, t.iter}].empty();
+        if (first) credited_[{s, t.iter}] = p->summed;
         for (Mb mb = 0; mb < cfg_.params.microbatches; ++mb) {
           auto count = [&](const std::map<Mb, int>& m) { auto f = m.find(mb); return f == m.end() ? 0 : f->second; };
           if (first) {
@@ -435,6 +438,7 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
     auto& a = report_.iterations[t.iter];
     a.work_seconds += time * node.speed;  // nominal: the same work costs the same wherever it runs
     if (t.replay) ++a.replays;
+    else node.work[t.iter] += s == 0 ? cfg_.holder_time : 1.5 * cfg_.forward_time;  // wasted_fraction's unit
   }
   queue_.push(now_ + time, Ev{Ev::kInput, n, Finished{done}, 0});
 }
@@ -570,6 +574,13 @@ TrainSimReport TrainSim::run(double time_limit) {
     total += static_cast<double>(count) * (stage == 0 ? cfg_.holder_time : 1.5 * cfg_.forward_time);
   const double useful = I * M * (3 * cfg_.holder_time + S * 3 * cfg_.forward_time);
   report_.wasted_fraction = total > 0 ? std::max(0.0, 1 - useful / total) : 0;
+  // Work that died with a crashed node: of iterations whose applied gradient does not add up its sum.
+  double crash_lost = 0;
+  for (const auto& [id, n] : nodes_)
+    if (n.crashed)
+      for (const auto& [iter, seconds] : n.work)
+        if (!credited_[{n.sm->stage(), iter}].count(id)) crash_lost += seconds;
+  report_.crash_lost_fraction = total > 0 ? crash_lost / total : 0;
   for (auto& [i, a] : report_.iterations) a.wasted_seconds = std::max(0.0, a.work_seconds - useful / I);
   // Idle: relay time in the swarm (from start or join to crash, expulsion or the end) not computing, over the
   // whole run and per iteration (from the previous commit to this one).

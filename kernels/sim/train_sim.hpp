@@ -110,6 +110,10 @@ struct TrainSimReport {
   std::map<train::Stage, uint64_t> work_tasks;  // forward/backward-type tasks run per stage (incl. lost ones)
   uint64_t useful_tasks = 0, total_tasks = 0;
   double wasted_fraction = 0;            // compute time thrown away or redone / all compute time
+  // Of it: work that died with crashed nodes in iterations they had not applied yet (their gradient sums, and
+  // forwards awaiting their backward, were only theirs), over all compute time. Any design that accumulates a
+  // replica's gradients locally until the iteration's reduce loses this much; the rest of the waste is recovery's.
+  double crash_lost_fraction = 0;
   double idle_fraction = 0;              // relay time in the swarm not computing (see IterationAccount)
   double mean_recovery_latency = 0;      // crash -> first redo of its work starting elsewhere
   std::map<train::Iter, double> loss;    // the holders' reported loss per iteration
@@ -172,6 +176,7 @@ class TrainSim {
     double loss = 0;
     uint64_t identity = 0;  // kSum: which reduce produced it (members must apply the same)
     bool bad = false;       // work that takes it as input fails (corrupt_output)
+    std::set<train::NodeId> summed{};  // kSum: the members whose own sums it adds up
   };
   struct Node {
     std::unique_ptr<train::TrainNode> sm;
@@ -179,6 +184,7 @@ class TrainSim {
     double speed = 1;
     std::map<train::Iter, Payload> accumulator;
     std::vector<std::pair<double, double>> busy;  // compute intervals (start, end)
+    std::map<train::Iter, double> work;  // work started per iteration (as wasted_fraction counts), no replays
     std::map<std::tuple<int, train::Iter, int64_t>, int> poison;  // (kind, iteration, mb or -1) -> failures left
     std::map<std::tuple<int, train::Iter, int64_t>, int> bad_outputs;  // the same -> corrupt outputs left
     uint64_t chain = 0;  // fold of the reduces applied: equal on replicas in the same state
@@ -222,6 +228,8 @@ class TrainSim {
   std::map<train::Iter, std::map<train::NodeId, double>> holder_loss_;  // per iteration: each holder's loss
   std::map<std::pair<train::Stage, train::Iter>, uint64_t> exported_chain_;  // a donor's chain per state exported
   std::map<train::NodeId, double> crashed_at_;
+  // Per (stage, iteration): the members whose sums its applied gradient added up (the first apply's).
+  std::map<std::pair<train::Stage, train::Iter>, std::set<train::NodeId>> credited_;
   std::vector<double> recovery_latencies_;
   std::map<train::NodeId, std::vector<train::NodeId>> hops_given_;  // the router's last hops per node
   TrainSimReport report_;

@@ -12,7 +12,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 for f in summary.json summary.csv summary.md iterations-gwtf.csv routing-gwtf.csv; do
   [[ -s $OUT/a/$f ]] || fail "no $f"
 done
-for key in time_to_train_s throughput_microbatches_per_s wasted_compute_fraction idle_fraction lost_microbatches \
+for key in time_to_train_s throughput_microbatches_per_s wasted_compute_fraction crash_lost_fraction idle_fraction lost_microbatches \
            duplicated_microbatches mean_recovery_latency_s; do
   [[ $(grep -c "\"$key\"" "$OUT/a/summary.json") -eq 6 ]] || fail "summary.json lacks $key for the 6 policies"
 done

@@ -51,6 +51,7 @@ TEST(TrainChaos, NoFailureCommitsEveryIterationWithoutWaste) {
   expect_clean_ledger(r);
   expect_only_stage_recomputes(r, 99, 3);
   EXPECT_NEAR(r.wasted_fraction, 0, 1e-12);
+  EXPECT_EQ(r.crash_lost_fraction, 0);
   EXPECT_EQ(r.events["redo"], 0u);
 }
 
@@ -72,6 +73,11 @@ TEST_P(KillRelay, OnlyItsStageRedoesItsWork) {
   expect_clean_ledger(r);
   expect_only_stage_recomputes(r, 2, 3);
   EXPECT_GT(r.wasted_fraction, 0);
+  // What died with the victim is part of the waste (the redo recomputes it); once its stage reduced the
+  // iteration (applying it), its sums were safe and nothing of its own died with it.
+  if (p.kind == ComputeKind::kApply) EXPECT_EQ(r.crash_lost_fraction, 0);
+  else EXPECT_GT(r.crash_lost_fraction, 0);
+  EXPECT_LE(r.crash_lost_fraction, r.wasted_fraction + 1e-12);
 }
 
 INSTANTIATE_TEST_SUITE_P(
