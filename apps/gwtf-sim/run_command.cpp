@@ -218,10 +218,10 @@ int RunCommand::execute() const {
            << a.idle_fraction << ',' << a.redos << '\n';
     if (!run.routing.empty()) {
       std::ofstream rc(dir / ("routing-" + policy + ".csv"));
-      rc << "t,flow_value,oracle_flow_value,max_path_cost,oracle_max_path_cost\n";
+      rc << "t,flow_value,oracle_flow_value,max_path_cost,oracle_max_path_cost,total_cost,oracle_total_cost\n";
       for (const auto& q : run.routing)
         rc << q.t << ',' << q.flow_value << ',' << q.oracle_flow_value << ',' << q.max_path_cost << ','
-           << q.oracle_max_path_cost << '\n';
+           << q.oracle_max_path_cost << ',' << q.total_cost << ',' << q.oracle_total_cost << '\n';
     }
     runs.push_back(run);
   }

@@ -3,7 +3,8 @@
 // round, CPU time per node-round of the simulated protocol, and quality against the centralized optimum, all
 // measured in this run.
 //
-// Usage: flow_bench [--sizes 50,200,1000,5000] [--degree 16] [--rounds 250] [--seed 1] [--geo]
+// Usage: flow_bench [--sizes 50,200,1000,5000] [--degree 16] [--rounds 250] [--seed 1] [--geo] [--holders H]
+// (data holders: N/50, at least 2, unless --holders fixes them)
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -15,7 +16,7 @@
 
 int main(int argc, char** argv) {
   std::vector<int> sizes = {50, 200, 1000, 5000};
-  int degree = 16, rounds = 250;
+  int degree = 16, rounds = 250, holders = 0;
   uint64_t seed = 1;
   bool geo = false;
   for (int i = 1; i < argc; ++i) {
@@ -35,8 +36,9 @@ int main(int argc, char** argv) {
     else if (flag == "--rounds") rounds = std::stoi(value());
     else if (flag == "--seed") seed = std::stoull(value());
     else if (flag == "--geo") geo = true;
+    else if (flag == "--holders") holders = std::stoi(value());
     else {
-      std::fprintf(stderr, "usage: flow_bench [--sizes N,N,...] [--degree D] [--rounds R] [--seed S] [--geo]\n");
+      std::fprintf(stderr, "usage: flow_bench [--sizes N,N,...] [--degree D] [--rounds R] [--seed S] [--geo] [--holders H]\n");
       return 2;
     }
   }
@@ -51,7 +53,7 @@ int main(int argc, char** argv) {
     x.rounds = rounds;
     x.instance.nodes = n;
     x.instance.stages = 8;
-    x.instance.holders = std::max(2, n / 50);
+    x.instance.holders = holders > 0 ? holders : std::max(2, n / 50);
     x.instance.degree = degree;
     x.instance.geo = geo;
     const auto wall0 = std::chrono::steady_clock::now();

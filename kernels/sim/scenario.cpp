@@ -119,10 +119,12 @@ PolicyRun::Sample quality(const Instance& live, const std::vector<std::vector<No
     double c = 0;
     for (size_t k = 0; k + 1 < p.size(); ++k) c += live.cost(p[k], p[k + 1]);
     s.max_path_cost = std::max(s.max_path_cost, c);
+    s.total_cost += c;
   }
   const auto o = flow::solve_oracle(live);
   s.oracle_flow_value = o.flow_value;
   s.oracle_max_path_cost = o.max_path_cost;
+  s.oracle_total_cost = o.total_cost;
   return s;
 }
 
@@ -148,7 +150,8 @@ class OracleRouter : public Router {
     const auto o = flow::solve_oracle(swarm_.instance());
     hops_ = hops_of(swarm_.instance(), o.paths);
     for (const auto& n : swarm_.instance().nodes) hops_.emplace(n.id, std::vector<NodeId>{});
-    run_.routing.push_back({now, o.flow_value, o.flow_value, o.max_path_cost, o.max_path_cost});
+    run_.routing.push_back({now, o.flow_value, o.flow_value, o.max_path_cost, o.max_path_cost, o.total_cost,
+                            o.total_cost});
   }
   LiveSwarm swarm_;
   PolicyRun& run_;

@@ -67,6 +67,7 @@ struct PolicyRun {
     double t = 0;
     uint32_t flow_value = 0, oracle_flow_value = 0;
     double max_path_cost = 0, oracle_max_path_cost = 0;
+    double total_cost = 0, oracle_total_cost = 0;
   };
   std::vector<Sample> routing;
 };
