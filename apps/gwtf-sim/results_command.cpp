@@ -49,7 +49,7 @@ struct Table {
 const char* kMetrics[] = {"finished", "time_to_train_s", "throughput_microbatches_per_s", "wasted_compute_fraction",
                           "crash_lost_fraction",
                           "idle_fraction", "mean_recovery_latency_s", "crashes", "lost_microbatches",
-                          "duplicated_microbatches", "mean_flow_value_vs_oracle"};
+                          "duplicated_microbatches", "mean_flow_value_vs_oracle", "mean_total_cost_vs_oracle"};
 
 // The ratio a/b of a metric's means, per seed (both policies ran the same world): mean [min-max].
 Stat ratio(const Table& t, const std::string& sc, const std::string& a, const std::string& b, const std::string& m) {
@@ -151,7 +151,7 @@ int ResultsCommand::execute() const {
        << s.value("iterations", 0) << " iterations of " << s.value("microbatches", 0) << " microbatches, relay MTTF "
        << (s.value("mttf_s", 0.0) > 0 ? std::to_string(static_cast<long>(s.value("mttf_s", 0.0))) + " s" : "none")
        << ".\n\n| policy | time to train (s) | microbatches/s | wasted | lost in crashes | idle | recovery (s) | crashes | flow vs "
-          "oracle |\n|---|---|---|---|---|---|---|---|---|\n";
+          "oracle | cost vs oracle |\n|---|---|---|---|---|---|---|---|---|---|\n";
     for (const auto& [policy, m] : policies) {
       auto get = [&](const char* k) { return m.count(k) ? m.at(k) : Stat{}; };
       const Stat fin = get("finished");
@@ -164,7 +164,7 @@ int ResultsCommand::execute() const {
          << " | " << fmt(get("crash_lost_fraction"), "%.2f%%", 100) << " | " << fmt(get("idle_fraction"), "%.1f%%", 100) << " | " << fmt(get("mean_recovery_latency_s"), "%.2f")
          << " | " << fmt(get("crashes"), "%.0f") << " | "
          << (m.count("mean_flow_value_vs_oracle") ? fmt(get("mean_flow_value_vs_oracle"), "%.2f") : std::string("–"))
-         << " |\n";
+         << " | " << fmt(get("mean_total_cost_vs_oracle"), "%.3f") << " |\n";
     }
   }
   if (out.empty()) {

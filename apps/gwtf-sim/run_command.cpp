@@ -94,6 +94,15 @@ json policy_json(const PolicyRun& r) {
     }
     j["mean_flow_value_vs_oracle"] = oracle > 0 ? flow / oracle : 0;
     j["worst_flow_value_vs_oracle"] = worst > 1e299 ? 0 : worst;
+    // Cost is comparable only at the same flow value: the mean ratio over the samples that had it.
+    double cost_ratio = 0;
+    int full = 0;
+    for (const auto& s : r.routing)
+      if (s.flow_value == s.oracle_flow_value && s.oracle_total_cost > 0) {
+        cost_ratio += s.total_cost / s.oracle_total_cost;
+        ++full;
+      }
+    if (full > 0) j["mean_total_cost_vs_oracle"] = cost_ratio / full;
   }
   return j;
 }
