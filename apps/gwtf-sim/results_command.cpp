@@ -150,8 +150,8 @@ int ResultsCommand::execute() const {
        << s.value("max_slowdown", 0.0) << "x, link spread " << s.value("link_spread", 0.0) << "x, "
        << s.value("iterations", 0) << " iterations of " << s.value("microbatches", 0) << " microbatches, relay MTTF "
        << (s.value("mttf_s", 0.0) > 0 ? std::to_string(static_cast<long>(s.value("mttf_s", 0.0))) + " s" : "none")
-       << ".\n\n| policy | time to train (s) | microbatches/s | wasted | lost in crashes | idle | recovery (s) | crashes | flow vs "
-          "oracle | cost vs oracle |\n|---|---|---|---|---|---|---|---|---|---|\n";
+       << ".\n\n| policy | time to train (s) | microbatches/s | wasted | lost in crashes | idle | recovery (s) | "
+          "crashes | flow vs oracle | cost vs oracle |\n|---|---|---|---|---|---|---|---|---|---|\n";
     for (const auto& [policy, m] : policies) {
       auto get = [&](const char* k) { return m.count(k) ? m.at(k) : Stat{}; };
       const Stat fin = get("finished");
@@ -161,7 +161,8 @@ int ResultsCommand::execute() const {
                                           : std::string())
          << " | " << fmt(get("time_to_train_s"), "%.1f") << " | "
          << fmt(get("throughput_microbatches_per_s"), "%.2f") << " | " << fmt(get("wasted_compute_fraction"), "%.2f%%", 100)
-         << " | " << fmt(get("crash_lost_fraction"), "%.2f%%", 100) << " | " << fmt(get("idle_fraction"), "%.1f%%", 100) << " | " << fmt(get("mean_recovery_latency_s"), "%.2f")
+         << " | " << fmt(get("crash_lost_fraction"), "%.2f%%", 100) << " | " << fmt(get("idle_fraction"), "%.1f%%", 100)
+         << " | " << fmt(get("mean_recovery_latency_s"), "%.2f")
          << " | " << fmt(get("crashes"), "%.0f") << " | "
          << (m.count("mean_flow_value_vs_oracle") ? fmt(get("mean_flow_value_vs_oracle"), "%.2f") : std::string("–"))
          << " | " << fmt(get("mean_total_cost_vs_oracle"), "%.3f") << " |\n";

@@ -253,11 +253,12 @@ int RunCommand::execute() const {
        << " relays in " << s.stages << " stages (" << s.table << " table, compute spread " << s.max_slowdown
        << "x, link spread " << s.link_spread << "x), " << s.iterations << " iterations of " << s.microbatches
        << " microbatches; relay MTTF " << (s.mttf_s > 0 ? format_duration(s.mttf_s) : std::string("none"))
-       << ".\n\n| policy | time to train (s) | microbatches/s | wasted (lost in crashes) | idle | lost | duplicated | recovery (s) |"
-          " crashes | joins |\n|---|---|---|---|---|---|---|---|---|---|\n";
+       << ".\n\n| policy | time to train (s) | microbatches/s | wasted (lost in crashes) | idle | lost | duplicated |"
+          " recovery (s) | crashes | joins |\n|---|---|---|---|---|---|---|---|---|---|\n";
     for (const auto& r : runs) {
       char row[512];
-      std::snprintf(row, sizeof row, "| %s | %.1f | %.3f | %.2f%% (%.2f%%) | %.1f%% | %llu | %llu | %.2f | %llu | %llu |\n",
+      std::snprintf(row, sizeof row,
+                    "| %s | %.1f | %.3f | %.2f%% (%.2f%%) | %.1f%% | %llu | %llu | %.2f | %llu | %llu |\n",
                     r.policy.c_str(), r.time_to_train_s, r.throughput_microbatches_per_s,
                     100 * r.report.wasted_fraction, 100 * r.report.crash_lost_fraction, 100 * r.report.idle_fraction,
                     static_cast<unsigned long long>(r.lost_microbatches),

@@ -38,14 +38,16 @@ int main(int argc, char** argv) {
     else if (flag == "--geo") geo = true;
     else if (flag == "--holders") holders = std::stoi(value());
     else {
-      std::fprintf(stderr, "usage: flow_bench [--sizes N,N,...] [--degree D] [--rounds R] [--seed S] [--geo] [--holders H]\n");
+      std::fprintf(stderr, "usage: flow_bench [--sizes N,N,...] [--degree D] [--rounds R] [--seed S] [--geo] "
+                           "[--holders H]\n");
       return 2;
     }
   }
   std::printf("bench/flow: %s instances, 8 relay stages, degree %d per adjacent stage, %d rounds, seed %llu\n\n",
               geo ? "geo" : "layered", degree, rounds, static_cast<unsigned long long>(seed));
   std::printf("| nodes | holders | rounds to final flow | rounds to 1%% of final cost | msgs/node/round | "
-              "CPU us/node-round | in steps us/node-round | flow / oracle | total cost / oracle | max path / oracle | wall s |\n");
+              "CPU us/node-round | in steps us/node-round | flow / oracle | total cost / oracle | max path / oracle | "
+              "wall s |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (int n : sizes) {
     gwtf::sim::FlowExperimentOptions x;

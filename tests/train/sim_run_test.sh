@@ -12,8 +12,8 @@ fail() { echo "FAIL: $*"; exit 1; }
 for f in summary.json summary.csv summary.md iterations-gwtf.csv routing-gwtf.csv; do
   [[ -s $OUT/a/$f ]] || fail "no $f"
 done
-for key in time_to_train_s throughput_microbatches_per_s wasted_compute_fraction crash_lost_fraction idle_fraction lost_microbatches \
-           duplicated_microbatches mean_recovery_latency_s; do
+for key in time_to_train_s throughput_microbatches_per_s wasted_compute_fraction crash_lost_fraction idle_fraction \
+           lost_microbatches duplicated_microbatches mean_recovery_latency_s; do
   [[ $(grep -c "\"$key\"" "$OUT/a/summary.json") -eq 6 ]] || fail "summary.json lacks $key for the 6 policies"
 done
 cmp -s "$OUT/a/summary.json" "$OUT/b/summary.json" || fail "the same seed gave another summary.json"
