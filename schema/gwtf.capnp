@@ -83,11 +83,14 @@ struct FlowOffer {
   potentials @4 :List(FlowPotential);   # cheapest new path to each holder through relays with room
 }
 # sink: 0 binds a reserved path; a holder's id builds a new path on to it (a reroute's make-before-break)
-struct FlowRequest { hop @0 :UInt64; prefix @1 :Float64; expectedSuffix @2 :Float64; sink @3 :UInt64; }
+# source: the holder the flow starts at (0: not known), wherever a prefix travels
+struct FlowRequest {
+  hop @0 :UInt64; prefix @1 :Float64; expectedSuffix @2 :Float64; sink @3 :UInt64; source @4 :UInt64;
+}
 struct FlowAccept { hop @0 :UInt64; suffix @1 :Float64; sink @2 :UInt64; }
 struct FlowReject { hop @0 :UInt64; reason @1 :FlowReason; offer @2 :FlowOffer; }
 struct FlowHop { hop @0 :UInt64; release @1 :Bool; }      # Cancel (release: the path beyond too), PushBack
-struct FlowCost { hop @0 :UInt64; cost @1 :Float64; sink @2 :UInt64; }  # SuffixUpdate (sink), PrefixUpdate
+struct FlowCost { hop @0 :UInt64; cost @1 :Float64; sink @2 :UInt64; }  # SuffixUpdate (sink), PrefixUpdate (source)
 struct FlowHops { hops @0 :List(UInt64); }                # CheckFlows, CheckReply
 struct FlowPair {
   out @0 :UInt64;
@@ -116,6 +119,7 @@ struct ProposeSwap {
   cycle @8 :Bool;
   expectedTheirNext @9 :UInt64;
   mySink @10 :UInt64;              # the holder my flow ends at (0: unknown)
+  mySource @11 :UInt64;            # and starts at (0: unknown)
 }
 struct SwapReply {
   accept @0 :Bool;
@@ -127,6 +131,7 @@ struct SwapReply {
   theirSuffixAfter @6 :Float64;
   theirLinkToMyNext @7 :Float64;
   theirSink @8 :UInt64;
+  theirSource @9 :UInt64;
 }
 struct ProposeTakeover {
   theirs @0 :UInt64;
@@ -147,8 +152,11 @@ struct TakeoverReply {
   next @7 :UInt64;
   suffixAfterNext @8 :Float64;
   sink @9 :UInt64;
+  source @10 :UInt64;
 }
-struct FlowSwitch { oldId @0 :UInt64; newPrev @1 :UInt64; newId @2 :UInt64; prefix @3 :Float64; }
+struct FlowSwitch {
+  oldId @0 :UInt64; newPrev @1 :UInt64; newId @2 :UInt64; prefix @3 :Float64; source @4 :UInt64;
+}
 struct FlowRedirect { hop @0 :UInt64; newNext @1 :UInt64; }
 
 struct FlowMessage {

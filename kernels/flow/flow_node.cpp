@@ -88,7 +88,7 @@ void FlowNode::on_link_cost(const LinkCost& c) {
     if (o.in) send(o.in->prev, SuffixUpdate{o.in->id, suffix(o), o.sink});
     if (o.in || is_holder()) {
       const double prefix = o.in ? ins_.at(*o.in).prefix : 0.0;
-      send(o.next, PrefixUpdate{id, prefix + o.link});
+      send(o.next, PrefixUpdate{id, prefix + o.link, source_of(o.in)});
     }
   }
 }
@@ -150,7 +150,8 @@ void FlowNode::expire() {
       if (o.attempts < cfg_.params.request_attempts) {
         ++o.attempts;
         o.since = now_;
-        send(o.next, FlowRequest{id, prefix_of(o.for_in) + o.link, o.expected_suffix, o.new_path_to});
+        send(o.next, FlowRequest{id, prefix_of(o.for_in) + o.link, o.expected_suffix, o.new_path_to,
+                                 source_of(o.for_in)});
       } else {
         give_up.push_back(id);
       }
@@ -243,11 +244,16 @@ void FlowNode::open_request(NodeId next, double expected, std::optional<HopKey> 
   o.new_path_to = new_path_to;
   o.forwarding = forwarding;
   outs_[id] = o;
-  send(next, FlowRequest{id, prefix_of(for_in) + o.link, expected, new_path_to});
+  send(next, FlowRequest{id, prefix_of(for_in) + o.link, expected, new_path_to, source_of(for_in)});
 }
 
 double FlowNode::prefix_of(const std::optional<HopKey>& in) const {
   return in && ins_.count(*in) ? ins_.at(*in).prefix : 0.0;
+}
+
+NodeId FlowNode::source_of(const std::optional<HopKey>& in) const {
+  if (is_holder()) return cfg_.id;
+  return in && ins_.count(*in) ? ins_.at(*in).source : 0;
 }
 
 void FlowNode::build() {
@@ -330,23 +336,60 @@ void FlowNode::repair_pairing() {
     out_ids.push_back(id);
   }
   if (in_keys.size() < 2) return;
-  double before = 0;
-  for (size_t k = 0; k < in_keys.size(); ++k)
-    before = std::max(before, ins_.at(in_keys[k]).prefix + suffix(outs_.at(out_ids[k])));
+  auto longest = [&] {
+    double m = 0;
+    for (size_t k = 0; k < in_keys.size(); ++k)
+      m = std::max(m, ins_.at(in_keys[k]).prefix + suffix(outs_.at(out_ids[k])));
+    return m;
+  };
+  // Flows that end where they started; the min-max pairing never lowers their number, or the two rules would
+  // undo each other round after round.
+  auto homed = [&] {
+    size_t n = 0;
+    for (size_t k = 0; k < in_keys.size(); ++k) {
+      const NodeId s = ins_.at(in_keys[k]).source;
+      n += s != 0 && s == outs_.at(out_ids[k]).sink;
+    }
+    return n;
+  };
+  if (cfg_.params.home_crossing_flows) home_crossing_flows(in_keys, out_ids, longest());
+  const double before = longest();
+  const size_t homed_before = homed();
   std::sort(in_keys.begin(), in_keys.end(),
             [&](const HopKey& a, const HopKey& b) { return ins_.at(a).prefix < ins_.at(b).prefix; });
   std::sort(out_ids.begin(), out_ids.end(),
             [&](HopId a, HopId b) { return suffix(outs_.at(a)) > suffix(outs_.at(b)); });
-  double after = 0;
-  for (size_t k = 0; k < in_keys.size(); ++k)
-    after = std::max(after, ins_.at(in_keys[k]).prefix + suffix(outs_.at(out_ids[k])));
-  if (after >= before - 1e-6 * (1 + before)) return;
+  if (longest() >= before - 1e-6 * (1 + before) || homed() < homed_before) return;
   for (size_t k = 0; k < in_keys.size(); ++k) {
     if (ins_.at(in_keys[k]).out == out_ids[k]) continue;
     ins_.at(in_keys[k]).out = out_ids[k];
     outs_.at(out_ids[k]).in = in_keys[k];
   }
   for (size_t k = 0; k < in_keys.size(); ++k) announce_costs(in_keys[k], out_ids[k]);
+}
+
+// Two flows through this node that each end at the other's source (holder 1's at holder 2 and the other way)
+// exchange their onward paths: the sum of their costs is unchanged, each now ends where it started, and an
+// ordinary reroute to its own sink can then shorten it (docs/flow.md, "A crossing-flow local optimum"). Only
+// when neither new path is longer than home_slack times the node's longest path now: the exchange may lengthen a
+// path for the moment, since the reroute it enables takes it back down.
+void FlowNode::home_crossing_flows(const std::vector<HopKey>& ins, std::vector<HopId>& outs, double longest) {
+  const double tolerance = 1e-6 * (1 + longest);
+  for (size_t i = 0; i < ins.size(); ++i) {
+    const NodeId si = ins_.at(ins[i]).source, ti = outs_.at(outs[i]).sink;
+    if (si == 0 || ti == 0 || si == ti) continue;
+    for (size_t j = i + 1; j < ins.size(); ++j) {
+      const NodeId sj = ins_.at(ins[j]).source, tj = outs_.at(outs[j]).sink;
+      if (sj != ti || tj != si) continue;
+      const double a = ins_.at(ins[i]).prefix + suffix(outs_.at(outs[j]));
+      const double b = ins_.at(ins[j]).prefix + suffix(outs_.at(outs[i]));
+      if (std::max(a, b) > longest * cfg_.params.home_slack + tolerance) continue;
+      std::swap(outs[i], outs[j]);
+      match(ins[i], outs[i]);
+      match(ins[j], outs[j]);
+      break;
+    }
+  }
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -384,7 +427,7 @@ void FlowNode::on(NodeId from, const FlowRequest& m) {
     send(from, FlowReject{m.hop, Reason::kStaleCost, current_offer()});
     return;
   }
-  ins_[key] = InHop{m.prefix, std::nullopt, now_};
+  ins_[key] = InHop{m.prefix, std::nullopt, now_, true, m.source};
   send(from, FlowAccept{m.hop, s, outs_.at(*best).sink});
   match(key, *best);
   advertise(false);
@@ -407,8 +450,7 @@ void FlowNode::on_new_path_request(NodeId from, const FlowRequest& m) {
     return;
   }
   make_room();
-  InHop in{m.prefix, std::nullopt, now_};
-  in.accepted = false;
+  InHop in{m.prefix, std::nullopt, now_, false, m.source};
   ins_[key] = in;
   open_request(*next, cost - peers_.at(*next).link, key, std::nullopt, m.sink, true);
 }
@@ -420,7 +462,7 @@ void FlowNode::sink_request(NodeId from, const FlowRequest& m, size_t limit) {
     return;
   }
   if (ins_.size() >= cfg_.capacity) lent_.push_back(now_);
-  ins_[HopKey{from, m.hop}] = InHop{m.prefix, std::nullopt, now_};
+  ins_[HopKey{from, m.hop}] = InHop{m.prefix, std::nullopt, now_, true, m.source};
   send(from, FlowAccept{m.hop, 0.0, cfg_.id});
   advertise(false);
 }
@@ -469,7 +511,7 @@ void FlowNode::on(NodeId from, const FlowAccept& m) {
     return;
   }
   if (is_holder()) {
-    send(from, PrefixUpdate{m.hop, o.link});
+    send(from, PrefixUpdate{m.hop, o.link, cfg_.id});
     if (o.replaces && outs_.count(*o.replaces)) {
       send(outs_.at(*o.replaces).next, Cancel{*o.replaces, true});
       outs_.erase(*o.replaces);
@@ -562,11 +604,12 @@ void FlowNode::on(NodeId from, const SuffixUpdate& m) {
 void FlowNode::on(NodeId from, const PrefixUpdate& m) {
   auto it = ins_.find(HopKey{from, m.hop});
   if (it == ins_.end()) return;
-  if (!differs(it->second.prefix, m.prefix)) return;
+  if (!differs(it->second.prefix, m.prefix) && it->second.source == m.source) return;
   it->second.prefix = m.prefix;
+  it->second.source = m.source;
   if (it->second.out) {
     const OutHop& o = outs_.at(*it->second.out);
-    send(o.next, PrefixUpdate{*it->second.out, m.prefix + o.link});
+    send(o.next, PrefixUpdate{*it->second.out, m.prefix + o.link, m.source});
   }
 }
 
@@ -706,7 +749,7 @@ void FlowNode::propose_swap(HopId mine, NodeId partner, HopId theirs, NodeId the
   pm.their_next = their_next;
   pm.rest = std::move(rest);
   send(partner, ProposeSwap{mine, theirs, pm.new_id, o.next, o.in ? ins_.at(*o.in).prefix : 0.0, o.link,
-                            link_to(their_next), o.suffix_after, cycle, their_next, o.sink});
+                            link_to(their_next), o.suffix_after, cycle, their_next, o.sink, source_of(o.in)});
   pending_move_ = std::move(pm);
 }
 
@@ -877,13 +920,14 @@ void FlowNode::on(NodeId from, const ProposeSwap& m) {
     ins_.at(*i2).out = p;
     send(i2->prev, SuffixUpdate{i2->id, suffix(n), n.sink});
   }
-  send(b, Switch{m.theirs, from, m.new_id, m.my_prefix + m.my_link_to_their_next});
+  send(b, Switch{m.theirs, from, m.new_id, m.my_prefix + m.my_link_to_their_next, m.my_source});
   r.accept = true;
   r.new_id = p;
   r.their_prefix = p2;
   r.their_suffix_after = o2.suffix_after;
   r.their_link_to_my_next = link_a;
   r.their_sink = o2.sink;
+  r.their_source = source_of(i2);
   send(from, r);
   temperature_ *= cfg_.params.cooling_per_move;
   event(EventKind::kMoveAccepted, from, "swap (partner)");
@@ -923,7 +967,7 @@ void FlowNode::on(NodeId from, const SwapReply& m) {
     ins_.at(*i1).out = pm.new_id;
     send(i1->prev, SuffixUpdate{i1->id, suffix(n), n.sink});
   }
-  send(a, Switch{m.mine, from, m.new_id, m.their_prefix + m.their_link_to_my_next});
+  send(a, Switch{m.mine, from, m.new_id, m.their_prefix + m.their_link_to_my_next, m.their_source});
   temperature_ *= cfg_.params.cooling_per_move;
   event(EventKind::kMoveAccepted, from, "swap");
   if (!pm.rest.empty()) {  // the next swap of a cycle, with my flow's new out-hop
@@ -960,12 +1004,13 @@ void FlowNode::on(NodeId from, const ProposeTakeover& m) {
   const double score = move_score(prefix_here + suffix(o), 0,
                                   prefix_at_x + m.my_link_prev + m.my_link_next + o.suffix_after, 0);
   if (!metropolis(score)) return refuse(Reason::kStaleCost);
+  const NodeId source = source_of(in);
   outs_.erase(it);
   if (in) {
     ins_.erase(*in);
     send(in->prev, Redirect{in->id, from});
   }
-  send(o.next, Switch{m.theirs, from, m.new_id, prefix_at_x + m.my_link_prev + m.my_link_next});
+  send(o.next, Switch{m.theirs, from, m.new_id, prefix_at_x + m.my_link_prev + m.my_link_next, source});
   r.accept = true;
   r.prev = in ? in->prev : 0;
   r.prev_hop = in ? in->id : 0;
@@ -973,6 +1018,7 @@ void FlowNode::on(NodeId from, const ProposeTakeover& m) {
   r.next = o.next;
   r.suffix_after_next = o.suffix_after;
   r.sink = o.sink;
+  r.source = source;
   send(from, r);
   temperature_ *= cfg_.params.cooling_per_move;
   event(EventKind::kMoveAccepted, from, "takeover (partner)");
@@ -1008,10 +1054,10 @@ void FlowNode::on(NodeId from, const TakeoverReply& m) {
   n.since = now_;
   outs_[m.new_id] = n;
   if (source) {
-    send(m.next, PrefixUpdate{m.new_id, n.link});
+    send(m.next, PrefixUpdate{m.new_id, n.link, cfg_.id});
   } else {
     const HopKey in{m.prev, m.prev_hop};
-    ins_[in] = InHop{m.prefix_at_prev + link_to(m.prev), std::nullopt, now_};
+    ins_[in] = InHop{m.prefix_at_prev + link_to(m.prev), std::nullopt, now_, true, m.source};
     match(in, m.new_id);
   }
   temperature_ *= cfg_.params.cooling_per_move;
@@ -1028,6 +1074,7 @@ void FlowNode::on(NodeId from, const Switch& m) {
   InHop in = it->second;
   ins_.erase(it);
   in.prefix = m.prefix;
+  in.source = m.source;
   in.since = now_;
   const HopKey key{m.new_prev, m.new_id};
   ins_[key] = in;
@@ -1036,7 +1083,7 @@ void FlowNode::on(NodeId from, const Switch& m) {
   if (in.out) {
     outs_.at(*in.out).in = key;
     const OutHop& o = outs_.at(*in.out);
-    send(o.next, PrefixUpdate{*in.out, in.prefix + o.link});
+    send(o.next, PrefixUpdate{*in.out, in.prefix + o.link, in.source});
   }
 }
 
@@ -1119,9 +1166,11 @@ void FlowNode::announce_costs(const HopKey& in, HopId out) {
   OutHop& o = outs_.at(out);
   send(in.prev, SuffixUpdate{in.id, suffix(o), o.sink});
   const double prefix = ins_.at(in).prefix + o.link;
-  if (differs(prefix, o.prefix_sent)) {
+  const NodeId source = ins_.at(in).source;
+  if (differs(prefix, o.prefix_sent) || source != o.source_sent) {
     o.prefix_sent = prefix;
-    send(o.next, PrefixUpdate{out, prefix});
+    o.source_sent = source;
+    send(o.next, PrefixUpdate{out, prefix, source});
   }
 }
 

@@ -45,6 +45,7 @@ struct FlowRequest {  // upstream -> downstream: bind a new hop to one of your f
   // 0: bind a reserved path. A holder: build a new path on to that holder, for a reroute of a flow that ends
   // there (the holder lends a slot beyond its capacity until the rerouted flow's old path is released).
   NodeId sink = 0;
+  NodeId source = 0;  // the data holder the flow starts at (0: not known); prefixes travel with their source
 };
 struct FlowAccept {  // downstream -> upstream
   HopId hop = 0;
@@ -73,6 +74,7 @@ struct SuffixUpdate {  // downstream -> upstream, along a flow
 struct PrefixUpdate {  // upstream -> downstream, along a flow
   HopId hop = 0;
   double prefix = 0;
+  NodeId source = 0;
 };
 struct CheckFlows {  // anti-entropy, upstream -> downstream: every established hop I have to you
   std::vector<HopId> hops;
@@ -114,6 +116,7 @@ struct ProposeSwap {
   bool cycle = false;  // one step of a negative cycle I computed: accept if the hop is still yours
   NodeId expected_their_next = 0;  // B as I know it: the move is void if `theirs` goes elsewhere now
   NodeId my_sink = 0;              // the holder my flow ends at (0: unknown)
+  NodeId my_source = 0;            // the holder it starts at (0: unknown)
 };
 struct SwapReply {
   bool accept = false;
@@ -125,6 +128,7 @@ struct SwapReply {
   double their_suffix_after = 0;  // B -> sink
   double their_link_to_my_next = 0;  // replier -> A
   NodeId their_sink = 0;
+  NodeId their_source = 0;
 };
 // Take over your flow on out-hop `theirs` (prev X -> you -> next Y becomes X -> me -> Y).
 struct ProposeTakeover {
@@ -146,6 +150,7 @@ struct TakeoverReply {
   NodeId next = 0;       // Y
   double suffix_after_next = 0;
   NodeId sink = 0;       // the holder the flow ends at
+  NodeId source = 0;     // and starts at (0: unknown)
 };
 // Old upstream -> downstream: the in-hop you know as (me, old_id) now comes from (new_prev, new_id).
 struct Switch {
@@ -153,6 +158,7 @@ struct Switch {
   NodeId new_prev = 0;
   HopId new_id = 0;
   double prefix = 0;
+  NodeId source = 0;
 };
 // Old downstream -> upstream: your out-hop `hop` now goes to `new_next` (who knows it as (you, hop)).
 struct Redirect {

@@ -79,6 +79,7 @@ void fill_flow(schema::FlowMessage::Builder out, const FlowBody& body) {
           b.setPrefix(m.prefix);
           b.setExpectedSuffix(m.expected_suffix);
           b.setSink(m.sink);
+          b.setSource(m.source);
         } else if constexpr (std::is_same_v<T, FlowAccept>) {
           auto b = out.initAccept();
           b.setHop(m.hop);
@@ -104,6 +105,7 @@ void fill_flow(schema::FlowMessage::Builder out, const FlowBody& body) {
           auto b = out.initPrefixUpdate();
           b.setHop(m.hop);
           b.setCost(m.prefix);
+          b.setSink(m.source);  // FlowCost's holder field: the source, along a prefix
         } else if constexpr (std::is_same_v<T, CheckFlows> || std::is_same_v<T, CheckReply>) {
           const auto& ids = [&]() -> const std::vector<HopId>& {
             if constexpr (std::is_same_v<T, CheckFlows>) return m.hops;
@@ -145,6 +147,7 @@ void fill_flow(schema::FlowMessage::Builder out, const FlowBody& body) {
           b.setCycle(m.cycle);
           b.setExpectedTheirNext(m.expected_their_next);
           b.setMySink(m.my_sink);
+          b.setMySource(m.my_source);
         } else if constexpr (std::is_same_v<T, SwapReply>) {
           auto b = out.initSwapReply();
           b.setAccept(m.accept);
@@ -156,6 +159,7 @@ void fill_flow(schema::FlowMessage::Builder out, const FlowBody& body) {
           b.setTheirSuffixAfter(m.their_suffix_after);
           b.setTheirLinkToMyNext(m.their_link_to_my_next);
           b.setTheirSink(m.their_sink);
+          b.setTheirSource(m.their_source);
         } else if constexpr (std::is_same_v<T, ProposeTakeover>) {
           auto b = out.initProposeTakeover();
           b.setTheirs(m.theirs);
@@ -176,12 +180,14 @@ void fill_flow(schema::FlowMessage::Builder out, const FlowBody& body) {
           b.setNext(m.next);
           b.setSuffixAfterNext(m.suffix_after_next);
           b.setSink(m.sink);
+          b.setSource(m.source);
         } else if constexpr (std::is_same_v<T, Switch>) {
           auto b = out.initSwitch();
           b.setOldId(m.old_id);
           b.setNewPrev(m.new_prev);
           b.setNewId(m.new_id);
           b.setPrefix(m.prefix);
+          b.setSource(m.source);
         } else {
           static_assert(std::is_same_v<T, Redirect>);
           auto b = out.initRedirect();
@@ -201,7 +207,7 @@ Result<FlowBody, WireError> read_flow(schema::FlowMessage::Reader in) {
     case W::REQUEST: {
       auto r = in.getRequest();
       body = FlowRequest{r.getHop(), c.cost(r.getPrefix(), "prefix"),
-                         c.cost(r.getExpectedSuffix(), "expectedSuffix", true), r.getSink()};
+                         c.cost(r.getExpectedSuffix(), "expectedSuffix", true), r.getSink(), r.getSource()};
       break;
     }
     case W::ACCEPT: {
@@ -223,7 +229,7 @@ Result<FlowBody, WireError> read_flow(schema::FlowMessage::Reader in) {
     }
     case W::PREFIX_UPDATE: {
       auto r = in.getPrefixUpdate();
-      body = PrefixUpdate{r.getHop(), c.cost(r.getCost(), "prefix")};
+      body = PrefixUpdate{r.getHop(), c.cost(r.getCost(), "prefix"), r.getSink()};
       break;
     }
     case W::CHECK_FLOWS:
@@ -263,7 +269,8 @@ Result<FlowBody, WireError> read_flow(schema::FlowMessage::Reader in) {
                          c.cost(r.getMySuffixAfterNext(), "mySuffixAfterNext"),
                          r.getCycle(),
                          r.getExpectedTheirNext(),
-                         r.getMySink()};
+                         r.getMySink(),
+                         r.getMySource()};
       break;
     }
     case W::SWAP_REPLY: {
@@ -276,7 +283,8 @@ Result<FlowBody, WireError> read_flow(schema::FlowMessage::Reader in) {
                        c.cost(r.getTheirPrefix(), "theirPrefix"),
                        c.cost(r.getTheirSuffixAfter(), "theirSuffixAfter"),
                        c.cost(r.getTheirLinkToMyNext(), "theirLinkToMyNext"),
-                       r.getTheirSink()};
+                       r.getTheirSink(),
+                       r.getTheirSource()};
       break;
     }
     case W::PROPOSE_TAKEOVER: {
@@ -291,12 +299,13 @@ Result<FlowBody, WireError> read_flow(schema::FlowMessage::Reader in) {
                            r.getTheirs(),      r.getNewId(),
                            r.getPrev(),        r.getPrevHop(),
                            c.cost(r.getPrefixAtPrev(), "prefixAtPrev"), r.getNext(),
-                           c.cost(r.getSuffixAfterNext(), "suffixAfterNext"), r.getSink()};
+                           c.cost(r.getSuffixAfterNext(), "suffixAfterNext"), r.getSink(),
+                           r.getSource()};
       break;
     }
     case W::SWITCH: {
       auto r = in.getSwitch();
-      body = Switch{r.getOldId(), r.getNewPrev(), r.getNewId(), c.cost(r.getPrefix(), "prefix")};
+      body = Switch{r.getOldId(), r.getNewPrev(), r.getNewId(), c.cost(r.getPrefix(), "prefix"), r.getSource()};
       break;
     }
     case W::REDIRECT: {

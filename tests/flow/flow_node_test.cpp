@@ -297,6 +297,35 @@ TEST_F(Relay, MinMaxPairingMatchesTheLargestPrefixWithTheSmallestSuffix) {
   EXPECT_EQ(node.out_hop(*node.out_for(HopKey{12, 6}))->next, 32u);
 }
 
+// Holder 1's flow ends at holder 2 and holder 2's at holder 1: the node exchanges their onward paths (the sum is
+// unchanged; each now ends where it started), though it lengthens its longest path within home_slack, and the
+// min-max pairing does not undo it on the next round.
+TEST_F(Relay, CrossingFlowsExchangeTheirPathsSoEachEndsAtItsSource) {
+  recv(31, Offer{1, 6.0, 4, 0});
+  tick();
+  const HopId to31 = sent<FlowRequest>().at(0).second.hop;
+  recv(31, FlowAccept{to31, 6.0, 2});  // suffix 2 + 6 = 8, to holder 2
+  recv(11, FlowRequest{5, 1.0, 8.0, 0, 1});  // from holder 1, prefix 1: on the path to holder 2
+  recv(32, Offer{1, 1.0, 4, 0});
+  tick();
+  HopId to32 = 0;
+  for (const auto& [to, r] : sent<FlowRequest>())
+    if (to == 32) to32 = r.hop;
+  ASSERT_NE(to32, 0u);
+  recv(32, FlowAccept{to32, 1.0, 1});  // suffix 4 + 1 = 5, to holder 1
+  recv(12, FlowRequest{6, 3.0, 5.0, 0, 2});  // from holder 2, prefix 3: to holder 1. Paths 9 and 8, crossing
+  ASSERT_EQ(node.out_for(HopKey{11, 5}), to31);
+  ASSERT_EQ(node.out_for(HopKey{12, 6}), to32);
+  tick();
+  EXPECT_EQ(node.out_for(HopKey{11, 5}), to32);  // 1 + 5 = 6, home to holder 1
+  EXPECT_EQ(node.out_for(HopKey{12, 6}), to31);  // 3 + 8 = 11 <= 1.5 x 9, home to holder 2
+  auto pre = sent<PrefixUpdate>();
+  ASSERT_EQ(pre.size(), 2u);
+  for (const auto& [to, p] : pre) EXPECT_EQ(p.source, to == 32 ? 1u : 2u);  // the source travels with the prefix
+  tick();  // min-max would pair them back (max 9 < 11), but not at the cost of a flow ending at its source
+  EXPECT_EQ(node.out_for(HopKey{11, 5}), to32);
+}
+
 TEST_F(Relay, SwapProposalIsAppliedWhenTheFlowIsAsTheProposerSawIt) {
   const HopId h = reserve(31, 6.0);
   recv(11, FlowRequest{5, 0.0, 8.0});
