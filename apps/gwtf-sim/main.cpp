@@ -235,6 +235,9 @@ int main(int argc, char** argv) {
   flow->add_option("--move-probability", x.params.move_probability, "Chance per round to look for a move")
       ->capture_default_str();
   flow->add_option("--max-free", x.params.max_free_outs, "Paths a relay reserves ahead of demand")->capture_default_str();
+  flow->add_option("--home-slack", x.params.home_slack,
+                   "Crossing flows go home if no path grows past this x the node's longest (0: never)")
+      ->capture_default_str()->check(CLI::Range(0.0, 100.0));
   flow->add_flag("--json", json, "Print one JSON object instead of tables");
 
   TrainRun tr;

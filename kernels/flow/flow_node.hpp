@@ -46,8 +46,8 @@ struct FlowParams {
   // relays with room is cheaper than its suffix; its sink lends up to sink_spare slots beyond capacity meanwhile.
   bool new_path_reroutes = true;
   // Two flows through a node that end at each other's source exchange their onward paths (home_crossing_flows),
-  // if neither new path exceeds home_slack x the node's longest path (1.5: geo total cost p90 1.091 -> 1.070).
-  bool home_crossing_flows = true;
+  // if neither new path exceeds home_slack x the node's longest path (1.5: geo total cost p90 1.091 -> 1.056);
+  // 0: never.
   double home_slack = 1.5;
   uint32_t sink_spare = 4;
   // (periods) a slot lent beyond capacity that no released old path gave back by then (the old path ended at
