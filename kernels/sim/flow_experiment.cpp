@@ -37,6 +37,7 @@ FlowOutcome run_phase(FlowSim& sim, int rounds, int settle_rounds, std::string& 
   o.flow_value = last.flow_value;
   o.total_cost = last.total_cost;
   o.max_path_cost = last.max_path_cost;
+  o.sink_excess = last.sink_excess;
   // Convergence, from the trace: the first round that reached the final flow value (the prototype's measure),
   // the first with it and a cost within 1% of the final one, and the last round at which anything changed.
   for (size_t r = 0; r < trace.size(); ++r) {

@@ -40,6 +40,7 @@ struct FlowOutcome {
   uint64_t messages = 0;        // sent in the phase
   double messages_per_node_round = 0;
   double step_seconds = 0;      // wall time inside the nodes' step() in the phase (FlowSim::step_seconds)
+  uint32_t sink_excess = 0;     // flows beyond a holder's sink capacity when measured (FlowStats::sink_excess)
 };
 
 struct FlowExperimentResult {

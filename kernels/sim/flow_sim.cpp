@@ -235,6 +235,10 @@ FlowStats FlowSim::measure() const {
       s.paths.push_back(std::move(path));
     }
   }
+  std::map<NodeId, uint32_t> sunk;
+  for (const auto& p : s.paths) ++sunk[p.back()];
+  for (const auto& [h, n] : sunk)
+    if (const auto* spec = instance_.node(h); spec && n > spec->capacity) s.sink_excess += n - spec->capacity;
   return s;
 }
 

@@ -37,6 +37,10 @@ struct FlowStats {
   double total_cost = 0;
   double max_path_cost = 0;
   std::vector<std::vector<flow::NodeId>> paths;
+  // Flows a holder sinks beyond its capacity: slots it lent to reroutes and has not got back yet (it takes them
+  // back after lend_timeout, not while frozen). The oracle never exceeds a capacity, so such a snapshot can read
+  // cheaper than the optimum.
+  uint32_t sink_excess = 0;
 };
 
 class FlowSim {

@@ -42,6 +42,7 @@ inline double quantile(std::vector<double> v, double q) {
 
 struct Quality {
   std::vector<double> flow, total, max_path, rounds, rounds_to_flow, rounds_to_1pct;
+  size_t over_sink = 0;  // instances measured with a holder sinking beyond its capacity (FlowStats::sink_excess)
   std::vector<std::string> replays;
   void add(const FlowOutcome& o, const std::string& how) {
     flow.push_back(o.oracle_flow_value ? double(o.flow_value) / o.oracle_flow_value : 1.0);
@@ -51,6 +52,7 @@ struct Quality {
     rounds_to_flow.push_back(o.rounds_to_flow);
     rounds_to_1pct.push_back(o.rounds_to_1pct);
     replays.push_back(how);
+    over_sink += o.sink_excess > 0;
   }
   double optimal_flow_share() const {
     return static_cast<double>(std::count_if(flow.begin(), flow.end(), [](double f) { return f >= 1 - 1e-12; })) /
@@ -60,11 +62,12 @@ struct Quality {
     std::printf(
         "%s (%zu instances): flow = oracle on %.0f%% (min ratio %.3f) | total cost / oracle: median %.3f, p90 %.3f, "
         "max %.3f | max path / oracle: median %.3f, p90 %.3f | rounds to final flow: median %.0f, p90 %.0f; "
-        "to 1%% of final cost: median %.0f, p90 %.0f; to last change: median %.0f\n",
+        "to 1%% of final cost: median %.0f, p90 %.0f; to last change: median %.0f | a sink above capacity when "
+        "measured: %zu\n",
         what, flow.size(), 100 * optimal_flow_share(), quantile(flow, 0), quantile(total, 0.5), quantile(total, 0.9),
         quantile(total, 1), quantile(max_path, 0.5), quantile(max_path, 0.9), quantile(rounds_to_flow, 0.5),
         quantile(rounds_to_flow, 0.9), quantile(rounds_to_1pct, 0.5), quantile(rounds_to_1pct, 0.9),
-        quantile(rounds, 0.5));
+        quantile(rounds, 0.5), over_sink);
   }
   // The bounds (the author's prototype reached 0-13% above the min-cost optimum, median ~2.6%).
   void expect_bounds(const char* what) const {
