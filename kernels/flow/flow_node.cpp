@@ -352,14 +352,15 @@ void FlowNode::repair_pairing() {
     }
     return n;
   };
-  if (cfg_.params.home_slack > 0) home_crossing_flows(in_keys, out_ids, longest());
+  const bool homing = cfg_.params.home_slack > 0;
+  if (homing) home_crossing_flows(in_keys, out_ids, longest());
   const double before = longest();
   const size_t homed_before = homed();
   std::sort(in_keys.begin(), in_keys.end(),
             [&](const HopKey& a, const HopKey& b) { return ins_.at(a).prefix < ins_.at(b).prefix; });
   std::sort(out_ids.begin(), out_ids.end(),
             [&](HopId a, HopId b) { return suffix(outs_.at(a)) > suffix(outs_.at(b)); });
-  if (longest() >= before - 1e-6 * (1 + before) || (cfg_.params.home_slack > 0 && homed() < homed_before)) return;
+  if (longest() >= before - 1e-6 * (1 + before) || (homing && homed() < homed_before)) return;
   for (size_t k = 0; k < in_keys.size(); ++k) {
     if (ins_.at(in_keys[k]).out == out_ids[k]) continue;
     ins_.at(in_keys[k]).out = out_ids[k];

@@ -578,8 +578,10 @@ TrainSimReport TrainSim::run(double time_limit) {
   double crash_lost = 0;
   for (const auto& [id, n] : nodes_)
     if (n.crashed)
-      for (const auto& [iter, seconds] : n.work)
-        if (!credited_[{n.sm->stage(), iter}].count(id)) crash_lost += seconds;
+      for (const auto& [iter, seconds] : n.work) {
+        const auto credited = credited_.find({n.sm->stage(), iter});
+        if (credited == credited_.end() || !credited->second.count(id)) crash_lost += seconds;
+      }
   report_.crash_lost_fraction = total > 0 ? crash_lost / total : 0;
   for (auto& [i, a] : report_.iterations) a.wasted_seconds = std::max(0.0, a.work_seconds - useful / I);
   // Idle: relay time in the swarm (from start or join to crash, expulsion or the end) not computing, over the
