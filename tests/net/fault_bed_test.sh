@@ -117,6 +117,15 @@ route_share() {
     }
     END { if (!end) end = t; used += frac * (end - since); printf "%d", (end > t0 ? 100 * used / (end - t0) : 100) }'
 }
+# host_names < EVENTS: the events with every node id of the case's hosts replaced by hostK (for failure reports).
+host_names() {
+  local k id script=()
+  for k in 1 2 3 4 5; do
+    id=$(grep -o '"node":[0-9]*' "$WORK/$case/host$k.0.jsonl" 2>/dev/null | head -1 | cut -d: -f2)
+    [[ -z $id ]] || script+=(-e "s/\b$id\b/host$k/g")
+  done
+  if ((${#script[@]})); then sed "${script[@]}"; else cat; fi
+}
 # Starts the founders (holder first: it is the seed).
 start_swarm() {
   mkdir -p "$WORK/$case"
@@ -213,6 +222,10 @@ for case in "${CASES[@]}"; do
         echo "ok ($case): host 3 used its throttled link to host $slow for $share% of the rest of the run"
       else
         fail "host 3 kept using its throttled link to host $slow for $share% of the rest of the run"
+        for k in 2 3; do  # what the stage-1 hosts' flow layers did after the throttle, node ids as host numbers
+          echo "host $k's routes and flow moves after the throttle:"
+          grep -h '"event":"\(next_hops\|flow\)"' "$WORK/$case/host$k.0.jsonl" | tail -n 40 | host_names | cut -c1-160
+        done
       fi
       # The link's measured cost (host 3's link_cost events) rose at least threefold over its last value before.
       costs() { grep '"event":"link_cost"' | grep "\"peer\":$slow_id[,}]" | grep -o '"cost_s":[0-9.e-]*' | cut -d: -f2; }
