@@ -49,6 +49,8 @@ Result<Scenario, std::string> load_scenario_file(const std::string& path) {
   schema.number("scenario.mttf_s", s.mttf_s, 0, 1e12);
   schema.number("scenario.join_after_s", s.join_after_s, 0, 1e9);
   schema.number("scenario.detect_after_s", s.detect_after_s, 0.001, 1e6);
+  schema.number("scenario.gradient_bytes_per_parameter", s.gradient_bytes_per_parameter, 0, 64);
+  schema.number("scenario.state_bytes_per_parameter", s.state_bytes_per_parameter, 0, 256);
   if (auto ok = schema.load(path); !ok) return Err{ok.error()};
   if (s.relays < s.stages) return Err{path + ": scenario.relays must be at least scenario.stages"};
   if (!churn.empty()) s.mttf_s = sim::churn_mttf(churn, sim::ideal_iteration_s(s)).value();
@@ -64,7 +66,10 @@ json scenario_json(const Scenario& s) {
           {"in_flight", s.in_flight}, {"buffer_budget", s.buffer_budget}, {"compute_capacity", s.compute_capacity},
           {"iterations", s.iterations},
           {"mttf_s", s.mttf_s},      {"join_after_s", s.join_after_s},
-          {"detect_after_s", s.detect_after_s}, {"ideal_iteration_s", sim::ideal_iteration_s(s)}};
+          {"detect_after_s", s.detect_after_s},
+          {"gradient_bytes_per_parameter", s.gradient_bytes_per_parameter},
+          {"state_bytes_per_parameter", s.state_bytes_per_parameter},
+          {"ideal_iteration_s", sim::ideal_iteration_s(s)}};
 }
 
 json policy_json(const PolicyRun& r) {

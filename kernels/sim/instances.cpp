@@ -91,9 +91,11 @@ InstanceGenerator::InstanceGenerator(InstanceOptions options, uint64_t seed) : o
     const double block = model::block_forward_flops(*shape, model::Arch::kLlama, o_.microbatch_size);
     stage_compute_s_.push_back(3 * 2.0 * static_cast<double>(o_.microbatch_size * shape->seq_len * shape->d_model *
                                                              shape->vocab) / o_.device_flops);
+    stage_parameters_.push_back(2.0 * static_cast<double>(shape->vocab * shape->d_model));  // embedding and head
     for (int s = 0; s < o_.stages; ++s) {
       const int64_t layers = shape->layers / o_.stages + (s < shape->layers % o_.stages ? 1 : 0);
       stage_compute_s_.push_back(3 * block * static_cast<double>(layers) / o_.device_flops);
+      stage_parameters_.push_back(static_cast<double>(layers * model::block_parameters(*shape, model::Arch::kLlama)));
     }
   }
 }

@@ -65,6 +65,7 @@ class InstanceGenerator {
   const RegionTable& table() const { return o_.table ? *o_.table : RegionTable::builtin(); }
   double boundary_bytes() const { return boundary_bytes_; }  // geo: one activation or gradient
   double stage_compute_s(flow::Stage s) const { return stage_compute_s_.at(s); }  // geo: fwd+bwd at full speed
+  double stage_parameters(flow::Stage s) const { return stage_parameters_.at(s); }  // geo: weights a stage holds
   const InstanceOptions& options() const { return o_; }
 
  private:
@@ -77,6 +78,7 @@ class InstanceGenerator {
   flow::NodeId next_id_ = 1;
   double boundary_bytes_ = 0;
   std::vector<double> stage_compute_s_;  // per relay stage (index 0: holders' embedding + head)
+  std::vector<double> stage_parameters_;  // the same
 };
 
 }  // namespace gwtf::sim

@@ -344,11 +344,19 @@ void cap_relays_by_compute(const Scenario& s, const Instance& founders, Instance
     if (n.stage != 0) n.capacity = std::min(n.capacity, flow::capacity_from_compute(n.compute_s, round_trip, per_flow));
 }
 
+// Per stage (index 0: the holders' embedding and head): its parameters times `per_parameter` bytes.
+std::vector<uint64_t> stage_bytes(const Scenario& s, const InstanceGenerator& gen, double per_parameter) {
+  std::vector<uint64_t> out;
+  for (int st = 0; st <= s.stages; ++st)
+    out.push_back(static_cast<uint64_t>(per_parameter * gen.stage_parameters(static_cast<flow::Stage>(st))));
+  return out;
+}
+
 }  // namespace
 
 std::vector<std::string> builtin_scenarios() {
-  return {"paper-geo", "paper-geo-medium", "paper-geo-none", "paper-geo-busy", "paper-homogeneous",
-          "paper-hetero-links", "regions-12", "scale"};
+  return {"paper-geo",         "paper-geo-medium",   "paper-geo-none", "paper-geo-busy", "paper-geo-pipeline",
+          "paper-homogeneous", "paper-hetero-links", "regions-12",     "scale"};
 }
 
 double ideal_iteration_s(const Scenario& s) {
@@ -375,10 +383,17 @@ double ideal_iteration_s(const Scenario& s) {
     }
   lat /= static_cast<double>(n * n);
   inv_bw /= static_cast<double>(n * n);
+  inv_bw *= (1 + std::max(1.0, s.link_spread)) / 2;  // a link's factor is 1/(1 + (spread-1)u): E[1/factor]
   const double round_trip = 2.0 * (s.stages + 1) * (lat + gen.boundary_bytes() * inv_bw) + pipeline +
                             gen.stage_compute_s(0);
   const double in_flight = static_cast<double>(s.holders) * s.in_flight;
-  return std::max(slowest * s.microbatches, round_trip * s.microbatches / in_flight);
+  // Then the stages reduce their gradients, at best as a butterfly all-reduce (each of a stage's replicas owns a
+  // share: two transfers of it over the mean bandwidth).
+  double largest = 0;
+  for (int st = 1; st <= s.stages; ++st)
+    largest = std::max(largest, s.gradient_bytes_per_parameter * gen.stage_parameters(static_cast<flow::Stage>(st)));
+  const double reduce = 2 * (lat + largest / per_stage * inv_bw);
+  return std::max(slowest * s.microbatches, round_trip * s.microbatches / in_flight) + reduce;
 }
 
 Result<double, std::string> churn_mttf(const std::string& level, double ideal_iteration) {
@@ -407,6 +422,11 @@ Result<Scenario, std::string> builtin_scenario(const std::string& name) {
     s.microbatches = 96;  // a busier pipeline: 96 microbatches in flight keep the relays computing
     s.in_flight = 48;
     s.iterations = 8;
+  } else if (name == "paper-geo-pipeline") {
+    // The pipeline alone: reduces and state downloads weigh nothing on the wire (what the paper's figures most
+    // likely measure; ../shared/notes/paper.md has no aggregation model), for comparing with them.
+    s.gradient_bytes_per_parameter = 0;
+    s.state_bytes_per_parameter = 0;
   } else if (name == "paper-homogeneous") {
     s.max_slowdown = 1;
   } else if (name == "paper-hetero-links") {
@@ -498,6 +518,8 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
     w.transfer_s = transfer_estimate_s(s);
     w.rebalance_s = 10;
     w.tensor_bytes = static_cast<uint64_t>(gen.boundary_bytes());
+    w.sum_bytes = stage_bytes(s, gen, 2 * s.gradient_bytes_per_parameter);  // gradients and parameters
+    w.state_bytes = stage_bytes(s, gen, s.state_bytes_per_parameter);
     w.delay = delay;
     w.slowdown = slowdown;
     w.seed = seed;
@@ -537,6 +559,8 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
   cfg.holder_time = gen.stage_compute_s(0) / 3;
   cfg.detect_after = s.detect_after_s;
   cfg.tensor_bytes = static_cast<uint64_t>(gen.boundary_bytes());
+  cfg.sum_bytes = stage_bytes(s, gen, s.gradient_bytes_per_parameter);
+  cfg.state_wire_bytes = stage_bytes(s, gen, s.state_bytes_per_parameter);
   cfg.delay = delay;
   cfg.slowdown = slowdown;
   cfg.progress = progress ? std::function<void(double, train::Iter)>(progress) : nullptr;

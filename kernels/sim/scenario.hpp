@@ -35,6 +35,10 @@ struct Scenario {
   double mttf_s = 0;             // mean time to failure of a relay (exponential); 0: no churn
   double join_after_s = 20;      // a replacement joins the dead relay's stage this long after a crash
   double detect_after_s = 2;     // crash -> survivors told (the runtime's heartbeat timeout)
+  // What the rest of the wire weighs, per model parameter of a stage: its summed gradient in a reduce (bf16), and
+  // its state as a newcomer downloads it (fp32 weights and Adam's two moments). 0: it weighs nothing.
+  double gradient_bytes_per_parameter = 2;
+  double state_bytes_per_parameter = 12;
 };
 
 // The built-in scenarios (docs/simulator.md): paper-geo (with churn none|medium|high), paper-geo-busy (more

@@ -124,10 +124,23 @@ class Engine {
     }
   }
 
-  double delay(NodeId a, NodeId b, int tensors) {
+  double delay(NodeId a, NodeId b, int tensors) { return send(a, b, static_cast<uint64_t>(tensors) * w_.tensor_bytes); }
+  double send(NodeId a, NodeId b, uint64_t payload) {
     ++r_.messages;
-    const uint64_t bytes = 256 + static_cast<uint64_t>(tensors) * w_.tensor_bytes;
-    return w_.delay ? w_.delay(a, b, bytes) : 0.01;
+    return w_.delay ? w_.delay(a, b, 256 + payload) : 0.01;
+  }
+
+  // A newcomer (or a moved server) downloads the stage's state from one live server of it, the nearest
+  // (hivemind's load_state_from_peers asks one peer); with no state size modeled, or nobody to ask, transfer_s.
+  double download_s(NodeId to, Stage st) {
+    if (st >= w_.state_bytes.size()) return w_.transfer_s;
+    double best = kInf;
+    for (const auto& [id, s] : servers_)
+      if (id != to && s.alive && s.stage == st && s.ready_at <= now_ && w_.delay)
+        best = std::min(best, w_.delay(id, to, 256 + w_.state_bytes[st]));
+    if (best == kInf) return w_.transfer_s;
+    ++r_.messages;
+    return best;
   }
 
   // Trainers run continuously, each with `in_flight` microbatches of fresh samples going (SWARM's trainers
@@ -189,7 +202,7 @@ class Engine {
 
   void start_next(NodeId server) {
     Server& s = servers_[server];
-    if (!s.alive || s.running || s.queue.empty()) return;
+    if (!s.alive || s.running || s.queue.empty() || averaging_.count(s.stage)) return;
     s.running = s.queue.front();
     s.queue.pop_front();
     const Task& t = tasks_[s.running];
@@ -296,7 +309,7 @@ class Engine {
         break;
       }
       case Ev::kJoin:
-        add_server(e.node, e.stage, now_ + w_.transfer_s);
+        add_server(e.node, e.stage, now_ + download_s(e.node, e.stage));
         break;
       case Ev::kRebalance:
         rebalance();
@@ -305,6 +318,8 @@ class Engine {
       case Ev::kStep: {
         const Stage st = e.stage;
         averaging_.erase(st);
+        for (const auto& [id, s] : servers_)  // its servers serve again
+          if (s.stage == st) start_next(id);
         ++steps_[st];
         applied_work_ += 4.0 * w_.forward_time * stepping_[st];
         // Iteration i is done once every stage stepped i times.
@@ -343,22 +358,30 @@ class Engine {
     maybe_average(s.stage);
   }
 
-  // A stage whose live servers hold the target batch averages it (an all-reduce: a round trip to the farthest
-  // member) and steps.
+  // A stage whose live servers hold the target batch averages it and steps; its servers serve nothing meanwhile
+  // (CollaborativeOptimizer.step runs the all-reduce inside the backward that reached the target batch, on the
+  // server's runtime thread, and it averages gradients and parameters). The all-reduce is hivemind's butterfly
+  // (averaging/allreduce.py, AllReduceRunner): each of the n peers owns 1/n of the gradient, every peer sends each
+  // owner its part (reduce-scatter) and gets the average back (all-gather); links run in parallel, so it takes the
+  // slowest pair's two transfers of a part.
   void maybe_average(Stage st) {
     if (averaging_.count(st) || steps_[st] >= w_.iterations) return;
     uint32_t held = 0;
     for (const auto& [id, s] : servers_)
       if (s.alive && s.stage == st) held += s.acc;
     if (held < w_.microbatches) return;
-    double farthest = 0;
-    NodeId first = 0;
+    std::vector<NodeId> peers;
     for (auto& [id, s] : servers_)
       if (s.alive && s.stage == st) {
-        if (!first) first = id;
-        else farthest = std::max(farthest, 2 * delay(first, id, 1));
+        if (s.ready_at <= now_) peers.push_back(id);  // a newcomer still downloading the state stays out
         s.acc = 0;
       }
+    if (peers.empty()) return;
+    const uint64_t part = st < w_.sum_bytes.size() ? w_.sum_bytes[st] / peers.size() : w_.tensor_bytes;
+    double farthest = 0;
+    for (NodeId a : peers)
+      for (NodeId b : peers)
+        if (a != b) farthest = std::max(farthest, send(a, b, part) + send(b, a, part));
     averaging_.insert(st);
     stepping_[st] = held;
     q_.push(now_ + w_.aggregate_time + farthest, Ev{Ev::kStep, 0, 0, st, 0});
@@ -387,7 +410,7 @@ class Engine {
     Server& s = servers_[mover];
     if (s.acc > 0) return;  // it would take its accumulated gradients along: wait for its stage's step
     s.stage = lo;
-    s.ready_at = now_ + w_.transfer_s;
+    s.ready_at = now_ + download_s(mover, lo);
     for (auto& [tid, t] : trainers_) {
       t.load[hi].erase(mover);
       double least = 0;

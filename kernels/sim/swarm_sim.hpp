@@ -11,8 +11,10 @@
 //    (balanced_expert.py, balancer.py::_ban_expert); a backward that fails replays the whole microbatch from the
 //    first stage (DESIGN §7; the GWTF paper's reading of SWARM); gradients a server accumulated die with it;
 //  * averaging: trainers stream samples; a stage steps once its live servers together accumulated the target
-//    batch (an iteration's microbatches), averaging with an all-reduce (optim/collaborative.py,
-//    CollaborativeOptimizer, target_batch_size); an iteration is done once every stage stepped;
+//    batch (an iteration's microbatches), averaging gradients and parameters with a butterfly all-reduce that
+//    blocks the servers' runtime (optim/collaborative.py, CollaborativeOptimizer.step, target_batch_size;
+//    averaging/allreduce.py); an iteration is done once every stage stepped; a newcomer downloads the stage's
+//    state from one peer (load_state_from_peers);
 //  * rebalancing, SWARM's Algorithm 1 (not in its public code, written here): every `rebalance_s`, a server of
 //    the stage with the most throughput moves to the stage with the least when that raises the minimum, after
 //    downloading the stage's state.
@@ -48,9 +50,12 @@ struct SwarmWorld {
   double forward_time = 0.1, holder_time = 0.02;  // nominal; a node's are times its slowdown
   double aggregate_time = 0.01;
   double detect_after = 2;   // a failed call is noticed after this
-  double transfer_s = 10;    // a newcomer or a moved server downloads the stage's state
+  double transfer_s = 10;    // a newcomer or a moved server downloads the stage's state (state_bytes empty)
   double rebalance_s = 30;   // Algorithm 1's period
   uint64_t tensor_bytes = 0;
+  // Per stage (index 0: the trainers'): its gradient in an all-reduce and its state as a newcomer downloads it, in
+  // bytes. Empty: an all-reduce weighs one tensor, a download takes transfer_s.
+  std::vector<uint64_t> sum_bytes, state_bytes;
   std::function<double(train::NodeId, train::NodeId, uint64_t)> delay;
   std::function<double(train::NodeId)> slowdown;
   uint64_t seed = 1;

@@ -214,6 +214,24 @@ void TrainSim::deliver(NodeId n, const Input& in) {
   carry_out(n, out);
 }
 
+uint64_t TrainSim::wire_bytes(NodeId from, train::Body& body) {
+  uint64_t bytes = 256;
+  train::for_each_blob(body, [&](Blob& b) {
+    if (!b) return;
+    auto p = blobs_.find(b);
+    const bool sum = p != blobs_.end() && p->second.kind == Payload::kSum && p->second.stage < cfg_.sum_bytes.size();
+    bytes += sum ? cfg_.sum_bytes[p->second.stage] : cfg_.tensor_bytes;
+  });
+  if (const auto* c = std::get_if<Chunk>(&body)) {
+    const Stage s = nodes_.at(from).sm->stage();
+    bytes += s < cfg_.state_wire_bytes.size() && cfg_.state_bytes > 0
+                 ? static_cast<uint64_t>(static_cast<double>(cfg_.state_wire_bytes[s]) *
+                                         static_cast<double>(c->bytes.size()) / static_cast<double>(cfg_.state_bytes))
+                 : c->bytes.size();
+  }
+  return bytes;
+}
+
 void TrainSim::carry_out(NodeId n, Output& out) {
   for (auto& m : out.send) {
     ++report_.messages;
@@ -230,11 +248,7 @@ void TrainSim::carry_out(NodeId n, Output& out) {
     }
     double delay = 0;
     if (cfg_.delay) {
-      uint64_t bytes = 256;
-      train::for_each_blob(m.body, [&](Blob& b) {
-        if (b) bytes += cfg_.tensor_bytes;
-      });
-      delay = cfg_.delay(n, m.to, bytes);
+      delay = cfg_.delay(n, m.to, wire_bytes(n, m.body));
     } else {
       delay = cfg_.latency * (0.5 + rng_.uniform());
     }

@@ -74,6 +74,10 @@ struct TrainSimConfig {
   // another. When set it replaces `latency`; a message weighs 256 bytes plus `tensor_bytes` per tensor it carries.
   std::function<double(train::NodeId from, train::NodeId to, uint64_t bytes)> delay;
   uint64_t tensor_bytes = 0;
+  // What the rest of the wire weighs (with `delay`), per stage (index 0: the holders' embedding and head), in
+  // modeled bytes: a stage's summed gradient (GradSum, Reduced carry one) and its whole state as a joiner fetches
+  // it (each chunk weighs its share of state_bytes). Empty: a sum weighs tensor_bytes, a chunk its real bytes.
+  std::vector<uint64_t> sum_bytes, state_wire_bytes;
   Router* router = nullptr;  // none: every node uses every live replica of the next stage (not owned)
   // Heterogeneous compute: a node's task times are the nominal ones times this (slow_down does it per node).
   std::function<double(train::NodeId)> slowdown;
@@ -201,6 +205,7 @@ class TrainSim {
   };
 
   void deliver(train::NodeId n, const train::Input& in);
+  uint64_t wire_bytes(train::NodeId from, train::Body& body);  // a message's modeled weight on the wire
   void carry_out(train::NodeId n, train::Output& out);
   void start_compute(train::NodeId n, const train::ComputeTask& t);
   void crash(train::NodeId n, const char* how = "CRASH");
