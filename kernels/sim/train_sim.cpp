@@ -220,7 +220,7 @@ uint64_t TrainSim::wire_bytes(NodeId from, train::Body& body) {
     if (!b) return;
     auto p = blobs_.find(b);
     const bool sum = p != blobs_.end() && p->second.kind == Payload::kSum && p->second.stage < cfg_.sum_bytes.size();
-    bytes += sum ? cfg_.sum_bytes[p->second.stage] : cfg_.tensor_bytes;
+    bytes += sum ? cfg_.sum_bytes[p->second.stage] / p->second.slices : cfg_.tensor_bytes;
   });
   if (const auto* c = std::get_if<Chunk>(&body)) {
     const Stage s = nodes_.at(from).sm->stage();
@@ -362,15 +362,47 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
       done.output = store(std::move(p));
       break;
     }
+    case ComputeKind::kSlice:
+      if (const Payload* p = input(0, Payload::kSum, s)) {
+        Payload cut = *p;
+        if (p->slices != 1) violation("cuts a slice");
+        cut.slice = t.slice;
+        cut.slices = t.slices;
+        done.output = store(std::move(cut));
+      }
+      break;
     case ComputeKind::kReduce: {
       Payload sum{Payload::kSum, t.iter, 0, s, {}, {}, 0, next_identity_++};
+      if (t.slices > 0) {
+        sum.slice = t.slice;
+        sum.slices = t.slices;
+      }
       for (size_t k = 0; k < t.inputs.size(); ++k)
         if (const Payload* p = input(k, Payload::kSum, s)) {
+          if (p->slice != sum.slice || p->slices != sum.slices) violation("reduces another cut");
           for (const auto& [mb, c] : p->start) sum.start[mb] += c;
           for (const auto& [mb, c] : p->end) sum.end[mb] += c;
           sum.summed.insert(p->summed.begin(), p->summed.end());
         }
       done.output = store(std::move(sum));
+      break;
+    }
+    case ComputeKind::kConcat: {
+      // The slices must be one reduce's: the same contributions summed in every cut, each cut once, in order.
+      Payload whole{Payload::kSum, t.iter, 0, s, {}, {}, 0, 0};
+      for (size_t k = 0; k < t.inputs.size(); ++k)
+        if (const Payload* p = input(k, Payload::kSum, s)) {
+          if (p->slice != k || p->slices != t.inputs.size()) violation("concatenates a wrong cut");
+          if (k == 0) {
+            whole.start = p->start;
+            whole.end = p->end;
+            whole.summed = p->summed;
+          } else if (p->start != whole.start || p->end != whole.end || p->summed != whole.summed) {
+            violation("concatenates slices of different reduces");
+          }
+          whole.identity = (whole.identity ^ p->identity) * 0x9E3779B97F4A7C15ull + 1;
+        }
+      done.output = store(std::move(whole));
       break;
     }
     case ComputeKind::kApply: {

@@ -181,6 +181,7 @@ class TrainSim {
     uint64_t identity = 0;  // kSum: which reduce produced it (members must apply the same)
     bool bad = false;       // work that takes it as input fails (corrupt_output)
     std::set<train::NodeId> summed{};  // kSum: the members whose own sums it adds up
+    uint32_t slice = 0, slices = 1;    // kSum: a sharded reduce's cut (slices 1: the whole)
   };
   struct Node {
     std::unique_ptr<train::TrainNode> sm;

@@ -96,6 +96,11 @@ struct Busy {
 struct Leaving {};
 struct Collect {  // leader to members: the stage's work is complete, send your gradient sums
   Iter iter = 0;
+  // A sharded reduce (TrainParams::sharded_reduce): the members who own a slice each, in member order, and this
+  // leader's attempt at the iteration's reduce (a member answers only the latest). Empty: the whole sum goes to
+  // the leader in the GradSum.
+  uint64_t round = 0;
+  std::vector<NodeId> owners;
 };
 struct GradSum {  // member to leader: its summed gradient and exactly which contributions it holds
   Iter iter = 0;
@@ -104,6 +109,36 @@ struct GradSum {  // member to leader: its summed gradient and exactly which con
   Blob data = 0;
   double loss_sum = 0;  // holders: the losses of its end contributions
   uint64_t version = 0;  // the member's last Progress of the iteration when it summed (orders retransmissions)
+  uint64_t round = 0;    // the Collect it answers
+  bool sliced = false;   // the sum went to the Collect's owners as Slices (data is empty)
+};
+// A sharded reduce's data: slice `index` of `count` of a member's sum, to that slice's owner (reduced = false,
+// `version` is the GradSum's), or of the reduced gradient, from its owner to every owner (reduced = true).
+// (leader, round) name the Collect it belongs to.
+struct Slice {
+  Iter iter = 0;
+  NodeId leader = 0;
+  uint64_t round = 0;
+  uint64_t version = 0;
+  uint32_t index = 0, count = 0;
+  bool reduced = false;
+  Blob data = 0;
+};
+// Leader to the owners of a sharded reduce: reduce your slice over these members' sums (member order, the
+// versions their GradSums named); the ledger entry and loss every owner's Reduced will carry.
+struct ReducePlan {
+  Iter iter = 0;
+  uint64_t round = 0;
+  std::vector<NodeId> owners;
+  std::vector<NodeId> members;
+  std::vector<uint64_t> versions;
+  double loss = 0;
+  std::vector<Mb> done, end_done;
+};
+// Member to leader: it assembled and applies the sharded reduce's gradient (the step may be announced once every
+// live member did).
+struct Assembled {
+  Iter iter = 0;
 };
 struct Reduced {  // leader to members: the reduced gradient every member applies (they stay bit-identical)
   Iter iter = 0;
@@ -150,7 +185,7 @@ struct Ack {
 
 using Body = std::variant<Activation, Forwarded, Gradient, WhoHolds, Adopt, Progress, Collect, GradSum, Reduced,
                           Committed, StateAsk, StateOffer, ChunkAsk, Chunk, StateDone, Ready, Retract, Leaving,
-                          Busy, Ack>;
+                          Busy, Ack, Slice, ReducePlan, Assembled>;
 
 struct Message {
   NodeId from = 0, to = 0;
@@ -168,6 +203,7 @@ void for_each_blob(Body& b, F&& f) {
   else if (auto* g = std::get_if<Gradient>(&b)) f(g->data);
   else if (auto* s = std::get_if<GradSum>(&b)) f(s->data);
   else if (auto* r = std::get_if<Reduced>(&b)) f(r->data);
+  else if (auto* c = std::get_if<Slice>(&b)) f(c->data);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -180,10 +216,12 @@ enum class ComputeKind : uint8_t {
   kBackward,       // relay: (input, output gradient) -> input gradient; accumulates the stage's gradients
   kStartBackward,  // holder: output gradient -> accumulates the embedding's gradients
   kSnapshot,       // the accumulated gradient sum of `iter` -> a blob (sent in a GradSum)
-  kReduce,         // leader: `inputs` are member sums in member order -> reduced, clipped gradient
+  kReduce,         // leader (or a slice's owner): member sums (slices) in member order -> their mean
   kApply,          // optimizer step with the reduced gradient `inputs[0]`; clears the accumulator of `iter`
   kExport,         // the stage's weights and optimizer state, serialized -> ComputeDone::state
   kImport,         // ComputeTask::state -> the stage's weights and optimizer state (after `iter` iterations)
+  kSlice,          // a sum `inputs[0]` -> its slice `slice` of `slices` (equal cuts of the flat vector)
+  kConcat,         // the reduced slices, in order -> the whole reduced gradient
 };
 const char* compute_name(ComputeKind k);
 bool is_work(ComputeKind k);  // forward/backward-type work on a microbatch (not aggregation)
@@ -195,6 +233,8 @@ struct ComputeTask {
   Mb mb = 0;
   std::vector<Blob> inputs;
   uint32_t microbatches = 0;  // kReduce: the divisor
+  uint32_t slice = 0, slices = 0;  // kSlice: which cut; kReduce of slices: the cut it reduces (slices 0: whole)
+  std::pair<NodeId, uint64_t> attempt{0, 0};  // kSlice/kReduce of slices/kConcat: the Collect (leader, round)
   // Work of an iteration this node already stepped, recomputed only to answer a replay (a neighbour died with the
   // cached answer): it runs on the weights from before that step — the driver keeps one such copy — and
   // accumulates nothing (no gradient, no loss).

@@ -272,6 +272,9 @@ void TrainNode::on_message(const Message& m, Output& out) {
                  [&](const Leaving&) { it->second.leaving = true; },
                  [&](const Busy& b) { on_busy(m.from, b, out); },
                  [&](const Ack&) {},
+                 [&](const Slice& s) { on_slice(m.from, s, out); },
+                 [&](const ReducePlan& p) { on_reduce_plan(m.from, p, out); },
+                 [&](const Assembled& a) { on_assembled(m.from, a, out); },
              },
              m.body);
 }
@@ -699,34 +702,88 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
     }
     case ComputeKind::kSnapshot: {
       it->second.snapshot_queued = false;
-      GradSum g{t.iter,   as_vector(it->second.done),  as_vector(it->second.end_done),
-                d.output, it->second.loss_sum,         it->second.reported};
+      ShardState& sh = it->second.shard;
+      GradSum g{t.iter,   as_vector(it->second.done), as_vector(it->second.end_done),
+                d.output, it->second.loss_sum,        it->second.reported, sh.round, false};
       auto lead = leader(stage_);
       if (!lead) return;
+      if (sh.owners.size() > 1 && sh.leader == *lead) {  // sharded: cut it, a slice per owner, then answer
+        sh.scratch.insert(d.output);
+        g.data = 0;
+        g.sliced = true;
+        sh.cut_sum = g;
+        sh.cuts_left = static_cast<uint32_t>(sh.owners.size());
+        for (uint32_t k = 0; k < sh.cuts_left; ++k) {
+          ComputeTask c = task(ComputeKind::kSlice, t.iter, 0, {d.output});
+          c.slice = k;
+          c.slices = sh.cuts_left;
+          c.attempt = {sh.leader, sh.round};  // a newer Collect cuts anew
+          queue(std::move(c));
+        }
+        return;
+      }
       if (*lead == id_) on_gradsum(id_, g, out);
       else send(*lead, g, out);
       return;
     }
+    case ComputeKind::kSlice: {
+      ShardState& sh = it->second.shard;
+      sh.scratch.insert(d.output);
+      if (!sh.cut_sum || !sh.current(t.attempt.first, t.attempt.second)) return;  // a newer Collect
+      const Slice s{t.iter, sh.leader, sh.round, sh.cut_sum->version, t.slice, t.slices, false, d.output};
+      if (sh.owners[t.slice] == id_) on_slice(id_, s, out);
+      else send(sh.owners[t.slice], s, out);
+      if (--sh.cuts_left > 0) return;
+      const GradSum g = *std::exchange(sh.cut_sum, std::nullopt);
+      if (sh.leader == id_) on_gradsum(id_, g, out);
+      else send(sh.leader, g, out);
+      return;
+    }
     case ComputeKind::kReduce: {
+      if (t.slices > 0) {  // our slice of a sharded reduce: to every owner
+        ShardState& sh = it->second.shard;
+        sh.scratch.insert(d.output);
+        if (!sh.plan || !sh.current(t.attempt.first, t.attempt.second)) return;
+        const Slice s{t.iter, sh.leader, sh.round, 0, t.slice, t.slices, true, d.output};
+        for (NodeId o : sh.plan->owners)
+          if (o == id_) on_slice(id_, s, out);
+          else send(o, s, out);
+        return;
+      }
       auto& lead = it->second.lead;
       lead.reducing = false;
       if (it->second.reduced) {  // adopted an earlier leader's result meanwhile
         out.release.push_back(d.output);
         return;
       }
-      double loss_sum = 0;
-      Reduced r{t.iter, d.output, 0, {}, {}};
-      for (const auto& [n, g] : lead.sums) {
-        loss_sum += g.loss_sum;
-        r.done.insert(r.done.end(), g.done.begin(), g.done.end());
-        r.end_done.insert(r.end_done.end(), g.end_done.begin(), g.end_done.end());
-      }
-      r.loss = loss_sum / params_.microbatches;
-      std::sort(r.done.begin(), r.done.end());
-      std::sort(r.end_done.begin(), r.end_done.end());
-      for (NodeId n : live(stage_))
-        if (n != id_) send(n, r, out);
+      Reduced r = ledger_entry(t.iter);
+      r.data = d.output;
       on_reduced(r, out);
+      return;
+    }
+    case ComputeKind::kConcat: {
+      ShardState& sh = it->second.shard;
+      if (it->second.reduced || !sh.plan || !sh.current(t.attempt.first, t.attempt.second)) {  // applied another
+        // way meanwhile, or a newer Collect was answered
+        sh.scratch.insert(d.output);
+        return;
+      }
+      sh.concatenating = false;
+      const ReducePlan& p = *sh.plan;
+      const Reduced r{t.iter, d.output, p.loss, p.done, p.end_done};
+      const NodeId lead = sh.leader;
+      if (lead == id_) {  // every owner assembles it; a member ready since the Collect gets the whole
+        LeaderState& ls = it->second.lead;
+        ls.sharded_result = true;
+        for (NodeId n : live(stage_))
+          if (n != id_ && std::find(p.owners.begin(), p.owners.end(), n) == p.owners.end() &&
+              ls.sent_whole.insert(n).second)
+            send(n, r, out);
+      }
+      // An old leader's result that we apply as its successor we pass on.
+      on_reduced(r, out, /*pass_on=*/lead != id_);
+      if (lead == id_) on_assembled(id_, Assembled{t.iter}, out);
+      else send(lead, Assembled{t.iter}, out);
       return;
     }
     case ComputeKind::kImport:
@@ -753,7 +810,8 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
           q->replay = true;
           if (it != iters_.end()) it->second.mbs[q->mb].replay = true;
           ++q;
-        } else if (q->kind == ComputeKind::kSnapshot || q->kind == ComputeKind::kReduce) {
+        } else if (q->kind == ComputeKind::kSnapshot || q->kind == ComputeKind::kReduce ||
+                   q->kind == ComputeKind::kSlice || q->kind == ComputeKind::kConcat) {
           q = tasks_.erase(q);  // aggregation of a stepped iteration
         } else {
           ++q;  // a state export (it runs between any two steps)
@@ -772,6 +830,8 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       if (leader(stage_) == id_) {
         commit_pending_.insert(t.iter);
         try_commit(out);
+        // The members' reports of the next iteration may have come first (we assembled our step last).
+        if (iters_.count(stepped_)) leader_check(stepped_, out);
       }
       if (auto e = early_reduced_.find(stepped_); e != early_reduced_.end()) {
         Reduced r = e->second;
@@ -1025,6 +1085,16 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
       commit_pending_.insert(i);
     }
   }
+  // A sharded step we announce waits for every member to assemble it: one that may miss the dead node's slice
+  // gets the whole result instead.
+  for (Iter i : commit_pending_) {
+    auto it = iters_.find(i);
+    auto r = reduced_log_.find(i);
+    if (it == iters_.end() || r == reduced_log_.end() || !it->second.lead.sharded_result) continue;
+    auto& lead = it->second.lead;
+    for (NodeId n : lead.owners)
+      if (n != id_ && alive(n) && !lead.assembled.count(n) && lead.sent_whole.insert(n).second) send(n, r->second, out);
+  }
   try_commit(out);
 
   for (auto& [i, it] : iters_) {
@@ -1139,7 +1209,23 @@ static bool covers_exactly(const Sets& sets, uint32_t m, bool holders) {
 void TrainNode::leader_check(Iter i, Output& out) {
   auto& it = iters_[i];
   auto& lead = it.lead;
-  if (lead.reducing || i != stepped_ || it.reduced) return;
+  if (i != stepped_ || it.reduced) return;
+  if (params_.sharded_reduce &&
+      (lead.round == 0 || std::any_of(lead.owners.begin(), lead.owners.end(), [&](NodeId n) { return !alive(n); }))) {
+    // The live members own the slices. When one dies the attempt starts over: every member cuts its sum anew for
+    // the living (the dead one's slice would never come). A member ready since is no owner: it gets the whole.
+    std::vector<NodeId> owners = live(stage_);
+    if (owners.size() < 2) owners.clear();
+    {
+      lead.owners = std::move(owners);
+      ++lead.round;
+      lead.sums.clear();
+      lead.asked.clear();
+      lead.assembled.clear();
+      lead.reducing = false;
+    }
+  }
+  if (lead.reducing) return;
   resolve_doubles(i, out);
   if (!covers_exactly(lead.progress, params_.microbatches, is_holder())) return;
   bool answered = true;
@@ -1147,18 +1233,32 @@ void TrainNode::leader_check(Iter i, Output& out) {
     auto p = lead.progress.find(n);
     auto s = lead.sums.find(n);
     const uint64_t version = p == lead.progress.end() ? 0 : p->second.version;
-    if (s != lead.sums.end() && s->second.version == version &&
+    if (s != lead.sums.end() && s->second.version == version && s->second.round == lead.round &&
         (p == lead.progress.end() || (s->second.done == p->second.done && s->second.end_done == p->second.end_done)))
       continue;
     answered = false;
     auto asked = lead.asked.find(n);
     if (asked != lead.asked.end() && asked->second == version) continue;  // asked for exactly this already
     lead.asked[n] = version;
-    if (n == id_) on_collect(id_, Collect{i}, out);
-    else send(n, Collect{i}, out);
+    const Collect c{i, lead.round, lead.owners};
+    if (n == id_) on_collect(id_, c, out);
+    else send(n, c, out);
   }
   if (!answered || !covers_exactly(lead.sums, params_.microbatches, is_holder())) return;
   lead.reducing = true;
+  if (!lead.owners.empty()) {  // sharded: every owner reduces its slice over the members' sums
+    const Reduced entry = ledger_entry(i);
+    ReducePlan p{i, lead.round, lead.owners, {}, {}, entry.loss, entry.done, entry.end_done};
+    for (const auto& [n, g] : lead.sums)  // member order: every owner sums alike
+      if (g.sliced) {
+        p.members.push_back(n);
+        p.versions.push_back(g.version);
+      }
+    for (NodeId o : lead.owners)
+      if (o == id_) on_reduce_plan(id_, p, out);
+      else send(o, p, out);
+    return;
+  }
   ComputeTask t = task(ComputeKind::kReduce, i);
   t.microbatches = params_.microbatches;
   for (const auto& [n, g] : lead.sums)  // member order: every leader sums alike
@@ -1166,9 +1266,101 @@ void TrainNode::leader_check(Iter i, Output& out) {
   queue(t);
 }
 
+// The leader's result without its data: every member's contributions (sorted: the stage's ledger entry) and the
+// iteration's mean loss (holders).
+Reduced TrainNode::ledger_entry(Iter i) const {
+  double loss_sum = 0;
+  Reduced r{i, 0, 0, {}, {}};
+  for (const auto& [n, g] : iters_.at(i).lead.sums) {
+    loss_sum += g.loss_sum;
+    r.done.insert(r.done.end(), g.done.begin(), g.done.end());
+    r.end_done.insert(r.end_done.end(), g.end_done.begin(), g.end_done.end());
+  }
+  r.loss = loss_sum / params_.microbatches;
+  std::sort(r.done.begin(), r.done.end());
+  std::sort(r.end_done.begin(), r.end_done.end());
+  return r;
+}
+
+// A sharded reduce's data. Kept by attempt (leader, round): a member's slice may reach its owner before the
+// owner's Collect does; only the attempt answered last is ever reduced or assembled.
+void TrainNode::on_slice(NodeId from, const Slice& s, Output& out) {
+  if (s.iter < stepped_ || iters_[s.iter].reduced) {
+    if (s.data && from != id_) out.release.push_back(s.data);
+    return;
+  }
+  ShardState& sh = iters_[s.iter].shard;
+  sh.scratch.insert(s.data);
+  const std::pair attempt{s.leader, s.round};
+  if (s.reduced) {
+    sh.reduced[attempt][s.index] = s.data;
+    assemble(s.iter);
+  } else {
+    auto& part = sh.parts[attempt][from];
+    if (s.version < part.first) return;  // a late retransmission of an older cut (the member summed again since)
+    part = {s.version, s.data};
+    reduce_slice(s.iter, out);
+  }
+}
+
+void TrainNode::on_reduce_plan(NodeId from, const ReducePlan& p, Output& out) {
+  auto it = iters_.find(p.iter);
+  if (p.iter < stepped_ || it == iters_.end() || it->second.reduced) return;
+  ShardState& sh = it->second.shard;
+  if (!sh.current(from, p.round)) return;  // we answered a newer Collect (or another leader's)
+  sh.plan = p;
+  reduce_slice(p.iter, out);
+  assemble(p.iter);
+}
+
+void TrainNode::reduce_slice(Iter i, Output&) {
+  ShardState& sh = iters_[i].shard;
+  if (!sh.plan || sh.reducing) return;
+  const ReducePlan& p = *sh.plan;
+  const auto me = std::find(p.owners.begin(), p.owners.end(), id_);
+  if (me == p.owners.end()) return;
+  const auto& parts = sh.parts[{sh.leader, sh.round}];
+  ComputeTask t = task(ComputeKind::kReduce, i);
+  t.microbatches = params_.microbatches;
+  t.slice = static_cast<uint32_t>(me - p.owners.begin());
+  t.slices = static_cast<uint32_t>(p.owners.size());
+  t.attempt = {sh.leader, sh.round};
+  for (size_t k = 0; k < p.members.size(); ++k) {
+    auto f = parts.find(p.members[k]);
+    if (f == parts.end() || f->second.first != p.versions[k]) return;  // not all here yet
+    t.inputs.push_back(f->second.second);
+  }
+  sh.reducing = true;
+  queue(std::move(t));
+}
+
+void TrainNode::assemble(Iter i) {
+  auto& it = iters_[i];
+  ShardState& sh = it.shard;
+  if (!sh.plan || sh.concatenating || it.reduced) return;
+  const auto& got = sh.reduced[{sh.leader, sh.round}];
+  if (got.size() < sh.plan->owners.size()) return;
+  ComputeTask t = task(ComputeKind::kConcat, i);
+  t.attempt = {sh.leader, sh.round};
+  for (uint32_t k = 0; k < sh.plan->owners.size(); ++k) t.inputs.push_back(got.at(k));
+  sh.concatenating = true;
+  queue(std::move(t));
+}
+
+void TrainNode::on_assembled(NodeId from, const Assembled& a, Output& out) {
+  auto it = iters_.find(a.iter);
+  if (it == iters_.end()) return;
+  it->second.lead.assembled.insert(from);
+  try_commit(out);
+}
+
 void TrainNode::on_collect(NodeId from, const Collect& c, Output& out) {
   if (c.iter < stepped_) {  // we applied an earlier leader's result: the new leader adopts it
     if (auto r = reduced_log_.find(c.iter); r != reduced_log_.end() && from != id_) send(from, r->second, out);
+    return;
+  }
+  if (auto r = iters_.find(c.iter); r != iters_.end() && r->second.reduced) {  // being applied: the same
+    if (from != id_) send(from, *r->second.reduced, out);
     return;
   }
   // The sender leads our stage in its view, so every member below it is dead to it: to us too from now on (a
@@ -1176,8 +1368,21 @@ void TrainNode::on_collect(NodeId from, const Collect& c, Output& out) {
   for (NodeId n : live(stage_))
     if (n != id_ && n != from && senior(n, from)) on_peer_down(n, out);
   auto& it = iters_[c.iter];
+  ShardState& sh = it.shard;
+  if (!sh.current(from, c.round)) {  // a new attempt: the last one's plan and cuts are dead to us
+    sh.leader = from;
+    sh.round = c.round;
+    sh.plan.reset();
+    sh.cut_sum.reset();
+    sh.reducing = sh.concatenating = false;
+    for (auto b = sh.parts.begin(); b != sh.parts.end();)  // older buckets go; a newer one may be filling
+      b = b->first.first != from || b->first.second < c.round ? sh.parts.erase(b) : std::next(b);
+    for (auto b = sh.reduced.begin(); b != sh.reduced.end();)
+      b = b->first.first != from || b->first.second < c.round ? sh.reduced.erase(b) : std::next(b);
+  }
+  sh.owners = c.owners;
   if (it.done.empty() && it.end_done.empty()) {  // no work: an empty answer, no snapshot needed
-    const GradSum empty{c.iter, {}, {}, 0, 0, it.reported};
+    const GradSum empty{c.iter, {}, {}, 0, 0, it.reported, c.round, false};
     if (from == id_) on_gradsum(id_, empty, out);
     else send(from, empty, out);
     return;
@@ -1190,7 +1395,9 @@ void TrainNode::on_collect(NodeId from, const Collect& c, Output& out) {
 void TrainNode::on_gradsum(NodeId from, const GradSum& g, Output& out) {
   if (g.iter < stepped_) return;
   auto& sums = iters_[g.iter].lead.sums;
-  if (auto known = sums.find(from); known != sums.end() && g.version < known->second.version) return;  // older
+  if (auto known = sums.find(from);
+      known != sums.end() && std::pair(g.round, g.version) < std::pair(known->second.round, known->second.version))
+    return;  // older
   sums[from] = g;
   if (leader(stage_) == id_) leader_check(g.iter, out);
 }
@@ -1273,7 +1480,7 @@ void TrainNode::contribute(Iter i, Mb mb, const MbState& st, bool end, bool retr
   queue(std::move(t));
 }
 
-void TrainNode::on_reduced(const Reduced& r, Output& out) {
+void TrainNode::on_reduced(const Reduced& r, Output& out, bool pass_on) {
   if (r.iter < stepped_ || (!ready_ && !imported_)) return;
   if (r.iter > stepped_) {  // we have not applied the one before yet
     early_reduced_[r.iter] = r;
@@ -1282,16 +1489,21 @@ void TrainNode::on_reduced(const Reduced& r, Output& out) {
   auto& it = iters_[r.iter];
   if (it.reduced) return;
   it.reduced = r;
+  it.shard.plan.reset();  // nothing of the sharded reduce is assembled any more
   reduced_log_[r.iter] = r;
   while (reduced_log_.size() > params_.reduced_log) {
     out.release.push_back(reduced_log_.begin()->second.data);
     reduced_log_.erase(reduced_log_.begin());
   }
   queue(task(ComputeKind::kApply, r.iter, 0, {r.data}));
-  // A new leader that received the old leader's result passes it on, so no member computes another.
-  if (leader(stage_) == id_)
+  // The leader's own result, or one it adopted (a new leader that received the old leader's result passes it
+  // on, so no member computes another). A sharded result every member assembles itself.
+  if (pass_on && leader(stage_) == id_)
     for (NodeId n : live(stage_))
-      if (n != id_) send(n, r, out);
+      if (n != id_) {
+        it.lead.sent_whole.insert(n);
+        send(n, r, out);
+      }
 }
 
 // Our stage stepped further than we did and the Reduced we lack died with its sender: ask the live members
@@ -1317,7 +1529,13 @@ void TrainNode::try_commit(Output& out) {
       const auto* r = std::get_if<Reduced>(&p.second.msg.body);
       return r && r->iter == iter;
     });
-    if (unacked) {
+    // A sharded step: every live owner assembled it or was sent the whole (a member ready since gets it from our
+    // log as a Reduced, see on_ready: the acknowledgement above).
+    bool unassembled = false;
+    if (auto it = iters_.find(iter); it != iters_.end() && it->second.lead.sharded_result)
+      for (NodeId n : it->second.lead.owners)
+        unassembled |= n != id_ && alive(n) && !it->second.lead.assembled.count(n) && !it->second.lead.sent_whole.count(n);
+    if (unacked || unassembled) {
       ++i;
       continue;
     }
@@ -1342,6 +1560,11 @@ void TrainNode::free_committed(Output& out) {
     for (const auto& [mb, st] : iters_.begin()->second.mbs)
       for (Blob b : {st.input, st.output, st.grad_in, st.grad_out, st.end_input, st.end_grad})
         if (b) out.release.push_back(b);
+    std::set<Blob> unsent;  // a slice still to be acknowledged travels again: its blob stays
+    for (const auto& [seq, p] : outbox_)
+      if (const auto* s = std::get_if<Slice>(&p.msg.body)) unsent.insert(s->data);
+    for (Blob b : iters_.begin()->second.shard.scratch)
+      if (b && !unsent.count(b)) out.release.push_back(b);
     iters_.erase(iters_.begin());
     // Queued work of the freed iteration (a replay nobody needs any more): its inputs were just released.
     for (auto q = tasks_.begin(); q != tasks_.end();)
@@ -1531,7 +1754,8 @@ const char* body_name(const Body& b) {
   static constexpr const char* kNames[] = {"activation", "forwarded",   "gradient",  "who-holds", "adopt",
                                            "progress",   "collect",     "gradsum",   "reduced",   "committed",
                                            "state-ask",  "state-offer", "chunk-ask", "chunk",     "state-done",
-                                           "ready",      "retract",     "leaving",   "busy",      "ack"};
+                                           "ready",      "retract",     "leaving",   "busy",      "ack",
+                                           "slice",      "reduce-plan", "assembled"};
   static_assert(std::size(kNames) == std::variant_size_v<Body>);
   return kNames[b.index()];
 }
@@ -1543,7 +1767,9 @@ bool is_work(ComputeKind k) {
 
 const char* compute_name(ComputeKind k) {
   static constexpr const char* kNames[] = {"start-forward", "forward", "end-backward", "backward", "start-backward",
-                                           "snapshot",      "reduce",  "apply",        "export",   "import"};
+                                           "snapshot",      "reduce",  "apply",        "export",   "import",
+                                           "slice",         "concat"};
+  static_assert(std::size(kNames) == static_cast<size_t>(ComputeKind::kConcat) + 1, "a name per kind");
   return kNames[static_cast<int>(k)];
 }
 
@@ -1561,6 +1787,9 @@ bool may_send(const Body& b, Stage from, Stage to, Stage relay_stages) {
                         [&](const ChunkAsk&) { return from == to; },
                         [&](const Chunk&) { return from == to; },
                         [&](const StateDone&) { return from == to; },
+                        [&](const Slice&) { return from == to; },
+                        [&](const ReducePlan&) { return from == to; },
+                        [&](const Assembled&) { return from == to; },
                         [&](const auto&) { return true; },  // protocol messages any member may send
                     },
                     b);

@@ -54,6 +54,11 @@ struct TrainParams {
   // budget answers new work with Busy and the sender tries another replica; when every live replica of the stage
   // is full, one takes it beyond its budget (an event says so) rather than the iteration never finishing.
   uint32_t buffer_budget = 0;
+  // A stage's reduce moves its gradient peer to peer (docs/training.md, "Sharded reduce"): each of the n live
+  // members owns 1/n of it, reduces that slice over every member's sum and sends it to all, so every link carries
+  // 2/n of the gradient instead of the leader's links carrying it whole both ways. The leader still decides the
+  // exact contribution sets.
+  bool sharded_reduce = false;
 };
 
 class TrainNode {
@@ -141,7 +146,30 @@ class TrainNode {
     std::map<NodeId, uint64_t> asked;  // Collect sent, for the member's Progress of this version
     std::set<Mb> doubled;              // microbatches reported as contributed twice
     std::set<std::tuple<NodeId, Mb, bool, uint64_t>> retracts;  // sent: member, microbatch, end part, version
-    bool reducing = false;
+    bool reducing = false;  // the reduce runs (sharded: its plan went out)
+    // Sharded: this attempt's owners (empty: the whole sums come to us), its number, and who assembled its result
+    // or was sent the whole of it; `sharded_result`: what we applied is that plan's (the step waits for them).
+    std::vector<NodeId> owners;
+    uint64_t round = 0;
+    std::set<NodeId> assembled, sent_whole;
+    bool sharded_result = false;
+  };
+  // A member's side of a sharded reduce: the Collect it answered last names the attempt (leader, round); slices
+  // of other attempts wait in their own buckets (a member's slice may arrive before its owner's Collect) and are
+  // never assembled once a newer Collect was answered.
+  struct ShardState {
+    NodeId leader = 0;
+    uint64_t round = 0;
+    std::vector<NodeId> owners;
+    std::optional<GradSum> cut_sum;  // our sum being cut for (leader, round): its GradSum, sent once cut
+    uint32_t cuts_left = 0;
+    std::map<std::pair<NodeId, uint64_t>, std::map<NodeId, std::pair<uint64_t, Blob>>> parts;  // owner: member ->
+                                                                                                // (version, slice)
+    std::map<std::pair<NodeId, uint64_t>, std::map<uint32_t, Blob>> reduced;  // reduced slices by index
+    std::optional<ReducePlan> plan;  // of (leader, round)
+    bool reducing = false, concatenating = false;  // for (leader, round)
+    std::set<Blob> scratch;  // every blob of it, released with the iteration
+    bool current(NodeId l, uint64_t r) const { return l == leader && r == round; }
   };
   struct IterState {
     std::map<Mb, MbState> mbs;
@@ -154,6 +182,7 @@ class TrainNode {
     LeaderState lead;
     std::optional<Reduced> reduced;  // the reduced gradient applied (kept for a new leader)
     bool snapshot_queued = false;
+    ShardState shard;
   };
   struct Member {
     Stage stage = 0;
@@ -180,7 +209,14 @@ class TrainNode {
   void on_progress(NodeId from, const Progress& p, Output& out);
   void on_collect(NodeId from, const Collect& c, Output& out);
   void on_gradsum(NodeId from, const GradSum& g, Output& out);
-  void on_reduced(const Reduced& r, Output& out);
+  // `pass_on`: as leader, send it to every member (an adopted or whole result; a sharded one they assemble).
+  void on_reduced(const Reduced& r, Output& out, bool pass_on = true);
+  void on_slice(NodeId from, const Slice& s, Output& out);
+  void on_reduce_plan(NodeId from, const ReducePlan& p, Output& out);
+  void on_assembled(NodeId from, const Assembled& a, Output& out);
+  void reduce_slice(Iter i, Output& out);  // an owner with the plan and every member's slice reduces its own
+  void assemble(Iter i);                   // every reduced slice here: concatenate them
+  Reduced ledger_entry(Iter i) const;      // the leader's result without its data: contributions and loss
   void on_retract(NodeId from, const Retract& r, Output& out);
   void on_retracted(const ComputeTask& t, const ComputeDone& d, IterState& it, Output& out);
   void replayed(Iter i, Mb mb, MbState& st, bool end);
