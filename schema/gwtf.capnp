@@ -277,6 +277,35 @@ struct GradSum {
   }
   lossSum @5 :Float64;
   version @6 :UInt64;        # the member's last progress report of the iteration when it summed
+  round @7 :UInt64;          # the Collect it answers
+  sliced @8 :Bool;           # the sum went to the Collect's owners as slices (sum is none)
+}
+# A sharded reduce (docs/training.md): the leader asks with the owners of the slices; each member sends each owner
+# its slice; the leader tells the owners whose slices to reduce; each owner sends its reduced slice to every owner.
+struct ShardedCollect {
+  iteration @0 :UInt64;
+  round @1 :UInt64;          # the leader's attempt at this iteration's reduce
+  owners @2 :List(UInt64);   # in member order: owner k gets slice k
+}
+struct ReduceSlice {
+  iteration @0 :UInt64;
+  leader @1 :UInt64;         # (leader, round): the Collect it belongs to
+  round @2 :UInt64;
+  version @3 :UInt64;        # a member's slice: its GradSum's version
+  index @4 :UInt32;
+  count @5 :UInt32;
+  reduced @6 :Bool;          # false: a member's slice to its owner; true: the owner's reduced slice to every owner
+  tensor @7 :Tensor;
+}
+struct ReducePlan {
+  iteration @0 :UInt64;
+  round @1 :UInt64;
+  owners @2 :List(UInt64);
+  members @3 :List(UInt64);  # whose slices each owner sums, in member order
+  versions @4 :List(UInt64); # of those members' GradSums
+  loss @5 :Float64;
+  done @6 :List(UInt32);     # the stage's ledger entry, as in Reduced
+  endDone @7 :List(UInt32);
 }
 struct Reduced {
   iteration @0 :UInt64;
@@ -330,6 +359,10 @@ struct TrainMessage {
     retract @19 :Retract;
     leaving @20 :Void;       # no new work for me; I leave once my iterations are committed
     busy @21 :TrainBusy;
+    shardedCollect @22 :ShardedCollect;
+    slice @23 :ReduceSlice;
+    reducePlan @24 :ReducePlan;
+    assembled @25 :UInt64;   # the iteration whose sharded reduce this member assembled
   }
 }
 

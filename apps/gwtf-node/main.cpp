@@ -45,7 +45,8 @@ std::optional<gwtf::DieAt> parse_die_at(const std::string& s) {
       {"forward", ComputeKind::kForward},   {"backward", ComputeKind::kBackward},
       {"reduce", ComputeKind::kReduce},     {"apply", ComputeKind::kApply},
       {"snapshot", ComputeKind::kSnapshot}, {"start-forward", ComputeKind::kStartForward},
-      {"end-backward", ComputeKind::kEndBackward}, {"start-backward", ComputeKind::kStartBackward}};
+      {"end-backward", ComputeKind::kEndBackward}, {"start-backward", ComputeKind::kStartBackward},
+      {"slice", ComputeKind::kSlice},       {"concat", ComputeKind::kConcat}};
   auto a = s.find(':'), b = s.rfind(':');
   if (a == std::string::npos || a == b) return std::nullopt;
   gwtf::DieAt d;
@@ -170,7 +171,7 @@ int main(int argc, char** argv) {
   app.add_option("--die-at", node.die_at, "Fault injection: kill this process (SIGKILL) when it starts KIND:ITER:MB "
                                           "(ITER+ for that or a later iteration, MB * for any), "
                                           "KIND one of forward, backward, reduce, apply, snapshot, start-forward, "
-                                          "end-backward, start-backward");
+                                          "end-backward, start-backward, slice, concat");
   app.add_option("--bulk-path", node.bulk_path,
                  "Tensors between nodes on connections of their own beside the control connection (a port of its "
                  "own on the --listen host; TLS as the rest in a TLS swarm): heartbeats never wait behind a tensor. "

@@ -210,6 +210,25 @@ double TrainCompute::compute(const train::ComputeTask& t, train::Blob output, Bl
     case ComputeKind::kExport:
     case ComputeKind::kImport:
       return 0;  // bytes, not tensors: export_state / import_state
+    case ComputeKind::kSlice: {  // equal cuts of the flat sum, as every member cuts alike
+      const at::Tensor& whole = in(0);
+      if (t.slices == 0 || t.slice >= t.slices) throw std::runtime_error("slice out of range");
+      const int64_t n = whole.numel(), k = t.slice, c = t.slices;
+      put(whole.reshape(-1).narrow(0, n * k / c, n * (k + 1) / c - n * k / c).clone());
+      return 0;
+    }
+    case ComputeKind::kConcat: {
+      std::vector<at::Tensor> parts;
+      int64_t total = 0;
+      for (size_t k = 0; k < t.inputs.size(); ++k) parts.push_back(in(k).reshape(-1));
+      for (const auto& p : params_) total += p.numel();
+      at::Tensor whole = at::cat(parts);
+      if (whole.numel() != total)
+        throw std::runtime_error("the reduced slices hold " + std::to_string(whole.numel()) + " values, the stage " +
+                                    std::to_string(total));
+      put(std::move(whole));
+      return 0;
+    }
     case ComputeKind::kReduce: {
       at::Tensor sum;
       for (size_t k = 0; k < t.inputs.size(); ++k) sum = k == 0 ? in(k).clone() : sum.add_(in(k));

@@ -100,7 +100,7 @@ struct Collect {  // leader to members: the stage's work is complete, send your 
   // leader's attempt at the iteration's reduce (a member answers only the latest). Empty: the whole sum goes to
   // the leader in the GradSum.
   uint64_t round = 0;
-  std::vector<NodeId> owners;
+  std::vector<NodeId> owners{};
 };
 struct GradSum {  // member to leader: its summed gradient and exactly which contributions it holds
   Iter iter = 0;
@@ -129,11 +129,11 @@ struct Slice {
 struct ReducePlan {
   Iter iter = 0;
   uint64_t round = 0;
-  std::vector<NodeId> owners;
-  std::vector<NodeId> members;
-  std::vector<uint64_t> versions;
+  std::vector<NodeId> owners{};
+  std::vector<NodeId> members{};
+  std::vector<uint64_t> versions{};
   double loss = 0;
-  std::vector<Mb> done, end_done;
+  std::vector<Mb> done{}, end_done{};
 };
 // Member to leader: it assembled and applies the sharded reduce's gradient (the step may be announced once every
 // live member did).

@@ -706,8 +706,8 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       GradSum g{t.iter,   as_vector(it->second.done), as_vector(it->second.end_done),
                 d.output, it->second.loss_sum,        it->second.reported, sh.round, false};
       auto lead = leader(stage_);
-      if (!lead) return;
-      if (sh.owners.size() > 1 && sh.leader == *lead) {  // sharded: cut it, a slice per owner, then answer
+      if (!lead || sh.leader != *lead) return;  // the Collect's sender leads no more: the new leader asks anew
+      if (sh.owners.size() > 1) {  // sharded: cut it, a slice per owner, then answer
         sh.scratch.insert(d.output);
         g.data = 0;
         g.sliced = true;
@@ -763,8 +763,9 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
     }
     case ComputeKind::kConcat: {
       ShardState& sh = it->second.shard;
-      if (it->second.reduced || !sh.plan || !sh.current(t.attempt.first, t.attempt.second)) {  // applied another
-        // way meanwhile, or a newer Collect was answered
+      // Applied another way meanwhile, a newer Collect answered, or the plan's leader died meanwhile: as its
+      // Reduced would be, the result is dropped (a member that applied it first hands it to the new leader).
+      if (it->second.reduced || !sh.plan || !sh.current(t.attempt.first, t.attempt.second) || !alive(sh.leader)) {
         sh.scratch.insert(d.output);
         return;
       }
@@ -780,8 +781,7 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
               ls.sent_whole.insert(n).second)
             send(n, r, out);
       }
-      // An old leader's result that we apply as its successor we pass on.
-      on_reduced(r, out, /*pass_on=*/lead != id_);
+      on_reduced(r, out, /*pass_on=*/false);
       if (lead == id_) on_assembled(id_, Assembled{t.iter}, out);
       else send(lead, Assembled{t.iter}, out);
       return;
@@ -1296,9 +1296,7 @@ void TrainNode::on_slice(NodeId from, const Slice& s, Output& out) {
     sh.reduced[attempt][s.index] = s.data;
     assemble(s.iter);
   } else {
-    auto& part = sh.parts[attempt][from];
-    if (s.version < part.first) return;  // a late retransmission of an older cut (the member summed again since)
-    part = {s.version, s.data};
+    sh.parts[attempt][{from, s.version}] = s.data;
     reduce_slice(s.iter, out);
   }
 }
@@ -1326,9 +1324,9 @@ void TrainNode::reduce_slice(Iter i, Output&) {
   t.slices = static_cast<uint32_t>(p.owners.size());
   t.attempt = {sh.leader, sh.round};
   for (size_t k = 0; k < p.members.size(); ++k) {
-    auto f = parts.find(p.members[k]);
-    if (f == parts.end() || f->second.first != p.versions[k]) return;  // not all here yet
-    t.inputs.push_back(f->second.second);
+    auto f = parts.find({p.members[k], p.versions[k]});
+    if (f == parts.end()) return;  // not all here yet
+    t.inputs.push_back(f->second);
   }
   sh.reducing = true;
   queue(std::move(t));

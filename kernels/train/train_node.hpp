@@ -58,7 +58,7 @@ struct TrainParams {
   // members owns 1/n of it, reduces that slice over every member's sum and sends it to all, so every link carries
   // 2/n of the gradient instead of the leader's links carrying it whole both ways. The leader still decides the
   // exact contribution sets.
-  bool sharded_reduce = false;
+  bool sharded_reduce = true;
 };
 
 class TrainNode {
@@ -163,8 +163,9 @@ class TrainNode {
     std::vector<NodeId> owners;
     std::optional<GradSum> cut_sum;  // our sum being cut for (leader, round): its GradSum, sent once cut
     uint32_t cuts_left = 0;
-    std::map<std::pair<NodeId, uint64_t>, std::map<NodeId, std::pair<uint64_t, Blob>>> parts;  // owner: member ->
-                                                                                                // (version, slice)
+    // Owner: the members' slices by (member, version) — a member may cut again for a newer report (asked anew, or
+    // a retransmitted Collect) after the plan named the older one.
+    std::map<std::pair<NodeId, uint64_t>, std::map<std::pair<NodeId, uint64_t>, Blob>> parts;
     std::map<std::pair<NodeId, uint64_t>, std::map<uint32_t, Blob>> reduced;  // reduced slices by index
     std::optional<ReducePlan> plan;  // of (leader, round)
     bool reducing = false, concatenating = false;  // for (leader, round)

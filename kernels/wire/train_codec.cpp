@@ -110,7 +110,13 @@ void fill_train(schema::TrainMessage::Builder out, const TrainMessage& m, capnp:
                    put_list(b.initOrphaned(static_cast<unsigned>(p.orphaned.size())), p.orphaned);
                    put_list(b.initEndOrphaned(static_cast<unsigned>(p.end_orphaned.size())), p.end_orphaned);
                  },
-                 [&](const Collect& c) { body.setCollect(c.iter); },
+                 [&](const Collect& c) {
+                   if (c.owners.empty() && c.round == 0) return body.setCollect(c.iter);
+                   auto b = body.initShardedCollect();
+                   b.setIteration(c.iter);
+                   b.setRound(c.round);
+                   put_list(b.initOwners(static_cast<unsigned>(c.owners.size())), c.owners);
+                 },
                  [&](const GradSum& g) {
                    auto b = body.initGradSum();
                    b.setIteration(g.iter);
@@ -120,6 +126,8 @@ void fill_train(schema::TrainMessage::Builder out, const TrainMessage& m, capnp:
                    else b.initSum().setNone();
                    b.setLossSum(g.loss_sum);
                    b.setVersion(g.version);
+                   b.setRound(g.round);
+                   b.setSliced(g.sliced);
                  },
                  [&](const Reduced& r) {
                    auto b = body.initReduced();
@@ -165,6 +173,29 @@ void fill_train(schema::TrainMessage::Builder out, const TrainMessage& m, capnp:
                    b.setKept(x.kept);
                  },
                  [&](const Leaving&) { body.setLeaving(); },
+                 [&](const Slice& x) {
+                   auto b = body.initSlice();
+                   b.setIteration(x.iter);
+                   b.setLeader(x.leader);
+                   b.setRound(x.round);
+                   b.setVersion(x.version);
+                   b.setIndex(x.index);
+                   b.setCount(x.count);
+                   b.setReduced(x.reduced);
+                   tensor(b.initTensor(), x.data);
+                 },
+                 [&](const ReducePlan& p) {
+                   auto b = body.initReducePlan();
+                   b.setIteration(p.iter);
+                   b.setRound(p.round);
+                   put_list(b.initOwners(static_cast<unsigned>(p.owners.size())), p.owners);
+                   put_list(b.initMembers(static_cast<unsigned>(p.members.size())), p.members);
+                   put_list(b.initVersions(static_cast<unsigned>(p.versions.size())), p.versions);
+                   b.setLoss(p.loss);
+                   put_list(b.initDone(static_cast<unsigned>(p.done.size())), p.done);
+                   put_list(b.initEndDone(static_cast<unsigned>(p.end_done.size())), p.end_done);
+                 },
+                 [&](const Assembled& a) { body.setAssembled(a.iter); },
                  [&](const Busy& x) {
                    auto b = body.initBusy();
                    b.setIteration(x.iter);
@@ -231,15 +262,47 @@ Result<TrainMessage, WireError> read_train(schema::TrainMessage::Reader in, uint
                             r.list<Mb>(p.getOrphaned(), "orphaned"), r.list<Mb>(p.getEndOrphaned(), "endOrphaned")};
       break;
     }
-    case W::COLLECT: m.msg.body = Collect{body.getCollect()}; break;
+    case W::COLLECT: m.msg.body = Collect{body.getCollect(), 0, {}}; break;
+    case W::SHARDED_COLLECT: {
+      auto c = body.getShardedCollect();
+      m.msg.body = Collect{c.getIteration(), c.getRound(), r.list<NodeId>(c.getOwners(), "owners")};
+      break;
+    }
     case W::GRAD_SUM: {
       auto g = body.getGradSum();
       GradSum out{g.getIteration(), r.list<Mb>(g.getDone(), "done"), r.list<Mb>(g.getEndDone(), "endDone"), 0,
-                  r.finite(g.getLossSum(), "lossSum"), g.getVersion()};
+                  r.finite(g.getLossSum(), "lossSum"), g.getVersion(), g.getRound(), g.getSliced()};
       if (g.getSum().isTensor()) out.data = r.tensor(g.getSum().getTensor());
+      if (out.sliced && out.data && r.bad.empty()) r.bad = "a sliced gradient sum carries a tensor";
       m.msg.body = std::move(out);
       break;
     }
+    case W::SLICE: {
+      auto x = body.getSlice();
+      Slice out{x.getIteration(), x.getLeader(), x.getRound(), x.getVersion(), x.getIndex(), x.getCount(),
+                x.getReduced(), r.tensor(x.getTensor())};
+      if (r.bad.empty() && (out.count < 2 || out.index >= out.count))
+        r.bad = "slice " + std::to_string(out.index) + " of " + std::to_string(out.count);
+      m.msg.body = out;
+      break;
+    }
+    case W::REDUCE_PLAN: {
+      auto p = body.getReducePlan();
+      ReducePlan out{p.getIteration(),
+                     p.getRound(),
+                     r.list<NodeId>(p.getOwners(), "owners"),
+                     r.list<NodeId>(p.getMembers(), "members"),
+                     r.list<uint64_t>(p.getVersions(), "versions"),
+                     r.finite(p.getLoss(), "loss"),
+                     r.list<Mb>(p.getDone(), "done"),
+                     r.list<Mb>(p.getEndDone(), "endDone")};
+      if (r.bad.empty() && out.members.size() != out.versions.size())
+        r.bad = "reduce plan has " + std::to_string(out.versions.size()) + " versions for " +
+                std::to_string(out.members.size()) + " members";
+      m.msg.body = std::move(out);
+      break;
+    }
+    case W::ASSEMBLED: m.msg.body = Assembled{body.getAssembled()}; break;
     case W::REDUCED: {
       auto x = body.getReduced();
       m.msg.body = Reduced{x.getIteration(), r.tensor(x.getTensor()), r.finite(x.getLoss(), "loss"),

@@ -77,8 +77,10 @@ inline std::vector<train::Body> train_examples() {
           Adopt{4, {1}, {0, 5}, {{11, 12}, {}}},
           Progress{4, {0, 1, 7}, {7}, 21, {1}, {7}},
           Collect{5},
+          Collect{5, 3, {41, 44, 46}},
           GradSum{5, {1, 2}, {2}, 1, 7.25, 22},
           GradSum{5, {}, {}, 0, 0},
+          GradSum{5, {1}, {}, 0, 1.5, 23, 3, true},
           Reduced{5, 2, 3.5, {0, 1, 1, 3}, {0, 2}},
           Committed{5, 2},
           StateAsk{},
@@ -90,7 +92,11 @@ inline std::vector<train::Body> train_examples() {
           Retract{4, 7, true, 21, 44},
           Leaving{},
           Busy{8, 3, 77, true},
-          Ack{12345}};
+          Ack{12345},
+          Slice{5, 41, 3, 23, 1, 3, false, 1},
+          Slice{5, 41, 3, 0, 2, 3, true, 2},
+          ReducePlan{5, 3, {41, 44, 46}, {41, 46}, {22, 23}, 2.5, {0, 1, 3}, {0, 2}},
+          Assembled{5}};
 }
 
 inline std::vector<TensorView> train_tensors() {

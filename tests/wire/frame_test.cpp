@@ -398,6 +398,9 @@ TEST(FrameRejects, TrainMessagesWithImpossibleValues) {
            {GradSum{1, {0}, {}, 1, std::numeric_limits<double>::infinity()}, "lossSum"},
            {Forwarded{1, 2, {3}, {true, true}}, "flags"},
            {Adopt{1, {4}, {0}, {{1}, {2}}}, "paths"},
+           {GradSum{1, {0}, {}, 1, 0, 2, 1, true}, "sliced"},
+           {Slice{1, 2, 1, 0, 3, 3, false, 1}, "slice 3 of 3"},
+           {ReducePlan{1, 1, {2, 3}, {2, 3}, {1}, 0, {}, {}}, "versions"},
            {StateOffer{StateManifest{1, 10, 4, {1, 2}, 0}}, "checksums"},
            {StateOffer{StateManifest{1, 10, 0, {}, 0}}, "checksums"},
        }) {
