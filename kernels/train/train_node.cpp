@@ -1221,8 +1221,11 @@ void TrainNode::leader_check(Iter i, Output& out) {
       ++lead.round;
       lead.sums.clear();
       lead.asked.clear();
-      lead.assembled.clear();
       lead.reducing = false;
+      // A member that assembled the abandoned attempt applied it: that is the iteration's result, ours to adopt
+      // (it answers a Collect with it) — the redo of the dead owner's work may never cover the stage again.
+      for (NodeId n : lead.assembled)
+        if (n != id_ && alive(n)) send(n, Collect{i, lead.round, lead.owners}, out);
     }
   }
   if (lead.reducing) return;
@@ -1348,7 +1351,11 @@ void TrainNode::assemble(Iter i) {
 void TrainNode::on_assembled(NodeId from, const Assembled& a, Output& out) {
   auto it = iters_.find(a.iter);
   if (it == iters_.end()) return;
-  it->second.lead.assembled.insert(from);
+  LeaderState& lead = it->second.lead;
+  lead.assembled.insert(from);
+  // It applied an attempt we abandoned since (an owner died): its result is the iteration's, ours to adopt.
+  if (!it->second.reduced && !lead.reducing && a.iter == stepped_ && leader(stage_) == id_)
+    send(from, Collect{a.iter, lead.round, lead.owners}, out);
   try_commit(out);
 }
 
