@@ -1,5 +1,5 @@
 // The training node's handlers driven message by message (the simulator drives whole swarms; this pins single
-// decisions): a stage leader resolving a double contribution.
+// decisions): a stage leader resolving a double contribution, the sharded reduce.
 #include "kernels/train/train_node.hpp"
 
 #include <gtest/gtest.h>
@@ -119,6 +119,115 @@ TEST(TrainNodeMember, RetractsOnlyTheContributionItsLeaderSaw) {
   EXPECT_FALSE(out.compute[0].retract);
   run(ComputeKind::kBackward);
   EXPECT_EQ(member.contributions(0).first, std::set<Mb>{0});
+}
+
+// The sharded reduce at a leader (10) with members 11 and 12, message by message: the Collect names the owners,
+// the plan waits for every member's answer, the leader reduces its own slice over the members' slices in member
+// order, concatenates the three reduced slices, and announces the step only once both members assembled it.
+TEST(TrainNodeShardedReduce, TheLeaderPlansReducesItsSliceAndCommitsOnceEveryOwnerAssembled) {
+  Stage1 s;
+  uint64_t seq = 100;
+  auto deliver = [&](NodeId from, Body body) {
+    s.out.clear();
+    s.leader.step(Receive{Message{from, 10, ++seq, std::move(body)}}, 1, s.out);
+  };
+  auto sent = [&](auto type, NodeId to) {
+    using T = decltype(type);
+    std::vector<T> found;
+    for (const auto& m : s.out.send)
+      if (auto* x = std::get_if<T>(&m.body); x && m.to == to) found.push_back(*x);
+    return found;
+  };
+  auto finish = [&](ComputeKind kind, Blob output) {
+    for (const auto& t : s.out.compute)
+      if (t.kind == kind) {
+        const ComputeTask task = t;
+        s.out.clear();
+        s.leader.step(Finished{ComputeDone{task.id, output, 0, true, {}}}, 1, s.out);
+        return task;
+      }
+    ADD_FAILURE() << "no " << compute_name(kind) << " task";
+    return ComputeTask{};
+  };
+  s.progress(11, 3, {0}, {});
+  s.progress(12, 4, {1}, {});  // every microbatch once: the leader asks everyone (it has no work itself)
+  const auto collect = sent(Collect{}, 11);
+  ASSERT_EQ(collect.size(), 1u);
+  EXPECT_EQ(collect[0].owners, (std::vector<NodeId>{10, 11, 12}));
+  EXPECT_GT(collect[0].round, 0u);
+  const uint64_t round = collect[0].round;
+  // A sum answering an earlier attempt does not count; the right ones do, and the plan goes to every owner.
+  deliver(11, GradSum{0, {0}, {}, 0, 0, 3, round - 1, true});
+  deliver(11, GradSum{0, {0}, {}, 0, 0, 3, round, true});
+  EXPECT_TRUE(sent(ReducePlan{}, 11).empty());
+  deliver(12, GradSum{0, {1}, {}, 0, 0, 4, round, true});
+  const auto plan = sent(ReducePlan{}, 12);
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].members, (std::vector<NodeId>{11, 12}));  // the leader summed nothing: no slice of its own
+  EXPECT_EQ(plan[0].versions, (std::vector<uint64_t>{3, 4}));
+  EXPECT_EQ(plan[0].done, (std::vector<Mb>{0, 1}));
+  EXPECT_EQ(sent(ReducePlan{}, 11).size(), 1u);
+  // Slice 0 is the leader's: an older cut of 11's is not what the plan names; the named ones are reduced.
+  deliver(11, Slice{0, 10, round, 2, 0, 3, false, 601});
+  EXPECT_TRUE(s.out.compute.empty());
+  deliver(12, Slice{0, 10, round, 4, 0, 3, false, 602});
+  EXPECT_TRUE(s.out.compute.empty());
+  deliver(11, Slice{0, 10, round, 3, 0, 3, false, 603});
+  ASSERT_EQ(s.out.compute.size(), 1u);
+  EXPECT_EQ(s.out.compute[0].kind, ComputeKind::kReduce);
+  EXPECT_EQ(s.out.compute[0].inputs, (std::vector<Blob>{603, 602}));  // member order, the named versions
+  EXPECT_EQ(s.out.compute[0].slice, 0u);
+  EXPECT_EQ(s.out.compute[0].slices, 3u);
+  finish(ComputeKind::kReduce, 610);
+  for (NodeId o : {11, 12}) {
+    const auto reduced = sent(Slice{}, o);
+    ASSERT_EQ(reduced.size(), 1u) << o;
+    EXPECT_TRUE(reduced[0].reduced);
+    EXPECT_EQ(reduced[0].data, 610u);
+  }
+  // The other owners' reduced slices: then the three, in order, are concatenated and applied.
+  deliver(12, Slice{0, 10, round, 0, 2, 3, true, 612});
+  EXPECT_TRUE(s.out.compute.empty());
+  deliver(11, Slice{0, 10, round, 0, 1, 3, true, 611});
+  ASSERT_EQ(s.out.compute.size(), 1u);
+  EXPECT_EQ(s.out.compute[0].kind, ComputeKind::kConcat);
+  EXPECT_EQ(s.out.compute[0].inputs, (std::vector<Blob>{610, 611, 612}));
+  finish(ComputeKind::kConcat, 620);
+  EXPECT_TRUE(sent(Reduced{}, 11).empty());  // no one gets the whole: every owner assembles it
+  finish(ComputeKind::kApply, 0);
+  EXPECT_EQ(s.leader.stepped(), 1u);
+  auto committed = [&] { return !sent(Committed{}, 20).empty(); };
+  EXPECT_FALSE(committed());
+  deliver(11, Assembled{0});
+  EXPECT_FALSE(committed());
+  deliver(12, Assembled{0});
+  EXPECT_TRUE(committed());
+}
+
+// A member assembles only the attempt it answered last: reduced slices of an older one (its owner died and the
+// leader asked again) are never concatenated.
+TEST(TrainNodeShardedReduce, AMemberNeverAssemblesAnAttemptItNoLongerAnswers) {
+  Output out;
+  TrainNode member = stage1_node(11, {{1, 0}, {10, 1}, {12, 1}, {20, 2}}, out);
+  uint64_t seq = 0;
+  auto deliver = [&](NodeId from, Body body) {
+    out.clear();
+    member.step(Receive{Message{from, 11, ++seq, std::move(body)}}, 1, out);
+  };
+  deliver(10, Collect{0, 1, {10, 11, 12}});  // no work: an empty answer, nothing to cut
+  deliver(10, ReducePlan{0, 1, {10, 11, 12}, {12}, {5}, 0, {0, 1}, {}});
+  deliver(12, Slice{0, 10, 1, 5, 1, 3, false, 701});
+  ASSERT_EQ(out.compute.size(), 1u);  // our slice's reduce
+  EXPECT_EQ(out.compute[0].kind, ComputeKind::kReduce);
+  // 12 dies; the leader asks again with the living as owners.
+  out.clear();
+  member.step(PeerDown{12}, 2, out);
+  deliver(10, Collect{0, 2, {10, 11}});
+  // The old attempt's reduced slices arrive: nothing is assembled.
+  deliver(10, Slice{0, 10, 1, 0, 0, 3, true, 710});
+  deliver(10, Slice{0, 10, 1, 0, 2, 3, true, 712});
+  for (const auto& t : out.compute) EXPECT_NE(t.kind, ComputeKind::kConcat);
+  EXPECT_EQ(member.stepped(), 0u);
 }
 
 // A broken or hostile member's work messages from a stage that never sends them here are dropped, their tensors
