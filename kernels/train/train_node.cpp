@@ -1214,19 +1214,16 @@ void TrainNode::leader_check(Iter i, Output& out) {
       (lead.round == 0 || std::any_of(lead.owners.begin(), lead.owners.end(), [&](NodeId n) { return !alive(n); }))) {
     // The live members own the slices. When one dies the attempt starts over: every member cuts its sum anew for
     // the living (the dead one's slice would never come). A member ready since is no owner: it gets the whole.
-    std::vector<NodeId> owners = live(stage_);
-    if (owners.size() < 2) owners.clear();
-    {
-      lead.owners = std::move(owners);
-      ++lead.round;
-      lead.sums.clear();
-      lead.asked.clear();
-      lead.reducing = false;
-      // A member that assembled the abandoned attempt applied it: that is the iteration's result, ours to adopt
-      // (it answers a Collect with it) — the redo of the dead owner's work may never cover the stage again.
-      for (NodeId n : lead.assembled)
-        if (n != id_ && alive(n)) send(n, Collect{i, lead.round, lead.owners}, out);
-    }
+    lead.owners = live(stage_);
+    if (lead.owners.size() < 2) lead.owners.clear();
+    ++lead.round;
+    lead.sums.clear();
+    lead.asked.clear();
+    lead.reducing = false;
+    // A member that assembled the abandoned attempt applied it: that is the iteration's result, ours to adopt
+    // (it answers a Collect with it) — the redo of the dead owner's work may never cover the stage again.
+    for (NodeId n : lead.assembled)
+      if (n != id_ && alive(n)) send(n, Collect{i, lead.round, lead.owners}, out);
   }
   if (lead.reducing) return;
   resolve_doubles(i, out);
@@ -1300,21 +1297,21 @@ void TrainNode::on_slice(NodeId from, const Slice& s, Output& out) {
     assemble(s.iter);
   } else {
     sh.parts[attempt][{from, s.version}] = s.data;
-    reduce_slice(s.iter, out);
+    reduce_slice(s.iter);
   }
 }
 
-void TrainNode::on_reduce_plan(NodeId from, const ReducePlan& p, Output& out) {
+void TrainNode::on_reduce_plan(NodeId from, const ReducePlan& p, Output&) {
   auto it = iters_.find(p.iter);
   if (p.iter < stepped_ || it == iters_.end() || it->second.reduced) return;
   ShardState& sh = it->second.shard;
   if (!sh.current(from, p.round)) return;  // we answered a newer Collect (or another leader's)
   sh.plan = p;
-  reduce_slice(p.iter, out);
+  reduce_slice(p.iter);
   assemble(p.iter);
 }
 
-void TrainNode::reduce_slice(Iter i, Output&) {
+void TrainNode::reduce_slice(Iter i) {
   ShardState& sh = iters_[i].shard;
   if (!sh.plan || sh.reducing) return;
   const ReducePlan& p = *sh.plan;

@@ -215,8 +215,8 @@ class TrainNode {
   void on_slice(NodeId from, const Slice& s, Output& out);
   void on_reduce_plan(NodeId from, const ReducePlan& p, Output& out);
   void on_assembled(NodeId from, const Assembled& a, Output& out);
-  void reduce_slice(Iter i, Output& out);  // an owner with the plan and every member's slice reduces its own
-  void assemble(Iter i);                   // every reduced slice here: concatenate them
+  void reduce_slice(Iter i);  // an owner with the plan and every member's slice reduces its own
+  void assemble(Iter i);      // every reduced slice here: concatenate them
   Reduced ledger_entry(Iter i) const;      // the leader's result without its data: contributions and loss
   void on_retract(NodeId from, const Retract& r, Output& out);
   void on_retracted(const ComputeTask& t, const ComputeDone& d, IterState& it, Output& out);
