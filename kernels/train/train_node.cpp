@@ -1534,9 +1534,11 @@ void TrainNode::try_commit(Output& out) {
     // A sharded step: every live owner assembled it or was sent the whole (a member ready since gets it from our
     // log as a Reduced, see on_ready: the acknowledgement above).
     bool unassembled = false;
-    if (auto it = iters_.find(iter); it != iters_.end() && it->second.lead.sharded_result)
-      for (NodeId n : it->second.lead.owners)
-        unassembled |= n != id_ && alive(n) && !it->second.lead.assembled.count(n) && !it->second.lead.sent_whole.count(n);
+    if (auto it = iters_.find(iter); it != iters_.end() && it->second.lead.sharded_result) {
+      const LeaderState& lead = it->second.lead;
+      for (NodeId n : lead.owners)
+        unassembled |= n != id_ && alive(n) && !lead.assembled.count(n) && !lead.sent_whole.count(n);
+    }
     if (unacked || unassembled) {
       ++i;
       continue;
