@@ -285,7 +285,7 @@ struct GradSum {
 struct ShardedCollect {
   iteration @0 :UInt64;
   round @1 :UInt64;          # the leader's attempt at this iteration's reduce
-  owners @2 :List(UInt64);   # in member order: owner k gets slice k
+  owners @2 :List(UInt64);   # owner k gets slice k (the most senior members, at most TrainParams::reduce_owners)
 }
 struct ReduceSlice {
   iteration @0 :UInt64;
@@ -306,6 +306,7 @@ struct ReducePlan {
   loss @5 :Float64;
   done @6 :List(UInt32);     # the stage's ledger entry, as in Reduced
   endDone @7 :List(UInt32);
+  recipients @8 :List(UInt64);  # every member that answered: owners send each their reduced slice
 }
 struct Reduced {
   iteration @0 :UInt64;

@@ -96,7 +96,7 @@ struct Busy {
 struct Leaving {};
 struct Collect {  // leader to members: the stage's work is complete, send your gradient sums
   Iter iter = 0;
-  // A sharded reduce (TrainParams::sharded_reduce): the members who own a slice each, in member order, and this
+  // A sharded reduce (TrainParams::sharded_reduce): the members who own a slice each, in slice order, and this
   // leader's attempt at the iteration's reduce (a member answers only the latest). Empty: the whole sum goes to
   // the leader in the GradSum.
   uint64_t round = 0;
@@ -124,8 +124,9 @@ struct Slice {
   bool reduced = false;
   Blob data = 0;
 };
-// Leader to the owners of a sharded reduce: reduce your slice over these members' sums (member order, the
-// versions their GradSums named); the ledger entry and loss every owner's Reduced will carry.
+// Leader to every member that answered (`recipients`) of a sharded reduce: owners reduce their slice over these
+// members' sums (member order, the versions their GradSums named) and send it to every recipient; the ledger
+// entry and loss every recipient's Reduced will carry.
 struct ReducePlan {
   Iter iter = 0;
   uint64_t round = 0;
@@ -134,6 +135,7 @@ struct ReducePlan {
   std::vector<uint64_t> versions{};
   double loss = 0;
   std::vector<Mb> done{}, end_done{};
+  std::vector<NodeId> recipients{};
 };
 // Member to leader: it assembled and applies the sharded reduce's gradient (the step may be announced once every
 // live member did).

@@ -745,7 +745,7 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
         sh.scratch.insert(d.output);
         if (!sh.plan || !sh.current(t.attempt.first, t.attempt.second)) return;
         const Slice s{t.iter, sh.leader, sh.round, 0, t.slice, t.slices, true, d.output};
-        for (NodeId o : sh.plan->owners)
+        for (NodeId o : sh.plan->recipients)
           if (o == id_) on_slice(id_, s, out);
           else send(o, s, out);
         return;
@@ -773,11 +773,11 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       const ReducePlan& p = *sh.plan;
       const Reduced r{t.iter, d.output, p.loss, p.done, p.end_done};
       const NodeId lead = sh.leader;
-      if (lead == id_) {  // every owner assembles it; a member ready since the Collect gets the whole
+      if (lead == id_) {  // every recipient assembles it; a member ready since the Collect gets the whole
         LeaderState& ls = it->second.lead;
         ls.sharded_result = true;
         for (NodeId n : live(stage_))
-          if (n != id_ && std::find(p.owners.begin(), p.owners.end(), n) == p.owners.end() &&
+          if (n != id_ && std::find(p.recipients.begin(), p.recipients.end(), n) == p.recipients.end() &&
               ls.sent_whole.insert(n).second)
             send(n, r, out);
       }
@@ -1092,7 +1092,7 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
     auto r = reduced_log_.find(i);
     if (it == iters_.end() || r == reduced_log_.end() || !it->second.lead.sharded_result) continue;
     auto& lead = it->second.lead;
-    for (NodeId n : lead.owners)
+    for (NodeId n : lead.recipients)
       if (n != id_ && alive(n) && !lead.assembled.count(n) && lead.sent_whole.insert(n).second) send(n, r->second, out);
   }
   try_commit(out);
@@ -1210,11 +1210,17 @@ void TrainNode::leader_check(Iter i, Output& out) {
   auto& it = iters_[i];
   auto& lead = it.lead;
   if (i != stepped_ || it.reduced) return;
+  const auto any_dead = [&](const std::vector<NodeId>& v) {
+    return std::any_of(v.begin(), v.end(), [&](NodeId n) { return !alive(n); });
+  };
+  // A summed member that died after the plan may not have cut its slices to every owner: that attempt too.
   if (params_.sharded_reduce &&
-      (lead.round == 0 || std::any_of(lead.owners.begin(), lead.owners.end(), [&](NodeId n) { return !alive(n); }))) {
-    // The live members own the slices. When one dies the attempt starts over: every member cuts its sum anew for
-    // the living (the dead one's slice would never come). A member ready since is no owner: it gets the whole.
+      (lead.round == 0 || any_dead(lead.owners) || (lead.reducing && any_dead(lead.summed)))) {
+    // The most senior live members own the slices. When one dies the attempt starts over: every member cuts its
+    // sum anew for the living owners (the dead one's slice would never come).
     lead.owners = live(stage_);
+    std::stable_sort(lead.owners.begin(), lead.owners.end(), [&](NodeId a, NodeId b) { return senior(a, b); });
+    if (lead.owners.size() > params_.reduce_owners) lead.owners.resize(params_.reduce_owners);
     if (lead.owners.size() < 2) lead.owners.clear();
     ++lead.round;
     lead.sums.clear();
@@ -1248,13 +1254,17 @@ void TrainNode::leader_check(Iter i, Output& out) {
   lead.reducing = true;
   if (!lead.owners.empty()) {  // sharded: every owner reduces its slice over the members' sums
     const Reduced entry = ledger_entry(i);
-    ReducePlan p{i, lead.round, lead.owners, {}, {}, entry.loss, entry.done, entry.end_done};
-    for (const auto& [n, g] : lead.sums)  // member order: every owner sums alike
+    ReducePlan p{i, lead.round, lead.owners, {}, {}, entry.loss, entry.done, entry.end_done, {}};
+    for (const auto& [n, g] : lead.sums) {  // member order: every owner sums alike
+      p.recipients.push_back(n);
       if (g.sliced) {
         p.members.push_back(n);
         p.versions.push_back(g.version);
       }
-    for (NodeId o : lead.owners)
+    }
+    lead.recipients = p.recipients;
+    lead.summed = p.members;
+    for (NodeId o : p.recipients)
       if (o == id_) on_reduce_plan(id_, p, out);
       else send(o, p, out);
     return;
@@ -1531,12 +1541,12 @@ void TrainNode::try_commit(Output& out) {
       const auto* r = std::get_if<Reduced>(&p.second.msg.body);
       return r && r->iter == iter;
     });
-    // A sharded step: every live owner assembled it or was sent the whole (a member ready since gets it from our
+    // A sharded step: every live recipient assembled it or was sent the whole (a member ready since gets it from our
     // log as a Reduced, see on_ready: the acknowledgement above).
     bool unassembled = false;
     if (auto it = iters_.find(iter); it != iters_.end() && it->second.lead.sharded_result) {
       const LeaderState& lead = it->second.lead;
-      for (NodeId n : lead.owners)
+      for (NodeId n : lead.recipients)
         unassembled |= n != id_ && alive(n) && !lead.assembled.count(n) && !lead.sent_whole.count(n);
     }
     if (unacked || unassembled) {

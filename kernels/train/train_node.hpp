@@ -59,6 +59,9 @@ struct TrainParams {
   // 2/n of the gradient instead of the leader's links carrying it whole both ways. The leader still decides the
   // exact contribution sets.
   bool sharded_reduce = true;
+  // At most this many members own slices (the most senior): past a few, a smaller share per link gains little,
+  // while every owner's death starts the reduce over.
+  uint32_t reduce_owners = 8;
 };
 
 class TrainNode {
@@ -149,7 +152,8 @@ class TrainNode {
     bool reducing = false;  // the reduce runs (sharded: its plan went out)
     // Sharded: this attempt's owners (empty: the whole sums come to us), its number, and who assembled its result
     // or was sent the whole of it; `sharded_result`: what we applied is that plan's (the step waits for them).
-    std::vector<NodeId> owners;
+    // recipients: of the plan sent (every member that answered); summed: whose slices it names
+    std::vector<NodeId> owners, recipients, summed;
     uint64_t round = 0;
     std::set<NodeId> assembled, sent_whole;
     bool sharded_result = false;

@@ -194,6 +194,7 @@ void fill_train(schema::TrainMessage::Builder out, const TrainMessage& m, capnp:
                    b.setLoss(p.loss);
                    put_list(b.initDone(static_cast<unsigned>(p.done.size())), p.done);
                    put_list(b.initEndDone(static_cast<unsigned>(p.end_done.size())), p.end_done);
+                   put_list(b.initRecipients(static_cast<unsigned>(p.recipients.size())), p.recipients);
                  },
                  [&](const Assembled& a) { body.setAssembled(a.iter); },
                  [&](const Busy& x) {
@@ -295,7 +296,8 @@ Result<TrainMessage, WireError> read_train(schema::TrainMessage::Reader in, uint
                      r.list<uint64_t>(p.getVersions(), "versions"),
                      r.finite(p.getLoss(), "loss"),
                      r.list<Mb>(p.getDone(), "done"),
-                     r.list<Mb>(p.getEndDone(), "endDone")};
+                     r.list<Mb>(p.getEndDone(), "endDone"),
+                     r.list<NodeId>(p.getRecipients(), "recipients")};
       if (r.bad.empty() && out.members.size() != out.versions.size())
         r.bad = "reduce plan has " + std::to_string(out.versions.size()) + " versions for " +
                 std::to_string(out.members.size()) + " members";

@@ -128,7 +128,7 @@ TEST(Scenario, NewcomersNeverGetACopyTooOldToCatchUpFrom) {
   auto r = run_scenario(builtin_scenario("paper-hetero-links").value(), "static", 1);
   ASSERT_TRUE(r.ok()) << r.error();
   EXPECT_TRUE(r.value().report.finished);
-  EXPECT_GT(r.value().joins, 50u) << "the heavy churn that exposed it";
+  EXPECT_GE(r.value().joins, 40u) << "the heavy churn that exposed it (dozens of joins)";
   EXPECT_EQ(r.value().lost_microbatches + r.value().duplicated_microbatches, 0u);
 }
 
