@@ -336,15 +336,6 @@ void TrainNode::on_activation(NodeId from, uint64_t seq, const Activation& a, Ou
 
 // The receiver of an activation we sent acknowledged it: it has the microbatch (see redo).
 void TrainNode::on_ack(const Message& acked, Output& out) {
-  if (const auto* s = std::get_if<Slice>(&acked.body); s && !s->reduced) {
-    auto it = iters_.find(s->iter);
-    if (it == iters_.end() || !it->second.shard.current(s->leader, s->round) || !it->second.shard.cut_sum ||
-        it->second.shard.cut_sum->version != s->version || it->second.shard.cuts_unacked == 0)
-      return;
-    --it->second.shard.cuts_unacked;
-    answer_cut(s->iter, out);
-    return;
-  }
   const auto* a = std::get_if<Activation>(&acked.body);
   if (!a) return;
   auto it = iters_.find(a->iter);
@@ -722,7 +713,6 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
         g.sliced = true;
         sh.cut_sum = g;
         sh.cuts_left = static_cast<uint32_t>(sh.owners.size());
-        sh.cuts_unacked = 0;
         for (uint32_t k = 0; k < sh.cuts_left; ++k) {
           ComputeTask c = task(ComputeKind::kSlice, t.iter, 0, {d.output});
           c.slice = k;
@@ -741,14 +731,12 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       sh.scratch.insert(d.output);
       if (!sh.cut_sum || !sh.current(t.attempt.first, t.attempt.second)) return;  // a newer Collect
       const Slice s{t.iter, sh.leader, sh.round, sh.cut_sum->version, t.slice, t.slices, false, d.output};
-      --sh.cuts_left;
-      if (sh.owners[t.slice] == id_) {
-        on_slice(id_, s, out);
-      } else {
-        ++sh.cuts_unacked;
-        send(sh.owners[t.slice], s, out);
-      }
-      answer_cut(t.iter, out);
+      if (sh.owners[t.slice] == id_) on_slice(id_, s, out);
+      else send(sh.owners[t.slice], s, out);
+      if (--sh.cuts_left > 0) return;
+      const GradSum g = *std::exchange(sh.cut_sum, std::nullopt);
+      if (sh.leader == id_) on_gradsum(id_, g, out);
+      else send(sh.leader, g, out);
       return;
     }
     case ComputeKind::kReduce: {
@@ -1222,8 +1210,12 @@ void TrainNode::leader_check(Iter i, Output& out) {
   auto& it = iters_[i];
   auto& lead = it.lead;
   if (i != stepped_ || it.reduced) return;
+  const auto any_dead = [&](const std::vector<NodeId>& v) {
+    return std::any_of(v.begin(), v.end(), [&](NodeId n) { return !alive(n); });
+  };
+  // A summed member that died after the plan may not have cut its slices to every owner: that attempt too.
   if (params_.sharded_reduce &&
-      (lead.round == 0 || std::any_of(lead.owners.begin(), lead.owners.end(), [&](NodeId n) { return !alive(n); }))) {
+      (lead.round == 0 || any_dead(lead.owners) || (lead.reducing && any_dead(lead.summed)))) {
     // The most senior live members own the slices. When one dies the attempt starts over: every member cuts its
     // sum anew for the living owners (the dead one's slice would never come).
     lead.owners = live(stage_);
@@ -1271,6 +1263,7 @@ void TrainNode::leader_check(Iter i, Output& out) {
       }
     }
     lead.recipients = p.recipients;
+    lead.summed = p.members;
     for (NodeId o : p.recipients)
       if (o == id_) on_reduce_plan(id_, p, out);
       else send(o, p, out);
@@ -1347,14 +1340,6 @@ void TrainNode::reduce_slice(Iter i) {
   }
   sh.reducing = true;
   queue(std::move(t));
-}
-
-void TrainNode::answer_cut(Iter i, Output& out) {
-  ShardState& sh = iters_[i].shard;
-  if (!sh.cut_sum || sh.cuts_left > 0 || sh.cuts_unacked > 0) return;
-  const GradSum g = *std::exchange(sh.cut_sum, std::nullopt);
-  if (sh.leader == id_) on_gradsum(id_, g, out);
-  else send(sh.leader, g, out);
 }
 
 void TrainNode::assemble(Iter i) {

@@ -152,7 +152,8 @@ class TrainNode {
     bool reducing = false;  // the reduce runs (sharded: its plan went out)
     // Sharded: this attempt's owners (empty: the whole sums come to us), its number, and who assembled its result
     // or was sent the whole of it; `sharded_result`: what we applied is that plan's (the step waits for them).
-    std::vector<NodeId> owners, recipients;  // recipients: of the plan sent (every member that answered)
+    // recipients: of the plan sent (every member that answered); summed: whose slices it names
+    std::vector<NodeId> owners, recipients, summed;
     uint64_t round = 0;
     std::set<NodeId> assembled, sent_whole;
     bool sharded_result = false;
@@ -164,10 +165,8 @@ class TrainNode {
     NodeId leader = 0;
     uint64_t round = 0;
     std::vector<NodeId> owners;
-    // Our sum being cut for (leader, round): its GradSum, sent once every cut is cut and each owner acknowledged its
-    // own (so a plan naming us never waits for a cut that died with us).
-    std::optional<GradSum> cut_sum;
-    uint32_t cuts_left = 0, cuts_unacked = 0;
+    std::optional<GradSum> cut_sum;  // our sum being cut for (leader, round): its GradSum, sent once cut
+    uint32_t cuts_left = 0;
     // Owner: the members' slices by (member, version) — a member may cut again for a newer report (asked anew, or
     // a retransmitted Collect) after the plan named the older one.
     std::map<std::pair<NodeId, uint64_t>, std::map<std::pair<NodeId, uint64_t>, Blob>> parts;
@@ -222,7 +221,6 @@ class TrainNode {
   void on_assembled(NodeId from, const Assembled& a, Output& out);
   void reduce_slice(Iter i);  // an owner with the plan and every member's slice reduces its own
   void assemble(Iter i);      // every reduced slice here: concatenate them
-  void answer_cut(Iter i, Output& out);  // our cuts are all at their owners: the GradSum goes
   Reduced ledger_entry(Iter i) const;      // the leader's result without its data: contributions and loss
   void on_retract(NodeId from, const Retract& r, Output& out);
   void on_retracted(const ComputeTask& t, const ComputeDone& d, IterState& it, Output& out);
