@@ -546,9 +546,12 @@ void TrainSim::relay_idle(double from, double to, double& live, double& idle) co
 }
 
 TrainSimReport TrainSim::run(double time_limit) {
+  // Done when every live node that serves has stepped every iteration: a newcomer still fetching the state has no
+  // part in the training yet (as SWARM's run ends once every stage stepped, whoever is still downloading). With
+  // state downloads that take seconds and a replacement for every crash, some newcomer is nearly always fetching.
   auto all_done = [&] {
     for (const auto& [id, n] : nodes_)
-      if (!n.crashed && !n.expelled && !n.sm->finished()) return false;
+      if (!n.crashed && !n.expelled && n.sm->ready() && !n.sm->finished()) return false;
     return true;
   };
   while (!queue_.empty() && queue_.next_time() <= time_limit) {
@@ -602,12 +605,12 @@ TrainSimReport TrainSim::run(double time_limit) {
   }
   report_.time = now_;
   // Replicas of a stage that finished hold the same state: the same reduces applied in the same order (a
-  // newcomer: from the state it imported on).
+  // newcomer: from the state it imported on; one still fetching it holds none yet).
   if (report_.finished)
     for (Stage st = 1; st <= cfg_.params.relay_stages; ++st) {
       std::set<uint64_t> chains;
       for (const auto& [id, n] : nodes_)
-        if (n.sm->stage() == st && !n.crashed && !n.expelled) chains.insert(n.chain);
+        if (n.sm->stage() == st && !n.crashed && !n.expelled && n.sm->ready()) chains.insert(n.chain);
       if (chains.size() > 1) report_.violations.push_back("replicas of stage " + std::to_string(st) + " diverged");
     }
   if (!report_.finished) report_.stall = stall_report();
