@@ -712,6 +712,7 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
         g.data = 0;
         g.sliced = true;
         sh.cut_sum = g;
+        sh.cut_from = d.output;
         sh.cuts_left = static_cast<uint32_t>(sh.owners.size());
         for (uint32_t k = 0; k < sh.cuts_left; ++k) {
           ComputeTask c = task(ComputeKind::kSlice, t.iter, 0, {d.output});
@@ -734,6 +735,8 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       if (sh.owners[t.slice] == id_) on_slice(id_, s, out);
       else send(sh.owners[t.slice], s, out);
       if (--sh.cuts_left > 0) return;
+      // Every cut of it is made: the sum itself is needed no more (a newer Collect cuts a new one).
+      if (sh.scratch.erase(sh.cut_from)) out.release.push_back(std::exchange(sh.cut_from, 0));
       const GradSum g = *std::exchange(sh.cut_sum, std::nullopt);
       if (sh.leader == id_) on_gradsum(id_, g, out);
       else send(sh.leader, g, out);

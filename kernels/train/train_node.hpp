@@ -166,6 +166,7 @@ class TrainNode {
     uint64_t round = 0;
     std::vector<NodeId> owners;
     std::optional<GradSum> cut_sum;  // our sum being cut for (leader, round): its GradSum, sent once cut
+    Blob cut_from = 0;               // that sum (freed once cut: the slices carry it)
     uint32_t cuts_left = 0;
     // Owner: the members' slices by (member, version) — a member may cut again for a newer report (asked anew, or
     // a retransmitted Collect) after the plan named the older one.
