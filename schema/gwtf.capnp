@@ -281,7 +281,7 @@ struct GradSum {
   sliced @8 :Bool;           # the sum went to the Collect's owners as slices (sum is none)
 }
 # A sharded reduce (docs/training.md): the leader asks with the owners of the slices; each member sends each owner
-# its slice; the leader tells the owners whose slices to reduce; each owner sends its reduced slice to every owner.
+# its slice; the leader tells the members whose slices to reduce; each owner sends its reduced slice to them all.
 struct ShardedCollect {
   iteration @0 :UInt64;
   round @1 :UInt64;          # the leader's attempt at this iteration's reduce
@@ -294,7 +294,7 @@ struct ReduceSlice {
   version @3 :UInt64;        # a member's slice: its GradSum's version
   index @4 :UInt32;
   count @5 :UInt32;
-  reduced @6 :Bool;          # false: a member's slice to its owner; true: the owner's reduced slice to every owner
+  reduced @6 :Bool;          # false: a member's slice to its owner; true: an owner's reduced slice to every member
   tensor @7 :Tensor;
 }
 struct ReducePlan {

@@ -113,7 +113,7 @@ struct GradSum {  // member to leader: its summed gradient and exactly which con
   bool sliced = false;   // the sum went to the Collect's owners as Slices (data is empty)
 };
 // A sharded reduce's data: slice `index` of `count` of a member's sum, to that slice's owner (reduced = false,
-// `version` is the GradSum's), or of the reduced gradient, from its owner to every owner (reduced = true).
+// `version` is the GradSum's), or of the reduced gradient, from its owner to the plan's recipients (reduced = true).
 // (leader, round) name the Collect it belongs to.
 struct Slice {
   Iter iter = 0;
@@ -138,7 +138,7 @@ struct ReducePlan {
   std::vector<NodeId> recipients{};
 };
 // Member to leader: it assembled and applies the sharded reduce's gradient (the step may be announced once every
-// live member did).
+// live recipient did).
 struct Assembled {
   Iter iter = 0;
 };

@@ -743,7 +743,7 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       return;
     }
     case ComputeKind::kReduce: {
-      if (t.slices > 0) {  // our slice of a sharded reduce: to every owner
+      if (t.slices > 0) {  // our slice of a sharded reduce: to every recipient of the plan
         ShardState& sh = it->second.shard;
         sh.scratch.insert(d.output);
         if (!sh.plan || !sh.current(t.attempt.first, t.attempt.second)) return;

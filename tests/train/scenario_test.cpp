@@ -65,21 +65,19 @@ TEST(Scenario, WithoutChurnTheFlowLayerRoutesCloseToTheOracleAndBeatsNoRouting) 
   ASSERT_FALSE(gwtf.routing.empty());
   // Once built, the flows carry the oracle's flow value. A sample is taken while moves go on (the flow layer is
   // not frozen here), and a flow being handed over counts as missing (two at once seen in a 140 s run): once
-  // reached, the samples carry 97% of it on average, none less than 90%, and the last ones see it whole again.
+  // reached, the samples carry 97% of it on average, none less than 90%, and the last one sees it whole again.
   size_t reached = gwtf.routing.size();
   for (size_t k = 0; k < gwtf.routing.size() && reached == gwtf.routing.size(); ++k)
     if (gwtf.routing[k].flow_value == gwtf.routing[k].oracle_flow_value) reached = k;
   ASSERT_LT(reached, gwtf.routing.size()) << "the flows never reached the oracle's flow value";
-  bool whole_at_the_end = false;
   double carried = 0;
   for (size_t k = reached; k < gwtf.routing.size(); ++k) {
     const auto& q = gwtf.routing[k];
     EXPECT_GE(q.flow_value, 0.9 * q.oracle_flow_value) << "sample at t=" << q.t;
     carried += static_cast<double>(q.flow_value) / static_cast<double>(q.oracle_flow_value);
-    if (k + 4 >= gwtf.routing.size() && q.flow_value == q.oracle_flow_value) whole_at_the_end = true;
   }
   EXPECT_GE(carried / static_cast<double>(gwtf.routing.size() - reached), 0.97);
-  EXPECT_TRUE(whole_at_the_end) << "none of the last samples carries the oracle's flow value";
+  EXPECT_EQ(gwtf.routing.back().flow_value, gwtf.routing.back().oracle_flow_value);
   for (const auto& q : oracle.routing) EXPECT_EQ(q.flow_value, q.oracle_flow_value);
   EXPECT_GT(gwtf.throughput_microbatches_per_s, rr.throughput_microbatches_per_s);
   EXPECT_GE(oracle.throughput_microbatches_per_s, 0.9 * gwtf.throughput_microbatches_per_s);
@@ -128,7 +126,7 @@ TEST(Scenario, NewcomersNeverGetACopyTooOldToCatchUpFrom) {
   auto r = run_scenario(builtin_scenario("paper-hetero-links").value(), "static", 1);
   ASSERT_TRUE(r.ok()) << r.error();
   EXPECT_TRUE(r.value().report.finished);
-  EXPECT_GE(r.value().joins, 40u) << "the heavy churn that exposed it (dozens of joins)";
+  EXPECT_GE(r.value().joins, 50u) << "the heavy churn that exposed it";
   EXPECT_EQ(r.value().lost_microbatches + r.value().duplicated_microbatches, 0u);
 }
 
