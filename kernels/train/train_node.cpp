@@ -13,6 +13,8 @@ namespace {
 
 std::vector<Mb> as_vector(const std::set<Mb>& s) { return {s.begin(), s.end()}; }
 
+bool contains(const std::vector<NodeId>& v, NodeId n) { return std::find(v.begin(), v.end(), n) != v.end(); }
+
 // Confirmation flags for a path of n entries; entries nobody reported on are unconfirmed.
 std::vector<bool> confirmed_flags(std::vector<bool> c, size_t n) {
   c.resize(n, false);
@@ -780,7 +782,7 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
         LeaderState& ls = it->second.lead;
         ls.sharded_result = true;
         for (NodeId n : live(stage_))
-          if (n != id_ && std::find(p.recipients.begin(), p.recipients.end(), n) == p.recipients.end() &&
+          if (n != id_ && !contains(p.recipients, n) &&
               ls.sent_whole.insert(n).second)
             send(n, r, out);
       }
@@ -1089,12 +1091,14 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
     }
   }
   // A sharded step we announce waits for every member to assemble it: one that may miss the dead node's slice
-  // gets the whole result instead.
+  // (an owner's reduced slice, or a summed member's cut its owner lacked) gets the whole result instead. Anyone
+  // else's death changes nothing there — sending 238 MB to every member then held the step for seconds.
   for (Iter i : commit_pending_) {
     auto it = iters_.find(i);
     auto r = reduced_log_.find(i);
     if (it == iters_.end() || r == reduced_log_.end() || !it->second.lead.sharded_result) continue;
     auto& lead = it->second.lead;
+    if (!contains(lead.owners, peer) && !contains(lead.summed, peer)) continue;
     for (NodeId n : lead.recipients)
       if (n != id_ && alive(n) && !lead.assembled.count(n) && lead.sent_whole.insert(n).second) send(n, r->second, out);
   }
@@ -1540,18 +1544,19 @@ void TrainNode::catch_up(Output& out) {
 void TrainNode::try_commit(Output& out) {
   for (auto i = commit_pending_.begin(); i != commit_pending_.end();) {
     const Iter iter = *i;
+    // A sharded step: every live recipient assembled it or was sent the whole (a member ready since gets it from our
+    // log as a Reduced, see on_ready: the acknowledgement below). Whoever assembled it holds it: a whole copy on
+    // its way there need not arrive first.
+    const LeaderState* sharded = nullptr;
+    if (auto it = iters_.find(iter); it != iters_.end() && it->second.lead.sharded_result) sharded = &it->second.lead;
     const bool unacked = std::any_of(outbox_.begin(), outbox_.end(), [&](const auto& p) {
       const auto* r = std::get_if<Reduced>(&p.second.msg.body);
-      return r && r->iter == iter;
+      return r && r->iter == iter && !(sharded && sharded->assembled.count(p.second.msg.to));
     });
-    // A sharded step: every live recipient assembled it or was sent the whole (a member ready since gets it from our
-    // log as a Reduced, see on_ready: the acknowledgement above).
     bool unassembled = false;
-    if (auto it = iters_.find(iter); it != iters_.end() && it->second.lead.sharded_result) {
-      const LeaderState& lead = it->second.lead;
-      for (NodeId n : lead.recipients)
-        unassembled |= n != id_ && alive(n) && !lead.assembled.count(n) && !lead.sent_whole.count(n);
-    }
+    if (sharded)
+      for (NodeId n : sharded->recipients)
+        unassembled |= n != id_ && alive(n) && !sharded->assembled.count(n) && !sharded->sent_whole.count(n);
     if (unacked || unassembled) {
       ++i;
       continue;

@@ -196,12 +196,57 @@ TEST(TrainNodeShardedReduce, TheLeaderPlansReducesItsSliceAndCommitsOnceEveryOwn
   EXPECT_TRUE(sent(Reduced{}, 11).empty());  // no one gets the whole: every owner assembles it
   finish(ComputeKind::kApply, 0);
   EXPECT_EQ(s.leader.stepped(), 1u);
-  auto committed = [&] { return !sent(Committed{}, 20).empty(); };
+  auto committed = [&] { return !sent(Committed{}, 1).empty(); };
   EXPECT_FALSE(committed());
   deliver(11, Assembled{0});
   EXPECT_FALSE(committed());
   deliver(12, Assembled{0});
   EXPECT_TRUE(committed());
+}
+
+// While a sharded step waits for its members to assemble it, a death elsewhere sends nobody the whole (it was 238
+// MB per member on every crash anywhere, holding the step for seconds); an owner's death sends it to whoever may
+// now miss a slice, and a member that assembled it anyway frees the step without acknowledging the whole first.
+TEST(TrainNodeShardedReduce, OnlyAnOwnersDeathSendsTheWholeAndAssemblingSuffices) {
+  Stage1 s;
+  uint64_t seq = 100;
+  auto step = [&](Input in) {
+    s.out.clear();
+    s.leader.step(std::move(in), 1, s.out);
+  };
+  auto deliver = [&](NodeId from, Body body) { step(Receive{Message{from, 10, ++seq, std::move(body)}}); };
+  auto finish = [&](ComputeKind kind, Blob output) {
+    for (const auto& t : s.out.compute)
+      if (t.kind == kind) return step(Finished{ComputeDone{t.id, output, 0, true, {}}});
+    ADD_FAILURE() << "no " << compute_name(kind) << " task";
+  };
+  auto sent = [&](auto type, NodeId to) {
+    return std::any_of(s.out.send.begin(), s.out.send.end(),
+                       [&](const Message& m) { return m.to == to && std::holds_alternative<decltype(type)>(m.body); });
+  };
+  s.progress(11, 3, {0}, {});
+  s.progress(12, 4, {1}, {});
+  uint64_t round = 0;
+  for (const auto& m : s.out.send)
+    if (auto* c = std::get_if<Collect>(&m.body)) round = c->round;
+  deliver(11, GradSum{0, {0}, {}, 0, 0, 3, round, true});
+  deliver(12, GradSum{0, {1}, {}, 0, 0, 4, round, true});
+  deliver(11, Slice{0, 10, round, 3, 0, 3, false, 603});
+  deliver(12, Slice{0, 10, round, 4, 0, 3, false, 604});
+  finish(ComputeKind::kReduce, 610);
+  deliver(11, Slice{0, 10, round, 0, 1, 3, true, 611});
+  deliver(12, Slice{0, 10, round, 0, 2, 3, true, 612});
+  finish(ComputeKind::kConcat, 620);
+  finish(ComputeKind::kApply, 0);
+  ASSERT_EQ(s.leader.stepped(), 1u);
+  step(PeerDown{20});  // another stage's relay: no slice of ours
+  EXPECT_FALSE(sent(Reduced{}, 11));
+  EXPECT_FALSE(sent(Reduced{}, 12));
+  step(PeerDown{12});  // an owner: 11 may miss its reduced slice
+  EXPECT_TRUE(sent(Reduced{}, 11));
+  EXPECT_FALSE(sent(Committed{}, 1));
+  deliver(11, Assembled{0});  // its own assembly came first: the whole need not arrive
+  EXPECT_TRUE(sent(Committed{}, 1));
 }
 
 // A member assembles only the attempt it answered last: reduced slices of an older one (its owner died and the
