@@ -749,10 +749,9 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
         ShardState& sh = it->second.shard;
         sh.scratch.insert(d.output);
         if (!sh.plan || !sh.current(t.attempt.first, t.attempt.second)) return;
-        const Slice s{t.iter, sh.leader, sh.round, 0, t.slice, t.slices, true, d.output};
-        for (NodeId o : sh.plan->recipients)
-          if (o == id_) on_slice(id_, s, out);
-          else send(o, s, out);
+        sh.reduced[{sh.leader, sh.round}][t.slice] = d.output;
+        share_slice(t.iter, *sh.plan, out);
+        assemble(t.iter);
         return;
       }
       auto& lead = it->second.lead;
@@ -1078,6 +1077,12 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
   // live member holds their reduced gradients (it may lag and adopts them from us).
   if (auto l = leader(stage_); l && was_leader && dead_stage == stage_) {
     auto known = stage_stepped_.find(stage_);
+    // The dead leader's last announcement may have reached some nodes only (a retransmission dies with its
+    // sender): we repeat it. A newcomer whose Ready the dead leader never heard and whose copy of the announcement
+    // was lost would otherwise never learn that the stage stepped and wait forever for that step's gradient.
+    if (*l == id_ && known != stage_stepped_.end() && known->second > 0)
+      for (const auto& [n, m] : members_)
+        if (m.alive && n != id_) send(n, Committed{known->second - 1, stage_}, out);
     for (Iter i = known == stage_stepped_.end() ? 0 : known->second; i < stepped_; ++i) {
       auto r = reduced_log_.find(i);
       if (r == reduced_log_.end()) continue;
@@ -1318,14 +1323,43 @@ void TrainNode::on_slice(NodeId from, const Slice& s, Output& out) {
   }
 }
 
-void TrainNode::on_reduce_plan(NodeId from, const ReducePlan& p, Output&) {
+void TrainNode::on_reduce_plan(NodeId from, const ReducePlan& p, Output& out) {
   auto it = iters_.find(p.iter);
-  if (p.iter < stepped_ || it == iters_.end() || it->second.reduced) return;
+  // A member ready since the Collect that the leader made a recipient (see on_ready): with no sum to cut, it
+  // assembles that attempt like everyone else instead of waiting for the whole from the leader's one link.
+  const bool added = p.iter == stepped_ && ready_ && contains(p.recipients, id_) &&
+                     (it == iters_.end() || (it->second.shard.leader == 0 && it->second.done.empty() &&
+                                             it->second.end_done.empty()));
+  if (added) {
+    it = iters_.try_emplace(p.iter).first;
+    it->second.shard.begin_attempt(from, p.round);
+    it->second.shard.owners = p.owners;
+  }
+  if (it == iters_.end()) return;
   ShardState& sh = it->second.shard;
   if (!sh.current(from, p.round)) return;  // we answered a newer Collect (or another leader's)
-  sh.plan = p;
+  share_slice(p.iter, p, out);  // an owner: to recipients the plan added since our slice went out
+  if (p.iter < stepped_ || it->second.reduced) return;
+  if (!sh.plan) sh.plan = p;
+  for (NodeId r : p.recipients)  // a retransmitted older copy of the plan lacks the recipients added since
+    if (!contains(sh.plan->recipients, r)) sh.plan->recipients.push_back(r);
   reduce_slice(p.iter);
   assemble(p.iter);
+}
+
+// Our reduced slice of the current attempt to every recipient of `p` that has not had it (also once we applied
+// the step: the plan may add a recipient after that).
+void TrainNode::share_slice(Iter i, const ReducePlan& p, Output& out) {
+  ShardState& sh = iters_[i].shard;
+  const auto me = std::find(p.owners.begin(), p.owners.end(), id_);
+  if (me == p.owners.end()) return;
+  const auto index = static_cast<uint32_t>(me - p.owners.begin());
+  const auto bucket = sh.reduced.find({sh.leader, sh.round});
+  if (bucket == sh.reduced.end() || !bucket->second.count(index)) return;
+  const Slice s{i, sh.leader, sh.round, 0, index, static_cast<uint32_t>(p.owners.size()), true,
+                bucket->second.at(index)};
+  for (NodeId r : p.recipients)
+    if (r != id_ && sh.shared.insert(r).second) send(r, s, out);
 }
 
 void TrainNode::reduce_slice(Iter i) {
@@ -1388,17 +1422,7 @@ void TrainNode::on_collect(NodeId from, const Collect& c, Output& out) {
     if (n != id_ && n != from && senior(n, from)) on_peer_down(n, out);
   auto& it = iters_[c.iter];
   ShardState& sh = it.shard;
-  if (!sh.current(from, c.round)) {  // a new attempt: the last one's plan and cuts are dead to us
-    sh.leader = from;
-    sh.round = c.round;
-    sh.plan.reset();
-    sh.cut_sum.reset();
-    sh.reducing = sh.concatenating = false;
-    for (auto b = sh.parts.begin(); b != sh.parts.end();)  // older buckets go; a newer one may be filling
-      b = b->first.first != from || b->first.second < c.round ? sh.parts.erase(b) : std::next(b);
-    for (auto b = sh.reduced.begin(); b != sh.reduced.end();)
-      b = b->first.first != from || b->first.second < c.round ? sh.reduced.erase(b) : std::next(b);
-  }
+  if (!sh.current(from, c.round)) sh.begin_attempt(from, c.round);
   sh.owners = c.owners;
   if (it.done.empty() && it.end_done.empty()) {  // no work: an empty answer, no snapshot needed
     const GradSum empty{c.iter, {}, {}, 0, 0, it.reported, c.round, false};
@@ -1546,12 +1570,14 @@ void TrainNode::try_commit(Output& out) {
     const Iter iter = *i;
     // A sharded step: every live recipient assembled it or was sent the whole (a member ready since gets it from our
     // log as a Reduced, see on_ready: the acknowledgement below). Whoever assembled it holds it: a whole copy on
-    // its way there need not arrive first.
+    // its way there need not arrive first. Nor need a copy to a newcomer still catching up (it answered its
+    // Progress): nobody waits for it until it serves — its 238 MB over a slow link held steps for seconds.
     const LeaderState* sharded = nullptr;
     if (auto it = iters_.find(iter); it != iters_.end() && it->second.lead.sharded_result) sharded = &it->second.lead;
     const bool unacked = std::any_of(outbox_.begin(), outbox_.end(), [&](const auto& p) {
       const auto* r = std::get_if<Reduced>(&p.second.msg.body);
-      return r && r->iter == iter && !(sharded && sharded->assembled.count(p.second.msg.to));
+      const NodeId to = p.second.msg.to;
+      return r && r->iter == iter && serves(to) && !(sharded && sharded->assembled.count(to));
     });
     bool unassembled = false;
     if (sharded)
@@ -1697,8 +1723,26 @@ void TrainNode::on_ready(NodeId from, const Ready& r, Output& out) {
   if (m.stage == stage_ && leader(stage_) != lead)
     for (auto& [i, it] : iters_)
       if (i >= stepped_) report_progress(i, out);
-  // We lead: the newcomer is one more member to hear from (its progress may have come first).
-  if (m.stage == stage_ && leader(stage_) == id_ && iters_.count(stepped_)) leader_check(stepped_, out);
+  // We lead: the newcomer is one more member to hear from (its progress may have come first). When our sharded
+  // reduce's plan is already out, it is added as a recipient: the owners send it their reduced slices, so it
+  // assembles the step as fast as the others (the whole from our one link took seconds, and its stage's work of the
+  // next iteration waited for it).
+  if (m.stage == stage_ && leader(stage_) == id_ && iters_.count(stepped_)) {
+    IterState& it = iters_[stepped_];
+    LeaderState& ls = it.lead;
+    ShardState& sh = it.shard;
+    if (!it.reduced && ls.reducing && !ls.owners.empty() && r.seniority == stepped_ + 1 &&
+        !contains(ls.recipients, from) && sh.plan && sh.current(id_, ls.round)) {
+      ls.recipients.push_back(from);
+      sh.plan->recipients = ls.recipients;
+      const ReducePlan p = *sh.plan;
+      for (NodeId o : p.owners)
+        if (o == id_) on_reduce_plan(id_, p, out);
+        else send(o, p, out);
+      send(from, p, out);
+    }
+    leader_check(stepped_, out);
+  }
   if (m.stage == stage_ && !ready_) join_tick(out);  // a donor for us
   // A newcomer of our stage whose state is older than ours (it never heard of our latest steps): the reduced
   // gradients it lacks, from our log.

@@ -174,8 +174,22 @@ class TrainNode {
     std::map<std::pair<NodeId, uint64_t>, std::map<uint32_t, Blob>> reduced;  // reduced slices by index
     std::optional<ReducePlan> plan;  // of (leader, round)
     bool reducing = false, concatenating = false;  // for (leader, round)
+    std::set<NodeId> shared;  // an owner: the recipients our reduced slice of (leader, round) went to
     std::set<Blob> scratch;  // every blob of it, released with the iteration
     bool current(NodeId l, uint64_t r) const { return l == leader && r == round; }
+    // A new attempt: the last one's plan and cuts are dead to us (older buckets go; a newer one may be filling).
+    void begin_attempt(NodeId l, uint64_t r) {
+      leader = l;
+      round = r;
+      plan.reset();
+      cut_sum.reset();
+      reducing = concatenating = false;
+      shared.clear();
+      for (auto b = parts.begin(); b != parts.end();)
+        b = b->first.first != l || b->first.second < r ? parts.erase(b) : std::next(b);
+      for (auto b = reduced.begin(); b != reduced.end();)
+        b = b->first.first != l || b->first.second < r ? reduced.erase(b) : std::next(b);
+    }
   };
   struct IterState {
     std::map<Mb, MbState> mbs;
@@ -221,6 +235,7 @@ class TrainNode {
   void on_reduce_plan(NodeId from, const ReducePlan& p, Output& out);
   void on_assembled(NodeId from, const Assembled& a, Output& out);
   void reduce_slice(Iter i);  // an owner with the plan and every member's slice reduces its own
+  void share_slice(Iter i, const ReducePlan& p, Output& out);
   void assemble(Iter i);      // every reduced slice here: concatenate them
   Reduced ledger_entry(Iter i) const;      // the leader's result without its data: contributions and loss
   void on_retract(NodeId from, const Retract& r, Output& out);

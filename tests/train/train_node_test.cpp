@@ -249,6 +249,88 @@ TEST(TrainNodeShardedReduce, OnlyAnOwnersDeathSendsTheWholeAndAssemblingSuffices
   EXPECT_TRUE(sent(Committed{}, 1));
 }
 
+// A newcomer ready after the plan went out becomes one of its recipients: the leader sends the plan again with it
+// added (to the owners and to it), an owner that already reduced its slice sends it there too, and the step waits
+// for the newcomer to assemble it instead of for a whole copy over the leader's one link.
+TEST(TrainNodeShardedReduce, ANewcomerReadyAfterThePlanAssemblesTheStepFromTheOwnersSlices) {
+  Stage1 s;
+  uint64_t seq = 100;
+  auto step = [&](Input in) {
+    s.out.clear();
+    s.leader.step(std::move(in), 1, s.out);
+  };
+  auto deliver = [&](NodeId from, Body body) { step(Receive{Message{from, 10, ++seq, std::move(body)}}); };
+  auto finish = [&](ComputeKind kind, Blob output) {
+    for (const auto& t : s.out.compute)
+      if (t.kind == kind) return step(Finished{ComputeDone{t.id, output, 0, true, {}}});
+    ADD_FAILURE() << "no " << compute_name(kind) << " task";
+  };
+  auto sent = [&](auto type, NodeId to) {
+    using T = decltype(type);
+    std::vector<T> found;
+    for (const auto& m : s.out.send)
+      if (auto* x = std::get_if<T>(&m.body); x && m.to == to) found.push_back(*x);
+    return found;
+  };
+  step(PeerJoining{13, 1});
+  s.progress(11, 3, {0}, {});
+  s.progress(12, 4, {1}, {});
+  EXPECT_TRUE(sent(Collect{}, 13).empty());  // not serving yet
+  const uint64_t round = sent(Collect{}, 11).at(0).round;
+  deliver(11, GradSum{0, {0}, {}, 0, 0, 3, round, true});
+  deliver(12, GradSum{0, {1}, {}, 0, 0, 4, round, true});
+  deliver(11, Slice{0, 10, round, 3, 0, 3, false, 603});
+  deliver(12, Slice{0, 10, round, 4, 0, 3, false, 604});
+  finish(ComputeKind::kReduce, 610);
+  EXPECT_TRUE(sent(Slice{}, 13).empty());
+  deliver(13, Ready{1});  // its state is the iteration being reduced
+  for (NodeId to : {11, 12, 13}) {
+    const auto plan = sent(ReducePlan{}, to);
+    ASSERT_EQ(plan.size(), 1u) << to;
+    EXPECT_EQ(plan[0].recipients, (std::vector<NodeId>{10, 11, 12, 13}));
+  }
+  const auto mine = sent(Slice{}, 13);  // we reduced ours already: it goes there now
+  ASSERT_EQ(mine.size(), 1u);
+  EXPECT_TRUE(mine[0].reduced);
+  EXPECT_EQ(mine[0].data, 610u);
+  deliver(11, Slice{0, 10, round, 0, 1, 3, true, 611});
+  deliver(12, Slice{0, 10, round, 0, 2, 3, true, 612});
+  finish(ComputeKind::kConcat, 620);
+  EXPECT_TRUE(sent(Reduced{}, 13).empty());  // no whole copy: it assembles
+  finish(ComputeKind::kApply, 0);
+  deliver(11, Assembled{0});
+  deliver(12, Assembled{0});
+  EXPECT_TRUE(sent(Committed{}, 1).empty());
+  deliver(13, Assembled{0});
+  EXPECT_FALSE(sent(Committed{}, 1).empty());
+}
+
+// The newcomer's side: a plan that names it as a recipient of an attempt it never answered (it has no sum) is
+// assembled like any other.
+TEST(TrainNodeShardedReduce, ARecipientTheLeaderAddedAssemblesThatAttempt) {
+  Output out;
+  TrainNode member = stage1_node(13, {{1, 0}, {10, 1}, {11, 1}, {12, 1}, {20, 2}}, out);
+  uint64_t seq = 0;
+  auto deliver = [&](NodeId from, Body body) {
+    out.clear();
+    member.step(Receive{Message{from, 13, ++seq, std::move(body)}}, 1, out);
+  };
+  deliver(10, ReducePlan{0, 4, {10, 11, 12}, {11, 12}, {3, 4}, 0, {0, 1}, {}, {10, 11, 12, 13}});
+  deliver(11, Slice{0, 10, 4, 0, 1, 3, true, 711});
+  deliver(10, Slice{0, 10, 4, 0, 0, 3, true, 710});
+  EXPECT_TRUE(out.compute.empty());
+  deliver(12, Slice{0, 10, 4, 0, 2, 3, true, 712});
+  ASSERT_EQ(out.compute.size(), 1u);
+  EXPECT_EQ(out.compute[0].kind, ComputeKind::kConcat);
+  EXPECT_EQ(out.compute[0].inputs, (std::vector<Blob>{710, 711, 712}));
+  const ComputeTask concat = out.compute[0];
+  out.clear();
+  member.step(Finished{ComputeDone{concat.id, 720, 0, true, {}}}, 1, out);
+  bool assembled = false;
+  for (const auto& m : out.send) assembled |= m.to == 10 && std::holds_alternative<Assembled>(m.body);
+  EXPECT_TRUE(assembled);
+}
+
 // A member assembles only the attempt it answered last: reduced slices of an older one (its owner died and the
 // leader asked again) are never concatenated.
 TEST(TrainNodeShardedReduce, AMemberNeverAssemblesAnAttemptItNoLongerAnswers) {

@@ -95,8 +95,11 @@ TEST(TrainSoak, SeedsThatOnceStalledOnADoubleContributionFinish) {
 //  63767: a relay at its budget acknowledged an activation and then said Busy; the Busy was lost and the sender
 //        died, and its upstream, told the busy relay had the microbatch, never redid it. Busy now replaces the
 //        acknowledgement.
+//  26304: a newcomer's Ready to its stage's leader was lost and the leader died before retransmitting it, after
+//        announcing a step whose Committed to the newcomer was lost too: the newcomer never learned that its stage
+//        stepped and waited forever for that step's gradient. A new leader now repeats the last announcement.
 TEST(TrainSoak, SeedsFoundWithLeavesAndBudgetsFinish) {
-  for (uint64_t seed : {2429, 63767}) {
+  for (uint64_t seed : {2429, 63767, 26304}) {
     const auto r = soak_run(seed);
     EXPECT_TRUE(r.finished) << "seed " << seed << ": " << r.stall;
     for (const auto& v : r.violations) ADD_FAILURE() << "seed " << seed << ": " << v;
