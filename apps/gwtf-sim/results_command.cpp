@@ -1,5 +1,7 @@
 #include "apps/gwtf-sim/results_command.hpp"
 
+#include "apps/gwtf-sim/run_command.hpp"
+
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -148,6 +150,7 @@ int ResultsCommand::execute() const {
     md << ")\n\n" << s.value("holders", 0) << " data holders, " << s.value("relays", 0) << " relays in "
        << s.value("stages", 0) << " stages, " << s.value("table", std::string()) << " table, compute spread "
        << s.value("max_slowdown", 0.0) << "x, link spread " << s.value("link_spread", 0.0) << "x, "
+       << nic_text(s.value("nic_gbit_s", 0.0), "NIC ", ", ")
        << s.value("iterations", 0) << " iterations of " << s.value("microbatches", 0) << " microbatches, relay MTTF "
        << (s.value("mttf_s", 0.0) > 0 ? std::to_string(static_cast<long>(s.value("mttf_s", 0.0))) + " s" : "none")
        << ".\n\n| policy | time to train (s) | microbatches/s | wasted | lost in crashes | idle | recovery (s) | "

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 
 #include "apps/common/config_file.hpp"
 #include "apps/common/plot.hpp"
@@ -37,6 +38,7 @@ Result<Scenario, std::string> load_scenario_file(const std::string& path) {
   schema.integer("scenario.relays", s.relays, 1, 1000000);
   schema.number("scenario.max_slowdown", s.max_slowdown, 1, 1000);
   schema.number("scenario.link_spread", s.link_spread, 1, 1e6);
+  schema.number("scenario.nic_gbit_s", s.nic_gbit_s, 0, 1e6);
   schema.text("scenario.preset", s.preset, {"tiny", "small", "124m", "500m", "1.5b"});
   schema.integer("scenario.microbatch_size", s.microbatch_size, 1, 100000);
   schema.number("scenario.device_flops", s.device_flops, 1e6, 1e18);
@@ -61,7 +63,7 @@ json scenario_json(const Scenario& s) {
   return {{"name", s.name},          {"table", s.table},
           {"holders", s.holders},    {"stages", s.stages},
           {"relays", s.relays},      {"max_slowdown", s.max_slowdown},
-          {"link_spread", s.link_spread}, {"preset", s.preset},
+          {"link_spread", s.link_spread}, {"nic_gbit_s", s.nic_gbit_s}, {"preset", s.preset},
           {"microbatch_size", s.microbatch_size}, {"microbatches", s.microbatches},
           {"in_flight", s.in_flight}, {"buffer_budget", s.buffer_budget}, {"compute_capacity", s.compute_capacity},
           {"iterations", s.iterations},
@@ -140,6 +142,13 @@ Result<void*, std::string> write_plots(const fs::path& dir, const std::vector<Po
 }
 
 }  // namespace
+
+std::string nic_text(double nic_gbit_s, const std::string& before, const std::string& after) {
+  if (nic_gbit_s <= 0) return "";
+  std::ostringstream o;
+  o << before << nic_gbit_s << " Gbit/s" << after;
+  return o.str();
+}
 
 void RunCommand::add_flags(CLI::App& run) {
   std::string names;
@@ -256,8 +265,9 @@ int RunCommand::execute() const {
     std::ofstream md(dir / "summary.md");
     md << "# gwtf-sim run: " << s.name << ", seed " << seed << "\n\n" << s.holders << " data holders, " << s.relays
        << " relays in " << s.stages << " stages (" << s.table << " table, compute spread " << s.max_slowdown
-       << "x, link spread " << s.link_spread << "x), " << s.iterations << " iterations of " << s.microbatches
-       << " microbatches; relay MTTF " << (s.mttf_s > 0 ? format_duration(s.mttf_s) : std::string("none"))
+       << "x, link spread " << s.link_spread << "x" << nic_text(s.nic_gbit_s, ", NIC ", "") << "), " << s.iterations
+       << " iterations of " << s.microbatches << " microbatches; relay MTTF "
+       << (s.mttf_s > 0 ? format_duration(s.mttf_s) : std::string("none"))
        << ".\n\n| policy | time to train (s) | microbatches/s | wasted (lost in crashes) | idle | lost | duplicated |"
           " recovery (s) | crashes | joins |\n|---|---|---|---|---|---|---|---|---|---|\n";
     for (const auto& r : runs) {

@@ -23,4 +23,7 @@ struct RunCommand {
   int execute() const;  // the exit status
 };
 
+// The scenario's NIC limit as words for the summaries ("" when it has none): before + "2 Gbit/s" + after.
+std::string nic_text(double nic_gbit_s, const std::string& before, const std::string& after);
+
 }  // namespace gwtf::app

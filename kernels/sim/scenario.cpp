@@ -355,8 +355,8 @@ std::vector<uint64_t> stage_bytes(const Scenario& s, const InstanceGenerator& ge
 }  // namespace
 
 std::vector<std::string> builtin_scenarios() {
-  return {"paper-geo",         "paper-geo-medium",   "paper-geo-none", "paper-geo-busy", "paper-geo-pipeline",
-          "paper-homogeneous", "paper-hetero-links", "regions-12",     "scale"};
+  return {"paper-geo",          "paper-geo-medium",  "paper-geo-none",     "paper-geo-busy", "paper-geo-pipeline",
+          "paper-geo-1gbit",    "paper-homogeneous", "paper-hetero-links", "regions-12",     "scale"};
 }
 
 double ideal_iteration_s(const Scenario& s) {
@@ -388,11 +388,14 @@ double ideal_iteration_s(const Scenario& s) {
                             gen.stage_compute_s(0);
   const double in_flight = static_cast<double>(s.holders) * s.in_flight;
   // Then the stages reduce their gradients, at best as a butterfly all-reduce (each of a stage's replicas owns a
-  // share: two transfers of it over the mean bandwidth).
+  // share: two transfers of it over the mean bandwidth; with an interface that is one queue, each replica sends
+  // all but its own share twice through it).
   double largest = 0;
   for (int st = 1; st <= s.stages; ++st)
     largest = std::max(largest, s.gradient_bytes_per_parameter * gen.stage_parameters(static_cast<flow::Stage>(st)));
-  const double reduce = 2 * (lat + largest / per_stage * inv_bw);
+  double reduce = 2 * (lat + largest / per_stage * inv_bw);
+  if (s.nic_gbit_s > 0)
+    reduce = std::max(reduce, 2 * (lat + largest * (per_stage - 1) / per_stage / (s.nic_gbit_s * 1e9 / 8)));
   return std::max(slowest * s.microbatches, round_trip * s.microbatches / in_flight) + reduce;
 }
 
@@ -427,6 +430,8 @@ Result<Scenario, std::string> builtin_scenario(const std::string& name) {
     // likely measure; ../shared/notes/paper.md has no aggregation model), for comparing with them.
     s.gradient_bytes_per_parameter = 0;
     s.state_bytes_per_parameter = 0;
+  } else if (name == "paper-geo-1gbit") {
+    s.nic_gbit_s = 1;  // every node's interface one queue of 1 Gbit/s (kernels/sim/nic.hpp): fan-out pays
   } else if (name == "paper-homogeneous") {
     s.max_slowdown = 1;
   } else if (name == "paper-hetero-links") {
@@ -521,6 +526,7 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
     w.sum_bytes = stage_bytes(s, gen, 2 * s.gradient_bytes_per_parameter);  // gradients and parameters
     w.state_bytes = stage_bytes(s, gen, s.state_bytes_per_parameter);
     w.delay = delay;
+    w.nic_Bps = s.nic_gbit_s * 1e9 / 8;
     w.slowdown = slowdown;
     w.seed = seed;
     w.progress = progress;
@@ -562,6 +568,7 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
   cfg.sum_bytes = stage_bytes(s, gen, s.gradient_bytes_per_parameter);
   cfg.state_wire_bytes = stage_bytes(s, gen, s.state_bytes_per_parameter);
   cfg.delay = delay;
+  cfg.nic_Bps = s.nic_gbit_s * 1e9 / 8;
   cfg.slowdown = slowdown;
   cfg.progress = progress ? std::function<void(double, train::Iter)>(progress) : nullptr;
 

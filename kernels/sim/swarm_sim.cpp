@@ -10,6 +10,7 @@
 
 #include "kernels/base/rng.hpp"
 #include "kernels/sim/event_queue.hpp"
+#include "kernels/sim/nic.hpp"
 
 namespace gwtf::sim {
 
@@ -69,7 +70,7 @@ struct Ev {
 
 class Engine {
  public:
-  explicit Engine(const SwarmWorld& w) : w_(w), rng_(w.seed) {
+  explicit Engine(const SwarmWorld& w) : w_(w), rng_(w.seed), nic_(w.nic_Bps) {
     for (int h = 1; h <= w.holders; ++h) trainers_[static_cast<NodeId>(h)];
     for (const auto& [id, stage] : w.servers) add_server(id, stage, 0);
     for (const auto& c : w.crashes) q_.push(c.t, Ev{Ev::kCrash, 0, c.node, 0, 0});
@@ -124,10 +125,14 @@ class Engine {
     }
   }
 
-  double delay(NodeId a, NodeId b, int tensors) { return send(a, b, static_cast<uint64_t>(tensors) * w_.tensor_bytes); }
-  double send(NodeId a, NodeId b, uint64_t payload) {
+  double delay(NodeId a, NodeId b, int tensors) {
+    return arrival(a, b, static_cast<uint64_t>(tensors) * w_.tensor_bytes, now_) - now_;
+  }
+  // When a message `a` sends at `at` reaches `b` (queued behind what a's interface still sends, see nic.hpp).
+  double arrival(NodeId a, NodeId b, uint64_t payload, double at) {
     ++r_.messages;
-    return w_.delay ? w_.delay(a, b, 256 + payload) : 0.01;
+    const uint64_t bytes = 256 + payload;
+    return nic_.arrival(a, at, bytes, w_.delay ? w_.delay(a, b, bytes) : 0.01);
   }
 
   // A newcomer (or a moved server) downloads the stage's state from one live server of it, the nearest
@@ -135,12 +140,14 @@ class Engine {
   double download_s(NodeId to, Stage st) {
     if (st >= w_.state_bytes.size()) return w_.transfer_s;
     double best = kInf;
+    NodeId from = 0;
     for (const auto& [id, s] : servers_)
-      if (id != to && s.alive && s.stage == st && s.ready_at <= now_ && w_.delay)
-        best = std::min(best, w_.delay(id, to, 256 + w_.state_bytes[st]));
+      if (id != to && s.alive && s.stage == st && s.ready_at <= now_ && w_.delay) {
+        const double d = w_.delay(id, to, 256 + w_.state_bytes[st]);
+        if (d < best) best = d, from = id;
+      }
     if (best == kInf) return w_.transfer_s;
-    ++r_.messages;
-    return best;
+    return arrival(from, to, w_.state_bytes[st], now_) - now_;
   }
 
   // Trainers run continuously, each with `in_flight` microbatches of fresh samples going (SWARM's trainers
@@ -362,8 +369,8 @@ class Engine {
   // (CollaborativeOptimizer.step runs the all-reduce inside the backward that reached the target batch, on the
   // server's runtime thread, and it averages gradients and parameters). The all-reduce is hivemind's butterfly
   // (averaging/allreduce.py, AllReduceRunner): each of the n peers owns 1/n of the gradient, every peer sends each
-  // owner its part (reduce-scatter) and gets the average back (all-gather); links run in parallel, so it takes the
-  // slowest pair's two transfers of a part.
+  // owner its part (reduce-scatter) and gets the average back (all-gather): an owner sends its averaged part once
+  // it has every peer's, and the step waits for the last part to arrive.
   void maybe_average(Stage st) {
     if (averaging_.count(st) || steps_[st] >= w_.iterations) return;
     uint32_t held = 0;
@@ -378,13 +385,19 @@ class Engine {
       }
     if (peers.empty()) return;
     const uint64_t part = st < w_.sum_bytes.size() ? w_.sum_bytes[st] / peers.size() : w_.tensor_bytes;
-    double farthest = 0;
-    for (NodeId a : peers)
-      for (NodeId b : peers)
-        if (a != b) farthest = std::max(farthest, send(a, b, part) + send(b, a, part));
+    std::map<NodeId, double> reduced;  // per owner: when it holds every peer's part
+    for (NodeId b : peers) {
+      reduced[b] = now_;
+      for (NodeId a : peers)
+        if (a != b) reduced[b] = std::max(reduced[b], arrival(a, b, part, now_));
+    }
+    double gathered = now_;
+    for (NodeId b : peers)
+      for (NodeId a : peers)
+        if (a != b) gathered = std::max(gathered, arrival(b, a, part, reduced[b]));
     averaging_.insert(st);
     stepping_[st] = held;
-    q_.push(now_ + w_.aggregate_time + farthest, Ev{Ev::kStep, 0, 0, st, 0});
+    q_.push(gathered + w_.aggregate_time, Ev{Ev::kStep, 0, 0, st, 0});
   }
 
   // SWARM's Algorithm 1: a server of the stage with the most throughput moves to the one with the least, when
@@ -430,6 +443,7 @@ class Engine {
 
   const SwarmWorld& w_;
   Rng rng_;
+  Nic nic_;
   EventQueue<Ev> q_;
   double now_ = 0;
   std::map<NodeId, Server> servers_;

@@ -66,7 +66,7 @@ std::string describe(const Body& b) {
 
 }  // namespace
 
-TrainSim::TrainSim(TrainSimConfig cfg) : cfg_(std::move(cfg)), rng_(cfg_.seed) {
+TrainSim::TrainSim(TrainSimConfig cfg) : cfg_(std::move(cfg)), rng_(cfg_.seed), nic_(cfg_.nic_Bps) {
   cfg_.params.relay_stages = static_cast<Stage>(cfg_.replicas.size());
   std::vector<std::pair<NodeId, Stage>> all;
   for (int h = 0; h < cfg_.holders; ++h) all.push_back({next_id_++, 0});
@@ -177,6 +177,7 @@ void TrainSim::crash(NodeId n, const char* how) {
   if (node.crashed) return;
   node.crashed = true;
   node.left = std::min(node.left, now_);
+  node.died = now_;
   if (cfg_.trace) *cfg_.trace << now_ << " " << n << " " << how << "\n";
   node.accumulator.clear();  // its memory is gone
   if (cfg_.compute) cfg_.compute->crash(n);
@@ -246,13 +247,14 @@ void TrainSim::carry_out(NodeId n, Output& out) {
       --nodes_.at(n).corrupt;
       c->bytes[c->bytes.size() / 2] ^= 0x5a;  // one byte flipped on the way
     }
-    double delay = 0;
+    Nic::Transfer t{now_, now_};
     if (cfg_.delay) {
-      delay = cfg_.delay(n, m.to, wire_bytes(n, m.body));
+      const uint64_t bytes = wire_bytes(n, m.body);
+      t = nic_.send(n, now_, bytes, cfg_.delay(n, m.to, bytes));
     } else {
-      delay = cfg_.latency * (0.5 + rng_.uniform());
+      t.arrives += cfg_.latency * (0.5 + rng_.uniform());
     }
-    queue_.push(now_ + delay, Ev{Ev::kInput, m.to, Receive{m}, 0});
+    queue_.push(t.arrives, Ev{Ev::kInput, m.to, Receive{m}, 0, t.leaves});
   }
   for (const auto& e : out.events) {
     ++report_.events[event_name(e.kind)];
@@ -558,7 +560,11 @@ TrainSimReport TrainSim::run(double time_limit) {
     auto [t, ev] = queue_.pop();
     now_ = t;
     switch (ev.kind) {
-      case Ev::kInput: deliver(ev.node, ev.input); break;
+      case Ev::kInput:
+        // Still queued at its sender's interface when the sender died: it never left.
+        if (const auto* r = std::get_if<Receive>(&ev.input); r && nodes_.at(r->msg.from).died < ev.leaves) break;
+        deliver(ev.node, ev.input);
+        break;
       case Ev::kCrash: crash(ev.node); break;
       case Ev::kJoin:
         join(ev.node, std::get<PeerJoining>(ev.input).stage);

@@ -18,6 +18,7 @@
 
 #include "kernels/base/rng.hpp"
 #include "kernels/sim/event_queue.hpp"
+#include "kernels/sim/nic.hpp"
 #include "kernels/train/train_node.hpp"
 
 namespace gwtf::sim {
@@ -74,6 +75,7 @@ struct TrainSimConfig {
   // another. When set it replaces `latency`; a message weighs 256 bytes plus `tensor_bytes` per tensor it carries.
   std::function<double(train::NodeId from, train::NodeId to, uint64_t bytes)> delay;
   uint64_t tensor_bytes = 0;
+  double nic_Bps = 0;  // with `delay`: each node's interface sends one message after another at this rate (0: no limit)
   // What the rest of the wire weighs (with `delay`), per stage (index 0: the holders' embedding and head), in
   // modeled bytes: a stage's summed gradient (GradSum, Reduced carry one) and its whole state as a joiner fetches
   // it (each chunk weighs its share of state_bytes). Empty: a sum weighs tensor_bytes, a chunk its real bytes.
@@ -195,6 +197,7 @@ class TrainSim {
     uint64_t chain = 0;  // fold of the reduces applied: equal on replicas in the same state
     double started = 0;
     double left = std::numeric_limits<double>::infinity();  // crashed or expelled at
+    double died = std::numeric_limits<double>::infinity();  // crashed at (an expelled node still sends)
     train::Iter imported = 0;  // a newcomer: the iterations of the state it imported
     int corrupt = 0;     // chunks still to corrupt
   };
@@ -203,6 +206,7 @@ class TrainSim {
     train::NodeId node = 0;
     train::Input input;
     train::NodeId about = 0;
+    double leaves = 0;  // a message: when it leaves its sender's interface (see Nic)
   };
 
   void deliver(train::NodeId n, const train::Input& in);
@@ -219,6 +223,7 @@ class TrainSim {
 
   TrainSimConfig cfg_;
   Rng rng_;
+  Nic nic_;
   double now_ = 0;
   EventQueue<Ev> queue_;
   std::map<train::NodeId, Node> nodes_;

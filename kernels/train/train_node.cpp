@@ -186,9 +186,13 @@ void TrainNode::step(const Input& in, double now, Output& out) {
                    catch_up(out);
                    join_tick(out);
                    maybe_ready(out);
+                   // Backing off: a message still on its way (a slow link, a long queue at the sender's
+                   // interface) is not sent again every period — with 238 MB slices the copies would pile up
+                   // faster than a link carries them.
                    for (auto& [seq, p] : outbox_)
-                     if (now_ - p.sent_at >= params_.retransmit_after) {
+                     if (now_ - p.sent_at >= p.wait) {
                        p.sent_at = now_;
+                       p.wait = std::min(2 * p.wait, 16 * params_.retransmit_after);
                        out.send.push_back(p.msg);
                      }
                  },
@@ -214,7 +218,7 @@ void TrainNode::step(const Input& in, double now, Output& out) {
 void TrainNode::send(NodeId to, Body body, Output& out) {
   if (auto peer = members_.find(to); peer != members_.end() && !peer->second.alive) return;  // nobody to hear it
   Message m{id_, to, next_seq_++, std::move(body)};
-  outbox_[m.seq] = {m, now_};
+  outbox_[m.seq] = {m, now_, params_.retransmit_after};
   out.send.push_back(std::move(m));
 }
 

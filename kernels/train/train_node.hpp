@@ -42,7 +42,7 @@ struct TrainParams {
   uint32_t microbatches = 8;      // per iteration
   Iter iterations = 1;
   uint32_t max_in_flight = 4;     // per holder: microbatches it has injected and not yet finished
-  double retransmit_after = 1.0;  // seconds without an acknowledgement
+  double retransmit_after = 1.0;  // seconds without an acknowledgement; doubled per retransmission, up to 16x
   uint32_t reduced_log = 8;       // reduced gradients kept to let a lagging member of the stage catch up
   uint32_t state_chunk = 1u << 20;  // bytes per state-transfer chunk
   uint32_t state_window = 4;        // a joiner's chunk requests in flight (spread over its donors)
@@ -214,6 +214,7 @@ class TrainNode {
   struct Pending {
     Message msg;
     double sent_at = 0;
+    double wait = 0;  // until the next retransmission: doubled each time (see step)
   };
 
   // inputs

@@ -2,6 +2,7 @@
 // policy; every policy trains every microbatch exactly once through the churn; the same seed gives the same run.
 #include <gtest/gtest.h>
 
+#include "kernels/sim/nic.hpp"
 #include "kernels/sim/scenario.hpp"
 
 namespace gwtf::sim {
@@ -34,6 +35,33 @@ TEST(Scenario, EveryPolicyTrainsEveryMicrobatchOnceThroughChurn) {
       crashes += run.crashes;
     }
   EXPECT_GE(crashes, 30u) << "the churn must be there to survive";
+}
+
+// A node's interface is one queue: a second message waits for the first to leave it, each then takes its path's
+// time (or its bytes at the interface's rate, when that is slower); another node's interface is its own.
+TEST(Nic, MessagesLeaveANodeOneAfterAnother) {
+  Nic unlimited;
+  EXPECT_EQ(unlimited.arrival(1, 10, 1000, 0.5), 10.5);
+  EXPECT_EQ(unlimited.arrival(1, 10, 1000, 0.5), 10.5);
+  Nic nic(1000);  // bytes/s
+  EXPECT_DOUBLE_EQ(nic.arrival(1, 10, 500, 2.0), 12.0);   // on the wire 0.5 s; the path takes 2 s
+  EXPECT_DOUBLE_EQ(nic.arrival(1, 10, 500, 2.0), 12.5);   // leaves once the first has: at 10.5
+  EXPECT_DOUBLE_EQ(nic.arrival(1, 10, 3000, 0.1), 14.0);  // from 11 on, 3 s on the wire: slower than its path
+  EXPECT_DOUBLE_EQ(nic.arrival(2, 10, 500, 2.0), 12.0);   // another node's interface
+  EXPECT_DOUBLE_EQ(nic.arrival(1, 20, 500, 0.1), 20.5);   // idle again by then
+}
+
+// With the interface a queue, traffic that fans out takes longer: the sharded reduce (each member sends its cuts
+// to every owner) and SWARM's butterfly all-reduce and hub-and-spoke trainer.
+TEST(Scenario, ANodesInterfaceAsOneQueueSlowsTrafficThatFansOut) {
+  Scenario open = small("none");
+  Scenario queued = open;
+  queued.nic_gbit_s = 1;
+  for (const auto& policy : {"gwtf", "swarm"}) {
+    const double a = run_scenario(open, policy, 1).value().time_to_train_s;
+    const double b = run_scenario(queued, policy, 1).value().time_to_train_s;
+    EXPECT_GT(b, a) << policy;
+  }
 }
 
 TEST(Scenario, TheSameSeedGivesTheSameRunAndTheSameChurnForEveryPolicy) {
@@ -175,6 +203,9 @@ TEST(Scenario, BuiltInsAndErrors) {
   EXPECT_EQ(builtin_scenario("paper-geo-none").value().mttf_s, 0);
   EXPECT_GT(builtin_scenario("paper-geo").value().mttf_s, 0);
   EXPECT_LT(builtin_scenario("paper-geo").value().mttf_s, builtin_scenario("paper-geo-medium").value().mttf_s);
+  EXPECT_GT(ideal_iteration_s(builtin_scenario("paper-geo-1gbit").value()),
+            ideal_iteration_s(builtin_scenario("paper-geo").value()))
+      << "a reduce through a 1 Gbit/s interface takes longer: the churn levels follow the iteration";
   auto unknown = builtin_scenario("moon-base");
   ASSERT_FALSE(unknown.ok());
   EXPECT_NE(unknown.error().find("built in: paper-geo"), std::string::npos);
