@@ -35,6 +35,38 @@ struct Stage1 {
       if (auto* x = std::get_if<Retract>(&m.body)) r.push_back({m.to, *x});
     return r;
   }
+  // Message by message (what the leader answers is in `out`):
+  uint64_t seq = 100;
+  void step(Input in) {
+    out.clear();
+    leader.step(std::move(in), 1, out);
+  }
+  void deliver(NodeId from, Body body) { step(Receive{Message{from, 10, ++seq, std::move(body)}}); }
+  void finish(ComputeKind kind, Blob output) {
+    for (const auto& t : out.compute)
+      if (t.kind == kind) return step(Finished{ComputeDone{t.id, output, 0, true, {}}});
+    ADD_FAILURE() << "no " << compute_name(kind) << " task";
+  }
+  template <class T>
+  std::vector<T> sent(NodeId to) const {
+    std::vector<T> found;
+    for (const auto& m : out.send)
+      if (auto* x = std::get_if<T>(&m.body); x && m.to == to) found.push_back(*x);
+    return found;
+  }
+  // A sharded reduce up to the leader's own reduced slice (610): 11 and 12 summed a microbatch each and cut their
+  // sums for the three owners (10, 11, 12). Returns the attempt's round.
+  uint64_t plan_and_reduce() {
+    progress(11, 3, {0}, {});
+    progress(12, 4, {1}, {});
+    const uint64_t round = sent<Collect>(11).at(0).round;
+    deliver(11, GradSum{0, {0}, {}, 0, 0, 3, round, true});
+    deliver(12, GradSum{0, {1}, {}, 0, 0, 4, round, true});
+    deliver(11, Slice{0, 10, round, 3, 0, 3, false, 603});
+    deliver(12, Slice{0, 10, round, 4, 0, 3, false, 604});
+    finish(ComputeKind::kReduce, 610);
+    return round;
+  }
 };
 
 TEST(TrainNodeLeader, KeepsTheCopyWhoseUpstreamLives) {
@@ -126,81 +158,58 @@ TEST(TrainNodeMember, RetractsOnlyTheContributionItsLeaderSaw) {
 // order, concatenates the three reduced slices, and announces the step only once both members assembled it.
 TEST(TrainNodeShardedReduce, TheLeaderPlansReducesItsSliceAndCommitsOnceEveryOwnerAssembled) {
   Stage1 s;
-  uint64_t seq = 100;
-  auto deliver = [&](NodeId from, Body body) {
-    s.out.clear();
-    s.leader.step(Receive{Message{from, 10, ++seq, std::move(body)}}, 1, s.out);
-  };
-  auto sent = [&](auto type, NodeId to) {
-    using T = decltype(type);
-    std::vector<T> found;
-    for (const auto& m : s.out.send)
-      if (auto* x = std::get_if<T>(&m.body); x && m.to == to) found.push_back(*x);
-    return found;
-  };
-  auto finish = [&](ComputeKind kind, Blob output) {
-    for (const auto& t : s.out.compute)
-      if (t.kind == kind) {
-        const ComputeTask task = t;
-        s.out.clear();
-        s.leader.step(Finished{ComputeDone{task.id, output, 0, true, {}}}, 1, s.out);
-        return task;
-      }
-    ADD_FAILURE() << "no " << compute_name(kind) << " task";
-    return ComputeTask{};
-  };
   s.progress(11, 3, {0}, {});
   s.progress(12, 4, {1}, {});  // every microbatch once: the leader asks everyone (it has no work itself)
-  const auto collect = sent(Collect{}, 11);
+  const auto collect = s.sent<Collect>(11);
   ASSERT_EQ(collect.size(), 1u);
   EXPECT_EQ(collect[0].owners, (std::vector<NodeId>{10, 11, 12}));
   EXPECT_GT(collect[0].round, 0u);
   const uint64_t round = collect[0].round;
   // A sum answering an earlier attempt does not count; the right ones do, and the plan goes to every owner.
-  deliver(11, GradSum{0, {0}, {}, 0, 0, 3, round - 1, true});
-  deliver(11, GradSum{0, {0}, {}, 0, 0, 3, round, true});
-  EXPECT_TRUE(sent(ReducePlan{}, 11).empty());
-  deliver(12, GradSum{0, {1}, {}, 0, 0, 4, round, true});
-  const auto plan = sent(ReducePlan{}, 12);
+  s.deliver(11, GradSum{0, {0}, {}, 0, 0, 3, round - 1, true});
+  s.deliver(11, GradSum{0, {0}, {}, 0, 0, 3, round, true});
+  EXPECT_TRUE(s.sent<ReducePlan>(11).empty());
+  s.deliver(12, GradSum{0, {1}, {}, 0, 0, 4, round, true});
+  const auto plan = s.sent<ReducePlan>(12);
   ASSERT_EQ(plan.size(), 1u);
   EXPECT_EQ(plan[0].members, (std::vector<NodeId>{11, 12}));  // the leader summed nothing: no slice of its own
   EXPECT_EQ(plan[0].versions, (std::vector<uint64_t>{3, 4}));
   EXPECT_EQ(plan[0].done, (std::vector<Mb>{0, 1}));
-  EXPECT_EQ(sent(ReducePlan{}, 11).size(), 1u);
+  EXPECT_EQ(s.sent<ReducePlan>(11).size(), 1u);
   // Slice 0 is the leader's: an older cut of 11's is not what the plan names; the named ones are reduced.
-  deliver(11, Slice{0, 10, round, 2, 0, 3, false, 601});
+  s.deliver(11, Slice{0, 10, round, 2, 0, 3, false, 601});
   EXPECT_TRUE(s.out.compute.empty());
-  deliver(12, Slice{0, 10, round, 4, 0, 3, false, 602});
+  s.deliver(12, Slice{0, 10, round, 4, 0, 3, false, 602});
   EXPECT_TRUE(s.out.compute.empty());
-  deliver(11, Slice{0, 10, round, 3, 0, 3, false, 603});
+  s.deliver(11, Slice{0, 10, round, 3, 0, 3, false, 603});
   ASSERT_EQ(s.out.compute.size(), 1u);
   EXPECT_EQ(s.out.compute[0].kind, ComputeKind::kReduce);
   EXPECT_EQ(s.out.compute[0].inputs, (std::vector<Blob>{603, 602}));  // member order, the named versions
   EXPECT_EQ(s.out.compute[0].slice, 0u);
   EXPECT_EQ(s.out.compute[0].slices, 3u);
-  finish(ComputeKind::kReduce, 610);
+  s.finish(ComputeKind::kReduce, 610);
   for (NodeId o : {11, 12}) {
-    const auto reduced = sent(Slice{}, o);
+    const auto reduced = s.sent<Slice>(o);
     ASSERT_EQ(reduced.size(), 1u) << o;
     EXPECT_TRUE(reduced[0].reduced);
     EXPECT_EQ(reduced[0].data, 610u);
   }
   // The other owners' reduced slices: then the three, in order, are concatenated and applied.
-  deliver(12, Slice{0, 10, round, 0, 2, 3, true, 612});
+  s.deliver(12, Slice{0, 10, round, 0, 2, 3, true, 612});
   EXPECT_TRUE(s.out.compute.empty());
-  deliver(11, Slice{0, 10, round, 0, 1, 3, true, 611});
+  s.deliver(11, Slice{0, 10, round, 0, 1, 3, true, 611});
   ASSERT_EQ(s.out.compute.size(), 1u);
   EXPECT_EQ(s.out.compute[0].kind, ComputeKind::kConcat);
   EXPECT_EQ(s.out.compute[0].inputs, (std::vector<Blob>{610, 611, 612}));
-  finish(ComputeKind::kConcat, 620);
-  EXPECT_TRUE(sent(Reduced{}, 11).empty());  // no one gets the whole: every owner assembles it
-  finish(ComputeKind::kApply, 0);
+  s.finish(ComputeKind::kConcat, 620);
+  EXPECT_TRUE(s.sent<Reduced>(11).empty());  // no one gets the whole: every owner assembles it
+  s.finish(ComputeKind::kApply, 0);
   EXPECT_EQ(s.leader.stepped(), 1u);
-  auto committed = [&] { return !sent(Committed{}, 1).empty(); };
+  auto committed = [&] { return !s.sent<Committed>(1).empty(); };
   EXPECT_FALSE(committed());
-  deliver(11, Assembled{0});
+  s.deliver(11, Assembled{0});
   EXPECT_FALSE(committed());
-  deliver(12, Assembled{0});
+  s.deliver(12, Assembled{0});
   EXPECT_TRUE(committed());
 }
 
@@ -209,44 +218,20 @@ TEST(TrainNodeShardedReduce, TheLeaderPlansReducesItsSliceAndCommitsOnceEveryOwn
 // now miss a slice, and a member that assembled it anyway frees the step without acknowledging the whole first.
 TEST(TrainNodeShardedReduce, OnlyAnOwnersDeathSendsTheWholeAndAssemblingSuffices) {
   Stage1 s;
-  uint64_t seq = 100;
-  auto step = [&](Input in) {
-    s.out.clear();
-    s.leader.step(std::move(in), 1, s.out);
-  };
-  auto deliver = [&](NodeId from, Body body) { step(Receive{Message{from, 10, ++seq, std::move(body)}}); };
-  auto finish = [&](ComputeKind kind, Blob output) {
-    for (const auto& t : s.out.compute)
-      if (t.kind == kind) return step(Finished{ComputeDone{t.id, output, 0, true, {}}});
-    ADD_FAILURE() << "no " << compute_name(kind) << " task";
-  };
-  auto sent = [&](auto type, NodeId to) {
-    return std::any_of(s.out.send.begin(), s.out.send.end(),
-                       [&](const Message& m) { return m.to == to && std::holds_alternative<decltype(type)>(m.body); });
-  };
-  s.progress(11, 3, {0}, {});
-  s.progress(12, 4, {1}, {});
-  uint64_t round = 0;
-  for (const auto& m : s.out.send)
-    if (auto* c = std::get_if<Collect>(&m.body)) round = c->round;
-  deliver(11, GradSum{0, {0}, {}, 0, 0, 3, round, true});
-  deliver(12, GradSum{0, {1}, {}, 0, 0, 4, round, true});
-  deliver(11, Slice{0, 10, round, 3, 0, 3, false, 603});
-  deliver(12, Slice{0, 10, round, 4, 0, 3, false, 604});
-  finish(ComputeKind::kReduce, 610);
-  deliver(11, Slice{0, 10, round, 0, 1, 3, true, 611});
-  deliver(12, Slice{0, 10, round, 0, 2, 3, true, 612});
-  finish(ComputeKind::kConcat, 620);
-  finish(ComputeKind::kApply, 0);
+  const uint64_t round = s.plan_and_reduce();
+  s.deliver(11, Slice{0, 10, round, 0, 1, 3, true, 611});
+  s.deliver(12, Slice{0, 10, round, 0, 2, 3, true, 612});
+  s.finish(ComputeKind::kConcat, 620);
+  s.finish(ComputeKind::kApply, 0);
   ASSERT_EQ(s.leader.stepped(), 1u);
-  step(PeerDown{20});  // another stage's relay: no slice of ours
-  EXPECT_FALSE(sent(Reduced{}, 11));
-  EXPECT_FALSE(sent(Reduced{}, 12));
-  step(PeerDown{12});  // an owner: 11 may miss its reduced slice
-  EXPECT_TRUE(sent(Reduced{}, 11));
-  EXPECT_FALSE(sent(Committed{}, 1));
-  deliver(11, Assembled{0});  // its own assembly came first: the whole need not arrive
-  EXPECT_TRUE(sent(Committed{}, 1));
+  s.step(PeerDown{20});  // another stage's relay: no slice of ours
+  EXPECT_TRUE(s.sent<Reduced>(11).empty());
+  EXPECT_TRUE(s.sent<Reduced>(12).empty());
+  s.step(PeerDown{12});  // an owner: 11 may miss its reduced slice
+  EXPECT_EQ(s.sent<Reduced>(11).size(), 1u);
+  EXPECT_TRUE(s.sent<Committed>(1).empty());
+  s.deliver(11, Assembled{0});  // its own assembly came first: the whole need not arrive
+  EXPECT_EQ(s.sent<Committed>(1).size(), 1u);
 }
 
 // A newcomer ready after the plan went out becomes one of its recipients: the leader sends the plan again with it
@@ -254,55 +239,29 @@ TEST(TrainNodeShardedReduce, OnlyAnOwnersDeathSendsTheWholeAndAssemblingSuffices
 // for the newcomer to assemble it instead of for a whole copy over the leader's one link.
 TEST(TrainNodeShardedReduce, ANewcomerReadyAfterThePlanAssemblesTheStepFromTheOwnersSlices) {
   Stage1 s;
-  uint64_t seq = 100;
-  auto step = [&](Input in) {
-    s.out.clear();
-    s.leader.step(std::move(in), 1, s.out);
-  };
-  auto deliver = [&](NodeId from, Body body) { step(Receive{Message{from, 10, ++seq, std::move(body)}}); };
-  auto finish = [&](ComputeKind kind, Blob output) {
-    for (const auto& t : s.out.compute)
-      if (t.kind == kind) return step(Finished{ComputeDone{t.id, output, 0, true, {}}});
-    ADD_FAILURE() << "no " << compute_name(kind) << " task";
-  };
-  auto sent = [&](auto type, NodeId to) {
-    using T = decltype(type);
-    std::vector<T> found;
-    for (const auto& m : s.out.send)
-      if (auto* x = std::get_if<T>(&m.body); x && m.to == to) found.push_back(*x);
-    return found;
-  };
-  step(PeerJoining{13, 1});
-  s.progress(11, 3, {0}, {});
-  s.progress(12, 4, {1}, {});
-  EXPECT_TRUE(sent(Collect{}, 13).empty());  // not serving yet
-  const uint64_t round = sent(Collect{}, 11).at(0).round;
-  deliver(11, GradSum{0, {0}, {}, 0, 0, 3, round, true});
-  deliver(12, GradSum{0, {1}, {}, 0, 0, 4, round, true});
-  deliver(11, Slice{0, 10, round, 3, 0, 3, false, 603});
-  deliver(12, Slice{0, 10, round, 4, 0, 3, false, 604});
-  finish(ComputeKind::kReduce, 610);
-  EXPECT_TRUE(sent(Slice{}, 13).empty());
-  deliver(13, Ready{1});  // its state is the iteration being reduced
+  s.step(PeerJoining{13, 1});
+  const uint64_t round = s.plan_and_reduce();
+  EXPECT_TRUE(s.sent<Slice>(13).empty());  // not serving yet: no recipient
+  s.deliver(13, Ready{1});  // its state is the iteration being reduced
   for (NodeId to : {11, 12, 13}) {
-    const auto plan = sent(ReducePlan{}, to);
+    const auto plan = s.sent<ReducePlan>(to);
     ASSERT_EQ(plan.size(), 1u) << to;
     EXPECT_EQ(plan[0].recipients, (std::vector<NodeId>{10, 11, 12, 13}));
   }
-  const auto mine = sent(Slice{}, 13);  // we reduced ours already: it goes there now
+  const auto mine = s.sent<Slice>(13);  // we reduced ours already: it goes there now
   ASSERT_EQ(mine.size(), 1u);
   EXPECT_TRUE(mine[0].reduced);
   EXPECT_EQ(mine[0].data, 610u);
-  deliver(11, Slice{0, 10, round, 0, 1, 3, true, 611});
-  deliver(12, Slice{0, 10, round, 0, 2, 3, true, 612});
-  finish(ComputeKind::kConcat, 620);
-  EXPECT_TRUE(sent(Reduced{}, 13).empty());  // no whole copy: it assembles
-  finish(ComputeKind::kApply, 0);
-  deliver(11, Assembled{0});
-  deliver(12, Assembled{0});
-  EXPECT_TRUE(sent(Committed{}, 1).empty());
-  deliver(13, Assembled{0});
-  EXPECT_FALSE(sent(Committed{}, 1).empty());
+  s.deliver(11, Slice{0, 10, round, 0, 1, 3, true, 611});
+  s.deliver(12, Slice{0, 10, round, 0, 2, 3, true, 612});
+  s.finish(ComputeKind::kConcat, 620);
+  EXPECT_TRUE(s.sent<Reduced>(13).empty());  // no whole copy: it assembles
+  s.finish(ComputeKind::kApply, 0);
+  s.deliver(11, Assembled{0});
+  s.deliver(12, Assembled{0});
+  EXPECT_TRUE(s.sent<Committed>(1).empty());
+  s.deliver(13, Assembled{0});
+  EXPECT_EQ(s.sent<Committed>(1).size(), 1u);
 }
 
 // The newcomer's side: a plan that names it as a recipient of an attempt it never answered (it has no sum) is
