@@ -159,6 +159,10 @@ void RunCommand::add_flags(CLI::App& run) {
       ->capture_default_str();
   run.add_option("--churn", churn, "none | medium | high: overrides the scenario's churn")
       ->check(CLI::IsMember({"none", "medium", "high"}));
+  run.add_option("--nic-gbit-s", nic_gbit_s,
+                 "Every node's interface as one queue of this many Gbit/s (0: no limit): overrides the scenario's; "
+                 "its churn's MTTF stays unless --churn is given too")
+      ->check(CLI::Range(0.0, 1e6));
   run.add_option("--seed", seed, "Seed: the same seed, the same world, churn and results")->capture_default_str();
   run.add_option("--out", out, "Run directory (default runs/sim-<scenario>-<seed>)");
   run.add_option("--iterations", iterations, "Iterations (default: the scenario's)")->check(CLI::Range(1, 1000000));
@@ -174,6 +178,7 @@ int RunCommand::execute() const {
   }
   Scenario s = loaded.value();
   if (iterations > 0) s.iterations = iterations;
+  if (nic_gbit_s >= 0) s.nic_gbit_s = nic_gbit_s;
   if (!churn.empty()) s.mttf_s = sim::churn_mttf(churn, sim::ideal_iteration_s(s)).value();
   const auto list = split_list(policies);
   if (list.empty()) {
@@ -200,10 +205,10 @@ int RunCommand::execute() const {
     return 2;
   }
   std::printf("gwtf-sim run: scenario %s (%d holders, %d relays in %d stages, %d iterations of %u microbatches, "
-              "relay MTTF %s), seed %llu -> %s\n",
+              "relay MTTF %s%s), seed %llu -> %s\n",
               s.name.c_str(), s.holders, s.relays, s.stages, s.iterations, s.microbatches,
-              s.mttf_s > 0 ? format_duration(s.mttf_s).c_str() : "none", static_cast<unsigned long long>(seed),
-              dir.string().c_str());
+              s.mttf_s > 0 ? format_duration(s.mttf_s).c_str() : "none", nic_text(s.nic_gbit_s, ", NIC ", "").c_str(),
+              static_cast<unsigned long long>(seed), dir.string().c_str());
   std::fflush(stdout);
 
   std::vector<PolicyRun> runs;

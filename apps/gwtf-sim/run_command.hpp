@@ -14,6 +14,7 @@ struct RunCommand {
   std::string scenario = "paper-geo";
   std::string policies = "gwtf,oracle,round-robin,greedy,static,swarm";
   std::string churn;  // none | medium | high: overrides the scenario's
+  double nic_gbit_s = -1;  // >= 0: overrides the scenario's interface rate (0: no limit)
   uint64_t seed = 1;
   std::string out;    // default: runs/sim-<scenario>-<seed>
   int iterations = 0; // 0: the scenario's
