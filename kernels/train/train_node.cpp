@@ -801,8 +801,7 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       if (!d.state) return;
       snapshot_ = d.state;
       snapshot_manifest_ = make_manifest(stepped_, *snapshot_, params_.state_chunk);
-      for (NodeId a : std::exchange(state_askers_, {}))
-        if (alive(a)) offer_state(a, out);
+      offer_to_askers(out);
       return;
     case ComputeKind::kApply: {
       ++stepped_;
@@ -1602,6 +1601,7 @@ void TrainNode::try_commit(Output& out) {
 void TrainNode::on_committed(const Committed& c, Output& out) {
   Iter& s = stage_stepped_[c.stage];
   s = std::max(s, c.iter + 1);
+  if (c.stage == stage_) offer_to_askers(out);
   free_committed(out);
 }
 
@@ -1764,15 +1764,25 @@ void TrainNode::on_state_ask(NodeId from, Output& out) {
   if (!ready_ || is_holder() || members_[from].ready) return;  // (a late retransmission from a newcomer that serves)
   // A copy someone still fetches stays the offer (the newcomer catches up from it), as long as the reduced-
   // gradient log still covers the steps since; otherwise a fresh one.
+  state_askers_.insert(from);
   if (snapshot_ && (snapshot_manifest_.version == stepped_ ||
                     (!fetching_.empty() && snapshot_manifest_.version + params_.reduced_log > stepped_))) {
-    offer_state(from, out);
+    offer_to_askers(out);
     return;
   }
-  state_askers_.insert(from);
   if (exporting_) return;
   exporting_ = true;
   queue(task(ComputeKind::kExport, stepped_));
+}
+
+// Our copy goes out only once our stage announced every step in it. A step not announced yet can still die with
+// its leader (a member that never assembled it redoes it); a newcomer that imported it could not pass it on, and
+// the member waited forever for that step (soak seed 83450). The askers wait for the announcement (on_committed).
+void TrainNode::offer_to_askers(Output& out) {
+  auto announced = stage_stepped_.find(stage_);
+  if (!snapshot_ || snapshot_manifest_.version > (announced == stage_stepped_.end() ? 0 : announced->second)) return;
+  for (NodeId a : std::exchange(state_askers_, {}))
+    if (alive(a)) offer_state(a, out);
 }
 
 void TrainNode::offer_state(NodeId to, Output& out) {

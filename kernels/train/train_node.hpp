@@ -274,6 +274,7 @@ class TrainNode {
   void on_state_ask(NodeId from, Output& out);
   void on_chunk_ask(NodeId from, const ChunkAsk& c, Output& out);
   void offer_state(NodeId to, Output& out);
+  void offer_to_askers(Output& out);  // those waiting for our copy, once every step in it is announced
 
   // helpers
   void send(NodeId to, Body body, Output& out);

@@ -98,8 +98,12 @@ TEST(TrainSoak, SeedsThatOnceStalledOnADoubleContributionFinish) {
 //  26304: a newcomer's Ready to its stage's leader was lost and the leader died before retransmitting it, after
 //        announcing a step whose Committed to the newcomer was lost too: the newcomer never learned that its stage
 //        stepped and waited forever for that step's gradient. A new leader now repeats the last announcement.
+//  83450: a newcomer imported a donor's state that held a step its stage had not announced (a member had not
+//        assembled it: a reduced slice was lost), then the donor, the stage's leader, died: the member redid the
+//        iteration and asked the newcomer, which was past it and had no log entry to answer with. A donor now
+//        offers only a state whose steps its stage announced.
 TEST(TrainSoak, SeedsFoundWithLeavesAndBudgetsFinish) {
-  for (uint64_t seed : {2429, 63767, 26304}) {
+  for (uint64_t seed : {2429, 63767, 26304, 83450}) {
     const auto r = soak_run(seed);
     EXPECT_TRUE(r.finished) << "seed " << seed << ": " << r.stall;
     for (const auto& v : r.violations) ADD_FAILURE() << "seed " << seed << ": " << v;
