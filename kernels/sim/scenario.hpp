@@ -24,8 +24,8 @@ struct Scenario {
   int relays = 24;               // founding relays, spread over the stages
   double max_slowdown = 4;       // compute speeds spread over 1x .. this (1: homogeneous)
   double link_spread = 1;        // link bandwidths: the regions' times a factor in [1/spread, 1]
-  // Each node's network interface, Gbit/s: what it sends leaves one message after another (kernels/sim/nic.hpp).
-  // 0: no limit, every link at its own bandwidth however many a node uses at once (DT-FM's and GWTF's model).
+  // Each node's network interface, Gbit/s, shared by its connections (kernels/sim/nic.hpp). 0: no limit, every
+  // link at its own bandwidth however many a node uses at once (DT-FM's and GWTF's model).
   double nic_gbit_s = 0;
   std::string preset = "500m";   // model preset: boundary tensor size and compute per stage
   int microbatch_size = 4;

@@ -128,11 +128,11 @@ class Engine {
   double delay(NodeId a, NodeId b, int tensors) {
     return arrival(a, b, static_cast<uint64_t>(tensors) * w_.tensor_bytes, now_) - now_;
   }
-  // When a message `a` sends at `at` reaches `b` (queued behind what a's interface still sends, see nic.hpp).
+  // When a message `a` sends at `at` reaches `b` (through a's interface, shared by its connections: nic.hpp).
   double arrival(NodeId a, NodeId b, uint64_t payload, double at) {
     ++r_.messages;
     const uint64_t bytes = 256 + payload;
-    return nic_.arrival(a, at, bytes, w_.delay ? w_.delay(a, b, bytes) : 0.01);
+    return nic_.arrival(a, b, at, bytes, w_.delay ? w_.delay(a, b, bytes) : 0.01);
   }
 
   // A newcomer (or a moved server) downloads the stage's state from one live server of it, the nearest

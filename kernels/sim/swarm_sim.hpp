@@ -57,7 +57,7 @@ struct SwarmWorld {
   // bytes. Empty: an all-reduce weighs one tensor, a download takes transfer_s.
   std::vector<uint64_t> sum_bytes, state_bytes;
   std::function<double(train::NodeId, train::NodeId, uint64_t)> delay;
-  double nic_Bps = 0;  // each node's interface sends one message after another at this rate (0: no limit; nic.hpp)
+  double nic_Bps = 0;  // each node's interface rate, shared by its connections (0: no limit; nic.hpp)
   std::function<double(train::NodeId)> slowdown;
   uint64_t seed = 1;
   std::function<void(double, uint64_t)> progress;

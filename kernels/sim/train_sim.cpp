@@ -250,7 +250,7 @@ void TrainSim::carry_out(NodeId n, Output& out) {
     Nic::Transfer t{now_, now_};
     if (cfg_.delay) {
       const uint64_t bytes = wire_bytes(n, m.body);
-      t = nic_.send(n, now_, bytes, cfg_.delay(n, m.to, bytes));
+      t = nic_.send(n, m.to, now_, bytes, cfg_.delay(n, m.to, bytes));
     } else {
       t.arrives += cfg_.latency * (0.5 + rng_.uniform());
     }

@@ -75,7 +75,7 @@ struct TrainSimConfig {
   // another. When set it replaces `latency`; a message weighs 256 bytes plus `tensor_bytes` per tensor it carries.
   std::function<double(train::NodeId from, train::NodeId to, uint64_t bytes)> delay;
   uint64_t tensor_bytes = 0;
-  double nic_Bps = 0;  // with `delay`: each node's interface sends one message after another at this rate (0: no limit)
+  double nic_Bps = 0;  // with `delay`: each node's interface rate, shared by its connections (0: no limit; nic.hpp)
   // What the rest of the wire weighs (with `delay`), per stage (index 0: the holders' embedding and head), in
   // modeled bytes: a stage's summed gradient (GradSum, Reduced carry one) and its whole state as a joiner fetches
   // it (each chunk weighs its share of state_bytes). Empty: a sum weighs tensor_bytes, a chunk its real bytes.
