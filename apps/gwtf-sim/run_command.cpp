@@ -160,8 +160,8 @@ void RunCommand::add_flags(CLI::App& run) {
   run.add_option("--churn", churn, "none | medium | high: overrides the scenario's churn")
       ->check(CLI::IsMember({"none", "medium", "high"}));
   run.add_option("--nic-gbit-s", nic_gbit_s,
-                 "Every node's interface this many Gbit/s, shared by its connections (0: no limit): overrides the scenario's; "
-                 "its churn's MTTF stays unless --churn is given too")
+                 "Every node's interface this many Gbit/s, shared by its connections (0: no limit): overrides the "
+                 "scenario's; its churn's MTTF stays unless --churn is given too")
       ->check(CLI::Range(0.0, 1e6));
   run.add_option("--seed", seed, "Seed: the same seed, the same world, churn and results")->capture_default_str();
   run.add_option("--out", out, "Run directory (default runs/sim-<scenario>-<seed>)");
