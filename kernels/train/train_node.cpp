@@ -1552,17 +1552,29 @@ void TrainNode::on_reduced(const Reduced& r, Output& out, bool pass_on) {
       }
 }
 
-// Our stage stepped further than we did and the Reduced we lack died with its sender: ask the live members
-// (answered from their reduced-gradient logs, see on_progress).
+// Our stage stepped further than we did and the Reduced we lack died with its sender: ask a live member, the most
+// senior first, another one each time we still lag, less often each time (answered from its reduced-gradient log,
+// see on_progress). Asking every member at once brought a copy of every missing step (238 MB each) from each.
 void TrainNode::catch_up(Output& out) {
   if (!ready_ && !imported_) return;  // a newcomer catches up from the state it imports
   auto s = stage_stepped_.find(stage_);
   const bool lagging = s != stage_stepped_.end() && s->second > stepped_ && !iters_[stepped_].reduced;
-  if (!lagging || now_ - last_catch_up_ < params_.retransmit_after) return;
-  last_catch_up_ = now_;
-  auto& it = iters_[stepped_];
+  if (!lagging) {
+    catch_up_wait_ = 0;
+    return;
+  }
+  if (now_ - last_catch_up_ < catch_up_wait_) return;
+  std::vector<NodeId> others;
   for (NodeId n : live(stage_))
-    if (n != id_) send(n, Progress{stepped_, as_vector(it.done), as_vector(it.end_done), 0, {}, {}}, out);
+    if (n != id_) others.push_back(n);
+  if (others.empty()) return;
+  std::stable_sort(others.begin(), others.end(), [&](NodeId a, NodeId b) { return senior(a, b); });
+  last_catch_up_ = now_;
+  catch_up_wait_ = catch_up_wait_ == 0 ? params_.retransmit_after
+                                       : std::min(2 * catch_up_wait_, 16 * params_.retransmit_after);
+  const auto& it = iters_[stepped_];
+  send(others[catch_up_turn_++ % others.size()],
+       Progress{stepped_, as_vector(it.done), as_vector(it.end_done), 0, {}, {}}, out);
 }
 
 // The leader announces its stage's step only when every live member acknowledged the reduced gradient: other

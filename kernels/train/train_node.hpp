@@ -325,6 +325,8 @@ class TrainNode {
   std::map<Iter, Reduced> early_reduced_;
   std::map<Iter, Reduced> reduced_log_;  // the stage's last applied reduced gradients (catch-up of a lagging member)
   double last_catch_up_ = -1e300;
+  double catch_up_wait_ = 0;  // until asking the next member (doubling while we still lag)
+  size_t catch_up_turn_ = 0;  // whom to ask next, in seniority order
 
   // joining (newcomer)
   bool ready_ = true;
