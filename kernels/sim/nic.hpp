@@ -39,7 +39,6 @@ class Nic {
   double arrival(uint64_t from, uint64_t to, double now, uint64_t bytes, double path_delay) {
     return send(from, to, now, bytes, path_delay).arrives;
   }
-  bool limited() const { return rate_ > 0; }
 
  private:
   double rate_;

@@ -139,15 +139,17 @@ class Engine {
   // (hivemind's load_state_from_peers asks one peer); with no state size modeled, or nobody to ask, transfer_s.
   double download_s(NodeId to, Stage st) {
     if (st >= w_.state_bytes.size()) return w_.transfer_s;
+    const uint64_t bytes = 256 + w_.state_bytes[st];
     double best = kInf;
     NodeId from = 0;
     for (const auto& [id, s] : servers_)
       if (id != to && s.alive && s.stage == st && s.ready_at <= now_ && w_.delay) {
-        const double d = w_.delay(id, to, 256 + w_.state_bytes[st]);
+        const double d = w_.delay(id, to, bytes);
         if (d < best) best = d, from = id;
       }
     if (best == kInf) return w_.transfer_s;
-    return arrival(from, to, w_.state_bytes[st], now_) - now_;
+    ++r_.messages;
+    return nic_.arrival(from, to, now_, bytes, best) - now_;
   }
 
   // Trainers run continuously, each with `in_flight` microbatches of fresh samples going (SWARM's trainers

@@ -54,7 +54,7 @@ TEST(Nic, ConnectionsQueueAndShareTheRate) {
 
 // With the interface shared, traffic that fans out takes longer: the sharded reduce (each member sends its cuts
 // to every owner) and SWARM's butterfly all-reduce and hub-and-spoke trainer.
-TEST(Scenario, ANodesInterfaceAsOneQueueSlowsTrafficThatFansOut) {
+TEST(Scenario, ANodesSharedInterfaceSlowsTrafficThatFansOut) {
   Scenario open = small("none");
   Scenario queued = open;
   queued.nic_gbit_s = 1;
@@ -151,14 +151,14 @@ TEST(Scenario, AStaticScheduleStallsOnACrashUntilTheReplacementTakesTheSlot) {
 // arrived after its StateDone, and so offered its old copy to every later newcomer, until the copy was too old to
 // catch up from (the reduced-gradient log) and the stage could never step again. Heavy churn with a static
 // schedule (long runs, many joins) found it: paper-hetero-links, seed 1, stalled after iteration 12. Since steps
-// no longer wait for whole copies nobody needed (2026-12-03) the run is shorter: 24 iterations keep 50+ joins.
+// no longer wait for whole copies nobody needed (2026-12-03) the run is shorter: 28 iterations keep over 50 joins.
 TEST(Scenario, NewcomersNeverGetACopyTooOldToCatchUpFrom) {
   Scenario s = builtin_scenario("paper-hetero-links").value();
-  s.iterations = 24;
+  s.iterations = 28;
   auto r = run_scenario(s, "static", 1);
   ASSERT_TRUE(r.ok()) << r.error();
   EXPECT_TRUE(r.value().report.finished);
-  EXPECT_GE(r.value().joins, 50u) << "the heavy churn that exposed it";
+  EXPECT_GT(r.value().joins, 50u) << "the heavy churn that exposed it";
   EXPECT_EQ(r.value().lost_microbatches + r.value().duplicated_microbatches, 0u);
 }
 
