@@ -953,10 +953,12 @@ void TrainNode::on_adopt(NodeId from, const Adopt& a, Output& out) {
     if (!st.injected && !st.refused(from)) {
       st.injected = true;  // already in the pipeline: its gradient will come to us, the new owner
       st.point_to(from, true);
-      if (k < a.paths.size()) {  // the path after the relay
-        st.down = a.paths[k];
-        st.down_confirmed.assign(st.down.size(), false);
-      }
+    }
+    // The path after the relay — also when its gradient overtook this answer (it made us point to the relay but
+    // told no path; the relay's own announcement may be lost with it): a later crash on that path is redone.
+    if (st.to == from && st.down.empty() && k < a.paths.size()) {
+      st.down = a.paths[k];
+      st.down_confirmed.assign(st.down.size(), false);
     }
   }
   if (auto w = it.adopt_wait.find(from); w != it.adopt_wait.end() && w->second == a.dead)

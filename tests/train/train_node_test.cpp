@@ -453,6 +453,44 @@ TEST(TrainNodeRouting, TheCheapestFlowsFillFirst) {
   EXPECT_EQ(full, (std::map<NodeId, int>{{20, 2}, {21, 1}}));
 }
 
+// A holder that took over a dead holder's microbatch learns the path the microbatch took after the stage-1 relay
+// from the relay's answer to WhoHolds, also when the relay's gradient overtook that answer: once that relay dies
+// too, with the next stage's node never confirmed to hold it, the holder regenerates the microbatch (soak seed
+// 116925: the path was dropped, a later crash on it was never redone and the stage waited forever).
+TEST(TrainNodeAdopt, AGradientThatOvertookTheAnswerStillLeavesThePath) {
+  Output out;
+  TrainParams p;
+  p.relay_stages = 2;
+  p.microbatches = 2;
+  TrainNode holder{2, 0, p};
+  for (auto [peer, stage] : {std::pair<NodeId, Stage>{1, 0}, {10, 1}, {20, 2}, {21, 2}})
+    holder.step(PeerUp{peer, stage}, 0, out);
+  holder.step(PeerDown{1}, 1, out);  // microbatch 0 was holder 1's: it is ours now
+  uint64_t seq = 0;
+  auto deliver = [&](NodeId from, Body body) {
+    out.clear();
+    holder.step(Receive{Message{from, 2, ++seq, std::move(body)}}, 2, out);
+  };
+  auto start_forwards = [&] {
+    return std::count_if(out.compute.begin(), out.compute.end(), [](const ComputeTask& t) {
+      return t.kind == ComputeKind::kStartForward && t.mb == 0;
+    });
+  };
+  deliver(10, Gradient{0, 0, 700});  // before its Adopt
+  for (const auto& t : out.compute)
+    if (t.kind == ComputeKind::kStartBackward) {
+      out.clear();
+      holder.step(Finished{ComputeDone{t.id, 701, 0, true, {}}}, 2, out);
+    }
+  deliver(10, Adopt{0, {1}, {0}, {{20}}});  // it sent microbatch 0 on to 20
+  deliver(20, Adopt{0, {1}, {}, {}});
+  deliver(21, Adopt{0, {1}, {}, {}});
+  deliver(10, Committed{0, 1});  // stage 1 stepped: only stage 2's part of microbatch 0 may be missing
+  out.clear();
+  holder.step(PeerDown{10}, 3, out);
+  EXPECT_EQ(start_forwards(), 1) << "20 was never confirmed to hold it: regenerated for stage 2";
+}
+
 // A graceful leave hands over the work it has not begun: the queued forward goes back to its sender (Busy-refused,
 // naming the activation it answers), who gives it to another replica; the running one is finished here.
 TEST(TrainNodeLeave, AQueuedForwardIsHandedBackAndTheRunningOneFinished) {

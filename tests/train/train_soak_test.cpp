@@ -102,8 +102,12 @@ TEST(TrainSoak, SeedsThatOnceStalledOnADoubleContributionFinish) {
 //        assembled it: a reduced slice was lost), then the donor, the stage's leader, died: the member redid the
 //        iteration and asked the newcomer, which was past it and had no log entry to answer with. A donor now
 //        offers only a state whose steps its stage announced.
+//  116925: a holder that took over a dead holder's microbatch got its stage-1 relay's gradient before the relay's
+//        answer to WhoHolds, and dropped the path that answer told (the relay's own announcement was lost); the
+//        relay died, then the stage-2 node mid-reduce: nobody regenerated the microbatch and stage 2 waited
+//        forever for it. The answer's path is now kept.
 TEST(TrainSoak, SeedsFoundWithLeavesAndBudgetsFinish) {
-  for (uint64_t seed : {2429, 63767, 26304, 83450}) {
+  for (uint64_t seed : {2429, 63767, 26304, 83450, 116925}) {
     const auto r = soak_run(seed);
     EXPECT_TRUE(r.finished) << "seed " << seed << ": " << r.stall;
     for (const auto& v : r.violations) ADD_FAILURE() << "seed " << seed << ": " << v;
