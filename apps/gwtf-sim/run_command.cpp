@@ -86,6 +86,7 @@ json policy_json(const PolicyRun& r) {
          {"finished", r.report.finished},
          {"crashes", r.crashes},
          {"crashes_skipped", r.crashes_skipped},
+         {"crash_seconds_deferred", r.report.crash_seconds_deferred},
          {"joins", r.joins},
          {"messages", r.report.messages},
          {"peak_buffered_microbatches", r.report.peak_buffered},

@@ -529,6 +529,7 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
     w.state_bytes = stage_bytes(s, gen, s.state_bytes_per_parameter);
     w.delay = delay;
     w.nic_Bps = s.nic_gbit_s * 1e9 / 8;
+    w.spare_last_server = true;
     w.slowdown = slowdown;
     w.seed = seed;
     w.progress = progress;
@@ -540,6 +541,7 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
     run.report.idle_fraction = r.idle_fraction;
     run.report.mean_recovery_latency = r.mean_recovery_latency;
     run.report.messages = r.messages;
+    run.report.crash_seconds_deferred = r.crash_seconds_deferred;
     for (size_t i = 0; i < r.committed_at.size(); ++i) run.report.iterations[i].committed_at = r.committed_at[i];
     run.crashes = crashes_by(r.time);
     run.joins = static_cast<uint64_t>(std::count_if(churn.joins.begin(), churn.joins.end(),
@@ -593,6 +595,7 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
   cfg.router = router.get();
 
   cfg.trace = trace;
+  cfg.spare_last_server = true;
   TrainSim sim(cfg);
   for (const auto& c : churn.crashes) sim.crash_at(c.node, c.t);
   for (const auto& j : churn.joins) {

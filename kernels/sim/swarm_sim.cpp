@@ -135,6 +135,14 @@ class Engine {
     return nic_.arrival(a, b, at, bytes, w_.delay ? w_.delay(a, b, bytes) : 0.01);
   }
 
+  bool last_server(NodeId id) const {
+    const Server& s = servers_.at(id);
+    if (s.ready_at > now_) return false;
+    return std::none_of(servers_.begin(), servers_.end(), [&](const auto& o) {
+      return o.first != id && o.second.alive && o.second.stage == s.stage && o.second.ready_at <= now_;
+    });
+  }
+
   // A newcomer (or a moved server) downloads the stage's state from one live server of it, the nearest
   // (hivemind's load_state_from_peers asks one peer); with no state size modeled, or nobody to ask, transfer_s.
   double download_s(NodeId to, Stage st) {
@@ -299,6 +307,11 @@ class Engine {
         auto it = servers_.find(e.node);
         if (it == servers_.end() || !it->second.alive) break;
         Server& s = it->second;
+        if (w_.spare_last_server && last_server(it->first)) {
+          ++r_.crash_seconds_deferred;
+          q_.push(now_ + 1, e);  // tried again each second
+          break;
+        }
         s.alive = false;
         s.left = now_;
         s.dead_known = now_ + w_.detect_after;

@@ -58,6 +58,7 @@ struct SwarmWorld {
   std::vector<uint64_t> sum_bytes, state_bytes;
   std::function<double(train::NodeId, train::NodeId, uint64_t)> delay;
   double nic_Bps = 0;  // each node's interface rate, shared by its connections (0: no limit; nic.hpp)
+  bool spare_last_server = false;  // as TrainSimConfig's: the one serving server of a stage dies once another serves
   std::function<double(train::NodeId)> slowdown;
   uint64_t seed = 1;
   std::function<void(double, uint64_t)> progress;
@@ -71,6 +72,7 @@ struct SwarmReport {
   // Contributions computed and lost with their server before its stage averaged them: that sample's gradient
   // reached the other stages' steps, not this one's (SWARM fills the batch with other samples).
   uint64_t lost_contributions = 0;
+  uint64_t crash_seconds_deferred = 0;  // seconds scheduled crashes waited (spare_last_server)
   // A sample applied more than once at a stage (a failed backward replays the whole microbatch).
   uint64_t duplicated_contributions = 0;
   uint64_t replays = 0, retries = 0, moves = 0, messages = 0;

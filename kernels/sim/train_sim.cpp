@@ -172,6 +172,16 @@ double TrainSim::task_time(const Node& node, const ComputeTask& t) const {
   return base / node.speed;
 }
 
+bool TrainSim::last_server(NodeId n) const {
+  const Node& node = nodes_.at(n);
+  if (node.crashed || node.expelled || node.sm->is_holder() || !node.sm->ready()) return false;
+  return std::none_of(nodes_.begin(), nodes_.end(), [&](const auto& other) {
+    const Node& o = other.second;
+    return other.first != n && !o.crashed && !o.expelled && o.sm->stage() == node.sm->stage() && o.sm->ready() &&
+           o.sm->stepped() >= node.sm->stepped();
+  });
+}
+
 void TrainSim::crash(NodeId n, const char* how) {
   Node& node = nodes_.at(n);
   if (node.crashed) return;
@@ -565,7 +575,14 @@ TrainSimReport TrainSim::run(double time_limit) {
         if (const auto* r = std::get_if<Receive>(&ev.input); r && nodes_.at(r->msg.from).died < ev.leaves) break;
         deliver(ev.node, ev.input);
         break;
-      case Ev::kCrash: crash(ev.node); break;
+      case Ev::kCrash:
+        if (cfg_.spare_last_server && last_server(ev.node)) {
+          ++report_.crash_seconds_deferred;
+          queue_.push(now_ + 1, ev);  // tried again each second
+        } else {
+          crash(ev.node);
+        }
+        break;
       case Ev::kJoin:
         join(ev.node, std::get<PeerJoining>(ev.input).stage);
         if (cfg_.router) cfg_.router->joined(ev.node, std::get<PeerJoining>(ev.input).stage, now_);

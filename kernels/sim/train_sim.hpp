@@ -81,6 +81,10 @@ struct TrainSimConfig {
   // it (each chunk weighs its share of state_bytes). Empty: a sum weighs tensor_bytes, a chunk its real bytes.
   std::vector<uint64_t> sum_bytes, state_wire_bytes;
   Router* router = nullptr;  // none: every node uses every live replica of the next stage (not owned)
+  // A scheduled crash (crash_at) of the one live relay of its stage that serves and holds its latest step waits
+  // until another does: with every copy of a stage's state dead (newcomers still catching up hold an older one and
+  // need the steps it applied) no policy could go on (gwtf-sim's churn; fault tests kill what they name).
+  bool spare_last_server = false;
   // Heterogeneous compute: a node's task times are the nominal ones times this (slow_down does it per node).
   std::function<double(train::NodeId)> slowdown;
   // Called at every protocol tick with the simulated time and the iterations every live holder has stepped: a
@@ -129,6 +133,7 @@ struct TrainSimReport {
   // The ledger as the first member of a stage to apply an iteration saw it: microbatches missing from its
   // reduced sum, and contributions beyond the first (both 0 when the protocol is right).
   uint64_t lost_contributions = 0, duplicated_contributions = 0;
+  uint64_t crash_seconds_deferred = 0;  // seconds crashes waited for another replica to serve (spare_last_server)
   struct Join {
     train::NodeId node = 0;
     double seconds = 0;     // join -> serving
@@ -214,6 +219,7 @@ class TrainSim {
   void carry_out(train::NodeId n, train::Output& out);
   void start_compute(train::NodeId n, const train::ComputeTask& t);
   void crash(train::NodeId n, const char* how = "CRASH");
+  bool last_server(train::NodeId n) const;  // the one live relay of its stage that serves its latest step
   train::Blob store(Payload p);
   double task_time(const Node& node, const train::ComputeTask& t) const;
   void join(train::NodeId id, train::Stage s);

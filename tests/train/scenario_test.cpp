@@ -4,6 +4,7 @@
 
 #include "kernels/sim/nic.hpp"
 #include "kernels/sim/scenario.hpp"
+#include "kernels/sim/swarm_sim.hpp"
 
 namespace gwtf::sim {
 namespace {
@@ -193,6 +194,23 @@ TEST(Scenario, SwarmFinishesButLosesAndDoublesContributionsUnderChurn) {
   EXPECT_GT(duplicated, 0u);
   auto calm = run_scenario(small("none"), "swarm", 1).value();
   EXPECT_EQ(calm.lost_microbatches + calm.duplicated_microbatches, 0u) << "without churn SWARM loses nothing";
+}
+
+// SWARM's engine spares the last server of a stage as the training engine does (train_chaos_test): the stage's
+// two servers are scheduled to die while a newcomer downloads the state, and the second waits for it.
+TEST(Scenario, SwarmsLastServerOfAStageDiesOnlyOnceANewcomerServes) {
+  SwarmWorld w;
+  w.holders = 1;
+  w.servers = {{2, 1}, {3, 1}};
+  w.crashes = {{2, 1.0}, {3, 1.0}};
+  w.joins = {{4, 1, 0.5}};
+  w.iterations = 3;
+  w.state_bytes = {0, 10'000'000};
+  w.delay = [](train::NodeId, train::NodeId, uint64_t bytes) { return 0.01 + static_cast<double>(bytes) / 1e6; };
+  w.spare_last_server = true;
+  const auto r = run_swarm(w, 1000);
+  EXPECT_TRUE(r.finished);
+  EXPECT_GE(r.crash_seconds_deferred, 9u) << "the download takes 10 s";
 }
 
 TEST(Scenario, BuiltInsAndErrors) {

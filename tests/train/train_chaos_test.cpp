@@ -324,6 +324,28 @@ TEST(TrainChaos, ACorruptChunkIsRejectedAndFetchedAgain) {
   EXPECT_EQ(r.events["rejected-chunk"], 3u);
 }
 
+// gwtf-sim's churn spares the last copy of a stage's state: both replicas of stage 1 are scheduled to die while a
+// newcomer fetches the state; the second crash waits until the newcomer serves the stage's latest step. Without the
+// rule the newcomer has nobody left to fetch from and the run never ends (no policy could go on).
+TEST(TrainChaos, TheLastReplicaHoldingAStagesStateDiesOnlyOnceAnotherHoldsIt) {
+  auto run = [](bool spare) {
+    auto cfg = swarm_with_big_state();
+    cfg.spare_last_server = spare;
+    TrainSim sim(cfg);
+    const auto replicas = sim.stage_nodes(1);
+    sim.join_at(1, 1.2);
+    for (auto n : replicas) sim.crash_at(n, 1.35);
+    return sim.run(300);
+  };
+  const auto spared = run(true);
+  expect_clean_ledger(spared);
+  EXPECT_GT(spared.crash_seconds_deferred, 0u);
+  ASSERT_EQ(spared.joins.size(), 1u);
+  const auto unspared = run(false);
+  EXPECT_FALSE(unspared.finished);
+  EXPECT_EQ(unspared.crash_seconds_deferred, 0u);
+}
+
 TEST(TrainChaos, TheSameSeedReplaysTheSameRun) {
   auto run = [](uint64_t seed) {
     auto cfg = swarm({2, 2, 2}, seed);
