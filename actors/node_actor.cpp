@@ -712,6 +712,7 @@ struct Node {
   void send_train(train::Message m) {
     auto p = peers.find(m.to);
     if (p == peers.end()) return;  // not connected (yet, or any more): the protocol retransmits or reroutes
+    if (m.seq != 0 && bandwidth.still_sending(m.to, m.seq, now())) return;  // a second copy would queue behind it
     wire::TrainMessage tm;
     std::vector<wire::HeldTensor> held;
     bool ok = true;

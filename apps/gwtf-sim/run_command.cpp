@@ -89,6 +89,7 @@ json policy_json(const PolicyRun& r) {
          {"crash_seconds_deferred", r.report.crash_seconds_deferred},
          {"joins", r.joins},
          {"messages", r.report.messages},
+         {"retransmissions_held", r.report.retransmissions_held},
          {"peak_buffered_microbatches", r.report.peak_buffered},
          {"violations", r.report.violations}};
   if (r.report.events.count("busy")) j["busy_answers"] = r.report.events.at("busy");

@@ -23,6 +23,15 @@ bool LinkBandwidth::acked(uint64_t peer, uint64_t seq, double now) {
   return true;
 }
 
+bool LinkBandwidth::still_sending(uint64_t peer, uint64_t seq, double now) const {
+  auto it = pending_.find(seq);
+  const auto rate = out_Bps(peer);
+  if (it == pending_.end() || it->second.peer != peer || !rate) return false;
+  auto base = base_rtt_.find(peer);
+  const double rtt = base == base_rtt_.end() ? 0 : base->second;
+  return now < it->second.at + static_cast<double>(it->second.bytes) / *rate + rtt;
+}
+
 void LinkBandwidth::reported(uint64_t peer, double bytes_per_s) {
   if (bytes_per_s > 0) reported_Bps_[peer] = bytes_per_s;
 }

@@ -36,6 +36,10 @@ class LinkBandwidth {
   void sent(uint64_t peer, uint64_t seq, uint64_t bytes, double now);
   // Its acknowledgement arrived at `now`: true when that made a sample (tracked, and a base round trip known).
   bool acked(uint64_t peer, uint64_t seq, double now);
+  // Message `seq` to `peer`, sent first at t0, is by the estimate still on its way at `now` (before t0 plus its bytes
+  // at out_Bps plus the base round trip): a retransmission now would only queue a second copy behind the first
+  // (a stream transport delivers it or breaks). False with no estimate yet, or once the time passed.
+  bool still_sending(uint64_t peer, uint64_t seq, double now) const;
   void round_trip(uint64_t peer, double rtt_s);
   // The peer's estimate of its way to this node (0: it has none yet).
   void reported(uint64_t peer, double bytes_per_s);

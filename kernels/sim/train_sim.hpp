@@ -133,6 +133,7 @@ struct TrainSimReport {
   // The ledger as the first member of a stage to apply an iteration saw it: microbatches missing from its
   // reduced sum, and contributions beyond the first (both 0 when the protocol is right).
   uint64_t lost_contributions = 0, duplicated_contributions = 0;
+  uint64_t retransmissions_held = 0;  // not sent: the previous copy was still on its way (with `delay`)
   uint64_t crash_seconds_deferred = 0;  // seconds crashes waited for another replica to serve (spare_last_server)
   struct Join {
     train::NodeId node = 0;
@@ -230,6 +231,7 @@ class TrainSim {
   TrainSimConfig cfg_;
   Rng rng_;
   Nic nic_;
+  std::map<std::pair<train::NodeId, uint64_t>, double> in_transit_;  // (sender, seq) -> when its latest copy arrives
   double now_ = 0;
   EventQueue<Ev> queue_;
   std::map<train::NodeId, Node> nodes_;

@@ -92,6 +92,24 @@ TEST(LinkBandwidth, SamplesBytesOverTheTransferTimeBeyondTheBaseRoundTrip) {
   EXPECT_FALSE(bw.both_ways(8));
 }
 
+// A 238 MB result on a link measured at 125 MB/s takes about 2 s: a retransmission a second after the first copy
+// would queue a second one behind it; once the estimate says it should have arrived, it goes.
+TEST(LinkBandwidth, AMessageStillOnItsWayIsNotSentAgain) {
+  LinkBandwidth bw;
+  bw.round_trip(7, 0.05);
+  bw.sent(7, 1, 125'000'000, 0.0);
+  ASSERT_TRUE(bw.acked(7, 1, 1.05));  // 125 MB/s
+  EXPECT_FALSE(bw.still_sending(7, 2, 5.0)) << "never sent";
+  bw.sent(7, 2, 238'000'000, 10.0);
+  EXPECT_TRUE(bw.still_sending(7, 2, 11.0));
+  EXPECT_FALSE(bw.still_sending(8, 2, 11.0)) << "another peer's";
+  EXPECT_FALSE(bw.still_sending(7, 2, 12.0)) << "1.904 s at 125 MB/s and a 50 ms round trip have passed";
+  bw.sent(9, 3, 238'000'000, 10.0);
+  EXPECT_FALSE(bw.still_sending(9, 3, 10.5)) << "no estimate of that link: retransmit as ever";
+  ASSERT_TRUE(bw.acked(7, 2, 12.5));
+  EXPECT_FALSE(bw.still_sending(7, 2, 12.6)) << "acknowledged";
+}
+
 TEST(LinkBandwidth, ASlowTransferShowsAtOnceAmongFastOnes) {
   LinkBandwidth bw;
   bw.round_trip(4, 0.0);

@@ -346,6 +346,18 @@ TEST(TrainChaos, TheLastReplicaHoldingAStagesStateDiesOnlyOnceAnotherHoldsIt) {
   EXPECT_EQ(unspared.crash_seconds_deferred, 0u);
 }
 
+// Links slower than the retransmission timer (every message takes 2.5 s, the timer 1 s): the simulator's stream
+// transport holds a retransmission while the previous copy is on its way (once it arrived, only its acknowledgement
+// can tell the sender so: a copy sent then is a duplicate the receiver recognises).
+TEST(TrainChaos, ARetransmissionOfACopyStillOnItsWayIsHeld) {
+  auto cfg = swarm();
+  cfg.delay = [](train::NodeId, train::NodeId, uint64_t) { return 2.5; };
+  TrainSim sim(cfg);
+  const auto r = sim.run(1000);
+  expect_clean_ledger(r);
+  EXPECT_GT(r.retransmissions_held, 0u);
+}
+
 TEST(TrainChaos, TheSameSeedReplaysTheSameRun) {
   auto run = [](uint64_t seed) {
     auto cfg = swarm({2, 2, 2}, seed);
