@@ -66,9 +66,10 @@ struct PolicyRun {
   double time_to_train_s = 0;                // the last iteration committed
   double throughput_microbatches_per_s = 0;  // microbatches trained / time to train
   uint64_t crashes = 0, joins = 0;  // relays crashed during the run; newcomers that got their state and served
-  uint64_t crashes_skipped = 0;     // drawn crashes left out: they would have left a stage with nobody serving
-  // (report.crash_seconds_deferred: how long crashes waited, during the run, for another replica of their stage to
-  // serve — with slow state downloads the draw's estimate of when a newcomer serves can be too early)
+  // Drawn crashes left out: they would have left a stage with nobody serving. (The draw estimates when a newcomer
+  // serves; with slow downloads it can be early, and in the run a crash also waits for another replica to hold
+  // the stage's latest step: report.crash_seconds_deferred.)
+  uint64_t crashes_skipped = 0;
   uint64_t lost_microbatches = 0, duplicated_microbatches = 0;  // from the simulator's own ledger checks
   // Routing quality over time (policies that route): at each sample, the flow value and max path cost the
   // policy's next hops give, beside the oracle's on the same live swarm.

@@ -248,7 +248,7 @@ void TrainSim::carry_out(NodeId n, Output& out) {
     // A stream transport does not send again what it is still delivering: a retransmission of a copy still on its
     // way is dropped (else, at 1 Gbit/s, copies of 238 MB results queued behind each other for good). Acks (seq
     // 0) are never retransmitted.
-    if (auto copy = in_transit_.find({n, m.seq}); cfg_.delay && copy != in_transit_.end() && copy->second > now_) {
+    if (auto copy = in_transit_.find({n, m.seq}); copy != in_transit_.end() && copy->second > now_) {
       ++report_.retransmissions_held;
       continue;
     }

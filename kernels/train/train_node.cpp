@@ -836,6 +836,7 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       }
       if (leader(stage_) == id_) {
         commit_pending_.insert(t.iter);
+        send_whole_if_lost(t.iter, out);  // an owner may have died before we assembled it
         try_commit(out);
         // The members' reports of the next iteration may have come first (we assembled our step last).
         if (iters_.count(stepped_)) leader_check(stepped_, out);
@@ -1100,18 +1101,7 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
       commit_pending_.insert(i);
     }
   }
-  // A sharded step we announce waits for every member to assemble it: one that may miss the dead node's slice
-  // (an owner's reduced slice, or a summed member's cut its owner lacked) gets the whole result instead. Anyone
-  // else's death changes nothing there — sending 238 MB to every member then held the step for seconds.
-  for (Iter i : commit_pending_) {
-    auto it = iters_.find(i);
-    auto r = reduced_log_.find(i);
-    if (it == iters_.end() || r == reduced_log_.end() || !it->second.lead.sharded_result) continue;
-    auto& lead = it->second.lead;
-    if (!contains(lead.owners, peer) && !contains(lead.summed, peer)) continue;
-    for (NodeId n : lead.recipients)
-      if (n != id_ && alive(n) && !lead.assembled.count(n) && lead.sent_whole.insert(n).second) send(n, r->second, out);
-  }
+  for (Iter i : commit_pending_) send_whole_if_lost(i, out);
   try_commit(out);
 
   for (auto& [i, it] : iters_) {
@@ -1582,6 +1572,23 @@ void TrainNode::catch_up(Output& out) {
 // The leader announces its stage's step only when every live member acknowledged the reduced gradient: other
 // stages free that iteration's buffers on it, so the result must survive the leader (a member that lost it
 // could not redo its work any more).
+// A sharded step we announce waits for every member to assemble it: one that may miss a dead node's slice (an
+// owner's reduced slice, or a summed member's cut its owner lacked) gets the whole result instead — whether the
+// death came before our own assembly or after. Anyone else's death changes nothing there: sending 238 MB to every
+// member on every crash held the step for seconds.
+void TrainNode::send_whole_if_lost(Iter i, Output& out) {
+  auto it = iters_.find(i);
+  auto r = reduced_log_.find(i);
+  if (it == iters_.end() || r == reduced_log_.end() || !it->second.lead.sharded_result) return;
+  auto& lead = it->second.lead;
+  const auto dead = [&](NodeId n) { return !alive(n); };
+  if (std::none_of(lead.owners.begin(), lead.owners.end(), dead) &&
+      std::none_of(lead.summed.begin(), lead.summed.end(), dead))
+    return;
+  for (NodeId n : lead.recipients)
+    if (n != id_ && alive(n) && !lead.assembled.count(n) && lead.sent_whole.insert(n).second) send(n, r->second, out);
+}
+
 void TrainNode::try_commit(Output& out) {
   for (auto i = commit_pending_.begin(); i != commit_pending_.end();) {
     const Iter iter = *i;

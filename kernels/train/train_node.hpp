@@ -286,6 +286,7 @@ class TrainNode {
   void report_progress(Iter i, Output& out);
   void leader_check(Iter i, Output& out);
   void catch_up(Output& out);
+  void send_whole_if_lost(Iter i, Output& out);
   void try_commit(Output& out);
   void free_committed(Output& out);
   // `refused`: replicas that gave this microbatch back (never offered it again while another one may take it).

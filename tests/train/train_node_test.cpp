@@ -234,6 +234,28 @@ TEST(TrainNodeShardedReduce, OnlyAnOwnersDeathSendsTheWholeAndAssemblingSuffices
   EXPECT_EQ(s.sent<Committed>(1).size(), 1u);
 }
 
+// The leader may learn of an owner's death before it assembled the step itself (the owner's reduced slice reached
+// it, but the copies to the others were still queued at the dead owner's interface): once it applied the step,
+// those members get the whole (gwtf-sim, paper-geo-1gbit seed 6: three members waited 130 s for the next death).
+TEST(TrainNodeShardedReduce, AnOwnerDeadBeforeTheLeaderAssembledStillSendsTheWhole) {
+  Stage1 s;
+  const uint64_t round = s.plan_and_reduce();
+  s.deliver(12, Slice{0, 10, round, 0, 2, 3, true, 612});
+  s.deliver(11, Slice{0, 10, round, 0, 1, 3, true, 611});
+  ASSERT_EQ(s.out.compute.size(), 1u);
+  const ComputeTask concat = s.out.compute[0];
+  ASSERT_EQ(concat.kind, ComputeKind::kConcat);
+  s.step(PeerDown{12});
+  EXPECT_TRUE(s.sent<Reduced>(11).empty()) << "nothing to send yet";
+  s.step(Finished{ComputeDone{concat.id, 620, 0, true, {}}});
+  s.finish(ComputeKind::kApply, 0);
+  ASSERT_EQ(s.leader.stepped(), 1u);
+  EXPECT_EQ(s.sent<Reduced>(11).size(), 1u) << "11 may miss 12's reduced slice";
+  EXPECT_TRUE(s.sent<Committed>(1).empty());
+  s.deliver(11, Assembled{0});
+  EXPECT_EQ(s.sent<Committed>(1).size(), 1u);
+}
+
 // A newcomer ready after the plan went out becomes one of its recipients: the leader sends the plan again with it
 // added (to the owners and to it), an owner that already reduced its slice sends it there too, and the step waits
 // for the newcomer to assemble it instead of for a whole copy over the leader's one link.
