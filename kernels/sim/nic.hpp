@@ -3,8 +3,10 @@
 // (latency + bytes / the path's bandwidth). Without it (rate 0) every path runs at its own bandwidth however many a
 // node uses at once — the model of DT-FM's and GWTF's cost matrices, which favours traffic that fans out (a sharded
 // reduce, SWARM's butterfly all-reduce, a trainer calling every stage).
-// An approximation of fair sharing: a message's share is fixed when it starts (the connections busy then, itself
-// included), not recomputed as others start or finish. Egress only: a node's downlink is not shared.
+// An approximation of fair sharing (processor sharing): a connection's backlog of B bytes, alongside others that
+// still have b_i bytes to send, is through after (B + sum of min(b_i, B)) / rate — each other connection takes as
+// much as this one while both have bytes left. Fixed when the message is handed over: a later message slows the
+// ones before it in truth, not here. Egress only: a node's downlink is not shared.
 #pragma once
 
 #include <algorithm>
@@ -27,14 +29,14 @@ class Nic {
   // of `rate`.
   Transfer send(uint64_t from, uint64_t to, double now, uint64_t bytes, double path_delay) {
     if (rate_ <= 0) return {now, now + path_delay};
-    double& free = free_at_[{from, to}];
-    const double start = std::max(now, free);
-    int busy = 1;  // connections of `from` still sending at `start`, this one included
-    for (auto it = free_at_.lower_bound({from, 0}); it != free_at_.end() && it->first.first == from; ++it)
-      if (it->first.second != to && it->second > start) ++busy;
-    const double on_wire = static_cast<double>(bytes) * busy / rate_;
-    free = start + on_wire;
-    return {start, start + std::max(path_delay, on_wire)};
+    Backlog& mine = backlog_[{from, to}];
+    const double leaves = std::max(now, mine.until);
+    const double queued = mine.left(now) + static_cast<double>(bytes);
+    double shared = queued;
+    for (auto it = backlog_.lower_bound({from, 0}); it != backlog_.end() && it->first.first == from; ++it)
+      if (it->first.second != to) shared += std::min(it->second.left(now), queued);
+    mine = {now, now + shared / rate_, queued};
+    return {leaves, std::max(mine.until, leaves + path_delay)};
   }
   double arrival(uint64_t from, uint64_t to, double now, uint64_t bytes, double path_delay) {
     return send(from, to, now, bytes, path_delay).arrives;
@@ -42,7 +44,11 @@ class Nic {
 
  private:
   double rate_;
-  std::map<std::pair<uint64_t, uint64_t>, double> free_at_;  // per connection (from, to): when it sent everything
+  struct Backlog {  // a connection's bytes still to send, leaving evenly from `from` until `until`
+    double from = 0, until = 0, bytes = 0;
+    double left(double t) const { return t >= until ? 0 : bytes * (until - t) / (until - from); }
+  };
+  std::map<std::pair<uint64_t, uint64_t>, Backlog> backlog_;  // per connection (from, to)
 };
 
 }  // namespace gwtf::sim
