@@ -79,6 +79,7 @@ json policy_json(const PolicyRun& r) {
          {"throughput_microbatches_per_s", r.throughput_microbatches_per_s},
          {"wasted_compute_fraction", r.report.wasted_fraction},
          {"crash_lost_fraction", r.report.crash_lost_fraction},
+         {"crash_lost_in_reduce_fraction", r.report.crash_lost_in_reduce_fraction},
          {"idle_fraction", r.report.idle_fraction},
          {"lost_microbatches", r.lost_microbatches},
          {"duplicated_microbatches", r.duplicated_microbatches},

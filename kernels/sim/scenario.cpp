@@ -541,6 +541,7 @@ Result<PolicyRun, std::string> run_scenario(const Scenario& s, const std::string
     run.report.time = r.time;
     run.report.wasted_fraction = r.wasted_fraction;
     run.report.crash_lost_fraction = r.crash_lost_fraction;
+    run.report.crash_lost_in_reduce_fraction = r.crash_lost_in_reduce_fraction;
     run.report.idle_fraction = r.idle_fraction;
     run.report.mean_recovery_latency = r.mean_recovery_latency;
     run.report.messages = r.messages;

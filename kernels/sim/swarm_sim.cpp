@@ -94,6 +94,7 @@ class Engine {
     // forwards); idle: server time not computing over live server time.
     r_.wasted_fraction = work_ > 0 ? std::max(0.0, work_ - applied_work_) / work_ : 0;
     r_.crash_lost_fraction = work_ > 0 ? crash_lost_ / work_ : 0;
+    r_.crash_lost_in_reduce_fraction = work_ > 0 ? crash_lost_in_reduce_ / work_ : 0;
     double live = 0, busy = 0;
     for (const auto& [id, s] : servers_) {
       live += std::max(0.0, std::min(s.left, r_.time) - s.live_from);
@@ -327,6 +328,7 @@ class Engine {
         s.running = 0;
         r_.lost_contributions += s.acc;  // computed, never averaged
         crash_lost_ += 4.0 * w_.forward_time * s.acc;  // as an applied contribution counts
+        if (averaging_.count(s.stage)) crash_lost_in_reduce_ += 4.0 * w_.forward_time * s.acc;
         s.acc = 0;
         break;
       }
@@ -472,6 +474,7 @@ class Engine {
   std::map<Stage, std::set<uint32_t>> contributed_;  // per stage: samples that contributed to it
   double applied_work_ = 0;
   double crash_lost_ = 0;  // see SwarmReport::crash_lost_fraction
+  double crash_lost_in_reduce_ = 0;  // of it: accumulators lost while their stage averaged
   std::vector<Waiting> waiting_;
   std::map<NodeId, double> crash_time_;
   std::vector<double> recovery_;

@@ -69,6 +69,7 @@ struct SwarmReport {
   double time = 0;
   double wasted_fraction = 0, idle_fraction = 0, mean_recovery_latency = 0;
   double crash_lost_fraction = 0;  // of all work: contributions that died in a server's accumulator, and its tasks
+  double crash_lost_in_reduce_fraction = 0;  // of it: accumulators that died while their stage averaged
   // Contributions computed and lost with their server before its stage averaged them: that sample's gradient
   // reached the other stages' steps, not this one's (SWARM fills the batch with other samples).
   uint64_t lost_contributions = 0;

@@ -498,6 +498,7 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
     if (t.kind == ComputeKind::kEndBackward) done.loss = loss;
   }
   node.busy.push_back({now_, now_ + time});
+  if (t.kind == ComputeKind::kSnapshot) node.reducing.insert(t.iter);
   if (is_work(t.kind)) {
     ++report_.work_tasks[s];
     ++report_.total_tasks;
@@ -657,14 +658,17 @@ TrainSimReport TrainSim::run(double time_limit) {
   const double useful = I * M * (3 * cfg_.holder_time + S * 3 * cfg_.forward_time);
   report_.wasted_fraction = total > 0 ? std::max(0.0, 1 - useful / total) : 0;
   // Work that died with a crashed node: of iterations whose applied gradient does not add up its sum.
-  double crash_lost = 0;
+  double crash_lost = 0, in_reduce = 0;
   for (const auto& [id, n] : nodes_)
     if (n.crashed)
       for (const auto& [iter, seconds] : n.work) {
         const auto credited = credited_.find({n.sm->stage(), iter});
-        if (credited == credited_.end() || !credited->second.count(id)) crash_lost += seconds;
+        if (credited != credited_.end() && credited->second.count(id)) continue;
+        crash_lost += seconds;
+        if (n.reducing.count(iter)) in_reduce += seconds;
       }
   report_.crash_lost_fraction = total > 0 ? crash_lost / total : 0;
+  report_.crash_lost_in_reduce_fraction = total > 0 ? in_reduce / total : 0;
   for (auto& [i, a] : report_.iterations) a.wasted_seconds = std::max(0.0, a.work_seconds - useful / I);
   // Idle: relay time in the swarm (from start or join to crash, expulsion or the end) not computing, over the
   // whole run and per iteration (from the previous commit to this one).

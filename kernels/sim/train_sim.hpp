@@ -124,6 +124,9 @@ struct TrainSimReport {
   // forwards awaiting their backward, were only theirs), over all compute time. Any design that accumulates a
   // replica's gradients locally until the iteration's reduce loses this much; the rest of the waste is recovery's.
   double crash_lost_fraction = 0;
+  // Of that: work of nodes that crashed once their stage's reduce of that iteration had begun (they had snapshot
+  // their sum) — what a reduce that kept a dead member's delivered cuts could save at most.
+  double crash_lost_in_reduce_fraction = 0;
   double idle_fraction = 0;              // relay time in the swarm not computing (see IterationAccount)
   double mean_recovery_latency = 0;      // crash -> first redo of its work starting elsewhere
   std::map<train::Iter, double> loss;    // the holders' reported loss per iteration
@@ -198,6 +201,7 @@ class TrainSim {
     std::map<train::Iter, Payload> accumulator;
     std::vector<std::pair<double, double>> busy;  // compute intervals (start, end)
     std::map<train::Iter, double> work;  // work started per iteration (as wasted_fraction counts), no replays
+    std::set<train::Iter> reducing;      // iterations it cut or summed its gradients for (its stage's reduce began)
     std::map<std::tuple<int, train::Iter, int64_t>, int> poison;  // (kind, iteration, mb or -1) -> failures left
     std::map<std::tuple<int, train::Iter, int64_t>, int> bad_outputs;  // the same -> corrupt outputs left
     uint64_t chain = 0;  // fold of the reduces applied: equal on replicas in the same state
