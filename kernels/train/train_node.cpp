@@ -988,10 +988,17 @@ void TrainNode::redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out) {
   path.insert(path.end(), st.down.begin(), st.down.end());
   const auto down_confirmed = confirmed_flags(st.down_confirmed, st.down.size());
   confirmed.insert(confirmed.end(), down_confirmed.begin(), down_confirmed.end());
-  // The path ends with its stage-S node: after it comes the microbatch's owner (the announcement may be lost).
-  if (is_holder() && path.size() == params_.relay_stages && owner(i, mb) == id_) {
-    path.push_back(id_);
-    confirmed.push_back(st.end_from != 0);
+  // The path ends with its stage-S node: after it comes the microbatch's owner (the announcement may be lost) —
+  // for a relay, not known to have received it: when the stage-S node died with the end part's announcement lost
+  // and its stage stepped, the owner (or the one after it, when it died too) gets the end part by our redo.
+  if (!path.empty() && path.size() == params_.relay_stages - (is_holder() ? 0u : stage_)) {
+    if (is_holder() && owner(i, mb) == id_) {
+      path.push_back(id_);
+      confirmed.push_back(st.end_from != 0);
+    } else if (auto o = owner(i, mb); o && !is_holder()) {
+      path.push_back(*o);
+      confirmed.push_back(false);
+    }
   }
   // A holder at the end of the path counts as a lost node when the end part never reached it (the activation
   // was lost and its sender died before retransmitting).

@@ -447,6 +447,34 @@ NodeId forward_to(TrainNode& relay, NodeId from, Mb mb, uint64_t seq, double now
   return 0;
 }
 
+// A relay of the stage before the last whose next hop died after its stage stepped redoes the microbatch only if
+// the end part may be lost with it: without the hop's announcement that the owner received its output (lost, or
+// not there yet) the owner is taken as not having it (soak seed 360061: the announcement was lost, the hop and
+// then the owner died, and the new owner never got the end part).
+TEST(TrainNodeRedo, ALastHopDeadAfterItsStageSteppedIsRedoneUnlessTheOwnerHasTheEnd) {
+  auto redone = [](bool announced) {
+    Output out;
+    TrainNode relay = stage1_node(10, {{1, 0}, {20, 2}, {21, 2}}, out);
+    const NodeId first = forward_to(relay, 1, 0, 1, 1);
+    if (!first) return std::string("not forwarded");
+    out.clear();
+    relay.step(Receive{Message{first, 10, 50, Gradient{0, 0, 700}}}, 2, out);
+    for (const auto& t : out.compute) {
+      Output done;
+      relay.step(Finished{ComputeDone{t.id, 701, 0, true, {}}}, 2, done);
+    }
+    if (announced) relay.step(Receive{Message{first, 10, 51, Forwarded{0, 0, {1}, {true}}}}, 2, out);
+    relay.step(Receive{Message{first, 10, 52, Committed{0, 2}}}, 3, out);
+    out.clear();
+    relay.step(PeerDown{first}, 4, out);
+    for (const auto& m : out.send)
+      if (std::holds_alternative<Activation>(m.body)) return std::string("redone to ") + std::to_string(m.to);
+    return std::string("not redone");
+  };
+  EXPECT_EQ(redone(false).rfind("redone to", 0), 0u) << redone(false);
+  EXPECT_EQ(redone(true), "not redone");
+}
+
 // The flow layer lists next hops cheapest first, once per flow: a microbatch goes to the first with fewer
 // microbatches in flight through it (sent, gradient not back) than flows; once every flow carries one, round
 // robin. A gradient coming back frees its flow for the next microbatch.

@@ -106,8 +106,12 @@ TEST(TrainSoak, SeedsThatOnceStalledOnADoubleContributionFinish) {
 //        answer to WhoHolds, and dropped the path that answer told (the relay's own announcement was lost); the
 //        relay died, then the stage-2 node mid-reduce: nobody regenerated the microbatch and stage 2 waited
 //        forever for it. The answer's path is now kept.
+//  360061: the last relay stage's node died after its stage stepped, its announcement that the holder received
+//        its output lost; the holder died too, and the relay before it, knowing no path after the dead node, saw
+//        nothing to redo: the new owner never got the end part. A relay now takes the owner after a last-stage
+//        node as unconfirmed unless told otherwise.
 TEST(TrainSoak, SeedsFoundWithLeavesAndBudgetsFinish) {
-  for (uint64_t seed : {2429, 63767, 26304, 83450, 116925}) {
+  for (uint64_t seed : {2429, 63767, 26304, 83450, 116925, 360061}) {
     const auto r = soak_run(seed);
     EXPECT_TRUE(r.finished) << "seed " << seed << ": " << r.stall;
     for (const auto& v : r.violations) ADD_FAILURE() << "seed " << seed << ": " << v;
