@@ -10,15 +10,18 @@
 namespace gwtf::train {
 namespace {
 
-// Node `id` of relay stage 1 (of 2; 2 microbatches per iteration) that knows `peers` (id, stage).
-TrainNode stage1_node(NodeId id, std::initializer_list<std::pair<NodeId, Stage>> peers, Output& out) {
+using Peers = std::initializer_list<std::pair<NodeId, Stage>>;
+
+// Node `id` of `stage` (of 2 relay stages; `microbatches` per iteration) that knows `peers` (id, stage).
+TrainNode node_at(NodeId id, Stage stage, uint32_t microbatches, Peers peers, Output& out) {
   TrainParams p;
   p.relay_stages = 2;
-  p.microbatches = 2;
-  TrainNode n{id, 1, p};
-  for (auto [peer, stage] : peers) n.step(PeerUp{peer, stage}, 0, out);
+  p.microbatches = microbatches;
+  TrainNode n{id, stage, p};
+  for (auto [peer, peer_stage] : peers) n.step(PeerUp{peer, peer_stage}, 0, out);
   return n;
 }
+TrainNode stage1_node(NodeId id, Peers peers, Output& out) { return node_at(id, 1, 2, peers, out); }
 
 // A leader of relay stage 1 (id 10, the most senior) with members 11 and 12, a holder 1 and a stage-2 relay 20.
 struct Stage1 {
@@ -480,11 +483,7 @@ TEST(TrainNodeRedo, ALastHopDeadAfterItsStageSteppedIsRedoneUnlessTheOwnerHasThe
 // robin. A gradient coming back frees its flow for the next microbatch.
 TEST(TrainNodeRouting, TheCheapestFlowsFillFirst) {
   Output out;
-  TrainParams p;
-  p.relay_stages = 2;
-  p.microbatches = 8;
-  TrainNode relay{10, 1, p};
-  for (auto [peer, stage] : {std::pair<NodeId, Stage>{1, 0}, {20, 2}, {21, 2}}) relay.step(PeerUp{peer, stage}, 0, out);
+  TrainNode relay = node_at(10, 1, 8, {{1, 0}, {20, 2}, {21, 2}}, out);
   relay.step(SetNextHops{{21, 20, 20}}, 0, out);  // 21 is the cheaper, with one flow; 20 has two
   // (Microbatches 1, 2, 3, 4: dealt by index they would go to 20, 20, 21, 20.)
   EXPECT_EQ(forward_to(relay, 1, 1, 1, 1), 21u);
@@ -509,12 +508,7 @@ TEST(TrainNodeRouting, TheCheapestFlowsFillFirst) {
 // 116925: the path was dropped, a later crash on it was never redone and the stage waited forever).
 TEST(TrainNodeAdopt, AGradientThatOvertookTheAnswerStillLeavesThePath) {
   Output out;
-  TrainParams p;
-  p.relay_stages = 2;
-  p.microbatches = 2;
-  TrainNode holder{2, 0, p};
-  for (auto [peer, stage] : {std::pair<NodeId, Stage>{1, 0}, {10, 1}, {20, 2}, {21, 2}})
-    holder.step(PeerUp{peer, stage}, 0, out);
+  TrainNode holder = node_at(2, 0, 2, {{1, 0}, {10, 1}, {20, 2}, {21, 2}}, out);
   holder.step(PeerDown{1}, 1, out);  // microbatch 0 was holder 1's: it is ours now
   uint64_t seq = 0;
   auto deliver = [&](NodeId from, Body body) {
