@@ -1576,9 +1576,6 @@ void TrainNode::catch_up(Output& out) {
        Progress{stepped_, as_vector(it.done), as_vector(it.end_done), 0, {}, {}}, out);
 }
 
-// The leader announces its stage's step only when every live member acknowledged the reduced gradient: other
-// stages free that iteration's buffers on it, so the result must survive the leader (a member that lost it
-// could not redo its work any more).
 // A sharded step we announce waits for every member to assemble it: one that may miss a dead node's slice (an
 // owner's reduced slice, or a summed member's cut its owner lacked) gets the whole result instead — whether the
 // death came before our own assembly or after. Anyone else's death changes nothing there: sending 238 MB to every
@@ -1596,6 +1593,9 @@ void TrainNode::send_whole_if_lost(Iter i, Output& out) {
     if (n != id_ && alive(n) && !lead.assembled.count(n) && lead.sent_whole.insert(n).second) send(n, r->second, out);
 }
 
+// The leader announces its stage's step only when every live member acknowledged the reduced gradient: other
+// stages free that iteration's buffers on it, so the result must survive the leader (a member that lost it
+// could not redo its work any more).
 void TrainNode::try_commit(Output& out) {
   for (auto i = commit_pending_.begin(); i != commit_pending_.end();) {
     const Iter iter = *i;
