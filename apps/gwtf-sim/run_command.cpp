@@ -93,6 +93,15 @@ json policy_json(const PolicyRun& r) {
          {"retransmissions_held", r.report.retransmissions_held},
          {"peak_buffered_microbatches", r.report.peak_buffered},
          {"violations", r.report.violations}};
+  if (!r.report.wasted_if_durable_after.empty()) {
+    json bound;  // keyed by the seconds after which a backward's work is durable (docs/simulator.md)
+    for (const auto& [after, wasted] : r.report.wasted_if_durable_after) {
+      std::ostringstream key;
+      key << after;
+      bound[key.str()] = wasted;
+    }
+    j["wasted_if_durable_after_s"] = bound;
+  }
   if (r.report.events.count("busy")) j["busy_answers"] = r.report.events.at("busy");
   if (r.report.events.count("over-budget")) j["over_budget"] = r.report.events.at("over-budget");
   if (!r.routing.empty()) {

@@ -505,7 +505,10 @@ void TrainSim::start_compute(NodeId n, const ComputeTask& t) {
     auto& a = report_.iterations[t.iter];
     a.work_seconds += time * node.speed;  // nominal: the same work costs the same wherever it runs
     if (t.replay) ++a.replays;
-    else node.work[t.iter] += s == 0 ? cfg_.holder_time : 1.5 * cfg_.forward_time;  // wasted_fraction's unit
+    else {
+      node.work[t.iter] += s == 0 ? cfg_.holder_time : 1.5 * cfg_.forward_time;  // wasted_fraction's unit
+      if (t.kind == ComputeKind::kBackward) node.backwards[t.iter].push_back(now_ + time);
+    }
   }
   queue_.push(now_ + time, Ev{Ev::kInput, n, Finished{done}, 0});
 }
@@ -659,6 +662,7 @@ TrainSimReport TrainSim::run(double time_limit) {
   report_.wasted_fraction = total > 0 ? std::max(0.0, 1 - useful / total) : 0;
   // Work that died with a crashed node: of iterations whose applied gradient does not add up its sum.
   double crash_lost = 0, in_reduce = 0;
+  std::map<double, double> durable;  // the deposit bound: of the lost work, what had become durable
   for (const auto& [id, n] : nodes_)
     if (n.crashed)
       for (const auto& [iter, seconds] : n.work) {
@@ -666,9 +670,19 @@ TrainSimReport TrainSim::run(double time_limit) {
         if (credited != credited_.end() && credited->second.count(id)) continue;
         crash_lost += seconds;
         if (n.reducing.count(iter)) in_reduce += seconds;
+        const auto ended = n.backwards.find(iter);
+        if (ended == n.backwards.end()) continue;
+        for (double after : kDurableAfter) {
+          const auto kept = std::count_if(ended->second.begin(), ended->second.end(),
+                                          [&](double t) { return t <= n.died - after; });
+          durable[after] += std::min(seconds, static_cast<double>(kept) * 3 * cfg_.forward_time);  // fwd + bwd
+        }
       }
   report_.crash_lost_fraction = total > 0 ? crash_lost / total : 0;
   report_.crash_lost_in_reduce_fraction = total > 0 ? in_reduce / total : 0;
+  for (double after : kDurableAfter)
+    report_.wasted_if_durable_after[after] =
+        total - durable[after] > 0 ? std::max(0.0, 1 - useful / (total - durable[after])) : 0;
   for (auto& [i, a] : report_.iterations) a.wasted_seconds = std::max(0.0, a.work_seconds - useful / I);
   // Idle: relay time in the swarm (from start or join to crash, expulsion or the end) not computing, over the
   // whole run and per iteration (from the previous commit to this one).

@@ -113,6 +113,10 @@ struct IterationAccount {
   double idle_fraction = 0;       // of the relays' time in the swarm in that window
 };
 
+// The delays the deposit bound is computed for (TrainSimReport::wasted_if_durable_after): none; and a stage
+// gradient of the 500m preset (238 MB) through a 4, 2 (the cities table's fastest link) and 1 Gbit/s interface.
+inline constexpr double kDurableAfter[] = {0, 0.5, 1, 2};
+
 struct TrainSimReport {
   bool finished = false;                 // every live node stepped every iteration
   double time = 0;
@@ -127,6 +131,12 @@ struct TrainSimReport {
   // Of that: work of nodes that crashed once their stage's reduce of that iteration had begun (they had snapshot
   // their sum) — what a reduce that kept a dead member's delivered cuts could save at most.
   double crash_lost_in_reduce_fraction = 0;
+  // What-if bound for designs that make a relay's contributions durable elsewhere during the iteration (deposits
+  // of its running sum with other nodes): the wasted fraction had every relay's microbatch (its forward and
+  // backward there) survived the relay's crash once `seconds` had passed since that backward ended — and its redo
+  // elsewhere never run. Optimistic: deposits cost no compute, no bandwidth and no message to say they are
+  // durable, whatever their rate. Keyed by `seconds` (kDurableAfter).
+  std::map<double, double> wasted_if_durable_after;
   double idle_fraction = 0;              // relay time in the swarm not computing (see IterationAccount)
   double mean_recovery_latency = 0;      // crash -> first redo of its work starting elsewhere
   std::map<train::Iter, double> loss;    // the holders' reported loss per iteration
@@ -202,6 +212,7 @@ class TrainSim {
     std::vector<std::pair<double, double>> busy;  // compute intervals (start, end)
     std::map<train::Iter, double> work;  // work started per iteration (as wasted_fraction counts), no replays
     std::set<train::Iter> reducing;      // iterations it cut or summed its gradients for (its stage's reduce began)
+    std::map<train::Iter, std::vector<double>> backwards;  // a relay's: when each of its backwards ended, no replays
     std::map<std::tuple<int, train::Iter, int64_t>, int> poison;  // (kind, iteration, mb or -1) -> failures left
     std::map<std::tuple<int, train::Iter, int64_t>, int> bad_outputs;  // the same -> corrupt outputs left
     uint64_t chain = 0;  // fold of the reduces applied: equal on replicas in the same state

@@ -80,6 +80,31 @@ TEST_P(KillRelay, OnlyItsStageRedoesItsWork) {
   EXPECT_LE(r.crash_lost_fraction, r.wasted_fraction + 1e-12);
 }
 
+// The deposit bound (TrainSimReport::wasted_if_durable_after): a relay killed once it summed every backward of
+// the iteration loses nothing a deposit made right after each backward would not have kept, so the bound at 0 s
+// is below the waste; the later the work counts as durable, the more of it is lost, and a crash after the
+// iteration applied loses nothing anyway.
+TEST(TrainChaos, TheDepositBoundKeepsWhatWasDurableBeforeTheCrash) {
+  for (ComputeKind kind : {ComputeKind::kSnapshot, ComputeKind::kApply}) {
+    TrainSim sim(swarm());
+    sim.crash_when({sim.stage_nodes(2).front(), kind, 1, 0});
+    auto r = sim.run(1000);
+    expect_clean_ledger(r);
+    ASSERT_EQ(r.wasted_if_durable_after.size(), std::size(kDurableAfter));
+    double before = 0;
+    for (double after : kDurableAfter) {
+      const double bound = r.wasted_if_durable_after.at(after);
+      EXPECT_GE(bound, before) << after << " s";
+      EXPECT_LE(bound, r.wasted_fraction + 1e-12) << after << " s";
+      before = bound;
+    }
+    if (kind == ComputeKind::kApply) EXPECT_NEAR(r.wasted_if_durable_after.at(0), r.wasted_fraction, 1e-12);
+    else EXPECT_LT(r.wasted_if_durable_after.at(0), r.wasted_fraction - 0.01);
+  }
+  TrainSim calm(swarm());
+  for (const auto& [after, bound] : calm.run(1000).wasted_if_durable_after) EXPECT_NEAR(bound, 0, 1e-12) << after;
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Train, KillRelay,
     ::testing::Values(Placed{"DuringForward", ComputeKind::kForward, 1, 2},
