@@ -51,6 +51,7 @@ std::string describe(const Body& b) {
                  [&](const GradSum& g) { o << " i" << g.iter << " n" << g.done.size() << "+" << g.end_done.size(); },
                  [&](const Reduced& r) { o << " i" << r.iter; },
                  [&](const Committed& c) { o << " i" << c.iter << " stage " << c.stage; },
+                 [&](const StepApplied& a) { o << " i" << a.iter << " stage " << a.stage; },
                  [&](const StateOffer& f) {
                    o << " version " << f.manifest.version << " chunks " << f.manifest.chunk_crcs.size();
                  },

@@ -154,6 +154,13 @@ struct Committed {  // leader to everyone: this stage stepped for iteration `ite
   Iter iter = 0;
   Stage stage = 0;
 };
+// Leader to everyone, before Committed: it applied iteration `iter`, so the stage has a result that sums every
+// microbatch once — also a member's that died since. Knowledge for redos (a dead node's part in it needs no
+// recomputation), certain only while the leader lives: it holds the result until every member does.
+struct StepApplied {
+  Iter iter = 0;
+  Stage stage = 0;
+};
 // Joining (state transfer, kernels/train/state_transfer.hpp).
 struct StateManifest {  // a donor's state: after `version` iterations, in chunks of chunk_size bytes
   Iter version = 0;
@@ -187,7 +194,7 @@ struct Ack {
 
 using Body = std::variant<Activation, Forwarded, Gradient, WhoHolds, Adopt, Progress, Collect, GradSum, Reduced,
                           Committed, StateAsk, StateOffer, ChunkAsk, Chunk, StateDone, Ready, Retract, Leaving,
-                          Busy, Ack, Slice, ReducePlan, Assembled>;
+                          Busy, Ack, Slice, ReducePlan, Assembled, StepApplied>;
 
 struct Message {
   NodeId from = 0, to = 0;

@@ -159,6 +159,11 @@ bool TrainNode::has_stepped(Stage s, Iter i) const {
   return it != stage_stepped_.end() && it->second > i;
 }
 
+bool TrainNode::has_result(Stage s, Iter i) const {
+  auto a = stage_applied_.find(s);
+  return has_stepped(s, i) || (s == stage_ && stepped_ > i) || (a != stage_applied_.end() && a->second.iters > i);
+}
+
 Iter TrainNode::committed() const {
   Iter c = stepped_;
   for (Stage s = 0; s <= params_.relay_stages; ++s) {
@@ -265,6 +270,7 @@ void TrainNode::on_message(const Message& m, Output& out) {
                  [&](const GradSum& g) { on_gradsum(m.from, g, out); },
                  [&](const Reduced& r) { on_reduced(r, out); },
                  [&](const Committed& c) { on_committed(c, out); },
+                 [&](const StepApplied& a) { on_applied(m.from, a); },
                  [&](const StateAsk&) { on_state_ask(m.from, out); },
                  [&](const StateOffer& o) { on_state_offer(m.from, o, out); },
                  [&](const ChunkAsk& c) { on_chunk_ask(m.from, c, out); },
@@ -834,6 +840,7 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
           out.applied.back().stage_end_done = it->second.reduced->end_done;
         }
       }
+      announce_applied(t.iter, out);
       if (leader(stage_) == id_) {
         commit_pending_.insert(t.iter);
         send_whole_if_lost(t.iter, out);  // an owner may have died before we assembled it
@@ -1008,10 +1015,10 @@ void TrainNode::redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out) {
   Stage s = next_stage();
   size_t k = 0;
   for (; k < path.size() && !has_it(path[k]); ++k, s = flow::next_stage(s, params_.relay_stages))
-    needed = needed || !has_stepped(s, i);
+    needed = needed || !has_result(s, i);
   // An unconfirmed node may never have received it: then nothing after it did either.
   if (k < path.size() && !confirmed[k])
-    for (; k < path.size(); ++k, s = flow::next_stage(s, params_.relay_stages)) needed = needed || !has_stepped(s, i);
+    for (; k < path.size(); ++k, s = flow::next_stage(s, params_.relay_stages)) needed = needed || !has_result(s, i);
   if (!needed) return;
   if (st.fwd_done) {
     auto next = pick_next(i, mb, st.to, 0, st.refused_by);
@@ -1110,11 +1117,20 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
   }
   for (Iter i : commit_pending_) send_whole_if_lost(i, out);
   try_commit(out);
+  // A step that only dead members held may die with them (a new leader reduces anew without the dead's sums).
+  bool forgotten = false;
+  if (auto a = stage_applied_.find(dead_stage); a != stage_applied_.end() && a->second.by.erase(peer) &&
+                                                a->second.by.empty()) {
+    stage_applied_.erase(a);
+    forgotten = true;
+  }
 
   for (auto& [i, it] : iters_) {
     bool orphaned = false;  // a contribution of ours lost its upstream: the leader keeps another copy if any
     for (auto& [mb, st] : it.mbs) {
       redo(i, mb, st, peer, out);
+      // A redo we left out since on that word, for an earlier death: needed now when nobody else holds the step.
+      if (forgotten && st.to && !alive(st.to)) redo(i, mb, st, st.to, out);
       // Our upstream died, and another sender of the same microbatch is alive: it is the one waiting now.
       if (st.from == peer && st.alt && alive(st.alt)) {
         st.from = std::exchange(st.alt, 0);
@@ -1626,6 +1642,27 @@ void TrainNode::try_commit(Output& out) {
   }
 }
 
+// Any member that applied a step holds it: while it lives, every later leader adopts that result (on_collect), so
+// the stage's step sums every microbatch once, a dead member's part included. Others redo less on that word.
+void TrainNode::announce_applied(Iter i, Output& out) {
+  if (has_stepped(stage_, i)) return;  // announced (Committed), or a newcomer catching up
+  const auto members = live(stage_);
+  const auto seniors = std::count_if(members.begin(), members.end(), [&](NodeId n) { return senior(n, id_); });
+  if (static_cast<uint64_t>(seniors) >= params_.step_announcers) return;
+  // To whoever may redo through our stage: the stages before it on a path (every relay for the holders' end part).
+  for (const auto& [n, m] : members_)
+    if (m.alive && n != id_ && (is_holder() || m.stage < stage_)) send(n, StepApplied{i, stage_}, out);
+}
+
+void TrainNode::on_applied(NodeId from, const StepApplied& a) {
+  auto m = members_.find(from);
+  if (m == members_.end() || m->second.stage != a.stage) return;  // only a member of that stage knows
+  auto& known = stage_applied_[a.stage];
+  if (a.iter + 1 < known.iters) return;  // older news
+  if (a.iter + 1 > known.iters) known = {a.iter + 1, {}};
+  known.by.insert(from);
+}
+
 void TrainNode::on_committed(const Committed& c, Output& out) {
   Iter& s = stage_stepped_[c.stage];
   s = std::max(s, c.iter + 1);
@@ -1863,7 +1900,7 @@ const char* body_name(const Body& b) {
                                            "progress",   "collect",     "gradsum",   "reduced",   "committed",
                                            "state-ask",  "state-offer", "chunk-ask", "chunk",     "state-done",
                                            "ready",      "retract",     "leaving",   "busy",      "ack",
-                                           "slice",      "reduce-plan", "assembled"};
+                                           "slice",      "reduce-plan", "assembled", "applied"};
   static_assert(std::size(kNames) == std::variant_size_v<Body>);
   return kNames[b.index()];
 }

@@ -62,6 +62,10 @@ struct TrainParams {
   // At most this many members own slices (the most senior): past a few, a smaller share per link gains little,
   // while every owner's death starts the reduce over.
   uint32_t reduce_owners = 8;
+  // The most senior members that announce a step they applied (StepApplied) before it is announced committed:
+  // others then skip redos of a dead member's part in it. One would do but for the leader's own death (the soak
+  // and gwtf-sim runs saw it: its members held the step, nobody said so); every member would send N^2 messages.
+  uint32_t step_announcers = 3;
 };
 
 class TrainNode {
@@ -245,6 +249,8 @@ class TrainNode {
   void contribute(Iter i, Mb mb, const MbState& st, bool end, bool retract);
   void resolve_doubles(Iter i, Output& out);
   void on_committed(const Committed& c, Output& out);
+  void on_applied(NodeId from, const StepApplied& a);
+  void announce_applied(Iter i, Output& out);  // the step is applied here and not announced (Committed) yet
   void on_peer_down(NodeId peer, Output& out);
   void leave(Output& out);
   void on_busy(NodeId from, const Busy& b, Output& out);
@@ -295,6 +301,9 @@ class TrainNode {
   std::optional<NodeId> owner(Iter i, Mb mb) const;
   std::optional<NodeId> leader(Stage s) const;
   bool has_stepped(Stage s, Iter i) const;  // stage s's leader announced it stepped iteration i
+  // Stage s has a result of iteration i that a live member holds (Committed, StepApplied, or applied here): a
+  // dead node's part in it needs no redo.
+  bool has_result(Stage s, Iter i) const;
   std::vector<NodeId> live(Stage s) const;
   bool alive(NodeId n) const;
   bool senior(NodeId a, NodeId b) const;  // a leads before b in their stage
@@ -310,6 +319,11 @@ class TrainNode {
   std::vector<NodeId> next_hops_;
   std::map<Iter, IterState> iters_;
   std::map<Stage, Iter> stage_stepped_;  // per stage: how many iterations its leader announced
+  struct AppliedNotice {
+    Iter iters = 0;          // the stage applied this many iterations, say
+    std::set<NodeId> by;     // the members that hold the last of them (forgotten once none lives)
+  };
+  std::map<Stage, AppliedNotice> stage_applied_;
   Iter stepped_ = 0;
   Iter holder_started_ = 0;  // holders: iterations begun
   Iter ask_until_ = 0;        // holders: iterations a dead holder may have begun (ask stage 1 before injecting)

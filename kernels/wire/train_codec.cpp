@@ -197,6 +197,11 @@ void fill_train(schema::TrainMessage::Builder out, const TrainMessage& m, capnp:
                    put_list(b.initRecipients(static_cast<unsigned>(p.recipients.size())), p.recipients);
                  },
                  [&](const Assembled& a) { body.setAssembled(a.iter); },
+                 [&](const StepApplied& a) {
+                   auto b = body.initApplied();
+                   b.setIteration(a.iter);
+                   b.setStage(static_cast<uint16_t>(a.stage));
+                 },
                  [&](const Busy& x) {
                    auto b = body.initBusy();
                    b.setIteration(x.iter);
@@ -314,6 +319,11 @@ Result<TrainMessage, WireError> read_train(schema::TrainMessage::Reader in, uint
     case W::COMMITTED: {
       auto c = body.getCommitted();
       m.msg.body = Committed{c.getIteration(), c.getStage()};
+      break;
+    }
+    case W::APPLIED: {
+      auto a = body.getApplied();
+      m.msg.body = StepApplied{a.getIteration(), a.getStage()};
       break;
     }
     case W::STATE_ASK: m.msg.body = StateAsk{}; break;

@@ -96,7 +96,8 @@ inline std::vector<train::Body> train_examples() {
           Slice{5, 41, 3, 23, 1, 3, false, 1},
           Slice{5, 41, 3, 0, 2, 3, true, 2},
           ReducePlan{5, 3, {41, 44, 46}, {41, 46}, {22, 23}, 2.5, {0, 1, 3}, {0, 2}, {41, 44, 46, 47}},
-          Assembled{5}};
+          Assembled{5},
+          StepApplied{5, 2}};
 }
 
 inline std::vector<TensorView> train_tensors() {
