@@ -268,7 +268,7 @@ void TrainNode::on_message(const Message& m, Output& out) {
                  [&](const Progress& p) { on_progress(m.from, p, out); },
                  [&](const Collect& c) { on_collect(m.from, c, out); },
                  [&](const GradSum& g) { on_gradsum(m.from, g, out); },
-                 [&](const Reduced& r) { on_reduced(r, out); },
+                 [&](const Reduced& r) { on_reduced(m.from, r, out); },
                  [&](const Committed& c) { on_committed(c, out); },
                  [&](const StepApplied& a) { on_applied(m.from, a); },
                  [&](const StateAsk&) { on_state_ask(m.from, out); },
@@ -772,7 +772,7 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       }
       Reduced r = ledger_entry(t.iter);
       r.data = d.output;
-      on_reduced(r, out);
+      on_reduced(id_, r, out);
       return;
     }
     case ComputeKind::kConcat: {
@@ -795,7 +795,7 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
               ls.sent_whole.insert(n).second)
             send(n, r, out);
       }
-      on_reduced(r, out, /*pass_on=*/false);
+      on_reduced(lead, r, out, /*pass_on=*/false);
       if (lead == id_) on_assembled(id_, Assembled{t.iter}, out);
       else send(lead, Assembled{t.iter}, out);
       return;
@@ -851,7 +851,7 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       if (auto e = early_reduced_.find(stepped_); e != early_reduced_.end()) {
         Reduced r = e->second;
         early_reduced_.erase(e);
-        on_reduced(r, out);
+        on_reduced(0, r, out);
       }
       maybe_ready(out);
       return;
@@ -995,6 +995,18 @@ void TrainNode::redo(Iter i, Mb mb, MbState& st, NodeId peer, Output& out) {
   path.insert(path.end(), st.down.begin(), st.down.end());
   const auto down_confirmed = confirmed_flags(st.down_confirmed, st.down.size());
   confirmed.insert(confirmed.end(), down_confirmed.begin(), down_confirmed.end());
+  // A holder that took the end part knows who sent it, the path's last relay: when the path is short (an
+  // announcement lost with its sender), that one's death must still redo the microbatch (soak seed 137241: stage
+  // 2 lost it for good). Relays between that nobody announced stand as 0, treated as lost.
+  if (is_holder() && st.end_from && !path.empty() && path.size() < params_.relay_stages) {
+    const auto last = members_.find(st.end_from);
+    if (last != members_.end() && last->second.stage == params_.relay_stages) {
+      path.resize(params_.relay_stages - 1, 0);
+      confirmed.resize(path.size(), false);
+      path.push_back(st.end_from);
+      confirmed.push_back(true);
+    }
+  }
   // The path ends with its stage-S node: after it comes the microbatch's owner (the announcement may be lost) —
   // for a relay, not known to have received it: when the stage-S node died with the end part's announcement lost
   // and its stage stepped, the owner (or the one after it, when it died too) gets the end part by our redo.
@@ -1094,18 +1106,22 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
   if (fetching_.empty() && state_askers_.empty()) snapshot_.reset();
   fetch_state(out);
   // Our stage's leader died: the steps it may not have announced yet are the new leader's to announce, once every
-  // live member holds their reduced gradients (it may lag and adopts them from us).
-  if (auto l = leader(stage_); l && was_leader && dead_stage == stage_) {
+  // live member holds their reduced gradients (it may lag and adopts them from us). The same for a step whose
+  // leader died though we did not take it for ours (its Ready never reached us): we applied its result, and a
+  // redo may have been left out on our word that we hold it (StepApplied; soak seed 192141).
+  if (auto l = leader(stage_); l && dead_stage == stage_) {
     auto known = stage_stepped_.find(stage_);
     // The dead leader's last announcement may have reached some nodes only (a retransmission dies with its
     // sender): we repeat it. A newcomer whose Ready the dead leader never heard and whose copy of the announcement
     // was lost would otherwise never learn that the stage stepped and wait forever for that step's gradient.
-    if (*l == id_ && known != stage_stepped_.end() && known->second > 0)
+    if (was_leader && *l == id_ && known != stage_stepped_.end() && known->second > 0)
       for (const auto& [n, m] : members_)
         if (m.alive && n != id_) send(n, Committed{known->second - 1, stage_}, out);
     for (Iter i = known == stage_stepped_.end() ? 0 : known->second; i < stepped_; ++i) {
       auto r = reduced_log_.find(i);
       if (r == reduced_log_.end()) continue;
+      const auto applied = iters_.find(i);
+      if (!was_leader && (applied == iters_.end() || applied->second.reduced_by != peer)) continue;
       if (*l != id_) {
         send(*l, r->second, out);
         continue;
@@ -1541,7 +1557,7 @@ void TrainNode::contribute(Iter i, Mb mb, const MbState& st, bool end, bool retr
   queue(std::move(t));
 }
 
-void TrainNode::on_reduced(const Reduced& r, Output& out, bool pass_on) {
+void TrainNode::on_reduced(NodeId by, const Reduced& r, Output& out, bool pass_on) {
   if (r.iter < stepped_ || (!ready_ && !imported_)) return;
   if (r.iter > stepped_) {  // we have not applied the one before yet
     early_reduced_[r.iter] = r;
@@ -1550,6 +1566,7 @@ void TrainNode::on_reduced(const Reduced& r, Output& out, bool pass_on) {
   auto& it = iters_[r.iter];
   if (it.reduced) return;
   it.reduced = r;
+  it.reduced_by = by;
   it.shard.plan.reset();  // nothing of the sharded reduce is assembled any more
   reduced_log_[r.iter] = r;
   while (reduced_log_.size() > params_.reduced_log) {
@@ -1642,10 +1659,11 @@ void TrainNode::try_commit(Output& out) {
   }
 }
 
-// Any member that applied a step holds it: while it lives, every later leader adopts that result (on_collect), so
+// Any serving member that applied a step holds it: while it lives, every later leader adopts that result, so
 // the stage's step sums every microbatch once, a dead member's part included. Others redo less on that word.
 void TrainNode::announce_applied(Iter i, Output& out) {
-  if (has_stepped(stage_, i)) return;  // announced (Committed), or a newcomer catching up
+  // Not a newcomer's before it serves: no leader asks it, so its copy keeps no step alive (soak seed 192141).
+  if (!ready_ || has_stepped(stage_, i)) return;
   const auto members = live(stage_);
   const auto seniors = std::count_if(members.begin(), members.end(), [&](NodeId n) { return senior(n, id_); });
   if (static_cast<uint64_t>(seniors) >= params_.step_announcers) return;

@@ -205,6 +205,7 @@ class TrainNode {
     bool injection_open = false;  // holders: may inject owned microbatches
     LeaderState lead;
     std::optional<Reduced> reduced;  // the reduced gradient applied (kept for a new leader)
+    NodeId reduced_by = 0;           // the leader whose result that is (0: not known)
     bool snapshot_queued = false;
     ShardState shard;
   };
@@ -235,7 +236,7 @@ class TrainNode {
   void on_collect(NodeId from, const Collect& c, Output& out);
   void on_gradsum(NodeId from, const GradSum& g, Output& out);
   // `pass_on`: as leader, send it to every member (an adopted or whole result; a sharded one they assemble).
-  void on_reduced(const Reduced& r, Output& out, bool pass_on = true);
+  void on_reduced(NodeId by, const Reduced& r, Output& out, bool pass_on = true);  // `by`: its leader (0: unknown)
   void on_slice(NodeId from, const Slice& s, Output& out);
   void on_reduce_plan(NodeId from, const ReducePlan& p, Output& out);
   void on_assembled(NodeId from, const Assembled& a, Output& out);

@@ -522,6 +522,30 @@ TEST(TrainNodeRedo, AHopDeadAfterItsStageAppliedIsRedoneOnlyOnceNoMemberHoldingT
   EXPECT_NE(untold[0], "-");  // today's rule: the stage has not announced the step
 }
 
+// A member that applied a step from a leader it did not take for its stage's (that one seemed junior here) hands the
+// result to the leader it knows when that one dies, as it would a dead leader's: a redo may have been left out on
+// the word that the step is held (StepApplied; soak seed 192141: the stage's leader never heard of the step, never
+// asked for it, and waited for the microbatch forever).
+TEST(TrainNodeMember, AStepWhoseLeaderDiesGoesToTheLeaderItKnows) {
+  auto handed = [](NodeId dead) {
+    Output out;
+    TrainNode member = node_at(8, 1, 2, {{1, 0}, {2, 1}, {3, 1}, {20, 2}}, out);
+    member.step(Receive{Message{2, 8, 1, Ready{5}}}, 0.5, out);  // 2 seems junior to 3 here
+    out.clear();
+    member.step(Receive{Message{2, 8, 2, Reduced{0, 700, 0, {0, 1}, {}}}}, 1, out);
+    for (const auto& t : std::vector<ComputeTask>(out.compute))
+      if (t.kind == ComputeKind::kApply) member.step(Finished{ComputeDone{t.id, 0, 0, true, {}}}, 1, out);
+    if (member.stepped() != 1) return -1;
+    out.clear();
+    member.step(PeerDown{dead}, 2, out);
+    return static_cast<int>(std::count_if(out.send.begin(), out.send.end(), [](const Message& m) {
+      return m.to == 3 && std::holds_alternative<Reduced>(m.body);
+    }));
+  };
+  EXPECT_EQ(handed(2), 1);  // the step's leader
+  EXPECT_EQ(handed(20), 0);  // another stage's death: nothing to hand over
+}
+
 // Only the most senior members (TrainParams::step_announcers) say they applied a step: one would do but for the
 // leader's own death, and every member saying it would cost N^2 messages per step.
 TEST(TrainNodeRedo, OnlyTheMostSeniorMembersSayTheyAppliedAStep) {
@@ -600,6 +624,43 @@ TEST(TrainNodeAdopt, AGradientThatOvertookTheAnswerStillLeavesThePath) {
   out.clear();
   holder.step(PeerDown{10}, 3, out);
   EXPECT_EQ(start_forwards(), 1) << "20 was never confirmed to hold it: regenerated for stage 2";
+}
+
+// A holder whose path of a microbatch ends short — the stage-1 relay's announcement of where it sent it on was lost,
+// and the relay died before sending it again — still knows the last relay: the one that sent it the end part.
+// When that one dies before its stage stepped, the holder regenerates the microbatch for it (soak seed 137241:
+// nobody did, and stage 2 waited for it forever).
+TEST(TrainNodeAdopt, TheLastRelayOfAShortPathIsTheOneThatSentTheEndPart) {
+  Output out;
+  TrainNode holder = node_at(2, 0, 2, {{1, 0}, {10, 1}, {20, 2}, {21, 2}}, out);
+  holder.step(PeerDown{1}, 1, out);  // microbatch 0 was holder 1's: it is ours now
+  uint64_t seq = 0;
+  auto deliver = [&](NodeId from, Body body) {
+    out.clear();
+    holder.step(Receive{Message{from, 2, ++seq, std::move(body)}}, 2, out);
+    for (const auto& t : std::vector<ComputeTask>(out.compute))
+      if (t.kind == ComputeKind::kStartBackward || t.kind == ComputeKind::kEndBackward) {
+        Output done;
+        holder.step(Finished{ComputeDone{t.id, static_cast<Blob>(800 + t.id), 0, true, {}}}, 2, done);
+      }
+  };
+  auto start_forwards = [&] {
+    return std::count_if(out.compute.begin(), out.compute.end(), [](const ComputeTask& t) {
+      return t.kind == ComputeKind::kStartForward && t.mb == 0;
+    });
+  };
+  deliver(10, Adopt{0, {1}, {0}, {{}}});  // it holds microbatch 0; where it went on, it never heard
+  deliver(20, Adopt{0, {1}, {}, {}});
+  deliver(21, Adopt{0, {1}, {}, {}});
+  deliver(20, Activation{0, 0, 700, {}, false});  // the end part, from stage 2's 20
+  deliver(10, Gradient{0, 0, 701});
+  deliver(10, Committed{0, 1});  // stage 1 stepped: its part is safe
+  out.clear();
+  holder.step(PeerDown{10}, 3, out);
+  EXPECT_EQ(start_forwards(), 0) << "20 holds stage 2's part";
+  out.clear();
+  holder.step(PeerDown{20}, 4, out);
+  EXPECT_EQ(start_forwards(), 1) << "stage 2's part died with 20: regenerated";
 }
 
 // A graceful leave hands over the work it has not begun: the queued forward goes back to its sender (Busy-refused,

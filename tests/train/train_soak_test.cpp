@@ -110,8 +110,16 @@ TEST(TrainSoak, SeedsThatOnceStalledOnADoubleContributionFinish) {
 //        its output lost; the holder died too, and the relay before it, knowing no path after the dead node, saw
 //        nothing to redo: the new owner never got the end part. A relay now takes the owner after a last-stage
 //        node as unconfirmed unless told otherwise.
+//  137241: a holder that took over a dead holder's microbatch held a short path (the stage-1 relay's announcement
+//        lost, the relay dead) though it knew the stage-2 node that sent it the end part; that node died before its
+//        stage stepped, and nobody redid the microbatch. The end part's sender now ends a short path. (Found once
+//        StepApplied messages changed which messages the soak loses.)
+//  192141: a member applied a step from a leader whose Ready had never reached it (it took another member for
+//        its leader) and said so (StepApplied); that leader died, the holder left out its redo on that word, and
+//        the member, seeing no leader die, never handed the step to the new one, which waited for the microbatch
+//        forever. A member now hands a step to its leader when the step's own leader dies.
 TEST(TrainSoak, SeedsFoundWithLeavesAndBudgetsFinish) {
-  for (uint64_t seed : {2429, 63767, 26304, 83450, 116925, 360061}) {
+  for (uint64_t seed : {2429, 63767, 26304, 83450, 116925, 360061, 137241, 192141}) {
     const auto r = soak_run(seed);
     EXPECT_TRUE(r.finished) << "seed " << seed << ": " << r.stall;
     for (const auto& v : r.violations) ADD_FAILURE() << "seed " << seed << ": " << v;
