@@ -483,6 +483,34 @@ TEST(TrainNodeRedo, ALastHopDeadAfterItsStageSteppedIsRedoneUnlessTheOwnerHasThe
   EXPECT_EQ(redone(true), "not redone");
 }
 
+// Work failing twice here goes back to its sender — unless no sender lives: the path before it counts on this
+// node holding the microbatch and would never redo it, so it is retried here (soak seed 386197: given back to a
+// dead sender, the microbatch was lost and its stage waited forever).
+TEST(TrainNodeInput, WorkFailingTwiceWithItsSenderDeadIsRetriedHere) {
+  auto after_two_failures = [](bool sender_dies) {
+    Output out;
+    TrainNode relay = node_at(20, 2, 2, {{1, 0}, {10, 1}, {11, 1}, {21, 2}}, out);
+    out.clear();
+    relay.step(Receive{Message{10, 20, 5, Activation{0, 0, 500, {}, false}}}, 1, out);
+    if (sender_dies) relay.step(PeerDown{10}, 1, out);
+    for (int failure = 0; failure < 2; ++failure) {
+      std::vector<ComputeTask> forwards;
+      for (const auto& t : out.compute)
+        if (t.kind == ComputeKind::kForward) forwards.push_back(t);
+      if (forwards.size() != 1) return std::string("no forward to fail");
+      out.clear();
+      relay.step(Finished{ComputeDone{forwards[0].id, 0, 0, false, {}}}, 2, out);
+    }
+    for (const auto& m : out.send)
+      if (const auto* b = std::get_if<Busy>(&m.body); b && b->refused) return "given back to " + std::to_string(m.to);
+    for (const auto& t : out.compute)
+      if (t.kind == ComputeKind::kForward) return std::string("retried");
+    return std::string("dropped");
+  };
+  EXPECT_EQ(after_two_failures(false), "given back to 10");
+  EXPECT_EQ(after_two_failures(true), "retried");
+}
+
 // A relay whose next hop died after the hop's stage applied the iteration (a member said so: StepApplied) redoes
 // nothing while a member that said so lives — the step sums the dead hop's part, and every later leader adopts it
 // from that member; the redo's replay on the stage's old weights was most of the waste beyond the crashes' own
