@@ -650,15 +650,15 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
     // Work failing again here (a bad input, or this device): another replica of our stage computes it — a relay's
     // forward, or its backward while nothing of the microbatch is in our sum; a holder's end part goes back to
     // its sender, which tries another replica of its stage (the end part has one place: the owner). A holder's
-    // start part has no other place either: it is retried here. So is work whose senders are all dead: the path
-    // before them counts on us to hold it and would never redo it (soak seed 386197: given back to nobody, lost).
+    // start part has no other place either: it is retried here. So is a relay's work whose senders are all dead: the
+    // path before them counts on us to hold it and would never redo it (soak seed 386197: given back to nobody,
+    // lost). A holder's end part goes back as ever: the holder itself redoes what it does not hold.
     if (auto it = iters_.find(t.iter); it != iters_.end() && !t.retract) {  // (a replay too: it never contributed)
       const bool end = t.kind == ComputeKind::kEndBackward;
       const bool relay_work = t.kind == ComputeKind::kForward ||
                               (t.kind == ComputeKind::kBackward && !it->second.done.count(t.mb));
       auto st = it->second.mbs.find(t.mb);
-      const bool taker = st != it->second.mbs.end() && (alive(end ? st->second.end_from : st->second.from) ||
-                                                        alive(end ? st->second.end_alt : st->second.alt));
+      const bool taker = st != it->second.mbs.end() && (is_holder() || alive(st->second.from) || alive(st->second.alt));
       if ((relay_work || (end && !it->second.end_done.count(t.mb))) && taker &&
           ++(end ? st->second.end_failures : st->second.failures) >= 2) {
         give_back(t.iter, t.mb, end, out);
