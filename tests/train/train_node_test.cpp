@@ -621,49 +621,14 @@ TEST(TrainNodeRouting, TheCheapestFlowsFillFirst) {
   EXPECT_EQ(full, (std::map<NodeId, int>{{20, 2}, {21, 1}}));
 }
 
-// A holder that took over a dead holder's microbatch learns the path the microbatch took after the stage-1 relay
-// from the relay's answer to WhoHolds, also when the relay's gradient overtook that answer: once that relay dies
-// too, with the next stage's node never confirmed to hold it, the holder regenerates the microbatch (soak seed
-// 116925: the path was dropped, a later crash on it was never redone and the stage waited forever).
-TEST(TrainNodeAdopt, AGradientThatOvertookTheAnswerStillLeavesThePath) {
+// Holder 2 of two that took over microbatch 0 of its dead peer 1, with relays 10 (stage 1), 20 and 21 (stage 2).
+// Each message delivered finishes the backward it brings at once.
+struct AdoptingHolder {
   Output out;
   TrainNode holder = node_at(2, 0, 2, {{1, 0}, {10, 1}, {20, 2}, {21, 2}}, out);
-  holder.step(PeerDown{1}, 1, out);  // microbatch 0 was holder 1's: it is ours now
   uint64_t seq = 0;
-  auto deliver = [&](NodeId from, Body body) {
-    out.clear();
-    holder.step(Receive{Message{from, 2, ++seq, std::move(body)}}, 2, out);
-  };
-  auto start_forwards = [&] {
-    return std::count_if(out.compute.begin(), out.compute.end(), [](const ComputeTask& t) {
-      return t.kind == ComputeKind::kStartForward && t.mb == 0;
-    });
-  };
-  deliver(10, Gradient{0, 0, 700});  // before its Adopt
-  for (const auto& t : out.compute)
-    if (t.kind == ComputeKind::kStartBackward) {
-      out.clear();
-      holder.step(Finished{ComputeDone{t.id, 701, 0, true, {}}}, 2, out);
-    }
-  deliver(10, Adopt{0, {1}, {0}, {{20}}});  // it sent microbatch 0 on to 20
-  deliver(20, Adopt{0, {1}, {}, {}});
-  deliver(21, Adopt{0, {1}, {}, {}});
-  deliver(10, Committed{0, 1});  // stage 1 stepped: only stage 2's part of microbatch 0 may be missing
-  out.clear();
-  holder.step(PeerDown{10}, 3, out);
-  EXPECT_EQ(start_forwards(), 1) << "20 was never confirmed to hold it: regenerated for stage 2";
-}
-
-// A holder whose path of a microbatch ends short — the stage-1 relay's announcement of where it sent it on was lost,
-// and the relay died before sending it again — still knows the last relay: the one that sent it the end part.
-// When that one dies before its stage stepped, the holder regenerates the microbatch for it (soak seed 137241:
-// nobody did, and stage 2 waited for it forever).
-TEST(TrainNodeAdopt, TheLastRelayOfAShortPathIsTheOneThatSentTheEndPart) {
-  Output out;
-  TrainNode holder = node_at(2, 0, 2, {{1, 0}, {10, 1}, {20, 2}, {21, 2}}, out);
-  holder.step(PeerDown{1}, 1, out);  // microbatch 0 was holder 1's: it is ours now
-  uint64_t seq = 0;
-  auto deliver = [&](NodeId from, Body body) {
+  AdoptingHolder() { holder.step(PeerDown{1}, 1, out); }  // microbatch 0 was holder 1's: it is ours now
+  void deliver(NodeId from, Body body) {
     out.clear();
     holder.step(Receive{Message{from, 2, ++seq, std::move(body)}}, 2, out);
     for (const auto& t : std::vector<ComputeTask>(out.compute))
@@ -671,24 +636,45 @@ TEST(TrainNodeAdopt, TheLastRelayOfAShortPathIsTheOneThatSentTheEndPart) {
         Output done;
         holder.step(Finished{ComputeDone{t.id, static_cast<Blob>(800 + t.id), 0, true, {}}}, 2, done);
       }
-  };
-  auto start_forwards = [&] {
+  }
+  // Regenerations of microbatch 0 started when `dead` died.
+  long start_forwards_on_death(NodeId dead, double now) {
+    out.clear();
+    holder.step(PeerDown{dead}, now, out);
     return std::count_if(out.compute.begin(), out.compute.end(), [](const ComputeTask& t) {
       return t.kind == ComputeKind::kStartForward && t.mb == 0;
     });
-  };
-  deliver(10, Adopt{0, {1}, {0}, {{}}});  // it holds microbatch 0; where it went on, it never heard
-  deliver(20, Adopt{0, {1}, {}, {}});
-  deliver(21, Adopt{0, {1}, {}, {}});
-  deliver(20, Activation{0, 0, 700, {}, false});  // the end part, from stage 2's 20
-  deliver(10, Gradient{0, 0, 701});
-  deliver(10, Committed{0, 1});  // stage 1 stepped: its part is safe
-  out.clear();
-  holder.step(PeerDown{10}, 3, out);
-  EXPECT_EQ(start_forwards(), 0) << "20 holds stage 2's part";
-  out.clear();
-  holder.step(PeerDown{20}, 4, out);
-  EXPECT_EQ(start_forwards(), 1) << "stage 2's part died with 20: regenerated";
+  }
+};
+
+// A holder that took over a dead holder's microbatch learns the path the microbatch took after the stage-1 relay
+// from the relay's answer to WhoHolds, also when the relay's gradient overtook that answer: once that relay dies
+// too, with the next stage's node never confirmed to hold it, the holder regenerates the microbatch (soak seed
+// 116925: the path was dropped, a later crash on it was never redone and the stage waited forever).
+TEST(TrainNodeAdopt, AGradientThatOvertookTheAnswerStillLeavesThePath) {
+  AdoptingHolder h;
+  h.deliver(10, Gradient{0, 0, 700});  // before its Adopt
+  h.deliver(10, Adopt{0, {1}, {0}, {{20}}});  // it sent microbatch 0 on to 20
+  h.deliver(20, Adopt{0, {1}, {}, {}});
+  h.deliver(21, Adopt{0, {1}, {}, {}});
+  h.deliver(10, Committed{0, 1});  // stage 1 stepped: only stage 2's part of microbatch 0 may be missing
+  EXPECT_EQ(h.start_forwards_on_death(10, 3), 1) << "20 was never confirmed to hold it: regenerated for stage 2";
+}
+
+// A holder whose path of a microbatch ends short — the stage-1 relay's announcement of where it sent it on was lost,
+// and the relay died before sending it again — still knows the last relay: the one that sent it the end part.
+// When that one dies before its stage stepped, the holder regenerates the microbatch for it (soak seed 137241:
+// nobody did, and stage 2 waited for it forever).
+TEST(TrainNodeAdopt, TheLastRelayOfAShortPathIsTheOneThatSentTheEndPart) {
+  AdoptingHolder h;
+  h.deliver(10, Adopt{0, {1}, {0}, {{}}});  // it holds microbatch 0; where it went on, it never heard
+  h.deliver(20, Adopt{0, {1}, {}, {}});
+  h.deliver(21, Adopt{0, {1}, {}, {}});
+  h.deliver(20, Activation{0, 0, 700, {}, false});  // the end part, from stage 2's 20
+  h.deliver(10, Gradient{0, 0, 701});
+  h.deliver(10, Committed{0, 1});  // stage 1 stepped: its part is safe
+  EXPECT_EQ(h.start_forwards_on_death(10, 3), 0) << "20 holds stage 2's part";
+  EXPECT_EQ(h.start_forwards_on_death(20, 4), 1) << "stage 2's part died with 20: regenerated";
 }
 
 // A graceful leave hands over the work it has not begun: the queued forward goes back to its sender (Busy-refused,
