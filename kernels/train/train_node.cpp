@@ -1364,10 +1364,12 @@ void TrainNode::on_slice(NodeId from, const Slice& s, Output& out) {
 void TrainNode::on_reduce_plan(NodeId from, const ReducePlan& p, Output& out) {
   auto it = iters_.find(p.iter);
   // A member ready since the Collect that the leader made a recipient (see on_ready): with no sum to cut, it
-  // assembles that attempt like everyone else instead of waiting for the whole from the leader's one link.
+  // assembles that attempt like everyone else instead of waiting for the whole from the leader's one link — also
+  // when it had answered a dead leader's Collect before it served (soak seed 574310: it never assembled, and the
+  // leader waited for it forever).
   const bool added = p.iter == stepped_ && ready_ && contains(p.recipients, id_) &&
-                     (it == iters_.end() || (it->second.shard.leader == 0 && it->second.done.empty() &&
-                                             it->second.end_done.empty()));
+                     (it == iters_.end() || ((it->second.shard.leader == 0 || !alive(it->second.shard.leader)) &&
+                                             it->second.done.empty() && it->second.end_done.empty()));
   if (added) {
     it = iters_.try_emplace(p.iter).first;
     it->second.shard.begin_attempt(from, p.round);

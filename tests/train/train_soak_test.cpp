@@ -124,8 +124,12 @@ TEST(TrainSoak, SeedsThatOnceStalledOnADoubleContributionFinish) {
 //        microbatch back to nobody and forgot it, while the path before counted on it holding it. Work whose
 //        senders are all dead is now retried where it is — a relay's: a holder retrying its end part from a sender
 //        found dead just after sending a corrupt output retried forever (92064); it gives it back as before.
+//  574310: a newcomer that had answered a leader's Collect before it served, ready after that leader died, was
+//        made a recipient of the new leader's plan and ignored it (it took its old attempt for current): the new
+//        leader waited for its assembly forever. A member with no work now takes up a plan whose attempt
+//        replaces a dead leader's.
 TEST(TrainSoak, SeedsFoundWithLeavesAndBudgetsFinish) {
-  for (uint64_t seed : {2429, 63767, 26304, 83450, 116925, 360061, 137241, 192141, 386197, 92064}) {
+  for (uint64_t seed : {2429, 63767, 26304, 83450, 116925, 360061, 137241, 192141, 386197, 92064, 574310}) {
     const auto r = soak_run(seed);
     EXPECT_TRUE(r.finished) << "seed " << seed << ": " << r.stall;
     for (const auto& v : r.violations) ADD_FAILURE() << "seed " << seed << ": " << v;
