@@ -322,6 +322,26 @@ TEST(TrainNodeShardedReduce, ARecipientTheLeaderAddedAssemblesThatAttempt) {
 
 // A member assembles only the attempt it answered last: reduced slices of an older one (its owner died and the
 // leader asked again) are never concatenated.
+// A member without work that answered a leader's Collect, made a recipient of a later leader's plan after that
+// leader died, assembles the new attempt: its old one died with its leader (soak seed 574310: a newcomer had
+// answered before it served, and the new leader waited for its assembly forever).
+TEST(TrainNodeShardedReduce, AMemberWithoutWorkTakesUpAPlanReplacingADeadLeadersAttempt) {
+  Output out;
+  TrainNode member = node_at(12, 1, 2, {{1, 0}, {10, 1}, {11, 1}, {20, 2}}, out);
+  uint64_t seq = 0;
+  auto deliver = [&](NodeId from, Body body) {
+    out.clear();
+    member.step(Receive{Message{from, 12, ++seq, std::move(body)}}, 1, out);
+  };
+  deliver(10, Collect{0, 1, {10, 11}});  // it answers with an empty sum
+  member.step(PeerDown{10}, 2, out);
+  deliver(11, ReducePlan{0, 1, {11}, {11}, {3}, 0, {0, 1}, {}, {11, 12}});
+  deliver(11, Slice{0, 11, 1, 0, 0, 1, true, 611});
+  const bool concatenates = std::any_of(out.compute.begin(), out.compute.end(),
+                                        [](const ComputeTask& t) { return t.kind == ComputeKind::kConcat; });
+  EXPECT_TRUE(concatenates);
+}
+
 TEST(TrainNodeShardedReduce, AMemberNeverAssemblesAnAttemptItNoLongerAnswers) {
   Output out;
   TrainNode member = stage1_node(11, {{1, 0}, {10, 1}, {12, 1}, {20, 2}}, out);
