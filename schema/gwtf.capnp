@@ -364,7 +364,7 @@ struct TrainMessage {
     slice @23 :ReduceSlice;
     reducePlan @24 :ReducePlan;
     assembled @25 :UInt64;   # the iteration whose sharded reduce this member assembled
-    applied @26 :StageStepped;  # the leader applied this step (not yet every member: see committed)
+    applied @26 :StageStepped;  # a senior member applied this step (not yet announced: see committed)
   }
 }
 

@@ -154,9 +154,10 @@ struct Committed {  // leader to everyone: this stage stepped for iteration `ite
   Iter iter = 0;
   Stage stage = 0;
 };
-// Leader to everyone, before Committed: it applied iteration `iter`, so the stage has a result that sums every
-// microbatch once — also a member's that died since. Knowledge for redos (a dead node's part in it needs no
-// recomputation), certain only while the leader lives: it holds the result until every member does.
+// One of a stage's most senior serving members to the stages before it on a path, before Committed: it applied
+// iteration `iter`, so the stage has a result that sums every microbatch once — also a member's that died since.
+// Knowledge for redos (a dead node's part in it needs no recomputation), good while that member lives: every later
+// leader gets the result from it (TrainParams::step_announcers).
 struct StepApplied {
   Iter iter = 0;
   Stage stage = 0;

@@ -17,7 +17,8 @@ for key in time_to_train_s throughput_microbatches_per_s wasted_compute_fraction
   [[ $(grep -c "\"$key\"" "$OUT/a/summary.json") -eq 6 ]] || fail "summary.json lacks $key for the 6 policies"
 done
 # The deposit bound, for the 5 policies on the training protocol's engine (not swarm's own).
-[[ $(grep -c '"wasted_if_durable_after_s"' "$OUT/a/summary.json") -eq 5 ]] || fail "summary.json lacks the deposit bound"
+[[ $(grep -c '"wasted_if_durable_after_s"' "$OUT/a/summary.json") -eq 5 ]] ||
+  fail "summary.json lacks the deposit bound"
 cmp -s "$OUT/a/summary.json" "$OUT/b/summary.json" || fail "the same seed gave another summary.json"
 if command -v gnuplot >/dev/null; then
   for f in progress.png throughput.png routing.png; do [[ -s $OUT/a/$f ]] || fail "no plot $f"; done
