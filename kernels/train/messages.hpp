@@ -325,6 +325,8 @@ enum class EventKind : uint8_t {
   kRefusedEverywhere,
   kUnprocessable,       // a holder: refused everywhere again after regenerating it (the model or the data give
                         // NaN/Inf): the iteration cannot commit; sent on again (value: times refused everywhere)
+  kTakenBack,           // a relay: every sender it gave microbatch mb back to died before taking it: its work is
+                        // retried here
 };
 const char* event_name(EventKind k);
 

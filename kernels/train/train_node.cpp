@@ -348,6 +348,16 @@ void TrainNode::on_activation(NodeId from, uint64_t seq, const Activation& a, Ou
 
 // The receiver of an activation we sent acknowledged it: it has the microbatch (see redo).
 void TrainNode::on_ack(const Message& acked, Output& out) {
+  if (std::holds_alternative<Busy>(acked.body)) {  // a microbatch we gave back: a sender has it now
+    auto h = std::find_if(handed_back_.begin(), handed_back_.end(), [&](const HandedBack& k) {
+      return std::find(k.busy.begin(), k.busy.end(), acked.seq) != k.busy.end();
+    });
+    if (h == handed_back_.end()) return;
+    for (Blob b : {h->st.input, h->st.output, h->st.grad_in})
+      if (b) out.release.push_back(b);
+    handed_back_.erase(h);
+    return;
+  }
   const auto* a = std::get_if<Activation>(&acked.body);
   if (!a) return;
   auto it = iters_.find(a->iter);
@@ -467,7 +477,7 @@ bool TrainNode::turned_away(NodeId from, uint64_t seq, const Activation& a, Outp
 // next stage refused our output: we forget it (its buffers too; nothing of it is in our sum) and the sender gives
 // it to another replica of our stage, avoiding us for a while. A backward given back is recomputed there with
 // the rest of the path as its route: the next stage answers from its cache, nothing else is redone.
-void TrainNode::give_back(Iter i, Mb mb, bool end, Output& out) {
+void TrainNode::give_back(Iter i, Mb mb, bool end, Output& out, const ComputeTask* failed) {
   auto& it = iters_[i];
   auto f = it.mbs.find(mb);
   if (f == it.mbs.end()) return;
@@ -483,20 +493,50 @@ void TrainNode::give_back(Iter i, Mb mb, bool end, Output& out) {
                                        (t.kind == ComputeKind::kEndBackward) == end;
                               }),
                tasks_.end());
+  HandedBack kept;
   if (end) {
     for (Blob b : {st.end_input, st.end_grad})
       if (b) out.release.push_back(b);
     st.end_from = st.end_alt = 0;
     st.end_input = st.end_grad = 0;
     st.end_failures = 0;
+  } else if (failed) {
+    kept.st = std::move(st);
+    kept.failed = *failed;
+    it.mbs.erase(f);
   } else {
     for (Blob b : {st.input, st.output, st.grad_in})
       if (b) out.release.push_back(b);
     it.mbs.erase(f);
   }
   out.events.push_back({EventKind::kGaveBack, i, mb, up});
-  if (up && alive(up)) send(up, Busy{i, mb, taken, true}, out);
-  if (alt && alive(alt)) send(alt, Busy{i, mb, alt_taken, true}, out);
+  for (auto [n, seq] : {std::pair{up, taken}, std::pair{alt, alt_taken}}) {
+    if (!n || !alive(n)) continue;
+    kept.busy.push_back(next_seq_);
+    kept.to.push_back(n);
+    send(n, Busy{i, mb, seq, true}, out);
+  }
+  if (!end && failed) handed_back_.push_back(std::move(kept));
+}
+
+void TrainNode::take_back_if_untaken(Output& out) {
+  for (auto h = handed_back_.begin(); h != handed_back_.end();) {
+    if (std::any_of(h->to.begin(), h->to.end(), [&](NodeId n) { return alive(n); })) {
+      ++h;
+      continue;
+    }
+    const ComputeTask& t = h->failed;
+    auto it = iters_.find(t.iter);
+    if (it != iters_.end() && !it->second.mbs.count(t.mb)) {  // not sent to us again meanwhile
+      it->second.mbs.emplace(t.mb, std::move(h->st));
+      out.events.push_back({EventKind::kTakenBack, t.iter, t.mb, id_});
+      queue(t);
+    } else {
+      for (Blob b : {h->st.input, h->st.output, h->st.grad_in})
+        if (b) out.release.push_back(b);
+    }
+    h = handed_back_.erase(h);
+  }
 }
 
 // An activation whose tensor the driver refused (see RefusedAtDoor): in place of the acknowledgement, Busy-refused,
@@ -661,7 +701,7 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       const bool taker = st != it->second.mbs.end() && (is_holder() || alive(st->second.from) || alive(st->second.alt));
       if ((relay_work || (end && !it->second.end_done.count(t.mb))) && taker &&
           ++(end ? st->second.end_failures : st->second.failures) >= 2) {
-        give_back(t.iter, t.mb, end, out);
+        give_back(t.iter, t.mb, end, out, &t);
         return;
       }
     }
@@ -1137,6 +1177,7 @@ void TrainNode::on_peer_down(NodeId peer, Output& out) {
   }
   for (Iter i : commit_pending_) send_whole_if_lost(i, out);
   try_commit(out);
+  take_back_if_untaken(out);  // before the redos below: one taken back may need them (its sender died)
   // A step that only dead members held may die with them (a new leader reduces anew without the dead's sums).
   bool forgotten = false;
   if (auto a = stage_applied_.find(dead_stage); a != stage_applied_.end() && a->second.by.erase(peer) &&
@@ -1971,8 +2012,8 @@ const char* event_name(EventKind k) {
                                            "rejected-chunk",    "joined",           "double-contribution",
                                            "retracted",         "busy",             "over-budget",
                                            "gave-back",         "dropped-misrouted", "refused-at-door",
-                                           "refused-everywhere", "unprocessable"};
-  static_assert(std::size(kNames) == static_cast<size_t>(EventKind::kUnprocessable) + 1, "a name per event");
+                                           "refused-everywhere", "unprocessable",   "taken-back"};
+  static_assert(std::size(kNames) == static_cast<size_t>(EventKind::kTakenBack) + 1, "a name per event");
   return kNames[static_cast<int>(k)];
 }
 

@@ -256,7 +256,9 @@ class TrainNode {
   void leave(Output& out);
   void on_busy(NodeId from, const Busy& b, Output& out);
   bool turned_away(NodeId from, uint64_t seq, const Activation& a, Output& out);
-  void give_back(Iter i, Mb mb, bool end, Output& out);
+  // `failed`: the work that failed twice, kept until a sender takes the microbatch (see HandedBack).
+  void give_back(Iter i, Mb mb, bool end, Output& out, const ComputeTask* failed = nullptr);
+  void take_back_if_untaken(Output& out);  // a sender died: a microbatch it never took back is ours again
   void on_refused_at_door(const Message& m, Output& out);
   bool refused_by_all(Iter i, Mb mb, const MbState& st) const;
   void refused_everywhere(Iter i, Mb mb, MbState& st, Output& out);
@@ -334,6 +336,17 @@ class TrainNode {
   bool leaving_ = false;
   std::map<NodeId, double> busy_until_;  // peers that answered Busy: not offered new work until then
   std::map<uint64_t, Pending> outbox_;
+  // A relay's microbatch given back after its work failed twice, until a sender acknowledges the Busy that gives
+  // it back: a sender that died first never passes it on, and the path before it counts on us to hold it (soak
+  // seeds 645766, 671905, 774562: given back to a sender that had just died, lost). Then it is ours again and
+  // its work is retried here, as with no live sender to give it to (on_finished).
+  struct HandedBack {
+    MbState st;
+    ComputeTask failed;
+    std::vector<uint64_t> busy;  // the Busy messages' numbers (any acknowledged: a sender has it)
+    std::vector<NodeId> to;      // their recipients
+  };
+  std::vector<HandedBack> handed_back_;
   TaskId next_task_ = 1;
   std::deque<ComputeTask> tasks_;
   std::optional<ComputeTask> running_;

@@ -531,6 +531,44 @@ TEST(TrainNodeInput, WorkFailingTwiceWithItsSenderDeadIsRetriedHere) {
   EXPECT_EQ(after_two_failures(true), "retried");
 }
 
+// Work given back stays with the relay until a sender acknowledges the Busy: a sender that died before the relay
+// knew (its Busy lost with it) never passes the microbatch on, and the path before it counts on the relay holding
+// it — once it hears of the death, the work is its again and retried here (soak seeds 645766, 671905, 774562: lost
+// with the sender, its stage waited forever). An acknowledged give-back is the sender's: a later death changes
+// nothing here.
+TEST(TrainNodeInput, WorkGivenBackToASenderThatDiesUnacknowledgedIsTakenBack) {
+  auto after_sender_dies = [](bool acknowledged) {
+    Output out;
+    TrainNode relay = node_at(20, 2, 2, {{1, 0}, {10, 1}, {11, 1}, {21, 2}}, out);
+    out.clear();
+    relay.step(Receive{Message{10, 20, 5, Activation{0, 0, 500, {}, false}}}, 1, out);
+    for (int failure = 0; failure < 2; ++failure) {
+      std::vector<ComputeTask> forwards;
+      for (const auto& t : out.compute)
+        if (t.kind == ComputeKind::kForward) forwards.push_back(t);
+      if (forwards.size() != 1) return std::string("no forward to fail");
+      out.clear();
+      relay.step(Finished{ComputeDone{forwards[0].id, 0, 0, false, {}}}, 2, out);
+    }
+    uint64_t busy = 0;
+    for (const auto& m : out.send)
+      if (const auto* b = std::get_if<Busy>(&m.body); b && b->refused && m.to == 10) busy = m.seq;
+    if (!busy) return std::string("not given back");
+    if (std::find(out.release.begin(), out.release.end(), Blob{500}) != out.release.end())
+      return std::string("input released before the sender took it");
+    out.clear();
+    if (acknowledged) relay.step(Receive{Message{10, 20, 0, Ack{busy}}}, 3, out);
+    const bool released = std::find(out.release.begin(), out.release.end(), Blob{500}) != out.release.end();
+    relay.step(PeerDown{10}, 4, out);
+    for (const auto& t : out.compute)
+      if (t.kind == ComputeKind::kForward && t.iter == 0 && t.mb == 0)
+        return std::string(released ? "released and retried" : "retried");
+    return std::string(released ? "released" : "kept");
+  };
+  EXPECT_EQ(after_sender_dies(false), "retried");
+  EXPECT_EQ(after_sender_dies(true), "released");
+}
+
 // A relay whose next hop died after the hop's stage applied the iteration (a member said so: StepApplied) redoes
 // nothing while a member that said so lives — the step sums the dead hop's part, and every later leader adopts it
 // from that member; the redo's replay on the stage's old weights was most of the waste beyond the crashes' own

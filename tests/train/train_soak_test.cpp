@@ -128,8 +128,13 @@ TEST(TrainSoak, SeedsThatOnceStalledOnADoubleContributionFinish) {
 //        made a recipient of the new leader's plan and ignored it (it took its old attempt for current): the new
 //        leader waited for its assembly forever. A member with no work now takes up a plan whose attempt
 //        replaces a dead leader's.
+//  645766, 671905, 774562: a relay's work failed twice (a poisoned device) and it gave the microbatch back to
+//        its sender, which had died before the relay knew: the Busy was lost with it, and the path before counted
+//        on the relay. A relay now keeps what it gave back until a sender acknowledges, and takes it back when
+//        every sender it went to dies first.
 TEST(TrainSoak, SeedsFoundWithLeavesAndBudgetsFinish) {
-  for (uint64_t seed : {2429, 63767, 26304, 83450, 116925, 360061, 137241, 192141, 386197, 92064, 574310}) {
+  for (uint64_t seed : {2429, 63767, 26304, 83450, 116925, 360061, 137241, 192141, 386197, 92064, 574310, 645766,
+                        671905, 774562}) {
     const auto r = soak_run(seed);
     EXPECT_TRUE(r.finished) << "seed " << seed << ": " << r.stall;
     for (const auto& v : r.violations) ADD_FAILURE() << "seed " << seed << ": " << v;
