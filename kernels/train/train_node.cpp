@@ -353,8 +353,7 @@ void TrainNode::on_ack(const Message& acked, Output& out) {
       return std::find(k.busy.begin(), k.busy.end(), acked.seq) != k.busy.end();
     });
     if (h == handed_back_.end()) return;
-    for (Blob b : {h->st.input, h->st.output, h->st.grad_in})
-      if (b) out.release.push_back(b);
+    release(h->st, out);
     handed_back_.erase(h);
     return;
   }
@@ -474,10 +473,11 @@ bool TrainNode::turned_away(NodeId from, uint64_t seq, const Activation& a, Outp
 }
 
 // Our work on a microbatch failed twice (its forward or backward; a holder's end part), or every replica of the
-// next stage refused our output: we forget it (its buffers too; nothing of it is in our sum) and the sender gives
-// it to another replica of our stage, avoiding us for a while. A backward given back is recomputed there with
+// next stage refused our output: we forget it (nothing of it is in our sum; a relay keeps its buffers until a
+// sender acknowledges, see HandedBack) and the sender gives it to another replica of our stage, avoiding us for a
+// while. A backward given back is recomputed there with
 // the rest of the path as its route: the next stage answers from its cache, nothing else is redone.
-void TrainNode::give_back(Iter i, Mb mb, bool end, Output& out, const ComputeTask* failed) {
+void TrainNode::give_back(Iter i, Mb mb, bool end, Output& out, const ComputeTask& retry) {
   auto& it = iters_[i];
   auto f = it.mbs.find(mb);
   if (f == it.mbs.end()) return;
@@ -500,13 +500,9 @@ void TrainNode::give_back(Iter i, Mb mb, bool end, Output& out, const ComputeTas
     st.end_from = st.end_alt = 0;
     st.end_input = st.end_grad = 0;
     st.end_failures = 0;
-  } else if (failed) {
-    kept.st = std::move(st);
-    kept.failed = *failed;
-    it.mbs.erase(f);
   } else {
-    for (Blob b : {st.input, st.output, st.grad_in})
-      if (b) out.release.push_back(b);
+    kept.st = std::move(st);
+    kept.retry = retry;
     it.mbs.erase(f);
   }
   out.events.push_back({EventKind::kGaveBack, i, mb, up});
@@ -516,7 +512,14 @@ void TrainNode::give_back(Iter i, Mb mb, bool end, Output& out, const ComputeTas
     kept.to.push_back(n);
     send(n, Busy{i, mb, seq, true}, out);
   }
-  if (!end && failed) handed_back_.push_back(std::move(kept));
+  if (end) return;
+  handed_back_.push_back(std::move(kept));
+  if (handed_back_.back().to.empty()) take_back_if_untaken(out);  // no live sender to give it to: ours after all
+}
+
+void TrainNode::release(const MbState& st, Output& out) {
+  for (Blob b : {st.input, st.output, st.grad_in})
+    if (b) out.release.push_back(b);
 }
 
 void TrainNode::take_back_if_untaken(Output& out) {
@@ -525,15 +528,22 @@ void TrainNode::take_back_if_untaken(Output& out) {
       ++h;
       continue;
     }
-    const ComputeTask& t = h->failed;
+    ComputeTask t = h->retry;
     auto it = iters_.find(t.iter);
     if (it != iters_.end() && !it->second.mbs.count(t.mb)) {  // not sent to us again meanwhile
-      it->second.mbs.emplace(t.mb, std::move(h->st));
+      MbState& st = it->second.mbs.emplace(t.mb, std::move(h->st)).first->second;
+      if (t.kind == ComputeKind::kForward && st.output) {  // refused everywhere: computed anew, sent on afresh
+        out.release.push_back(std::exchange(st.output, 0));
+        st.fwd_done = false;
+        st.point_to(0, false);
+        st.route.clear();
+      }
+      (t.kind == ComputeKind::kForward ? st.fwd_queued : st.bwd_queued) = true;
+      t.replay = t.replay || t.iter < stepped_;  // our stage stepped meanwhile: on the old weights, adding nothing
       out.events.push_back({EventKind::kTakenBack, t.iter, t.mb, id_});
       queue(t);
     } else {
-      for (Blob b : {h->st.input, h->st.output, h->st.grad_in})
-        if (b) out.release.push_back(b);
+      release(h->st, out);
     }
     h = handed_back_.erase(h);
   }
@@ -575,7 +585,8 @@ void TrainNode::refused_everywhere(Iter i, Mb mb, MbState& st, Output& out) {
   st.refused_by.clear();
   ++st.refusals;
   out.events.push_back({EventKind::kRefusedEverywhere, i, mb, id_, static_cast<double>(st.refusals)});
-  if (!is_holder() && !st.bwd_queued && !st.bwd_done) return give_back(i, mb, false, out);
+  if (!is_holder() && !st.bwd_queued && !st.bwd_done)
+    return give_back(i, mb, false, out, task(ComputeKind::kForward, i, mb, {st.input}, i < stepped_));
   if (st.refusals == 1 && (is_holder() || st.input)) {
     out.release.push_back(std::exchange(st.output, 0));
     st.fwd_done = false;
@@ -701,7 +712,7 @@ void TrainNode::on_finished(const ComputeDone& d, Output& out) {
       const bool taker = st != it->second.mbs.end() && (is_holder() || alive(st->second.from) || alive(st->second.alt));
       if ((relay_work || (end && !it->second.end_done.count(t.mb))) && taker &&
           ++(end ? st->second.end_failures : st->second.failures) >= 2) {
-        give_back(t.iter, t.mb, end, out, &t);
+        give_back(t.iter, t.mb, end, out, t);
         return;
       }
     }
@@ -1118,10 +1129,10 @@ void TrainNode::leave(Output& out) {
     return m.first != id_ && m.second.stage == stage_ && m.second.alive && m.second.ready && !m.second.leaving;
   });
   if (!another) return;
-  std::vector<std::pair<Iter, Mb>> queued;
+  std::vector<ComputeTask> queued;
   for (const auto& t : tasks_)
-    if (t.kind == ComputeKind::kForward) queued.emplace_back(t.iter, t.mb);
-  for (const auto& [i, mb] : queued) give_back(i, mb, false, out);
+    if (t.kind == ComputeKind::kForward) queued.push_back(t);
+  for (const auto& t : queued) give_back(t.iter, t.mb, false, out, t);
 }
 
 bool TrainNode::drained() const {

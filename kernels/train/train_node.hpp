@@ -256,9 +256,11 @@ class TrainNode {
   void leave(Output& out);
   void on_busy(NodeId from, const Busy& b, Output& out);
   bool turned_away(NodeId from, uint64_t seq, const Activation& a, Output& out);
-  // `failed`: the work that failed twice, kept until a sender takes the microbatch (see HandedBack).
-  void give_back(Iter i, Mb mb, bool end, Output& out, const ComputeTask* failed = nullptr);
-  void take_back_if_untaken(Output& out);  // a sender died: a microbatch it never took back is ours again
+  // `retry`: the relay's work on it, run here after all when no sender takes it (see HandedBack; unused for a
+  // holder's end part).
+  void give_back(Iter i, Mb mb, bool end, Output& out, const ComputeTask& retry);
+  void take_back_if_untaken(Output& out);  // a sender died: a microbatch none of them took is ours again
+  static void release(const MbState& st, Output& out);  // a relay's buffers of a microbatch it no longer holds
   void on_refused_at_door(const Message& m, Output& out);
   bool refused_by_all(Iter i, Mb mb, const MbState& st) const;
   void refused_everywhere(Iter i, Mb mb, MbState& st, Output& out);
@@ -336,13 +338,14 @@ class TrainNode {
   bool leaving_ = false;
   std::map<NodeId, double> busy_until_;  // peers that answered Busy: not offered new work until then
   std::map<uint64_t, Pending> outbox_;
-  // A relay's microbatch given back after its work failed twice, until a sender acknowledges the Busy that gives
-  // it back: a sender that died first never passes it on, and the path before it counts on us to hold it (soak
-  // seeds 645766, 671905, 774562: given back to a sender that had just died, lost). Then it is ours again and
-  // its work is retried here, as with no live sender to give it to (on_finished).
+  // A relay's microbatch given back (its work failed twice, its output was refused everywhere, or it leaves before
+  // beginning it), until a sender acknowledges the Busy that gives it back: a sender that died first never passes
+  // it on, and the path before it counts on us to hold it (soak seeds 645766, 671905, 774562: given back to a
+  // sender that had just died, lost). Then it is ours again and its work runs here, as with no live sender to give
+  // it to (on_finished).
   struct HandedBack {
     MbState st;
-    ComputeTask failed;
+    ComputeTask retry;
     std::vector<uint64_t> busy;  // the Busy messages' numbers (any acknowledged: a sender has it)
     std::vector<NodeId> to;      // their recipients
   };

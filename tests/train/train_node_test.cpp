@@ -426,7 +426,8 @@ TEST(TrainNodeInput, AnActivationRefusedAtTheDoorIsGivenBackToItsSender) {
 }
 
 // The sender's side: every replica of the next stage gave the microbatch back — its output is suspect, so the
-// relay gives the microbatch back to its own sender and forgets it.
+// relay gives the microbatch back to its own sender, and forgets it once the sender acknowledges (see
+// WorkGivenBackToASenderThatDiesUnacknowledgedIsTakenBack).
 TEST(TrainNodeInput, ARelayWhoseOutputEveryReplicaRefusedGivesItBack) {
   Output out;
   TrainNode relay = stage1_node(10, {{1, 0}, {20, 2}, {21, 2}}, out);
@@ -450,12 +451,15 @@ TEST(TrainNodeInput, ARelayWhoseOutputEveryReplicaRefusedGivesItBack) {
   EXPECT_TRUE(to_second);
   out.clear();
   relay.step(Receive{Message{second, 10, 1, Busy{0, 0, 0, true}}}, 4, out);
-  bool gave_back = false;
+  uint64_t gave_back = 0;
   for (const auto& m : out.send)
-    if (const auto* b = std::get_if<Busy>(&m.body)) gave_back = m.to == 1 && b->seq == 5 && b->refused;  // what it took
-  EXPECT_TRUE(gave_back);
-  EXPECT_NE(std::find(out.release.begin(), out.release.end(), Blob{600}), out.release.end());
+    if (const auto* b = std::get_if<Busy>(&m.body); b && m.to == 1 && b->seq == 5 && b->refused)  // what it took
+      gave_back = m.seq;
+  ASSERT_NE(gave_back, 0u);
   EXPECT_EQ(relay.buffered(), 0u);
+  EXPECT_EQ(std::find(out.release.begin(), out.release.end(), Blob{600}), out.release.end()) << "not taken yet";
+  relay.step(Receive{Message{1, 10, 0, Ack{gave_back}}}, 5, out);
+  EXPECT_NE(std::find(out.release.begin(), out.release.end(), Blob{600}), out.release.end());
 }
 
 // Where relay `relay` sends its output of microbatch `mb` (iteration 0) that it took from `from`: the forward is
@@ -760,7 +764,11 @@ TEST(TrainNodeLeave, AQueuedForwardIsHandedBackAndTheRunningOneFinished) {
   EXPECT_EQ(busy[0].second.mb, 1u);
   EXPECT_EQ(busy[0].second.seq, 6u);
   EXPECT_TRUE(busy[0].second.refused);
-  EXPECT_NE(std::find(out.release.begin(), out.release.end(), Blob{501}), out.release.end());
+  std::vector<uint64_t> handed;
+  for (const auto& m : out.send)
+    if (std::holds_alternative<Busy>(m.body)) handed.push_back(m.seq);
+  for (uint64_t seq : handed) relay.step(Receive{Message{1, 10, 0, Ack{seq}}}, 2, out);
+  EXPECT_NE(std::find(out.release.begin(), out.release.end(), Blob{501}), out.release.end()) << "once taken";
   EXPECT_FALSE(relay.drained()) << "it still computes microbatch 0";
   ComputeDone done;
   done.id = running.id;
