@@ -790,5 +790,31 @@ TEST(TrainNodeLeave, AQueuedForwardIsHandedBackAndTheRunningOneFinished) {
   for (const auto& m : out.send) EXPECT_FALSE(std::holds_alternative<Busy>(m.body));
 }
 
+// What a leaver handed back to a sender that dies before taking it is the leaver's again: it computes it before it
+// goes (the path before the sender counts on it).
+TEST(TrainNodeLeave, AMicrobatchHandedBackToASenderThatDiesFirstIsComputedHere) {
+  Output out;
+  TrainNode relay = stage1_node(10, {{1, 0}, {2, 0}, {11, 1}, {20, 2}}, out);
+  out.clear();
+  relay.step(Receive{Message{1, 10, 5, Activation{0, 0, 500, {}, false}}}, 1, out);
+  relay.step(Receive{Message{1, 10, 6, Activation{0, 1, 501, {}, false}}}, 1, out);
+  ASSERT_EQ(out.compute.size(), 1u);
+  const auto running = out.compute[0];
+  out.clear();
+  relay.step(Leave{}, 2, out);
+  relay.step(PeerDown{1}, 3, out);
+  bool taken_back = false;
+  for (const auto& e : out.events) taken_back |= e.kind == EventKind::kTakenBack && e.mb == 1;
+  EXPECT_TRUE(taken_back);
+  EXPECT_EQ(std::find(out.release.begin(), out.release.end(), Blob{501}), out.release.end());
+  out.clear();
+  relay.step(Finished{ComputeDone{running.id, 600, 0, true, {}}}, 4, out);
+  bool forward = false;
+  for (const auto& t : out.compute)
+    forward |= t.kind == ComputeKind::kForward && t.mb == 1 && t.inputs == std::vector<Blob>{501};
+  EXPECT_TRUE(forward) << "it computes microbatch 1 before it goes";
+  EXPECT_FALSE(relay.drained());
+}
+
 }  // namespace
 }  // namespace gwtf::train
