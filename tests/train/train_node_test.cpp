@@ -507,6 +507,19 @@ TEST(TrainNodeRedo, ALastHopDeadAfterItsStageSteppedIsRedoneUnlessTheOwnerHasThe
   EXPECT_EQ(redone(true), "not redone");
 }
 
+// The relay's one queued forward fails (NaN/Inf), and its retry fails again; false when there is not one to fail.
+bool fail_forward_twice(TrainNode& relay, Output& out) {
+  for (int failure = 0; failure < 2; ++failure) {
+    std::vector<ComputeTask> forwards;
+    for (const auto& t : out.compute)
+      if (t.kind == ComputeKind::kForward) forwards.push_back(t);
+    if (forwards.size() != 1) return false;
+    out.clear();
+    relay.step(Finished{ComputeDone{forwards[0].id, 0, 0, false, {}}}, 2, out);
+  }
+  return true;
+}
+
 // Work failing twice here goes back to its sender — unless no sender lives: the path before it counts on this
 // node holding the microbatch and would never redo it, so it is retried here (soak seed 386197: given back to a
 // dead sender, the microbatch was lost and its stage waited forever).
@@ -517,14 +530,7 @@ TEST(TrainNodeInput, WorkFailingTwiceWithItsSenderDeadIsRetriedHere) {
     out.clear();
     relay.step(Receive{Message{10, 20, 5, Activation{0, 0, 500, {}, false}}}, 1, out);
     if (sender_dies) relay.step(PeerDown{10}, 1, out);
-    for (int failure = 0; failure < 2; ++failure) {
-      std::vector<ComputeTask> forwards;
-      for (const auto& t : out.compute)
-        if (t.kind == ComputeKind::kForward) forwards.push_back(t);
-      if (forwards.size() != 1) return std::string("no forward to fail");
-      out.clear();
-      relay.step(Finished{ComputeDone{forwards[0].id, 0, 0, false, {}}}, 2, out);
-    }
+    if (!fail_forward_twice(relay, out)) return std::string("no forward to fail");
     for (const auto& m : out.send)
       if (const auto* b = std::get_if<Busy>(&m.body); b && b->refused) return "given back to " + std::to_string(m.to);
     for (const auto& t : out.compute)
@@ -546,14 +552,7 @@ TEST(TrainNodeInput, WorkGivenBackToASenderThatDiesUnacknowledgedIsTakenBack) {
     TrainNode relay = node_at(20, 2, 2, {{1, 0}, {10, 1}, {11, 1}, {21, 2}}, out);
     out.clear();
     relay.step(Receive{Message{10, 20, 5, Activation{0, 0, 500, {}, false}}}, 1, out);
-    for (int failure = 0; failure < 2; ++failure) {
-      std::vector<ComputeTask> forwards;
-      for (const auto& t : out.compute)
-        if (t.kind == ComputeKind::kForward) forwards.push_back(t);
-      if (forwards.size() != 1) return std::string("no forward to fail");
-      out.clear();
-      relay.step(Finished{ComputeDone{forwards[0].id, 0, 0, false, {}}}, 2, out);
-    }
+    if (!fail_forward_twice(relay, out)) return std::string("no forward to fail");
     uint64_t busy = 0;
     for (const auto& m : out.send)
       if (const auto* b = std::get_if<Busy>(&m.body); b && b->refused && m.to == 10) busy = m.seq;
