@@ -240,10 +240,10 @@ for case in "${CASES[@]}"; do
       fi
       # Host r measured the throttle: its estimate of the link's bandwidth (host r's link_cost events) fell to at most
       # 1 MB/s, four times the throttle's 2 Mbit/s (a single throttled sample brings it there: it is smoothed as
-      # seconds per byte, flow::LinkBandwidth), from at least four times that before where an event noted it (one is
-      # noted only when the cost moved by a quarter); and the link's cost rose. How far the cost rises depends on how
-      # many samples came before the flows moved away and on the compute term, which a loaded machine inflates: 2.3x
-      # from one sample was measured under load.
+      # seconds per byte, flow::LinkBandwidth; an unthrottled link reads several MB/s even under load), from more
+      # where an event noted it before (one is noted only when the cost moved by a quarter); and the link's cost
+      # rose. How far the cost rises depends on how many samples came before the flows moved away and on the compute
+      # term, which a loaded machine inflates: 2.3x from one sample was measured under load.
       link() { grep '"event":"link_cost"' | grep "\"peer\":$slow_id[,}]" | grep -o "\"$1\":[0-9.e+-]*" | cut -d: -f2; }
       bw_before=$(head -n $((from_line - 1)) "$h" | link bandwidth_out_Bps | tail -1)
       bw_after=$(tail -n +"$from_line" "$h" | link bandwidth_out_Bps | sort -g | head -1)
@@ -251,7 +251,7 @@ for case in "${CASES[@]}"; do
       after=$(tail -n +"$from_line" "$h" | link cost_s | sort -g | tail -1)
       if [[ -n $bw_after && -n $before && -n $after ]] &&
         awk -v b="${bw_before:-0}" -v a="$bw_after" -v cb="$before" -v ca="$after" \
-          'BEGIN { exit !(a <= 1e6 && (b == 0 || b >= 4 * a) && ca > cb) }'; then
+          'BEGIN { exit !(a <= 1e6 && (b == 0 || b > a) && ca > cb) }'; then
         echo "ok ($case): host $r measured the throttled link's bandwidth fall from ${bw_before:-unnoted} to" \
           "$bw_after B/s, its cost rise from $before s to $after s"
       else
