@@ -542,6 +542,9 @@ void TrainNode::take_back_if_untaken(Output& out) {
       t.replay = t.replay || t.iter < stepped_;  // our stage stepped meanwhile: on the old weights, adding nothing
       out.events.push_back({EventKind::kTakenBack, t.iter, t.mb, id_});
       queue(t);
+      // Our next hop may have died while the microbatch was not ours: its redo was left out then (soak seed
+      // 1055771: the stage after ours lost its part for good).
+      if (st.to && !alive(st.to)) redo(t.iter, t.mb, st, st.to, out);
     } else {
       release(h->st, out);
     }

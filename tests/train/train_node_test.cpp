@@ -572,6 +572,37 @@ TEST(TrainNodeInput, WorkGivenBackToASenderThatDiesUnacknowledgedIsTakenBack) {
   EXPECT_EQ(after_sender_dies(true), "released");
 }
 
+// A microbatch given back is nobody's here until taken back: a next hop that died meanwhile had its redo left out,
+// so taking the microbatch back redoes it (soak seed 1055771: the next stage lost its part for good).
+TEST(TrainNodeInput, AMicrobatchTakenBackIsRedoneForANextHopThatDiedMeanwhile) {
+  Output out;
+  TrainNode relay = stage1_node(10, {{1, 0}, {2, 0}, {20, 2}, {21, 2}}, out);
+  const NodeId first = forward_to(relay, 1, 0, 1, 1);
+  ASSERT_TRUE(first == 20 || first == 21);
+  const NodeId other = first == 20 ? 21 : 20;
+  out.clear();
+  relay.step(Receive{Message{first, 10, 50, Gradient{0, 0, 700}}}, 2, out);
+  for (int failure = 0; failure < 2; ++failure) {
+    std::vector<ComputeTask> backwards;
+    for (const auto& t : out.compute)
+      if (t.kind == ComputeKind::kBackward) backwards.push_back(t);
+    ASSERT_EQ(backwards.size(), 1u);
+    out.clear();
+    relay.step(Finished{ComputeDone{backwards[0].id, 0, 0, false, {}}}, 3, out);
+  }
+  auto redone_to = [&] {
+    for (const auto& m : out.send)
+      if (std::holds_alternative<Activation>(m.body)) return m.to;
+    return NodeId{0};
+  };
+  out.clear();
+  relay.step(PeerDown{first}, 4, out);
+  EXPECT_EQ(redone_to(), 0u) << "given back: not ours to redo";
+  out.clear();
+  relay.step(PeerDown{1}, 5, out);  // the sender died before taking it: ours again
+  EXPECT_EQ(redone_to(), other);
+}
+
 // A relay whose next hop died after the hop's stage applied the iteration (a member said so: StepApplied) redoes
 // nothing while a member that said so lives — the step sums the dead hop's part, and every later leader adopts it
 // from that member; the redo's replay on the stage's old weights was most of the waste beyond the crashes' own

@@ -132,9 +132,11 @@ TEST(TrainSoak, SeedsThatOnceStalledOnADoubleContributionFinish) {
 //        its sender, which had died before the relay knew: the Busy was lost with it, and the path before counted
 //        on the relay. A relay now keeps what it gave back until a sender acknowledges, and takes it back when
 //        every sender it went to dies first.
+//  1055771: ... and its next hop died while the microbatch was given back: that death's redo was left out, and
+//        the next stage lost its part. Taking a microbatch back redoes it for a next hop dead meanwhile.
 TEST(TrainSoak, SeedsFoundWithLeavesAndBudgetsFinish) {
   for (uint64_t seed : {2429, 63767, 26304, 83450, 116925, 360061, 137241, 192141, 386197, 92064, 574310, 645766,
-                        671905, 774562}) {
+                        671905, 774562, 1055771}) {
     const auto r = soak_run(seed);
     EXPECT_TRUE(r.finished) << "seed " << seed << ": " << r.stall;
     for (const auto& v : r.violations) ADD_FAILURE() << "seed " << seed << ": " << v;
