@@ -475,8 +475,8 @@ bool TrainNode::turned_away(NodeId from, uint64_t seq, const Activation& a, Outp
 // Our work on a microbatch failed twice (its forward or backward; a holder's end part), or every replica of the
 // next stage refused our output: we forget it (nothing of it is in our sum; a relay keeps its buffers until a
 // sender acknowledges, see HandedBack) and the sender gives it to another replica of our stage, avoiding us for a
-// while. A backward given back is recomputed there with
-// the rest of the path as its route: the next stage answers from its cache, nothing else is redone.
+// while. A backward given back is recomputed there with the rest of the path as its route: the next stage answers
+// from its cache, nothing else is redone.
 void TrainNode::give_back(Iter i, Mb mb, bool end, Output& out, const ComputeTask& retry) {
   auto& it = iters_[i];
   auto f = it.mbs.find(mb);
