@@ -162,7 +162,8 @@ int ResultsCommand::execute() const {
           "relay's microbatch survived the relay's crash once some seconds had passed since its backward — an "
           "optimistic bound for any design that makes a replica's gradient contributions durable elsewhere during "
           "the iteration (deposits cost nothing here). A relay stage's gradient of the 500M preset (238 MB) takes "
-          "0.95 s through a 2 Gbit/s interface, the cities table's fastest link. docs/simulator.md explains it.\n\n| scenario | wasted |";
+          "0.95 s through a 2 Gbit/s interface, the cities table's fastest link. docs/simulator.md explains it.\n\n"
+          "| scenario | wasted |";
     std::vector<std::string> order(delays.begin(), delays.end());
     auto seconds = [](const std::string& m) { return std::stod(m.substr(kDurablePrefix.size())); };
     std::sort(order.begin(), order.end(), [&](const auto& a, const auto& b) { return seconds(a) < seconds(b); });

@@ -507,15 +507,16 @@ TEST(TrainNodeRedo, ALastHopDeadAfterItsStageSteppedIsRedoneUnlessTheOwnerHasThe
   EXPECT_EQ(redone(true), "not redone");
 }
 
-// The relay's one queued forward fails (NaN/Inf), and its retry fails again; false when there is not one to fail.
-bool fail_forward_twice(TrainNode& relay, Output& out) {
+// The relay's one started task of `kind` fails (NaN/Inf), and its retry fails again; false when there is not one
+// to fail.
+bool fail_twice(TrainNode& relay, Output& out, ComputeKind kind = ComputeKind::kForward) {
   for (int failure = 0; failure < 2; ++failure) {
-    std::vector<ComputeTask> forwards;
+    std::vector<ComputeTask> started;
     for (const auto& t : out.compute)
-      if (t.kind == ComputeKind::kForward) forwards.push_back(t);
-    if (forwards.size() != 1) return false;
+      if (t.kind == kind) started.push_back(t);
+    if (started.size() != 1) return false;
     out.clear();
-    relay.step(Finished{ComputeDone{forwards[0].id, 0, 0, false, {}}}, 2, out);
+    relay.step(Finished{ComputeDone{started[0].id, 0, 0, false, {}}}, 2, out);
   }
   return true;
 }
@@ -530,7 +531,7 @@ TEST(TrainNodeInput, WorkFailingTwiceWithItsSenderDeadIsRetriedHere) {
     out.clear();
     relay.step(Receive{Message{10, 20, 5, Activation{0, 0, 500, {}, false}}}, 1, out);
     if (sender_dies) relay.step(PeerDown{10}, 1, out);
-    if (!fail_forward_twice(relay, out)) return std::string("no forward to fail");
+    if (!fail_twice(relay, out)) return std::string("no forward to fail");
     for (const auto& m : out.send)
       if (const auto* b = std::get_if<Busy>(&m.body); b && b->refused) return "given back to " + std::to_string(m.to);
     for (const auto& t : out.compute)
@@ -552,7 +553,7 @@ TEST(TrainNodeInput, WorkGivenBackToASenderThatDiesUnacknowledgedIsTakenBack) {
     TrainNode relay = node_at(20, 2, 2, {{1, 0}, {10, 1}, {11, 1}, {21, 2}}, out);
     out.clear();
     relay.step(Receive{Message{10, 20, 5, Activation{0, 0, 500, {}, false}}}, 1, out);
-    if (!fail_forward_twice(relay, out)) return std::string("no forward to fail");
+    if (!fail_twice(relay, out)) return std::string("no forward to fail");
     uint64_t busy = 0;
     for (const auto& m : out.send)
       if (const auto* b = std::get_if<Busy>(&m.body); b && b->refused && m.to == 10) busy = m.seq;
@@ -582,14 +583,7 @@ TEST(TrainNodeInput, AMicrobatchTakenBackIsRedoneForANextHopThatDiedMeanwhile) {
   const NodeId other = first == 20 ? 21 : 20;
   out.clear();
   relay.step(Receive{Message{first, 10, 50, Gradient{0, 0, 700}}}, 2, out);
-  for (int failure = 0; failure < 2; ++failure) {
-    std::vector<ComputeTask> backwards;
-    for (const auto& t : out.compute)
-      if (t.kind == ComputeKind::kBackward) backwards.push_back(t);
-    ASSERT_EQ(backwards.size(), 1u);
-    out.clear();
-    relay.step(Finished{ComputeDone{backwards[0].id, 0, 0, false, {}}}, 3, out);
-  }
+  ASSERT_TRUE(fail_twice(relay, out, ComputeKind::kBackward));
   auto redone_to = [&] {
     for (const auto& m : out.send)
       if (std::holds_alternative<Activation>(m.body)) return m.to;
